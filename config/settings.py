@@ -1,0 +1,106 @@
+"""Runtime settings, read once from ``FINPULSE_*`` environment variables.
+
+Build one :class:`Settings` in ``main()`` and pass it down; nothing reads the
+environment at import time.
+
+>>> s = Settings(broker_url="kafka://127.0.0.1:9092")
+>>> s.broker_url
+'kafka://127.0.0.1:9092'
+>>> s.clickhouse_password  # secrets never print in clear
+SecretStr('')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class Settings(BaseSettings):
+    """Every knob of a finpulse process; frozen once built."""
+
+    model_config = SettingsConfigDict(env_prefix="FINPULSE_", frozen=True, extra="forbid")
+
+    app_id: str = "finpulse"
+
+    # --- Kafka -------------------------------------------------------------------------------
+    broker_url: str = Field(
+        "kafka://127.0.0.1:19092", description="Faust broker URL(s), e.g. kafka://h1:9092;h2:9092"
+    )
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    topic_partitions: int = Field(4, ge=1, description="partitions of every finpulse topic")
+    topic_replication: int = Field(1, ge=1)
+    # Real Kafka rejects sessions under group.min.session.timeout.ms (6 s by default);
+    # the local stack (Tansu) wants short ones, see config.local_stack.
+    broker_session_timeout_s: float = Field(10.0, gt=0)
+    broker_heartbeat_interval_s: float = Field(3.0, gt=0)
+    broker_rebalance_timeout_s: float = Field(60.0, gt=0)
+
+    # --- stream processing ---------------------------------------------------------------------
+    stream_batch_max: int = Field(2000, ge=1, description="events per processing batch")
+    stream_batch_within_s: float = Field(0.1, gt=0, description="max wait to fill a batch")
+    max_event_bytes: int = Field(65536, ge=256, description="larger payloads are dead-lettered")
+    web_port: int = Field(6066, ge=0, le=65535, description="Faust web server port")
+
+    # --- ClickHouse -------------------------------------------------------------------------
+    clickhouse_url: str = "http://127.0.0.1:18123"
+    clickhouse_user: str = "default"
+    clickhouse_password: SecretStr = SecretStr("")
+    clickhouse_database: str = Field("finpulse", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    raw_ttl_days: int = Field(90, ge=1, description="retention of raw event tables")
+    rollup_ttl_days: int = Field(730, ge=1, description="retention of rollup tables")
+    sink_max_rows: int = Field(10000, ge=1, description="rows per ClickHouse insert")
+    sink_retry_initial_s: float = Field(0.2, gt=0)
+    sink_retry_max_s: float = Field(5.0, gt=0)
+
+    # --- local embedded stack (make demo, tests) ------------------------------------------------
+    data_dir: Path = Path(".finpulse")
+    local_broker_port: int = Field(19092, ge=1, le=65535)
+    local_clickhouse_http_port: int = Field(18123, ge=1, le=65535)
+    local_clickhouse_tcp_port: int = Field(19000, ge=1, le=65535)
+
+    @property
+    def broker_bootstrap(self) -> list[str]:
+        """``host:port`` list for kafka-python, from the Faust URL.
+
+        >>> Settings(broker_url="kafka://a:1;b:2").broker_bootstrap
+        ['a:1', 'b:2']
+        """
+        return [part.split("://", 1)[-1] for part in self.broker_url.split(";") if part]
+
+    def kafka_client_kwargs(self) -> dict[str, object]:
+        """Security keyword arguments shared by kafka-python clients."""
+        kwargs: dict[str, object] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol.startswith("SASL"):
+            kwargs["sasl_mechanism"] = self.kafka_sasl_mechanism
+            kwargs["sasl_plain_username"] = self.kafka_sasl_username
+            pw = self.kafka_sasl_password
+            kwargs["sasl_plain_password"] = pw.get_secret_value() if pw else None
+        if self.kafka_ssl_cafile is not None:
+            kwargs["ssl_cafile"] = str(self.kafka_ssl_cafile)
+        return kwargs
+
+
+def local_stack_settings(**overrides: object) -> Settings:
+    """Settings tuned for the local Tansu broker: short group timeouts (INFRA.md).
+
+    >>> local_stack_settings().broker_session_timeout_s
+    2.0
+    """
+    values: dict[str, object] = {
+        "broker_session_timeout_s": 2.0,
+        "broker_heartbeat_interval_s": 0.5,
+        "broker_rebalance_timeout_s": 5.0,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]

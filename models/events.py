@@ -1,0 +1,205 @@
+"""The event contract of DESIGN.md as strict pydantic models.
+
+Field names are a contract with upstream producers. Every model forbids unknown
+fields (a typo in an optional field must not vanish silently), rejects NaN and
+infinity, and requires timezone-aware RFC 3339 timestamps.
+
+>>> t = Transaction.model_validate_json(
+...     '{"event_id": "t-1", "ts": "2026-01-05T10:00:00+00:00", "customer_id": "c-1",'
+...     ' "customer_type": "individual", "segment": "retail", "account_id": "a-1",'
+...     ' "amount": 12.5, "currency": "CNY", "direction": "debit",'
+...     ' "txn_type": "card_payment", "channel": "pos"}'
+... )
+>>> (t.amount, t.schema_version)
+(Decimal('12.5'), 1)
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+# Timestamps outside this range are not plausible event times (catches epoch-0 and
+# year-9999 sentinels that upstream systems emit by mistake).
+TS_MIN = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
+TS_MAX = datetime.fromisoformat("2100-01-01T00:00:00+00:00")
+# Amounts above this are treated as absurd input, not as a very large payment.
+AMOUNT_MAX = Decimal("1e12")
+
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+Id = Annotated[str, Field(min_length=1, max_length=128)]
+OptionalId = Annotated[str | None, Field(default=None, min_length=1, max_length=128)]
+
+
+class CustomerType(StrEnum):
+    INDIVIDUAL = "individual"
+    INSTITUTION = "institution"
+
+
+class Segment(StrEnum):
+    RETAIL = "retail"
+    PRIVATE = "private"
+    SME = "sme"
+    CORPORATE = "corporate"
+    GOVERNMENT = "government"
+    NONPROFIT = "nonprofit"
+
+
+class Direction(StrEnum):
+    DEBIT = "debit"
+    CREDIT = "credit"
+
+
+class TxnType(StrEnum):
+    TRANSFER = "transfer"
+    CASH_WITHDRAWAL = "cash_withdrawal"
+    CASH_DEPOSIT = "cash_deposit"
+    CARD_PAYMENT = "card_payment"
+    BILL_PAYMENT = "bill_payment"
+    SECURITIES_TRADE = "securities_trade"
+    FX = "fx"
+
+
+class TxnChannel(StrEnum):
+    APP = "app"
+    WEB = "web"
+    BRANCH = "branch"
+    ATM = "atm"
+    POS = "pos"
+    CALL_CENTER = "call_center"
+    API = "api"
+
+
+class ServiceChannel(StrEnum):
+    APP = "app"
+    WEB = "web"
+    BRANCH = "branch"
+    CALL_CENTER = "call_center"
+    CHAT = "chat"
+    EMAIL = "email"
+
+
+class InteractionType(StrEnum):
+    INQUIRY = "inquiry"
+    COMPLAINT = "complaint"
+    TRANSACTION_SUPPORT = "transaction_support"
+    ACCOUNT_SERVICE = "account_service"
+    ADVISORY = "advisory"
+
+
+class FeedbackKind(StrEnum):
+    FRAUD_CONFIRMED = "fraud_confirmed"
+    FRAUD_CLEARED = "fraud_cleared"
+    CSAT_SURVEY = "csat_survey"
+    COMPLAINT_CLOSED = "complaint_closed"
+
+
+class _Event(BaseModel):
+    """Shared config and fields: strict types, no unknown fields, no NaN."""
+
+    model_config = ConfigDict(
+        strict=True, extra="forbid", frozen=True, allow_inf_nan=False, use_enum_values=False
+    )
+
+    event_id: Id
+    ts: AwareDatetime
+    customer_id: Id
+
+    @field_validator("ts")
+    @classmethod
+    def _plausible_ts(cls, value: datetime) -> datetime:
+        if not TS_MIN <= value < TS_MAX:
+            raise ValueError(f"timestamp {value.isoformat()} outside {TS_MIN.year}..{TS_MAX.year}")
+        return value
+
+
+class Transaction(_Event):
+    """One posted transaction on ``finpulse.transactions``."""
+
+    customer_type: CustomerType
+    segment: Segment
+    account_id: Id
+    # Strict mode would refuse JSON numbers for Decimal; amounts come as JSON numbers.
+    amount: Annotated[Decimal, Field(gt=0, le=AMOUNT_MAX, strict=False, decimal_places=6)]
+    currency: Annotated[str, Field(pattern=_CURRENCY.pattern)]
+    direction: Direction
+    txn_type: TxnType
+    channel: TxnChannel
+    counterparty_id: OptionalId = None
+    counterparty_country: Annotated[str | None, Field(default=None, pattern=_COUNTRY.pattern)] = (
+        None
+    )
+    cross_border: bool | None = None
+    merchant_category: Annotated[str | None, Field(default=None, max_length=64)] = None
+    device_id: OptionalId = None
+    ip_country: Annotated[str | None, Field(default=None, pattern=_COUNTRY.pattern)] = None
+    schema_version: Annotated[int, Field(ge=1, le=1)] = 1
+
+
+class Interaction(_Event):
+    """One customer-service contact on ``finpulse.interactions``."""
+
+    customer_type: CustomerType
+    segment: Segment
+    channel: ServiceChannel
+    interaction_type: InteractionType
+    wait_seconds: Annotated[float, Field(ge=0, le=7 * 86400)]
+    handle_seconds: Annotated[float, Field(ge=0, le=7 * 86400)]
+    resolved: bool
+    first_contact_resolution: bool | None = None
+    transfers: Annotated[int | None, Field(default=None, ge=0, le=1000)] = None
+    agent_id: OptionalId = None
+    sentiment: Annotated[float | None, Field(default=None, ge=-1, le=1)] = None
+    complaint_id: OptionalId = None
+    ref_event_id: OptionalId = None
+    schema_version: Annotated[int, Field(ge=1, le=1)] = 1
+
+
+class Feedback(_Event):
+    """A delayed label on ``finpulse.feedback`` for an earlier event."""
+
+    kind: FeedbackKind
+    ref_event_id: Id
+    value: Annotated[float | None, Field(default=None, ge=1, le=5)] = None
+
+    @field_validator("value")
+    @classmethod
+    def _whole_csat(cls, value: float | None) -> float | None:
+        if value is not None and value != int(value):
+            raise ValueError("CSAT value must be a whole number 1-5")
+        return value
+
+
+class DeadLetter(BaseModel):
+    """An input that could not be processed, with everything needed to replay it.
+
+    ``id`` is derived from (topic, partition, offset), so a re-delivered bad
+    message produces the same dead letter and is counted once.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(description="sha1 of topic/partition/offset, stable across re-delivery")
+    ingested_at: AwareDatetime
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    error_type: str = Field(description="machine-readable class, e.g. invalid_json")
+    error: str = Field(description="human-readable reason, names the offending fields")
+    raw_size: int = Field(description="payload size in bytes")
+    raw_b64: str = Field(description="the payload, base64 (truncated to the size limit)")
+
+
+EVENT_MODELS: dict[str, type[BaseModel]] = {
+    "transaction": Transaction,
+    "interaction": Interaction,
+    "feedback": Feedback,
+    "deadletter": DeadLetter,
+}

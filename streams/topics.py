@@ -1,0 +1,78 @@
+"""Topic names (the contract) and idempotent topic creation.
+
+>>> TRANSACTIONS, DEADLETTER
+('finpulse.transactions', 'finpulse.deadletter')
+>>> INPUT_TOPICS[FEEDBACK]
+'feedback'
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from config.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TRANSACTIONS = "finpulse.transactions"
+INTERACTIONS = "finpulse.interactions"
+FEEDBACK = "finpulse.feedback"
+ALERTS = "finpulse.alerts"
+DEADLETTER = "finpulse.deadletter"
+
+# input topic -> event kind (the key of models.events.EVENT_MODELS)
+INPUT_TOPICS: dict[str, str] = {
+    TRANSACTIONS: "transaction",
+    INTERACTIONS: "interaction",
+    FEEDBACK: "feedback",
+}
+OUTPUT_TOPICS: tuple[str, ...] = (ALERTS, DEADLETTER)
+ALL_TOPICS: tuple[str, ...] = (*INPUT_TOPICS, *OUTPUT_TOPICS)
+
+
+def create_topics(settings: Settings, names: Iterable[str] = ALL_TOPICS) -> dict[str, str]:
+    """Create each topic with ``settings.topic_partitions`` partitions; existing ones are kept.
+
+    Returns ``{topic: "created" | "exists"}``. Raises if an existing topic has a different
+    partition count, since Faust would then fail with ``PartitionsMismatch``.
+    """
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.broker_bootstrap,
+        client_id=f"{settings.app_id}-admin",
+        **settings.kafka_client_kwargs(),
+    )
+    try:
+        wanted = list(names)
+        existing = set(admin.list_topics())
+        result: dict[str, str] = {}
+        missing = [n for n in wanted if n not in existing]
+        for name in missing:
+            topic = NewTopic(name, settings.topic_partitions, settings.topic_replication)
+            try:
+                admin.create_topics([topic])
+                result[name] = "created"
+            except TopicAlreadyExistsError:  # raced with another creator
+                result[name] = "exists"
+        for name in wanted:
+            result.setdefault(name, "exists")
+        _check_partitions(admin, [n for n in wanted if result[n] == "exists"], settings)
+        log.info("topics: %s", result)
+        return result
+    finally:
+        admin.close()
+
+
+def _check_partitions(admin: object, names: list[str], settings: Settings) -> None:
+    if not names:
+        return
+    for meta in admin.describe_topics(names):  # type: ignore[attr-defined]
+        count = len(meta.get("partitions") or [])
+        if count != settings.topic_partitions:
+            raise RuntimeError(
+                f"topic {meta['topic']} has {count} partitions, settings want "
+                f"{settings.topic_partitions} (FINPULSE_TOPIC_PARTITIONS)"
+            )
