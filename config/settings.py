@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     stream_batch_within_s: float = Field(0.1, gt=0, description="max wait to fill a batch")
     max_event_bytes: int = Field(65536, ge=256, description="larger payloads are dead-lettered")
     web_port: int = Field(6066, ge=0, le=65535, description="Faust web server port")
+    stats_path: Path | None = Field(None, description="worker writes its counters here (JSON)")
+    stats_interval_s: float = Field(1.0, gt=0)
 
     # --- ClickHouse -------------------------------------------------------------------------
     clickhouse_url: str = "http://127.0.0.1:18123"

@@ -96,7 +96,7 @@ open("config.xml", "w").write(sys.argv[1])
 chdb._chdb.query(
     "SYSTEM START LISTEN HTTP; SYSTEM START LISTEN TCP; "
     "SELECT max(sleepEachRow(1)) FROM system.numbers SETTINGS max_block_size=1",
-    "CSV", path=sys.argv[2])
+    "TabSeparated", path=sys.argv[2])
 """
 
 
@@ -131,7 +131,17 @@ class LocalStack:
         log.info("started %s pid=%d (log %s)", name, proc.pid, log_path)
         return proc
 
+    def _require_free(self, port: int, name: str) -> None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.3):
+                pass
+        except OSError:
+            return
+        raise StackError(f"port {port} for {name} is already in use (another stack running? "
+                         f"try `finpulse services down` with the same FINPULSE_DATA_DIR)")
+
     def start_broker(self, timeout_s: float = 20.0) -> None:
+        self._require_free(self.broker_port, "the broker")
         url = f"tcp://127.0.0.1:{self.broker_port}"
         argv = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
                 "--storage-engine", self.broker_storage]
@@ -140,6 +150,8 @@ class LocalStack:
         self._write_pids()
 
     def start_clickhouse(self, timeout_s: float = 60.0) -> None:
+        self._require_free(self.http_port, "ClickHouse HTTP")
+        self._require_free(self.tcp_port, "ClickHouse TCP")
         home = self.root / "clickhouse"
         home.mkdir(parents=True, exist_ok=True)
         config = _CLICKHOUSE_CONFIG.format(http_port=self.http_port, tcp_port=self.tcp_port)

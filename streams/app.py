@@ -1,0 +1,111 @@
+"""The Faust app factory: ``build_app(settings)`` returns a configured app with its agents.
+
+Nothing is created at import; tests build their own app per test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+
+from config.settings import Settings
+from streams.decode import RawRecord
+from streams.pipeline import Outgoing
+from streams.runtime import Runtime
+from streams.topics import INPUT_TOPICS
+
+log = logging.getLogger(__name__)
+
+
+def broker_credentials(settings: Settings) -> Any:
+    """Faust credentials for TLS and/or SASL, or ``None`` for PLAINTEXT."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        context = ssl.create_default_context(cafile=cafile)
+    if protocol.startswith("SASL"):
+        password = settings.kafka_sasl_password
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=password.get_secret_value() if password else None,
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context)
+
+
+def build_app(settings: Settings) -> faust.App:
+    """A Faust app consuming the three input topics (at-least-once, batched).
+
+    >>> app = build_app(Settings())
+    >>> sorted(a.split(".")[-1] for a in app.agents)
+    ['feedback', 'interaction', 'transaction']
+    """
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker_url,
+        broker_credentials=broker_credentials(settings),
+        value_serializer="raw",
+        key_serializer="raw",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
+        broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
+        producer_acks=-1,
+        web_port=settings.web_port,
+        web_bind="127.0.0.1",
+        web_enabled=False,
+        store="memory://",
+        table_cleanup_interval=30.0,
+    )
+
+    async def publish(messages: Sequence[Outgoing]) -> None:
+        pending = [await app.producer.send(m.topic, m.key, m.value, None, None, None)
+                   for m in messages]
+        await asyncio.gather(*pending)
+
+    runtime = Runtime(settings, publish)
+    app.finpulse_runtime = runtime  # type: ignore[attr-defined]
+    for topic_name, kind in INPUT_TOPICS.items():
+        _add_ingest_agent(app, settings, runtime, topic_name, kind)
+
+    @app.on_before_shutdown.connect
+    async def _close(app: faust.App, **_: Any) -> None:
+        if settings.stats_path is not None:
+            runtime.write_stats(settings.stats_path)
+        await runtime.close()
+
+    if settings.stats_path is not None:
+        stats_path = settings.stats_path
+
+        @app.timer(settings.stats_interval_s, name="finpulse.stats")
+        async def _write_stats() -> None:
+            runtime.write_stats(stats_path)
+
+    return app
+
+
+def _add_ingest_agent(app: faust.App, settings: Settings, runtime: Runtime,
+                      topic_name: str, kind: str) -> None:
+    topic = app.topic(topic_name, value_serializer="raw", key_serializer="raw",
+                      partitions=settings.topic_partitions)
+
+    async def ingest(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.stream_batch_max,
+                                               within=settings.stream_batch_within_s):
+            records = [RawRecord(e.message.topic, e.message.partition, e.message.offset,
+                                 e.message.value, e.message.key) for e in events]
+            await runtime.handle(kind, records)
+
+    app.agent(topic, name=f"finpulse.ingest.{kind}")(ingest)

@@ -1,0 +1,132 @@
+"""The ``finpulse`` command line.
+
+Settings are built once here from ``FINPULSE_*`` variables and passed down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from config.settings import Settings
+
+log = logging.getLogger("finpulse")
+
+
+def _schema(settings: Settings, args: argparse.Namespace) -> int:
+    from models.events import EVENT_MODELS
+
+    names = [args.name] if args.name else list(EVENT_MODELS)
+    schemas = {n: EVENT_MODELS[n].model_json_schema() for n in names}
+    print(json.dumps(schemas if len(names) > 1 else schemas[names[0]], indent=2))
+    return 0
+
+
+def _topics(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.topics import create_topics
+
+    print(json.dumps(create_topics(settings)))
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from sinks.migrate import migrate
+
+    applied = migrate(settings)
+    print(json.dumps({"applied": applied}))
+    return 0
+
+
+def _services(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.local_stack import LocalStack, stop_recorded
+
+    if args.action == "down":
+        print(json.dumps({"stopped": stop_recorded(settings)}))
+        return 0
+    stack = LocalStack(settings)
+    stack.start()
+    print(json.dumps({"broker_url": stack.broker_url, "clickhouse_url": stack.clickhouse_url,
+                      "data_dir": str(stack.root)}))
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from faust.worker import Worker
+
+    from streams.app import build_app
+
+    app = build_app(settings)
+    worker = Worker(app, loglevel=args.loglevel, redirect_stdouts=False)
+    worker.execute_from_commandline()
+    return 0
+
+
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.simulator import run_simulation
+
+    stats = run_simulation(settings, seed=args.seed, rate=args.rate, duration_s=args.duration,
+                           truth_path=args.truth, speedup=args.speedup)
+    print(json.dumps(stats))
+    return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.demo import run_demo
+
+    summary = run_demo(settings, duration_s=args.duration, rate=args.rate, seed=args.seed,
+                       as_json=args.json)
+    return 0 if summary.get("ok") else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="finpulse", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    commands: dict[str, Callable[[Settings, argparse.Namespace], int]] = {}
+
+    def add(name: str, fn: Callable[[Settings, argparse.Namespace], int], help_: str
+            ) -> argparse.ArgumentParser:
+        commands[name] = fn
+        p = sub.add_parser(name, help=help_)
+        p.set_defaults(handler=fn)
+        return p
+
+    p = add("schema", _schema, "print the JSON Schemas of the events")
+    p.add_argument("name", nargs="?", choices=["transaction", "interaction", "feedback",
+                                                 "deadletter"])
+    p = add("topics", _topics, "create every topic with explicit partitions (idempotent)")
+    p.add_argument("action", choices=["create"])
+    add("migrate", _migrate, "create or upgrade the ClickHouse schema (idempotent)")
+    p = add("services", _services, "start/stop the local broker and ClickHouse")
+    p.add_argument("action", choices=["up", "down"])
+    p = add("worker", _worker, "run a stream-processing worker")
+    p.add_argument("--loglevel", default="warning")
+    p = add("simulate", _simulate, "produce simulated streams to the broker")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--rate", type=float, default=1000.0, help="events per second")
+    p.add_argument("--duration", type=float, default=30.0, help="seconds of real time")
+    p.add_argument("--speedup", type=float, default=60.0,
+                   help="simulated seconds per real second")
+    p.add_argument("--truth", type=Path, default=None, help="ground-truth JSONL file")
+    p = add("demo", _demo, "run the whole pipeline on the local stack for a bounded time")
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of simulation")
+    p.add_argument("--rate", type=float, default=1000.0, help="events per second")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="end with one JSON summary line")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    return int(args.handler(settings, args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

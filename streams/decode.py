@@ -1,0 +1,100 @@
+"""Raw Kafka records to validated events, or to dead letters with a readable reason.
+
+>>> rec = RawRecord("finpulse.feedback", 0, 7, b'{"event_id": 1}')
+>>> dl = decode("feedback", rec, max_bytes=1024)
+>>> dl.error_type, dl.error.split(";")[0]
+('invalid_fields', 'event_id: Input should be a valid string (got 1)')
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ValidationError
+
+from models.events import EVENT_MODELS, DeadLetter
+
+MAX_REPORTED_ERRORS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One message as read from the broker."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+    key: bytes | None = None
+
+
+def deadletter_id(topic: str, partition: int, offset: int) -> str:
+    """Stable id of the dead letter for one broker position.
+
+    >>> deadletter_id("t", 0, 1) == deadletter_id("t", 0, 1)
+    True
+    """
+    return hashlib.sha1(f"{topic}/{partition}/{offset}".encode()).hexdigest()
+
+
+def make_deadletter(record: RawRecord, error_type: str, error: str, max_bytes: int) -> DeadLetter:
+    """A dead letter for ``record``; the payload is kept (base64) up to ``max_bytes``."""
+    raw = record.value or b""
+    return DeadLetter(
+        id=deadletter_id(record.topic, record.partition, record.offset),
+        ingested_at=datetime.now(UTC),
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        error_type=error_type,
+        error=error,
+        raw_size=len(raw),
+        raw_b64=base64.b64encode(raw[:max_bytes]).decode("ascii"),
+    )
+
+
+def describe_validation(exc: ValidationError) -> tuple[str, str]:
+    """(error_type, readable text) for a pydantic error on a JSON payload."""
+    errors = exc.errors(include_url=False)
+    kinds = {e["type"] for e in errors}
+    if "json_invalid" in kinds:
+        msg = next(e["msg"] for e in errors if e["type"] == "json_invalid")
+        return "invalid_json", msg
+    if kinds & {"model_type", "model_attributes_type"}:
+        return "not_an_object", "payload must be a JSON object"
+    parts = []
+    for e in errors[:MAX_REPORTED_ERRORS]:
+        where = ".".join(str(p) for p in e["loc"]) or "payload"
+        got = "" if e["type"] == "missing" else f" (got {_short(e.get('input'))})"
+        parts.append(f"{where}: {e['msg']}{got}")
+    if len(errors) > MAX_REPORTED_ERRORS:
+        parts.append(f"... {len(errors) - MAX_REPORTED_ERRORS} more")
+    return "invalid_fields", "; ".join(parts)
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def decode(kind: str, record: RawRecord, max_bytes: int) -> BaseModel | DeadLetter:
+    """Parse and validate ``record`` as an event of ``kind``; never raises on bad input."""
+    value = record.value
+    if value is None or len(value) == 0:
+        return make_deadletter(record, "empty", "empty payload", max_bytes)
+    if len(value) > max_bytes:
+        return make_deadletter(record, "too_large",
+                               f"payload of {len(value)} bytes exceeds limit {max_bytes}", max_bytes)
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return make_deadletter(record, "not_utf8", f"payload is not UTF-8: {exc.reason} "
+                               f"at byte {exc.start}", max_bytes)
+    try:
+        return EVENT_MODELS[kind].model_validate_json(value)
+    except ValidationError as exc:
+        error_type, text = describe_validation(exc)
+        return make_deadletter(record, error_type, text, max_bytes)

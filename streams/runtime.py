@@ -1,0 +1,97 @@
+"""Delivers a batch's results: rows to ClickHouse, dead letters and alerts to topics.
+
+``Runtime.handle`` returns only after every row is stored and every message is
+acknowledged by the broker; the agent acknowledges its offsets after that, which
+makes delivery at-least-once. Re-deliveries are absorbed by idempotent writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from config.settings import Settings
+from sinks.base import Sink
+from sinks.clickhouse import ClickHouseSink
+from sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES, deadletter_row
+from streams.decode import RawRecord
+from streams.pipeline import BatchOutput, Outgoing, Pipeline
+from streams.topics import DEADLETTER
+
+log = logging.getLogger(__name__)
+
+Publisher = Callable[[Sequence[Outgoing]], Awaitable[None]]
+
+
+def deadletter_message(dl: object) -> Outgoing:
+    """The ``finpulse.deadletter`` message of a dead letter (key = its stable id)."""
+    payload = dl.model_dump(mode="json")  # type: ignore[attr-defined]
+    return Outgoing(DEADLETTER, payload["id"].encode(), json.dumps(payload).encode())
+
+
+class Runtime:
+    """Owns the pipeline and the sinks of one worker."""
+
+    def __init__(self, settings: Settings, publish: Publisher,
+                 sinks: dict[str, Sink] | None = None) -> None:
+        self.settings = settings
+        self.pipeline = Pipeline(settings)
+        self.publish = publish
+        self.sinks: dict[str, Sink] = sinks if sinks is not None else {
+            t.name: ClickHouseSink(settings, t.name, t.columns, t.id_column)
+            for t in (*EVENT_TABLES.values(), DEADLETTERS_TABLE)
+        }
+        self._started = False
+        self.processed = 0
+        self.deadlettered = 0
+
+    def setup(self) -> None:
+        if not self._started:
+            for sink in self.sinks.values():
+                sink.setup()
+            self._started = True
+
+    async def handle(self, kind: str, records: Sequence[RawRecord]) -> BatchOutput:
+        """Process one batch and deliver all of its results before returning."""
+        self.setup()
+        out = self.pipeline.process(kind, records)
+        await self.deliver(out)
+        self.processed += out.valid_count
+        self.deadlettered += len(out.deadletters)
+        if out.deadletters:
+            log.info("%d dead letters from %s, e.g. %s: %s", len(out.deadletters), kind,
+                     out.deadletters[0].error_type, out.deadletters[0].error[:200])
+        return out
+
+    async def deliver(self, out: BatchOutput) -> None:
+        rows = dict(out.rows)
+        messages = list(out.messages)
+        if out.deadletters:
+            rows[DEADLETTERS_TABLE.name] = [deadletter_row(d) for d in out.deadletters]
+            messages.extend(deadletter_message(d) for d in out.deadletters)
+        jobs = [self.sinks[table].write(batch) for table, batch in rows.items() if batch]
+        if messages:
+            jobs.append(self.publish(messages))
+        await asyncio.gather(*jobs)
+
+    def stats(self) -> dict[str, object]:
+        """Counters of this worker since it started (re-deliveries count again)."""
+        retries = sum(getattr(s, "retries", 0) for s in self.sinks.values())
+        return {"processed": self.processed, "deadletters": self.deadlettered,
+                "sink_retries": retries, "counts": dict(self.pipeline.counts)}
+
+    def write_stats(self, path: Path) -> None:
+        """Write :meth:`stats` as JSON atomically (tmp file + rename)."""
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**self.stats(), "pid": os.getpid(), "at": time.time()}))
+        os.replace(tmp, path)
+
+    async def close(self) -> None:
+        for sink in self.sinks.values():
+            await sink.flush()
+            await sink.close()

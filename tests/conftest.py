@@ -1,0 +1,131 @@
+"""Session fixtures: a real ClickHouse server and real Tansu brokers on free loopback ports.
+
+Integration tests fail (never skip) when a service cannot start: the fixtures raise.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.settings import Settings, local_stack_settings
+from sinks.clickhouse import count_rows, make_client
+from sinks.migrate import migrate
+from streams.local_stack import LocalStack, free_port
+from streams.topics import create_topics
+from streams.worker_process import WorkerProcess
+from tests.waiting import wait_for
+
+_db_ids = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """One real ClickHouse server for the session (databases keep tests apart)."""
+    root = tmp_path_factory.mktemp("clickhouse")
+    stack = LocalStack(Settings(data_dir=root, local_broker_port=free_port(),
+                                local_clickhouse_http_port=free_port(),
+                                local_clickhouse_tcp_port=free_port()))
+    stack.start_clickhouse()
+    yield stack
+    stack.stop()
+
+
+@dataclass
+class Env:
+    """A fresh broker, a fresh ClickHouse database and helpers to drive a worker."""
+
+    settings: Settings
+    broker: LocalStack
+    clickhouse: LocalStack
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def worker(self, name: str = "worker", **overrides: Any) -> WorkerProcess:
+        settings = self.settings.model_copy(update={"web_port": free_port(), **overrides})
+        w = WorkerProcess(settings, name=name)
+        self.workers.append(w)
+        return w.start()
+
+    def client(self) -> Any:
+        return make_client(self.settings)
+
+    def counts(self, *tables: str) -> dict[str, int]:
+        client = self.client()
+        try:
+            return count_rows(client, self.settings.clickhouse_database, tables)
+        finally:
+            client.close()
+
+    def produce(self, topic: str, values: list[bytes], keys: list[bytes | None] | None = None
+                ) -> None:
+        from kafka import KafkaProducer
+
+        producer = KafkaProducer(bootstrap_servers=self.settings.broker_bootstrap, acks="all",
+                                 linger_ms=5)
+        for i, value in enumerate(values):
+            producer.send(topic, value=value, key=keys[i] if keys else None)
+        producer.flush()
+        producer.close()
+
+    def consume(self, topic: str, count: int, timeout_s: float = 30.0) -> list[Any]:
+        """Read ``count`` messages of ``topic`` from the beginning (waits on the count)."""
+        from kafka import KafkaConsumer
+
+        consumer = KafkaConsumer(topic, bootstrap_servers=self.settings.broker_bootstrap,
+                                 auto_offset_reset="earliest", enable_auto_commit=False,
+                                 group_id=None, consumer_timeout_ms=500)
+        seen: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        try:
+            while len(seen) < count and time.monotonic() < deadline:
+                seen.extend(consumer)
+        finally:
+            consumer.close()
+        return seen
+
+    def row_count(self, table: str) -> int:
+        """Rows in ``table`` (FINAL), -1 while ClickHouse is unreachable; fails if a worker died."""
+        for w in self.workers:
+            if w.proc is not None and not w.alive():
+                raise AssertionError(f"worker died; log {w.log_path}:\n"
+                                     + w.log_path.read_text()[-3000:])
+        try:
+            return self.counts(table)[table]
+        except Exception:  # ClickHouse down during a fault test
+            return -1
+
+    def wait_rows(self, table: str, expected: int, timeout_s: float = 60.0) -> int:
+        """Wait until ``table`` (FINAL) holds at least ``expected`` rows; returns the count."""
+        wait_for(lambda: self.row_count(table) >= expected, timeout_s,
+                 f"{expected} rows in {table}")
+        return self.row_count(table)
+
+
+@pytest.fixture
+def env(clickhouse: LocalStack, tmp_path: Path) -> Iterator[Env]:
+    """A fresh Tansu broker (memory storage), topics created, a new migrated database."""
+    broker = LocalStack(Settings(data_dir=tmp_path, local_broker_port=free_port()))
+    broker.start_broker()
+    settings = local_stack_settings(
+        data_dir=tmp_path, broker_url=broker.broker_url, clickhouse_url=clickhouse.clickhouse_url,
+        clickhouse_database=f"test_{int(time.time())}_{next(_db_ids)}", topic_partitions=2,
+        stream_batch_within_s=0.05, sink_retry_max_s=1.0,
+    )
+    create_topics(settings)
+    migrate(settings)
+    e = Env(settings, broker, clickhouse)
+    yield e
+    for w in e.workers:
+        w.stop(timeout_s=10)
+    broker.stop()
+
+
+def loads(message: Any) -> dict[str, Any]:
+    return dict(json.loads(message.value))
