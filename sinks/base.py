@@ -94,6 +94,11 @@ class BatchingSink(Sink):
             except SinkUnavailable as exc:
                 self.retries += 1
                 delay = exc.retry_after if exc.retry_after is not None else backoff.next()
-                log.warning("%s unavailable (%s); retrying %d rows in %.1fs",
-                            type(self).__name__, exc, len(chunk), delay)
+                log.warning(
+                    "%s unavailable (%s); retrying %d rows in %.1fs",
+                    type(self).__name__,
+                    exc,
+                    len(chunk),
+                    delay,
+                )
                 await asyncio.sleep(delay)

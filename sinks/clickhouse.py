@@ -67,8 +67,9 @@ class ClickHouseSink(BatchingSink):
     def __init__(
         self, settings: Settings, table: str, columns: Sequence[str], id_column: str | None = None
     ) -> None:
-        super().__init__(settings.sink_max_rows, settings.sink_retry_initial_s,
-                         settings.sink_retry_max_s)
+        super().__init__(
+            settings.sink_max_rows, settings.sink_retry_initial_s, settings.sink_retry_max_s
+        )
         self.settings = settings
         self.table = table
         self.columns = list(columns)
@@ -95,8 +96,12 @@ class ClickHouseSink(BatchingSink):
         client = self._connect()
         token = dedup_token(self.table, [str(row[self.id_index]) for row in chunk])
         try:
-            client.insert(self.table, list(chunk), column_names=self.columns,
-                          settings={"insert_deduplication_token": token})
+            client.insert(
+                self.table,
+                list(chunk),
+                column_names=self.columns,
+                settings={"insert_deduplication_token": token},
+            )
         except Exception as exc:
             # Network errors and server errors alike: keep the rows and try again later.
             self._client = None
@@ -116,5 +121,7 @@ def _describe(exc: BaseException) -> str:
 
 def count_rows(client: Any, database: str, tables: Sequence[str]) -> dict[str, int]:
     """Exact row counts (``FINAL``: re-delivered events collapse) of ``tables``."""
-    return {t: int(client.query(f"SELECT count() FROM {database}.{t} FINAL").result_rows[0][0])
-            for t in tables}
+    return {
+        t: int(client.query(f"SELECT count() FROM {database}.{t} FINAL").result_rows[0][0])
+        for t in tables
+    }

@@ -69,16 +69,19 @@ def migrate(settings: Settings, client: Any = None) -> list[int]:
             "(version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
             "ENGINE = ReplacingMergeTree ORDER BY version"
         )
-        done = {row[0] for row in client.query(
-            f"SELECT version FROM {db}.schema_migrations FINAL").result_rows}
+        done = {
+            row[0]
+            for row in client.query(f"SELECT version FROM {db}.schema_migrations FINAL").result_rows
+        }
         applied = []
         for m in discover():
             if m.version in done:
                 continue
             for statement in m.statements(settings):
                 client.command(statement)
-            client.insert(f"{db}.schema_migrations", [(m.version, m.name)],
-                          column_names=["version", "name"])
+            client.insert(
+                f"{db}.schema_migrations", [(m.version, m.name)], column_names=["version", "name"]
+            )
             log.info("applied migration %04d_%s", m.version, m.name)
             applied.append(m.version)
         return applied

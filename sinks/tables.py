@@ -22,26 +22,86 @@ class Table:
 
 _POSITION = ("source_partition", "source_offset")
 
-TRANSACTIONS_TABLE = Table("transactions", (
-    "event_id", "ts", "customer_id", "customer_type", "segment", "account_id", "amount",
-    "currency", "direction", "txn_type", "channel", "counterparty_id", "counterparty_country",
-    "cross_border", "merchant_category", "device_id", "ip_country", "schema_version", *_POSITION,
-), "event_id")
+TRANSACTIONS_TABLE = Table(
+    "transactions",
+    (
+        "event_id",
+        "ts",
+        "customer_id",
+        "customer_type",
+        "segment",
+        "account_id",
+        "amount",
+        "currency",
+        "direction",
+        "txn_type",
+        "channel",
+        "counterparty_id",
+        "counterparty_country",
+        "cross_border",
+        "merchant_category",
+        "device_id",
+        "ip_country",
+        "schema_version",
+        *_POSITION,
+    ),
+    "event_id",
+)
 
-INTERACTIONS_TABLE = Table("interactions", (
-    "event_id", "ts", "customer_id", "customer_type", "segment", "channel", "interaction_type",
-    "wait_seconds", "handle_seconds", "resolved", "first_contact_resolution", "transfers",
-    "agent_id", "sentiment", "complaint_id", "ref_event_id", "schema_version", *_POSITION,
-), "event_id")
+INTERACTIONS_TABLE = Table(
+    "interactions",
+    (
+        "event_id",
+        "ts",
+        "customer_id",
+        "customer_type",
+        "segment",
+        "channel",
+        "interaction_type",
+        "wait_seconds",
+        "handle_seconds",
+        "resolved",
+        "first_contact_resolution",
+        "transfers",
+        "agent_id",
+        "sentiment",
+        "complaint_id",
+        "ref_event_id",
+        "schema_version",
+        *_POSITION,
+    ),
+    "event_id",
+)
 
-FEEDBACK_TABLE = Table("feedback", (
-    "event_id", "ts", "customer_id", "kind", "ref_event_id", "value", *_POSITION,
-), "event_id")
+FEEDBACK_TABLE = Table(
+    "feedback",
+    (
+        "event_id",
+        "ts",
+        "customer_id",
+        "kind",
+        "ref_event_id",
+        "value",
+        *_POSITION,
+    ),
+    "event_id",
+)
 
-DEADLETTERS_TABLE = Table("deadletters", (
-    "id", "ingested_at", "source_topic", "source_partition", "source_offset", "error_type",
-    "error", "raw_size", "raw_b64",
-), "id")
+DEADLETTERS_TABLE = Table(
+    "deadletters",
+    (
+        "id",
+        "ingested_at",
+        "source_topic",
+        "source_partition",
+        "source_offset",
+        "error_type",
+        "error",
+        "raw_size",
+        "raw_b64",
+    ),
+    "id",
+)
 
 EVENT_TABLES: dict[str, Table] = {
     "transaction": TRANSACTIONS_TABLE,

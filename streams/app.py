@@ -15,8 +15,9 @@ import faust
 
 from config.settings import Settings
 from streams.decode import RawRecord
-from streams.pipeline import Outgoing
+from streams.pipeline import Outgoing, Pipeline
 from streams.runtime import Runtime
+from streams.state import FaustTableState
 from streams.topics import INPUT_TOPICS
 
 log = logging.getLogger(__name__)
@@ -71,11 +72,26 @@ def build_app(settings: Settings) -> faust.App:
     )
 
     async def publish(messages: Sequence[Outgoing]) -> None:
-        pending = [await app.producer.send(m.topic, m.key, m.value, None, None, None)
-                   for m in messages]
+        pending = [
+            await app.producer.send(m.topic, m.key, m.value, None, None, None) for m in messages
+        ]
         await asyncio.gather(*pending)
 
-    runtime = Runtime(settings, publish)
+    tables: dict[str, FaustTableState] = {}
+
+    def faust_state(name: str) -> FaustTableState:
+        if name not in tables:
+            table = app.Table(
+                name,
+                default=None,
+                key_serializer="json",
+                value_serializer="json",
+                partitions=settings.topic_partitions,
+            )
+            tables[name] = FaustTableState(table)
+        return tables[name]
+
+    runtime = Runtime(settings, publish, pipeline=Pipeline(settings, state=faust_state))
     app.finpulse_runtime = runtime  # type: ignore[attr-defined]
     for topic_name, kind in INPUT_TOPICS.items():
         _add_ingest_agent(app, settings, runtime, topic_name, kind)
@@ -96,16 +112,31 @@ def build_app(settings: Settings) -> faust.App:
     return app
 
 
-def _add_ingest_agent(app: faust.App, settings: Settings, runtime: Runtime,
-                      topic_name: str, kind: str) -> None:
-    topic = app.topic(topic_name, value_serializer="raw", key_serializer="raw",
-                      partitions=settings.topic_partitions)
+def _add_ingest_agent(
+    app: faust.App, settings: Settings, runtime: Runtime, topic_name: str, kind: str
+) -> None:
+    topic = app.topic(
+        topic_name,
+        value_serializer="raw",
+        key_serializer="raw",
+        partitions=settings.topic_partitions,
+    )
 
     async def ingest(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.stream_batch_max,
-                                               within=settings.stream_batch_within_s):
-            records = [RawRecord(e.message.topic, e.message.partition, e.message.offset,
-                                 e.message.value, e.message.key) for e in events]
+        async for events in stream.take_events(
+            settings.stream_batch_max, within=settings.stream_batch_within_s
+        ):
+            records = [
+                RawRecord(
+                    e.message.topic,
+                    e.message.partition,
+                    e.message.offset,
+                    e.message.value,
+                    e.message.key,
+                    e,
+                )
+                for e in events
+            ]
             await runtime.handle(kind, records)
 
     app.agent(topic, name=f"finpulse.ingest.{kind}")(ingest)

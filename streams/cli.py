@@ -49,8 +49,15 @@ def _services(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     stack = LocalStack(settings)
     stack.start()
-    print(json.dumps({"broker_url": stack.broker_url, "clickhouse_url": stack.clickhouse_url,
-                      "data_dir": str(stack.root)}))
+    print(
+        json.dumps(
+            {
+                "broker_url": stack.broker_url,
+                "clickhouse_url": stack.clickhouse_url,
+                "data_dir": str(stack.root),
+            }
+        )
+    )
     return 0
 
 
@@ -68,8 +75,14 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     from streams.simulator import run_simulation
 
-    stats = run_simulation(settings, seed=args.seed, rate=args.rate, duration_s=args.duration,
-                           truth_path=args.truth, speedup=args.speedup)
+    stats = run_simulation(
+        settings,
+        seed=args.seed,
+        rate=args.rate,
+        duration_s=args.duration,
+        truth_path=args.truth,
+        speedup=args.speedup,
+    )
     print(json.dumps(stats))
     return 0
 
@@ -77,8 +90,9 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from streams.demo import run_demo
 
-    summary = run_demo(settings, duration_s=args.duration, rate=args.rate, seed=args.seed,
-                       as_json=args.json)
+    summary = run_demo(
+        settings, duration_s=args.duration, rate=args.rate, seed=args.seed, as_json=args.json
+    )
     return 0 if summary.get("ok") else 1
 
 
@@ -88,16 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     commands: dict[str, Callable[[Settings, argparse.Namespace], int]] = {}
 
-    def add(name: str, fn: Callable[[Settings, argparse.Namespace], int], help_: str
-            ) -> argparse.ArgumentParser:
+    def add(
+        name: str, fn: Callable[[Settings, argparse.Namespace], int], help_: str
+    ) -> argparse.ArgumentParser:
         commands[name] = fn
         p = sub.add_parser(name, help=help_)
         p.set_defaults(handler=fn)
         return p
 
     p = add("schema", _schema, "print the JSON Schemas of the events")
-    p.add_argument("name", nargs="?", choices=["transaction", "interaction", "feedback",
-                                                 "deadletter"])
+    p.add_argument(
+        "name", nargs="?", choices=["transaction", "interaction", "feedback", "deadletter"]
+    )
     p = add("topics", _topics, "create every topic with explicit partitions (idempotent)")
     p.add_argument("action", choices=["create"])
     add("migrate", _migrate, "create or upgrade the ClickHouse schema (idempotent)")
@@ -109,8 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--rate", type=float, default=1000.0, help="events per second")
     p.add_argument("--duration", type=float, default=30.0, help="seconds of real time")
-    p.add_argument("--speedup", type=float, default=60.0,
-                   help="simulated seconds per real second")
+    p.add_argument("--speedup", type=float, default=60.0, help="simulated seconds per real second")
     p.add_argument("--truth", type=Path, default=None, help="ground-truth JSONL file")
     p = add("demo", _demo, "run the whole pipeline on the local stack for a bounded time")
     p.add_argument("--duration", type=float, default=60.0, help="seconds of simulation")
@@ -122,8 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     settings = Settings()
     return int(args.handler(settings, args))
 

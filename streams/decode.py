@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -29,6 +30,8 @@ class RawRecord:
     offset: int
     value: bytes | None
     key: bytes | None = None
+    # The Faust event it came from (live only): state writes use its partition.
+    event: Any = field(default=None, compare=False, repr=False)
 
 
 def deadletter_id(topic: str, partition: int, offset: int) -> str:
@@ -86,13 +89,14 @@ def decode(kind: str, record: RawRecord, max_bytes: int) -> BaseModel | DeadLett
     if value is None or len(value) == 0:
         return make_deadletter(record, "empty", "empty payload", max_bytes)
     if len(value) > max_bytes:
-        return make_deadletter(record, "too_large",
-                               f"payload of {len(value)} bytes exceeds limit {max_bytes}", max_bytes)
+        reason = f"payload of {len(value)} bytes exceeds limit {max_bytes}"
+        return make_deadletter(record, "too_large", reason, max_bytes)
     try:
         value.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return make_deadletter(record, "not_utf8", f"payload is not UTF-8: {exc.reason} "
-                               f"at byte {exc.start}", max_bytes)
+        return make_deadletter(
+            record, "not_utf8", f"payload is not UTF-8: {exc.reason} at byte {exc.start}", max_bytes
+        )
     try:
         return EVENT_MODELS[kind].model_validate_json(value)
     except ValidationError as exc:

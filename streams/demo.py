@@ -27,21 +27,24 @@ DRAIN_TIMEOUT_S = 120.0
 
 def demo_settings(settings: Settings) -> Settings:
     """The user's settings pointed at the local stack, with Tansu-friendly timeouts."""
-    return settings.model_copy(update={
-        "broker_url": f"kafka://127.0.0.1:{settings.local_broker_port}",
-        "clickhouse_url": f"http://127.0.0.1:{settings.local_clickhouse_http_port}",
-        "broker_session_timeout_s": 2.0,
-        "broker_heartbeat_interval_s": 0.5,
-        "broker_rebalance_timeout_s": 5.0,
-    })
+    return settings.model_copy(
+        update={
+            "broker_url": f"kafka://127.0.0.1:{settings.local_broker_port}",
+            "clickhouse_url": f"http://127.0.0.1:{settings.local_clickhouse_http_port}",
+            "broker_session_timeout_s": 2.0,
+            "broker_heartbeat_interval_s": 0.5,
+            "broker_rebalance_timeout_s": 5.0,
+        }
+    )
 
 
 def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def run_demo(settings: Settings, duration_s: float, rate: float, seed: int,
-             as_json: bool = False) -> dict[str, Any]:
+def run_demo(
+    settings: Settings, duration_s: float, rate: float, seed: int, as_json: bool = False
+) -> dict[str, Any]:
     """Run the demo and return (and print) its summary."""
     from streams.simulator import run_simulation
 
@@ -63,37 +66,51 @@ def run_demo(settings: Settings, duration_s: float, rate: float, seed: int,
         client = make_client(settings)
 
         def simulate() -> None:
-            sim_result.update(run_simulation(
-                settings, seed=seed, rate=rate, duration_s=duration_s,
-                truth_path=root / "ground_truth.jsonl",
-                on_progress=lambda s: sim_result.update(live=s)))
+            sim_result.update(
+                run_simulation(
+                    settings,
+                    seed=seed,
+                    rate=rate,
+                    duration_s=duration_s,
+                    truth_path=root / "ground_truth.jsonl",
+                    on_progress=lambda s: sim_result.update(live=s),
+                )
+            )
 
         sim = threading.Thread(target=simulate, name="simulator", daemon=True)
         sim.start()
-        _say(f"simulating {rate:.0f} events/s for {duration_s:.0f}s (seed {seed}); "
-             f"worker log {worker.log_path}")
+        _say(
+            f"simulating {rate:.0f} events/s for {duration_s:.0f}s (seed {seed}); "
+            f"worker log {worker.log_path}"
+        )
         last_rows, last_t = 0, time.monotonic()
         drain_deadline = None
         while True:
             time.sleep(1.0)
-            counts = count_rows(client, settings.clickhouse_database,
-                                [*tables, DEADLETTERS_TABLE.name])
+            counts = count_rows(
+                client, settings.clickhouse_database, [*tables, DEADLETTERS_TABLE.name]
+            )
             rows = sum(counts[t] for t in tables)
             dead = counts[DEADLETTERS_TABLE.name]
             now = time.monotonic()
             produced = sim_result.get("produced", sim_result.get("live", {}).get("produced", 0))
             rate_now = (rows + dead - last_rows) / max(now - last_t, 1e-9)
             last_rows, last_t = rows + dead, now
-            _say(f"  t={now - started:5.0f}s produced={produced:>7} rows={rows:>7} "
-                 f"deadletters={dead:>5} ({rate_now:,.0f} events/s)")
+            _say(
+                f"  t={now - started:5.0f}s produced={produced:>7} rows={rows:>7} "
+                f"deadletters={dead:>5} ({rate_now:,.0f} events/s)"
+            )
             if not worker.alive():
                 raise RuntimeError(f"worker died; see {worker.log_path}")
             if not sim.is_alive():
                 drain_deadline = drain_deadline or now + DRAIN_TIMEOUT_S
                 if rows + dead >= sim_result.get("produced", 0) or now > drain_deadline:
                     break
-        stats = worker.wait_for(lambda s: s["processed"] + s["deadletters"] >= rows + dead,
-                                timeout_s=10, what="final counters")
+        stats = worker.wait_for(
+            lambda s: s["processed"] + s["deadletters"] >= rows + dead,
+            timeout_s=10,
+            what="final counters",
+        )
         summary = {
             "produced": sim_result.get("produced", 0),
             "malformed": sim_result.get("malformed", 0),
@@ -103,9 +120,11 @@ def run_demo(settings: Settings, duration_s: float, rate: float, seed: int,
             "clickhouse_deadletters": dead,
             "wall_s": round(time.monotonic() - started, 1),
         }
-        summary["ok"] = (summary["processed"] == summary["produced"] - summary["malformed"]
-                         and summary["deadletters"] == summary["malformed"]
-                         and summary["clickhouse_rows"] == summary["processed"])
+        summary["ok"] = (
+            summary["processed"] == summary["produced"] - summary["malformed"]
+            and summary["deadletters"] == summary["malformed"]
+            and summary["clickhouse_rows"] == summary["processed"]
+        )
         client.close()
     finally:
         worker.stop()

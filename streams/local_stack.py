@@ -124,7 +124,7 @@ class LocalStack:
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         log_path = self.root / "logs" / f"{name}.log"
         with open(log_path, "ab") as out:
-            proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            proc = subprocess.Popen(
                 argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
         self._procs[name] = proc
@@ -137,14 +137,24 @@ class LocalStack:
                 pass
         except OSError:
             return
-        raise StackError(f"port {port} for {name} is already in use (another stack running? "
-                         f"try `finpulse services down` with the same FINPULSE_DATA_DIR)")
+        raise StackError(
+            f"port {port} for {name} is already in use (another stack running? "
+            f"try `finpulse services down` with the same FINPULSE_DATA_DIR)"
+        )
 
     def start_broker(self, timeout_s: float = 20.0) -> None:
         self._require_free(self.broker_port, "the broker")
         url = f"tcp://127.0.0.1:{self.broker_port}"
-        argv = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                "--storage-engine", self.broker_storage]
+        argv = [
+            tansu_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            self.broker_storage,
+        ]
         proc = self._spawn("broker", argv, self.root)
         wait_for_port(self.broker_port, timeout_s, proc)
         self._write_pids()

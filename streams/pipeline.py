@@ -1,8 +1,13 @@
 """The processing path of one batch, shared by the live agents and offline replay.
 
-``Pipeline.process`` is pure computation: raw records in, rows per table, dead
-letters and messages to publish out. Where the results go (ClickHouse, topics) is
-the job of :mod:`streams.runtime`.
+``Pipeline.process`` is pure computation: raw records in; rows per table, dead
+letters, alert candidates and messages to publish out. Where results go
+(ClickHouse, topics) is the job of :mod:`streams.runtime`.
+
+Validation and the raw event rows are built in; everything else (features,
+models, rules, service metrics, alerting) is a :class:`Stage`, run in order on
+the valid events of each batch. Stages keep their state in :class:`KeyedState`
+objects made by a factory: Faust tables live, dicts offline.
 
 >>> from config.settings import Settings
 >>> p = Pipeline(Settings())
@@ -15,14 +20,18 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel
 
 from config.settings import Settings
+from models.alerts import AlertCandidate
 from models.events import DeadLetter
 from sinks.tables import EVENT_TABLES, ROW_BUILDERS
 from streams.decode import RawRecord, decode
+from streams.state import KeyedState, MemoryState
 
 log = logging.getLogger(__name__)
 
@@ -38,26 +47,63 @@ class Outgoing:
 
 @dataclass
 class BatchOutput:
+    """Everything one batch produced; stages append to it."""
+
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     deadletters: list[DeadLetter] = field(default_factory=list)
+    candidates: list[AlertCandidate] = field(default_factory=list)
     messages: list[Outgoing] = field(default_factory=list)
+    valid_count: int = 0
 
-    @property
-    def valid_count(self) -> int:
-        return sum(len(r) for r in self.rows.values())
+    def add_rows(self, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        if rows:
+            self.rows.setdefault(table, []).extend(rows)
+
+
+Valid = list[tuple[BaseModel, RawRecord]]
+StateFactory = Callable[[str], KeyedState]
+
+
+class Stage(Protocol):
+    """One step after validation. ``state_names`` are the keyed states it owns."""
+
+    name: ClassVar[str]
+    kinds: ClassVar[frozenset[str]]
+    state_names: ClassVar[tuple[str, ...]]
+
+    def process(self, kind: str, batch: Valid, out: BatchOutput) -> None: ...
+
+
+StageBuilder = Callable[[Settings, StateFactory], Sequence[Stage]]
+
+
+def no_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
+    return ()
+
+
+def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
+    """The stages of a finpulse worker, in order (alerting last)."""
+    return no_stages(settings, state)
 
 
 class Pipeline:
-    """Validate a batch of one input kind and turn it into table rows."""
+    """Validate a batch of one input kind, build its rows, then run the stages."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        stages: StageBuilder = default_stages,
+        state: StateFactory = MemoryState,
+    ) -> None:
         self.settings = settings
+        self.stages: Sequence[Stage] = stages(settings, state)
         self.counts: Counter[str] = Counter()
 
     def process(self, kind: str, records: Sequence[RawRecord]) -> BatchOutput:
         out = BatchOutput()
         table = EVENT_TABLES[kind].name
         rows: list[tuple[Any, ...]] = []
+        valid: Valid = []
         max_bytes = self.settings.max_event_bytes
         for record in records:
             result = decode(kind, record, max_bytes)
@@ -65,8 +111,13 @@ class Pipeline:
                 out.deadletters.append(result)
                 self.counts[f"deadletter.{result.error_type}"] += 1
                 continue
+            valid.append((result, record))
             rows.append(ROW_BUILDERS[type(result)](result, record.partition, record.offset))
-        if rows:
-            out.rows[table] = rows
-        self.counts[f"valid.{kind}"] += len(rows)
+        out.add_rows(table, rows)
+        out.valid_count = len(valid)
+        self.counts[f"valid.{kind}"] += len(valid)
+        if valid:
+            for stage in self.stages:
+                if kind in stage.kinds:
+                    stage.process(kind, valid, out)
         return out

@@ -37,15 +37,24 @@ def deadletter_message(dl: object) -> Outgoing:
 class Runtime:
     """Owns the pipeline and the sinks of one worker."""
 
-    def __init__(self, settings: Settings, publish: Publisher,
-                 sinks: dict[str, Sink] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        publish: Publisher,
+        sinks: dict[str, Sink] | None = None,
+        pipeline: Pipeline | None = None,
+    ) -> None:
         self.settings = settings
-        self.pipeline = Pipeline(settings)
+        self.pipeline = pipeline or Pipeline(settings)
         self.publish = publish
-        self.sinks: dict[str, Sink] = sinks if sinks is not None else {
-            t.name: ClickHouseSink(settings, t.name, t.columns, t.id_column)
-            for t in (*EVENT_TABLES.values(), DEADLETTERS_TABLE)
-        }
+        self.sinks: dict[str, Sink] = (
+            sinks
+            if sinks is not None
+            else {
+                t.name: ClickHouseSink(settings, t.name, t.columns, t.id_column)
+                for t in (*EVENT_TABLES.values(), DEADLETTERS_TABLE)
+            }
+        )
         self._started = False
         self.processed = 0
         self.deadlettered = 0
@@ -64,8 +73,13 @@ class Runtime:
         self.processed += out.valid_count
         self.deadlettered += len(out.deadletters)
         if out.deadletters:
-            log.info("%d dead letters from %s, e.g. %s: %s", len(out.deadletters), kind,
-                     out.deadletters[0].error_type, out.deadletters[0].error[:200])
+            log.info(
+                "%d dead letters from %s, e.g. %s: %s",
+                len(out.deadletters),
+                kind,
+                out.deadletters[0].error_type,
+                out.deadletters[0].error[:200],
+            )
         return out
 
     async def deliver(self, out: BatchOutput) -> None:
@@ -82,8 +96,12 @@ class Runtime:
     def stats(self) -> dict[str, object]:
         """Counters of this worker since it started (re-deliveries count again)."""
         retries = sum(getattr(s, "retries", 0) for s in self.sinks.values())
-        return {"processed": self.processed, "deadletters": self.deadlettered,
-                "sink_retries": retries, "counts": dict(self.pipeline.counts)}
+        return {
+            "processed": self.processed,
+            "deadletters": self.deadlettered,
+            "sink_retries": retries,
+            "counts": dict(self.pipeline.counts),
+        }
 
     def write_stats(self, path: Path) -> None:
         """Write :meth:`stats` as JSON atomically (tmp file + rename)."""

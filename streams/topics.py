@@ -73,6 +73,6 @@ def _check_partitions(admin: object, names: list[str], settings: Settings) -> No
         count = len(meta.get("partitions") or [])
         if count != settings.topic_partitions:
             raise RuntimeError(
-                f"topic {meta['topic']} has {count} partitions, settings want "
+                f"topic {meta['name']} has {count} partitions, settings want "
                 f"{settings.topic_partitions} (FINPULSE_TOPIC_PARTITIONS)"
             )

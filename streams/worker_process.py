@@ -47,6 +47,7 @@ class WorkerProcess:
         self.settings = settings.model_copy(update={"stats_path": stats})
         self.loglevel = loglevel
         self.proc: subprocess.Popen[bytes] | None = None
+        self.stopped_on_purpose = False
 
     @property
     def stats_path(self) -> Path:
@@ -59,9 +60,12 @@ class WorkerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")}
         env.update(settings_env(self.settings))
         with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(  # noqa: S603 - fixed argv
+            self.proc = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "worker", "--loglevel", self.loglevel],
-                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         return self
 
@@ -79,6 +83,7 @@ class WorkerProcess:
         """Graceful stop (SIGTERM), SIGKILL after ``timeout_s``; returns the exit code."""
         if self.proc is None:
             return None
+        self.stopped_on_purpose = True
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -89,6 +94,7 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
+        self.stopped_on_purpose = True
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
@@ -101,7 +107,9 @@ class WorkerProcess:
             if stats and predicate(stats):
                 return stats
             if not self.alive():
-                raise RuntimeError(f"worker exited ({self.proc and self.proc.returncode}) "
-                                   f"while waiting for {what}; log: {self.log_path}")
+                raise RuntimeError(
+                    f"worker exited ({self.proc and self.proc.returncode}) "
+                    f"while waiting for {what}; log: {self.log_path}"
+                )
             time.sleep(0.1)
         raise TimeoutError(f"worker did not reach {what} in {timeout_s}s; last {self.stats()}")

@@ -30,9 +30,14 @@ _db_ids = itertools.count()
 def clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """One real ClickHouse server for the session (databases keep tests apart)."""
     root = tmp_path_factory.mktemp("clickhouse")
-    stack = LocalStack(Settings(data_dir=root, local_broker_port=free_port(),
-                                local_clickhouse_http_port=free_port(),
-                                local_clickhouse_tcp_port=free_port()))
+    stack = LocalStack(
+        Settings(
+            data_dir=root,
+            local_broker_port=free_port(),
+            local_clickhouse_http_port=free_port(),
+            local_clickhouse_tcp_port=free_port(),
+        )
+    )
     stack.start_clickhouse()
     yield stack
     stack.stop()
@@ -63,12 +68,14 @@ class Env:
         finally:
             client.close()
 
-    def produce(self, topic: str, values: list[bytes], keys: list[bytes | None] | None = None
-                ) -> None:
+    def produce(
+        self, topic: str, values: list[bytes], keys: list[bytes | None] | None = None
+    ) -> None:
         from kafka import KafkaProducer
 
-        producer = KafkaProducer(bootstrap_servers=self.settings.broker_bootstrap, acks="all",
-                                 linger_ms=5)
+        producer = KafkaProducer(
+            bootstrap_servers=self.settings.broker_bootstrap, acks="all", linger_ms=5
+        )
         for i, value in enumerate(values):
             producer.send(topic, value=value, key=keys[i] if keys else None)
         producer.flush()
@@ -78,9 +85,14 @@ class Env:
         """Read ``count`` messages of ``topic`` from the beginning (waits on the count)."""
         from kafka import KafkaConsumer
 
-        consumer = KafkaConsumer(topic, bootstrap_servers=self.settings.broker_bootstrap,
-                                 auto_offset_reset="earliest", enable_auto_commit=False,
-                                 group_id=None, consumer_timeout_ms=500)
+        consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=self.settings.broker_bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+            consumer_timeout_ms=500,
+        )
         seen: list[Any] = []
         deadline = time.monotonic() + timeout_s
         try:
@@ -93,9 +105,10 @@ class Env:
     def row_count(self, table: str) -> int:
         """Rows in ``table`` (FINAL), -1 while ClickHouse is unreachable; fails if a worker died."""
         for w in self.workers:
-            if w.proc is not None and not w.alive():
-                raise AssertionError(f"worker died; log {w.log_path}:\n"
-                                     + w.log_path.read_text()[-3000:])
+            if w.proc is not None and not w.alive() and not w.stopped_on_purpose:
+                raise AssertionError(
+                    f"worker died; log {w.log_path}:\n" + w.log_path.read_text()[-3000:]
+                )
         try:
             return self.counts(table)[table]
         except Exception:  # ClickHouse down during a fault test
@@ -103,8 +116,9 @@ class Env:
 
     def wait_rows(self, table: str, expected: int, timeout_s: float = 60.0) -> int:
         """Wait until ``table`` (FINAL) holds at least ``expected`` rows; returns the count."""
-        wait_for(lambda: self.row_count(table) >= expected, timeout_s,
-                 f"{expected} rows in {table}")
+        wait_for(
+            lambda: self.row_count(table) >= expected, timeout_s, f"{expected} rows in {table}"
+        )
         return self.row_count(table)
 
 
@@ -114,9 +128,13 @@ def env(clickhouse: LocalStack, tmp_path: Path) -> Iterator[Env]:
     broker = LocalStack(Settings(data_dir=tmp_path, local_broker_port=free_port()))
     broker.start_broker()
     settings = local_stack_settings(
-        data_dir=tmp_path, broker_url=broker.broker_url, clickhouse_url=clickhouse.clickhouse_url,
-        clickhouse_database=f"test_{int(time.time())}_{next(_db_ids)}", topic_partitions=2,
-        stream_batch_within_s=0.05, sink_retry_max_s=1.0,
+        data_dir=tmp_path,
+        broker_url=broker.broker_url,
+        clickhouse_url=clickhouse.clickhouse_url,
+        clickhouse_database=f"test_{int(time.time())}_{next(_db_ids)}",
+        topic_partitions=2,
+        stream_batch_within_s=0.05,
+        sink_retry_max_s=1.0,
     )
     create_topics(settings)
     migrate(settings)

@@ -9,14 +9,15 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(fn: Callable[[], T], timeout_s: float = 30.0, what: str = "condition",
-             interval_s: float = 0.1) -> T:
+def wait_for(
+    fn: Callable[[], T], timeout_s: float = 30.0, what: str = "condition", interval_s: float = 0.1
+) -> T:
     """Return ``fn()`` once truthy; raise ``AssertionError`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     last: T = fn()
     while not last:
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}: {last!r}")
         time.sleep(interval_s)  # poll interval inside a deadline wait
         last = fn()
     return last

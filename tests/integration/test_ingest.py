@@ -18,8 +18,9 @@ def test_valid_events_land_once_in_their_tables(env):
     inters = [f.interaction() for _ in range(300)]
     fbs = [f.feedback() for _ in range(120)]
     env.worker()
-    env.produce(TRANSACTIONS, [f.encode(e) for e in txns],
-                [e["customer_id"].encode() for e in txns])
+    env.produce(
+        TRANSACTIONS, [f.encode(e) for e in txns], [e["customer_id"].encode() for e in txns]
+    )
     env.produce(INTERACTIONS, [f.encode(e) for e in inters])
     env.produce(FEEDBACK, [f.encode(e) for e in fbs])
 
@@ -28,8 +29,9 @@ def test_valid_events_land_once_in_their_tables(env):
     assert env.wait_rows("feedback", 120) == 120
     client = env.client()
     db = env.settings.clickhouse_database
-    row = client.query(f"SELECT sum(amount), uniqExact(customer_id) FROM {db}.transactions FINAL"
-                       ).result_rows[0]
+    row = client.query(
+        f"SELECT sum(amount), uniqExact(customer_id) FROM {db}.transactions FINAL"
+    ).result_rows[0]
     assert float(row[0]) == pytest.approx(sum(e["amount"] for e in txns))
     assert row[1] == len({e["customer_id"] for e in txns})
     assert env.counts("deadletters") == {"deadletters": 0}
@@ -61,7 +63,12 @@ def test_malformed_events_become_deadletters_and_worker_keeps_going(env):
     by_offset = {d["source_offset"]: d for d in letters}
     assert sorted(by_offset) == list(range(len(bad)))  # all sent with one key
     assert {d["error_type"] for d in letters} == {
-        "invalid_json", "not_utf8", "invalid_fields", "not_an_object", "too_large"}
+        "invalid_json",
+        "not_utf8",
+        "invalid_fields",
+        "not_an_object",
+        "too_large",
+    }
     assert "amount" in by_offset[2]["error"] and "greater than 0" in by_offset[2]["error"]
     assert "customer_id: Field required" in by_offset[4]["error"]
     assert "channel" in by_offset[5]["error"]
@@ -69,6 +76,7 @@ def test_malformed_events_become_deadletters_and_worker_keeps_going(env):
     assert "unknown_field" in by_offset[7]["error"]
     assert all(d["source_topic"] == TRANSACTIONS for d in letters)
     assert worker.alive()
-    stats = wait_for(lambda: (s := worker.stats()) and s["deadletters"] == len(bad) and s,
-                     10, "worker counters")
+    stats = wait_for(
+        lambda: (s := worker.stats()) and s["deadletters"] == len(bad) and s, 10, "worker counters"
+    )
     assert stats["processed"] == 50

@@ -1,0 +1,32 @@
+# Two commands: `make demo` and `make test`. Both bootstrap .venv from nothing.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck bench evaluate clean services-down
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/finpulse demo --duration 60 --rate 1000 --json
+
+test: $(STAMP)
+	$(BIN)/python -m pytest --doctest-modules streams models sinks config tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+services-down: $(STAMP)
+	$(BIN)/finpulse services down
+
+clean:
+	rm -rf $(VENV) .finpulse .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -1,0 +1,28 @@
+"""Topic creation against the real broker: explicit partitions, idempotent, mismatch caught."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.topics import ALL_TOPICS, create_topics
+
+pytestmark = pytest.mark.integration
+
+
+def test_create_topics_is_idempotent_with_explicit_partitions(env):
+    # the env fixture already created them with 2 partitions
+    assert create_topics(env.settings) == dict.fromkeys(ALL_TOPICS, "exists")
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=env.settings.broker_bootstrap)
+    try:
+        described = admin.describe_topics(list(ALL_TOPICS))
+    finally:
+        admin.close()
+    assert {t["name"]: len(t["partitions"]) for t in described} == dict.fromkeys(ALL_TOPICS, 2)
+
+
+def test_partition_mismatch_is_an_error(env):
+    wrong = env.settings.model_copy(update={"topic_partitions": 3})
+    with pytest.raises(RuntimeError, match="has 2 partitions, settings want 3"):
+        create_topics(wrong)

@@ -1,0 +1,47 @@
+"""The command line and the settings, offline."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from config.settings import Settings
+from streams.cli import main
+from streams.worker_process import settings_env
+
+
+def test_schema_command_prints_every_json_schema(capsys):
+    assert main(["schema"]) == 0
+    schemas = json.loads(capsys.readouterr().out)
+    assert set(schemas) == {"transaction", "interaction", "feedback", "deadletter"}
+    tx = schemas["transaction"]
+    assert tx["additionalProperties"] is False
+    assert {"event_id", "ts", "customer_id", "amount", "currency"} <= set(tx["required"])
+
+
+def test_settings_come_from_finpulse_env(monkeypatch):
+    monkeypatch.setenv("FINPULSE_TOPIC_PARTITIONS", "8")
+    monkeypatch.setenv("FINPULSE_CLICKHOUSE_PASSWORD", "s3cret")
+    s = Settings()
+    assert s.topic_partitions == 8
+    assert "s3cret" not in repr(s) and "s3cret" not in str(s.model_dump())
+    assert s.clickhouse_password.get_secret_value() == "s3cret"
+
+
+def test_settings_are_frozen_and_validated():
+    s = Settings()
+    with pytest.raises(ValidationError):
+        s.topic_partitions = 2  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        Settings(clickhouse_database="drop table;")
+    with pytest.raises(ValidationError):
+        Settings(no_such_setting=1)  # type: ignore[call-arg]
+
+
+def test_child_process_env_round_trips_settings(monkeypatch):
+    s = Settings(topic_partitions=3, clickhouse_database="x1", sink_max_rows=7)
+    for key, value in settings_env(s).items():
+        monkeypatch.setenv(key, value)
+    assert Settings() == s
