@@ -53,7 +53,12 @@ class BatchOutput:
     deadletters: list[DeadLetter] = field(default_factory=list)
     candidates: list[AlertCandidate] = field(default_factory=list)
     messages: list[Outgoing] = field(default_factory=list)
+    # Per-event results shared between stages, e.g. annotations[event_id]["features"].
+    annotations: dict[str, dict[str, Any]] = field(default_factory=dict)
     valid_count: int = 0
+
+    def annotate(self, event_id: str, name: str, value: Any) -> None:
+        self.annotations.setdefault(event_id, {})[name] = value
 
     def add_rows(self, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
         if rows:
