@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from config.settings import Settings
 from models.alerts import AlertCandidate
 from models.events import DeadLetter
-from sinks.tables import EVENT_TABLES, ROW_BUILDERS
+from sinks.tables import EVENT_TABLES, ROW_BUILDERS, Table
 from streams.decode import RawRecord, decode
 from streams.state import KeyedState, MemoryState
 
@@ -49,7 +49,7 @@ class Outgoing:
 class BatchOutput:
     """Everything one batch produced; stages append to it."""
 
-    rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    rows: dict[Table, list[tuple[Any, ...]]] = field(default_factory=dict)
     deadletters: list[DeadLetter] = field(default_factory=list)
     candidates: list[AlertCandidate] = field(default_factory=list)
     messages: list[Outgoing] = field(default_factory=list)
@@ -60,7 +60,8 @@ class BatchOutput:
     def annotate(self, event_id: str, name: str, value: Any) -> None:
         self.annotations.setdefault(event_id, {})[name] = value
 
-    def add_rows(self, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    def add_rows(self, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Queue ``rows`` (tuples in ``table.columns`` order) for ClickHouse."""
         if rows:
             self.rows.setdefault(table, []).extend(rows)
 
@@ -106,7 +107,7 @@ class Pipeline:
 
     def process(self, kind: str, records: Sequence[RawRecord]) -> BatchOutput:
         out = BatchOutput()
-        table = EVENT_TABLES[kind].name
+        table = EVENT_TABLES[kind]
         rows: list[tuple[Any, ...]] = []
         valid: Valid = []
         max_bytes = self.settings.max_event_bytes

@@ -18,7 +18,7 @@ from pathlib import Path
 from config.settings import Settings
 from sinks.base import Sink
 from sinks.clickhouse import ClickHouseSink
-from sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES, deadletter_row
+from sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES, Table, deadletter_row
 from streams.decode import RawRecord
 from streams.pipeline import BatchOutput, Outgoing, Pipeline
 from streams.topics import DEADLETTER
@@ -61,9 +61,18 @@ class Runtime:
 
     def setup(self) -> None:
         if not self._started:
-            for sink in self.sinks.values():
-                sink.setup()
+            for table in (*EVENT_TABLES.values(), DEADLETTERS_TABLE):
+                self.sink_for(table)
             self._started = True
+
+    def sink_for(self, table: Table) -> Sink:
+        """The sink of ``table``, created (and set up) on first use."""
+        sink = self.sinks.get(table.name)
+        if sink is None:
+            sink = ClickHouseSink(self.settings, table.name, table.columns, table.id_column)
+            sink.setup()
+            self.sinks[table.name] = sink
+        return sink
 
     async def handle(self, kind: str, records: Sequence[RawRecord]) -> BatchOutput:
         """Process one batch and deliver all of its results before returning."""
@@ -86,9 +95,9 @@ class Runtime:
         rows = dict(out.rows)
         messages = list(out.messages)
         if out.deadletters:
-            rows[DEADLETTERS_TABLE.name] = [deadletter_row(d) for d in out.deadletters]
+            rows[DEADLETTERS_TABLE] = [deadletter_row(d) for d in out.deadletters]
             messages.extend(deadletter_message(d) for d in out.deadletters)
-        jobs = [self.sinks[table].write(batch) for table, batch in rows.items() if batch]
+        jobs = [self.sink_for(table).write(batch) for table, batch in rows.items() if batch]
         if messages:
             jobs.append(self.publish(messages))
         await asyncio.gather(*jobs)
