@@ -131,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=60.0, help="seconds of simulation")
     p.add_argument("--rate", type=float, default=1000.0, help="events per second")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--speedup",
+        type=float,
+        default=720.0,
+        help="simulated seconds per real second (720: a minute shows 12 hours)",
+    )
     p.add_argument("--json", action="store_true", help="end with one JSON summary line")
     return parser
 
@@ -142,7 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     settings = Settings()
-    return int(args.handler(settings, args))
+    from streams.local_stack import StackError
+
+    try:
+        return int(args.handler(settings, args))
+    except StackError as exc:
+        print(f"finpulse: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

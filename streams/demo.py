@@ -43,7 +43,12 @@ def _say(text: str) -> None:
 
 
 def run_demo(
-    settings: Settings, duration_s: float, rate: float, seed: int, as_json: bool = False
+    settings: Settings,
+    duration_s: float,
+    rate: float,
+    seed: int,
+    as_json: bool = False,
+    speedup: float = 720.0,
 ) -> dict[str, Any]:
     """Run the demo and return (and print) its summary."""
     from streams.simulator import run_simulation
@@ -66,16 +71,21 @@ def run_demo(
         client = make_client(settings)
 
         def simulate() -> None:
-            sim_result.update(
-                run_simulation(
-                    settings,
-                    seed=seed,
-                    rate=rate,
-                    duration_s=duration_s,
-                    truth_path=root / "ground_truth.jsonl",
-                    on_progress=lambda s: sim_result.update(live=s),
+            try:
+                sim_result.update(
+                    run_simulation(
+                        settings,
+                        seed=seed,
+                        rate=rate,
+                        duration_s=duration_s,
+                        truth_path=root / "ground_truth.jsonl",
+                        speedup=speedup,
+                        on_progress=lambda s: sim_result.update(live=s),
+                    )
                 )
-            )
+            except BaseException as exc:  # surfaced by the main loop below
+                sim_result["error"] = exc
+                raise
 
         sim = threading.Thread(target=simulate, name="simulator", daemon=True)
         sim.start()
@@ -102,6 +112,8 @@ def run_demo(
             )
             if not worker.alive():
                 raise RuntimeError(f"worker died; see {worker.log_path}")
+            if "error" in sim_result:
+                raise RuntimeError(f"simulator failed: {sim_result['error']!r}")
             if not sim.is_alive():
                 drain_deadline = drain_deadline or now + DRAIN_TIMEOUT_S
                 if rows + dead >= sim_result.get("produced", 0) or now > drain_deadline:
@@ -120,7 +132,7 @@ def run_demo(
             "clickhouse_deadletters": dead,
             "wall_s": round(time.monotonic() - started, 1),
         }
-        summary["ok"] = (
+        summary["ok"] = summary["produced"] > 0 and (
             summary["processed"] == summary["produced"] - summary["malformed"]
             and summary["deadletters"] == summary["malformed"]
             and summary["clickhouse_rows"] == summary["processed"]
