@@ -65,6 +65,27 @@ class Settings(BaseSettings):
     sink_retry_initial_s: float = Field(0.2, gt=0)
     sink_retry_max_s: float = Field(5.0, gt=0)
 
+    # --- risk models -----------------------------------------------------------------------
+    risk_anomaly_model: Literal["deviation", "hst"] = Field(
+        "deviation", description="unsupervised part: fast deviation scorer or River HST"
+    )
+    risk_checkpoint_every_labels: int = Field(
+        200, ge=0, description="checkpoint the risk model after this many labels (0 = never)"
+    )
+    risk_checkpoint_every_events: int = Field(
+        50000, ge=0, description="...or after this many scored transactions (0 = never)"
+    )
+    risk_restore_checkpoint: bool = Field(
+        True, description="restore the latest model checkpoint from ClickHouse on start"
+    )
+    risk_pending_ttl_s: float = Field(
+        7 * 86400.0, gt=0, description="how long scored features wait for a fraud label"
+    )
+    risk_pending_max: int = Field(32, ge=1, description="pending scored txns kept per customer")
+    risk_metrics_every_labels: int = Field(
+        100, ge=1, description="write model_metrics rows after this many labels"
+    )
+
     # --- local embedded stack (make demo, tests) ------------------------------------------------
     data_dir: Path = Path(".finpulse")
     local_broker_port: int = Field(19092, ge=1, le=65535)

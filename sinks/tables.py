@@ -138,3 +138,39 @@ ROW_BUILDERS: dict[type, Callable[[Any, int, int], tuple[Any, ...]]] = {
 def deadletter_row(dl: DeadLetter) -> tuple[Any, ...]:
     """The ``deadletters`` row of a dead letter."""
     return tuple(getattr(dl, c) for c in DEADLETTERS_TABLE.columns)
+
+
+# --- risk (migrations 0010-0012) -----------------------------------------------------------
+RISK_SCORES_TABLE = Table(
+    "risk_scores",
+    (
+        "event_id",
+        "ts",
+        "customer_id",
+        "segment",
+        "customer_type",
+        "channel",
+        "txn_type",
+        "amount_cny",
+        "score",
+        "anomaly",
+        "supervised",
+        "reason_codes",
+        "model_version",
+        "label",
+        "row_version",
+    ),
+    "event_id",
+)
+
+MODEL_METRICS_TABLE = Table(
+    "model_metrics",
+    ("metric_id", "ts", "model", "metric", "value", "n", "model_version"),
+    "metric_id",
+)
+
+MODEL_CHECKPOINTS_TABLE = Table(
+    "model_checkpoints",
+    ("checkpoint_id", "model", "created_at", "model_version", "n_learned", "blob"),
+    "checkpoint_id",
+)

@@ -31,6 +31,7 @@ from models.alerts import AlertCandidate
 from models.events import DeadLetter
 from sinks.tables import EVENT_TABLES, ROW_BUILDERS, Table
 from streams.decode import RawRecord, decode
+from streams.risk_stage import risk_stages
 from streams.state import KeyedState, MemoryState
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def no_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
 
 def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
     """The stages of a finpulse worker, in order (alerting last)."""
-    return no_stages(settings, state)
+    return (*risk_stages(settings, state),)
 
 
 class Pipeline:
