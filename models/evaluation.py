@@ -17,7 +17,6 @@ per-customer hourly velocity; a detection becomes a ``model_health`` alert candi
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -195,19 +194,16 @@ class DriftMonitor:
         return None
 
     def observe_inputs(
-        self, x: Mapping[str, float], ts: datetime, model_version: str | None = None
+        self, amount: float, velocity: float, ts: datetime, model_version: str | None = None
     ) -> list[AlertCandidate]:
-        """Feed the model inputs of one scored transaction (log amount, log velocity)."""
+        """Feed one scored transaction's log amount and log hourly velocity."""
         out = []
-        for name, detector in self.inputs.items():
-            value = x.get(name)
-            if value is None or math.isnan(value):
-                continue
+        for name, value in (("amount_cny", amount), ("txn_count_1h", velocity)):
+            detector = self.inputs[name]
             detector.update(value)
             if detector.drift_detected:
-                out.append(
-                    self._candidate(name, ts, {"detector": "PageHinkley", "input": name}, None)
-                )
+                evidence = {"detector": "PageHinkley", "input": name}
+                out.append(self._candidate(name, ts, evidence, model_version))
         return out
 
     def _candidate(

@@ -204,9 +204,17 @@ def extract(
     """Features of ``txn`` given the customer's ``state`` (``None`` = new); returns the new state.
 
     The input ``state`` is not modified (the result is a fresh record), so a caller
-    can keep the old one on error.
+    can keep the old one on error. :func:`extract_into` is the in-place variant.
     """
-    st = _copy(state) if state else new_state()
+    st = copy_state(state) if state else new_state()
+    return extract_into(txn, st, config), st
+
+
+def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) -> dict[str, Any]:
+    """Like :func:`extract`, but updates the state record ``st`` in place (faster)."""
+    if st.get("v") != STATE_VERSION:
+        st.clear()
+        st.update(new_state())
     ts = txn.ts.timestamp()
     txn_type = txn.txn_type.value
     ctype = txn.customer_type.value
@@ -276,12 +284,10 @@ def extract(
     # --- same local day cash / transfer totals ----------------------------------------------
     local_s = ts + config.utc_offset_hours * 3600.0
     day_idx = int(local_s // 86400)
-    day = st["day"]
-    if day[0] != day_idx:
-        if day[0] is None or day_idx > day[0]:
-            day = [day_idx, 0.0, 0.0]
-        else:  # a late event from an earlier day: count it alone, keep today's totals
-            day = None
+    day: list[Any] | None = st["day"]
+    if day is not None and day[0] != day_idx:
+        # a new day resets the totals; a late event from an earlier day counts alone
+        day = [day_idx, 0.0, 0.0] if day[0] is None or day_idx > day[0] else None
     if day is not None:
         if is_cash:
             day[1] = round(day[1] + amount, 2)
@@ -387,12 +393,12 @@ def extract(
         "in_out_ratio_24h": round(_ratio(credit_24h, debit_24h), 4),
         "credit_counterparties_24h": len(cps_24h),
     }
-    return features, st
+    return features
 
 
-def _copy(state: dict[str, Any]) -> dict[str, Any]:
-    """A copy deep enough that ``extract`` never mutates the caller's record."""
-    if state.get("v") != STATE_VERSION:
+def copy_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A copy deep enough that ``extract_into`` never mutates the caller's record."""
+    if not state or state.get("v") != STATE_VERSION:
         return new_state()
     return {
         "v": STATE_VERSION,

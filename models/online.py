@@ -18,8 +18,10 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
 
 Features = Mapping[str, float]
 
@@ -86,21 +88,18 @@ class OnlineStandardizer:
 
 
 class OnlineLogistic:
-    """Logistic regression by SGD on standardized inputs, class-balanced, L2-regularized.
+    """Logistic regression by SGD on standardized inputs, L2-regularized.
 
-    ``score_one`` is the probability of class 1. Inputs are standardized by an internal
-    :class:`OnlineStandardizer` (updated on labelled examples). Each class's examples are
-    weighted by ``(n / (2 n_class)) ** balance`` so a rare positive class still moves
-    the weights. :meth:`contributions` gives weight × standardized value per feature, the
-    reason codes of the supervised score.
+    ``score_one`` is the probability of class 1 among *labelled* examples. Inputs are
+    standardized by an internal :class:`OnlineStandardizer` (updated on labelled
+    examples). Each class's examples are weighted by ``(n / (2 n_class)) ** balance``
+    (0 = unweighted, 1 = fully balanced). :meth:`contributions` gives weight ×
+    standardized value per feature, the reason codes of the supervised score;
+    :meth:`arrays` exposes the parameters for vectorized batch scoring.
     """
 
     def __init__(
-        self,
-        lr: float = 0.05,
-        l2: float = 1e-4,
-        balance: float = 0.5,
-        clip: float = 8.0,
+        self, lr: float = 0.05, l2: float = 1e-4, balance: float = 0.0, clip: float = 8.0
     ) -> None:
         self.lr = lr
         self.l2 = l2
@@ -138,15 +137,26 @@ class OnlineLogistic:
             w[k] = w.get(k, 0.0) * decay - lr * g * v
         self.bias -= lr * g
 
+    def logit_one(self, x: Features) -> float:
+        return self._raw(self._z(x)) if self.weights else 0.0
+
     def score_one(self, x: Features) -> float:
-        if not self.weights:
-            return 0.5
-        return _sigmoid(self._raw(self._z(x)))
+        return _sigmoid(self.logit_one(x))
 
     def contributions(self, x: Features) -> dict[str, float]:
         """weight × standardized value of each feature (positive = towards fraud)."""
         w = self.weights
         return {k: w.get(k, 0.0) * v for k, v in self._z(x).items()}
+
+    def arrays(self, keys: Sequence[str]) -> tuple[Any, Any, Any, float]:
+        """(mean, inverse std, weights, bias) as numpy arrays in ``keys`` order."""
+        sc = self.scaler
+        floor = sc.min_var
+        mean = np.array([sc.mean.get(k, 0.0) for k in keys])
+        var = np.array([sc.var.get(k, 0.0) for k in keys])
+        inv_std = 1.0 / np.sqrt(np.maximum(var, floor))
+        w = np.array([self.weights.get(k, 0.0) for k in keys])
+        return mean, inv_std, w, self.bias
 
     @property
     def n_learned(self) -> int:
@@ -159,10 +169,19 @@ class OnlineLogistic:
 class DeviationScorer:
     """Unsupervised anomaly score: one-sided standardized deviations, squashed to [0, 1).
 
-    Keeps a running mean/variance of every input (from the first event on); the score
-    of ``x`` is ``1 - exp(-sum(w_k * max(z_k, 0)^2) / scale)`` over the inputs in
-    ``upper`` (where only large values are risky, e.g. amount, velocity, new-device
-    flags) plus ``|z|`` for the others. :meth:`contributions` are the per-input terms.
+    Keeps a running (exponentially weighted) mean and variance of every input from the
+    first event on; the score of ``x`` is ``1 - exp(-sum_k min(z_k+, clip)^2 / scale)``
+    where ``z_k+`` is the positive part of the standardized value for inputs in
+    ``upper`` (only large values are risky: amount, velocity, new-device flags) and
+    ``|z_k|`` for the others. :meth:`contributions` are the per-input terms.
+    :meth:`score_many` / :meth:`learn_many` are the vectorized forms the stage uses on
+    a batch (the batch is scored with the state at its start, then learnt).
+
+    >>> d = DeviationScorer(upper=["a"])
+    >>> for i in range(100):
+    ...     d.learn_one({"a": float(i % 5)})
+    >>> d.score_one({"a": 2.0}) < 0.01 < d.score_one({"a": 30.0})
+    True
     """
 
     def __init__(
@@ -171,36 +190,70 @@ class DeviationScorer:
         scale: float = 40.0,
         clip: float = 12.0,
         halflife: float | None = 20_000.0,
+        min_var: float = 1e-3,
     ) -> None:
         self.upper = frozenset(upper)
         self.scale = scale
         self.clip = clip
         self.halflife = halflife
-        self.scaler = OnlineStandardizer(min_var=1e-3, halflife=halflife)
+        self.min_var = min_var
+        self._min_alpha = 1.0 - 0.5 ** (1.0 / halflife) if halflife else 0.0
+        self.keys: tuple[str, ...] = ()
+        self.n = 0
+        self.mean: Any = None
+        self.var: Any = None
+        self._upper_mask: Any = None
+
+    def _matrix(self, xs: Sequence[Features]) -> Any:
+        if not self.keys:
+            self.keys = tuple(xs[0])
+            self.mean = np.zeros(len(self.keys))
+            self.var = np.zeros(len(self.keys))
+            self._upper_mask = np.array([k in self.upper for k in self.keys])
+        keys = self.keys
+        return np.array([[x.get(k, 0.0) for k in keys] for x in xs], dtype=float)
+
+    def _terms(self, X: Any) -> Any:
+        Z = (X - self.mean) / np.sqrt(np.maximum(self.var, self.min_var))
+        Z = np.where(self._upper_mask, np.maximum(Z, 0.0), np.abs(Z))
+        np.minimum(Z, self.clip, out=Z)
+        return Z * Z
+
+    def score_many(self, X: Any) -> tuple[Any, Any]:
+        """Scores and per-input terms of the rows of ``X`` (columns in ``keys`` order)."""
+        if not self.n:
+            return np.zeros(len(X)), np.zeros_like(X)
+        C = self._terms(X)
+        return 1.0 - np.exp(-C.sum(axis=1) / self.scale), C
+
+    def learn_many(self, X: Any) -> None:
+        """Update the running moments with the rows of ``X`` as one block."""
+        nb = len(X)
+        if not nb:
+            return
+        bm = X.mean(axis=0)
+        bv = X.var(axis=0)
+        if self.n + nb <= 1 or self._min_alpha * (self.n + nb) < 1.0:
+            w = nb / (self.n + nb)  # exact pooled moments while the history is short
+        else:
+            w = 1.0 - (1.0 - self._min_alpha) ** nb
+        d = bm - self.mean
+        self.var = (1.0 - w) * self.var + w * bv + w * (1.0 - w) * d * d
+        self.mean = self.mean + w * d
+        self.n += nb
 
     def learn_one(self, x: Features, y: Any = None) -> None:
-        self.scaler.learn_one(x)
+        self.learn_many(self._matrix([x]))
 
     def contributions(self, x: Features) -> dict[str, float]:
-        upper, c = self.upper, self.clip
-        out = {}
-        for k, z in self.scaler.transform_one(x).items():
-            if k in upper:
-                z = z if z > 0.0 else 0.0
-            elif z < 0.0:
-                z = -z
-            if z > c:
-                z = c
-            out[k] = z * z
-        return out
+        _, C = self.score_many(self._matrix([x]))
+        return dict(zip(self.keys, C[0].tolist(), strict=True))
 
     def score_one(self, x: Features) -> float:
-        if not self.scaler.n:
-            return 0.0
-        return 1.0 - math.exp(-sum(self.contributions(x).values()) / self.scale)
+        return float(self.score_many(self._matrix([x]))[0][0])
 
     def clone(self) -> DeviationScorer:
-        return DeviationScorer(self.upper, self.scale, self.clip, self.halflife)
+        return DeviationScorer(self.upper, self.scale, self.clip, self.halflife, self.min_var)
 
 
 class RiverHalfSpaceTrees:

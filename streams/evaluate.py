@@ -27,24 +27,33 @@ from streams.simulator import Simulator
 from streams.topics import INPUT_TOPICS
 
 SIM_START = datetime(2026, 1, 5, tzinfo=UTC)
-MAX_BATCH = 500
+BATCH_WINDOW = 500  # stream events per replay step
 
 
-def _batches(sim: Simulator) -> Iterator[tuple[str, list[RawRecord], int]]:
-    """Consecutive runs of one kind (≤ MAX_BATCH) with the stream position of their start."""
-    kind: str | None = None
-    batch: list[RawRecord] = []
-    start = 0
+def _batches(sim: Simulator, window: int) -> Iterator[tuple[str, list[RawRecord], int]]:
+    """The stream cut into windows of ``window`` events; each window yields one batch per
+    kind (transactions, then interactions, then feedback), like a worker's three agents
+    taking a batch each. A label always comes after the transaction it refers to (the
+    simulator delays labels by at least minutes)."""
+    buf: dict[str, list[RawRecord]] = {k: [] for k in INPUT_TOPICS.values()}
+    first: dict[str, int] = {}
     for i, ev in enumerate(sim.events()):
-        k = INPUT_TOPICS[ev.topic]
-        if batch and (k != kind or len(batch) >= MAX_BATCH):
-            yield kind, batch, start  # type: ignore[misc]
-            batch = []
-        if not batch:
-            kind, start = k, i
-        batch.append(RawRecord(ev.topic, 0, i, ev.value, ev.key))
-    if batch:
-        yield kind, batch, start  # type: ignore[misc]
+        kind = INPUT_TOPICS[ev.topic]
+        first.setdefault(kind, i)
+        buf[kind].append(RawRecord(ev.topic, 0, i, ev.value, ev.key))
+        if (i + 1) % window == 0:
+            yield from _flush(buf, first)
+    yield from _flush(buf, first)
+
+
+def _flush(
+    buf: dict[str, list[RawRecord]], first: dict[str, int]
+) -> Iterator[tuple[str, list[RawRecord], int]]:
+    for kind, records in buf.items():
+        if records:
+            yield kind, records, first[kind]
+            buf[kind] = []
+    first.clear()
 
 
 def evaluate(
@@ -72,10 +81,10 @@ def evaluate(
     rule_counts: Counter[str] = Counter()
     alerted: dict[str, set[str]] = defaultdict(set)  # customer -> rule ids
     started = time.perf_counter()
-    for kind, records, start in _batches(sim):
+    for kind, records, start in _batches(sim, BATCH_WINDOW):
         out = pipeline.process(kind, records)
         if kind == "transaction":
-            for offset, (eid, ann) in enumerate(out.annotations.items()):
+            for eid, ann in out.annotations.items():
                 risk = ann.get("risk")
                 if risk is not None:
                     cid = risk["customer_id"]
@@ -83,7 +92,7 @@ def evaluate(
                         risk["score"],
                         risk["anomaly"],
                         risk["supervised"],
-                        start + offset,
+                        start,
                         cid,
                     )
         for c in out.candidates:

@@ -13,7 +13,9 @@ State: ONE keyed record per customer (``risk_customers``: ``{"f": feature state,
 "p": pending}``), written once per customer per batch. The models live in the worker
 and are checkpointed as ``model_checkpoints`` rows; the first batch restores the latest.
 
->>> from config.settings import Settings
+>>> import numpy as np
+
+from config.settings import Settings
 >>> from streams.pipeline import Pipeline
 >>> p = Pipeline(Settings(risk_restore_checkpoint=False), stages=risk_stages)
 >>> [s.name for s in p.stages]
@@ -29,13 +31,15 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from config.settings import Settings
 from models.alerts import AlertCandidate
 from models.evaluation import DriftMonitor, OnlineEvaluator
 from models.events import Feedback, FeedbackKind, Transaction
-from models.features import FeatureConfig, extract
+from models.features import FeatureConfig, extract_into
 from models.online import RiverHalfSpaceTrees
-from models.risk import ANOMALY_INPUTS, MODEL_NAME, RiskAssessment, RiskModel, model_inputs
+from models.risk import INPUT_NAMES, MODEL_NAME, RiskAssessment, RiskModel, model_input_values
 from sinks.checkpoints import CheckpointStore, ClickHouseCheckpoints, checkpoint_row
 from sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE, RISK_SCORES_TABLE
 from streams.decode import RawRecord
@@ -121,16 +125,29 @@ class RiskStage:
         records: dict[str, dict[str, Any]] = {}
         last_record: dict[str, RawRecord] = {}
         get = self.state.get
-        for event, raw in batch:
-            cid = event.customer_id
-            rec = records.get(cid)
-            if rec is None:
-                rec = get(cid) or {"f": None, "p": []}
-                records[cid] = rec
-            if kind == "transaction":
-                records[cid] = self._score(event, rec, out)  # type: ignore[arg-type]
+        if kind == "transaction":
+            scored = []
+            cfg = self.config
+            for event, raw in batch:
+                cid = event.customer_id
+                rec = records.get(cid)
+                if rec is None:
+                    # updated in place: a failed batch is re-run after the worker restarts
+                    # from the changelog, which never saw the partial update
+                    rec = get(cid) or {"f": {}, "p": []}
+                    records[cid] = rec
+                scored.append((event, extract_into(event, rec["f"], cfg), rec))  # type: ignore[arg-type]
                 last_record[cid] = raw
-            elif event.kind in LABELS:  # type: ignore[attr-defined]
+            self._score_batch(scored, out)
+        else:
+            for event, raw in batch:
+                if event.kind not in LABELS:  # type: ignore[attr-defined]
+                    continue
+                cid = event.customer_id
+                rec = records.get(cid)
+                if rec is None:
+                    rec = get(cid) or {"f": {}, "p": []}
+                    records[cid] = rec
                 if self._label(event, rec, out):  # type: ignore[arg-type]
                     last_record[cid] = raw
         for cid, raw in last_record.items():
@@ -138,59 +155,61 @@ class RiskStage:
         self._maybe_checkpoint(out)
         self.seconds += time.perf_counter() - started
 
-    def _score(self, txn: Transaction, rec: dict[str, Any], out: BatchOutput) -> dict[str, Any]:
+    def _score_batch(
+        self, scored: list[tuple[Transaction, dict[str, Any], dict[str, Any]]], out: BatchOutput
+    ) -> None:
+        """Score a batch with the model as of its start, then let the anomaly part learn it."""
         m = self.m
-        features, fstate = extract(txn, rec["f"], self.config)
-        x = model_inputs(features)
-        a = m.model.assess(x)
-        m.model.learn_one(x)
-        m.scored += 1
-        self.counts["scored"] += 1
-        ts = txn.ts
-        for c in m.drift.observe_inputs(x, ts, a.model_version):
-            out.candidates.append(c)
-        risk = {
-            "score": a.score,
-            "anomaly": a.anomaly,
-            "supervised": a.supervised,
-            "reason_codes": list(a.reason_codes),
-            "model_version": a.model_version,
-            "customer_id": txn.customer_id,
-        }
-        out.annotate(txn.event_id, "features", features)
-        out.annotate(txn.event_id, "risk", risk)
-        row = _score_row(txn.event_id, ts, txn.customer_id, features, a, None)
-        out.add_rows(RISK_SCORES_TABLE, [row])
-        if self.candidates is not None:
-            out.candidates.extend(self.candidates(txn, features, a))
-        pending = self._pending(rec["p"], ts.timestamp())
-        pending.append(
-            [
-                txn.event_id,
-                round(ts.timestamp(), 3),
-                [round(v, 4) for v in x.values()],
-                a.score,
-                a.anomaly,
-                a.supervised,
-                list(a.reason_codes),
-                a.model_version,
-                [
-                    features["segment"],
-                    features["customer_type"],
-                    features["channel"],
-                    features["txn_type"],
-                    features["amount_cny"],
-                ],
-            ]
-        )
-        del pending[: -self.settings.risk_pending_max]
-        return {"f": fstate, "p": pending}
-
-    def _pending(self, pending: list[list[Any]], now_s: float) -> list[list[Any]]:
-        cutoff = now_s - self.settings.risk_pending_ttl_s
-        kept = [p for p in pending if p[1] >= cutoff]
-        self.counts["pending_expired"] += len(pending) - len(kept)
-        return kept
+        rows = [model_input_values(f) for _, f, _ in scored]
+        X = np.array(rows, dtype=float)
+        assessments = m.model.assess_many(X)
+        m.model.learn_many(X)
+        m.scored += len(scored)
+        self.counts["scored"] += len(scored)
+        drift = m.drift
+        ttl = self.settings.risk_pending_ttl_s
+        keep = self.settings.risk_pending_max
+        score_rows = []
+        annotate = out.annotate
+        for (txn, f, rec), a, values in zip(scored, assessments, rows, strict=True):
+            ts = txn.ts
+            ts_s = ts.timestamp()
+            eid = txn.event_id
+            for c in drift.observe_inputs(values[0], values[2], ts, a.model_version):
+                out.candidates.append(c)
+            reasons = list(a.reason_codes)
+            annotate(eid, "features", f)
+            annotate(
+                eid,
+                "risk",
+                {
+                    "score": a.score,
+                    "anomaly": a.anomaly,
+                    "supervised": a.supervised,
+                    "reason_codes": reasons,
+                    "model_version": a.model_version,
+                    "customer_id": txn.customer_id,
+                },
+            )
+            meta = [f["segment"], f["customer_type"], f["channel"], f["txn_type"], f["amount_cny"]]
+            score_rows.append(
+                (eid, ts, txn.customer_id, *meta, a.score, a.anomaly, a.supervised, reasons,
+                 a.model_version, None, 0)  # fmt: skip
+            )
+            if self.candidates is not None:
+                out.candidates.extend(self.candidates(txn, f, a))
+            pending = rec["p"]
+            if pending and pending[0][1] < ts_s - ttl:
+                before = len(pending)
+                pending[:] = [p for p in pending if p[1] >= ts_s - ttl]
+                self.counts["pending_expired"] += before - len(pending)
+            pending.append(
+                [eid, round(ts_s, 3), _PACK % tuple(values), a.score, a.anomaly, a.supervised,
+                 reasons, a.model_version, meta]  # fmt: skip
+            )
+            if len(pending) > keep:
+                del pending[:-keep]
+        out.add_rows(RISK_SCORES_TABLE, score_rows)
 
     def _label(self, fb: Feedback, rec: dict[str, Any], out: BatchOutput) -> bool:
         """Learn from one fraud label; True if it matched a pending transaction."""
@@ -200,9 +219,9 @@ class RiskStage:
         if idx is None:
             self.counts["labels_unmatched"] += 1
             return False
-        eid, ts_s, values, score, anomaly, supervised, reasons, version, meta = pending.pop(idx)
+        eid, ts_s, packed, score, anomaly, supervised, reasons, version, meta = pending.pop(idx)
         m = self.m
-        x = dict(zip(_INPUT_NAMES, values, strict=True))
+        x = dict(zip(INPUT_NAMES, map(float, packed.split(",")), strict=True))
         before = m.model.supervised.score_one(x)
         m.model.learn_one(x, y)
         m.labels += 1
@@ -264,35 +283,8 @@ class RiskStage:
         log.info("checkpoint %s (%d labels, %d scored)", version, m.labels, m.scored)
 
 
-_INPUT_NAMES: tuple[str, ...] = tuple(model_inputs({}))
-assert set(ANOMALY_INPUTS) <= set(_INPUT_NAMES)
-
-
-def _score_row(
-    event_id: str,
-    ts: datetime,
-    customer_id: str,
-    f: dict[str, Any],
-    a: RiskAssessment,
-    label: int | None,
-) -> tuple[Any, ...]:
-    return (
-        event_id,
-        ts,
-        customer_id,
-        f["segment"],
-        f["customer_type"],
-        f["channel"],
-        f["txn_type"],
-        f["amount_cny"],
-        a.score,
-        a.anomaly,
-        a.supervised,
-        list(a.reason_codes),
-        a.model_version,
-        label,
-        0 if label is None else 1,
-    )
+# pending inputs are kept as one compact string (5 significant digits each)
+_PACK = ",".join(["%.5g"] * len(INPUT_NAMES))
 
 
 def _metric_rows(m: RiskModels, ts: datetime) -> list[tuple[Any, ...]]:
