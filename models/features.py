@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from models.events import Transaction
+from models.events import Direction, Transaction
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 # Fixed reference rates (CNY per unit), PBoC central parity order of magnitude, late 2025.
 # Deliberately static: features must be reproducible in replay; a live FX feed is out of scope.
@@ -80,6 +80,7 @@ FEATURES: Mapping[str, str] = MappingProxyType(
         "is_card": "card payment",
         "is_credit": "money in (direction credit)",
         "customer_type": "individual | institution",
+        "is_institution": "customer_type is institution",
         "segment": "customer segment (retail, private, sme, corporate, government, nonprofit)",
         "txn_type": "transaction type",
         "channel": "transaction channel",
@@ -125,6 +126,7 @@ _SLOTS_24H = 24
 _TINY_KEEP = 32
 _CREDITS_KEEP = 16
 _HISTORY_CAP = 1_000_000
+_CREDIT = Direction.CREDIT
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,9 @@ def new_state() -> dict[str, Any]:
         "n": 0,
         "last": None,
         "h": [],  # [slot, n, sum, credit_sum, debit_sum] 5-min buckets
+        "ht": [0, 0.0, 0.0, 0.0],  # totals of "h"
         "d": [],  # [hour, n, sum, near_cash, near_transfer, credit_sum, debit_sum]
+        "dt": [0, 0.0, 0, 0, 0.0, 0.0],  # totals of "d"
         "day": [None, 0.0, 0.0],  # [local day index, cash sum, transfer sum]
         "tiny": [],  # ts of tiny card payments
         "cr": [],  # [ts, counterparty] of recent credits
@@ -210,18 +214,122 @@ def extract(
     return extract_into(txn, st, config), st
 
 
+def _bucket(buckets: list[list[Any]], idx: int, width: int, zero: list[Any]) -> list[Any] | None:
+    """The bucket ``idx`` of a sorted bucket list (created if missing); ``None`` if ``idx``
+    is older than the window of the newest bucket (a late event that no longer counts)."""
+    if buckets:
+        last = buckets[-1][0]
+        if last == idx:
+            return buckets[-1]
+        if last < idx:
+            cur = [idx, *zero]
+            buckets.append(cur)
+            return cur
+        if idx <= last - width:
+            return None
+        pos = next(i for i, bk in enumerate(buckets) if bk[0] >= idx)
+        if buckets[pos][0] == idx:
+            return buckets[pos]
+        cur = [idx, *zero]
+        buckets.insert(pos, cur)
+        return cur
+    cur = [idx, *zero]
+    buckets.append(cur)
+    return cur
+
+
+_ZERO_1H = [0, 0.0, 0.0, 0.0]
+_ZERO_24H = [0, 0.0, 0, 0, 0.0, 0.0]
+
+
+def _window_1h(st: dict[str, Any], idx: int, amount: float, credit: bool) -> list[Any]:
+    """Add one transaction to the 1 h window (5-minute buckets); returns the totals
+    ``[n, sum, credit_sum, debit_sum]`` of the window ending at the newest bucket."""
+    b, t = st["h"], st["ht"]
+    cut = idx - _SLOTS_1H
+    while b and b[0][0] <= cut:
+        o = b.pop(0)
+        t[0] -= o[1]
+        t[1] -= o[2]
+        t[2] -= o[3]
+        t[3] -= o[4]
+    if not b:
+        t[:] = _ZERO_1H
+    cur = _bucket(b, idx, _SLOTS_1H, _ZERO_1H)
+    if cur is not None:
+        cur[1] += 1
+        cur[2] += amount
+        t[0] += 1
+        t[1] += amount
+        if credit:
+            cur[3] += amount
+            t[2] += amount
+        else:
+            cur[4] += amount
+            t[3] += amount
+    return t
+
+
+def _window_24h(
+    st: dict[str, Any], idx: int, amount: float, credit: bool, near_cash: bool, near_tr: bool
+) -> list[Any]:
+    """Add one transaction to the 24 h window (1-hour buckets); returns the totals
+    ``[n, sum, near_cash, near_transfer, credit_sum, debit_sum]``."""
+    b, t = st["d"], st["dt"]
+    cut = idx - _SLOTS_24H
+    while b and b[0][0] <= cut:
+        o = b.pop(0)
+        t[0] -= o[1]
+        t[1] -= o[2]
+        t[2] -= o[3]
+        t[3] -= o[4]
+        t[4] -= o[5]
+        t[5] -= o[6]
+    if not b:
+        t[:] = _ZERO_24H
+    cur = _bucket(b, idx, _SLOTS_24H, _ZERO_24H)
+    if cur is not None:
+        cur[1] += 1
+        cur[2] += amount
+        t[0] += 1
+        t[1] += amount
+        if near_cash:
+            cur[3] += 1
+            t[2] += 1
+        if near_tr:
+            cur[4] += 1
+            t[3] += 1
+        if credit:
+            cur[5] += amount
+            t[4] += amount
+        else:
+            cur[6] += amount
+            t[5] += amount
+    return t
+
+
+_VALUE: dict[Any, str] = {}  # enum member -> its string value (faster than .value)
+
+
+def _val(member: Any) -> str:
+    v = _VALUE.get(member)
+    if v is None:
+        v = _VALUE[member] = member.value
+    return v
+
+
 def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) -> dict[str, Any]:
     """Like :func:`extract`, but updates the state record ``st`` in place (faster)."""
     if st.get("v") != STATE_VERSION:
         st.clear()
         st.update(new_state())
     ts = txn.ts.timestamp()
-    txn_type = txn.txn_type.value
-    ctype = txn.customer_type.value
-    credit = txn.direction.value == "credit"
+    txn_type = _val(txn.txn_type)
+    ctype = _val(txn.customer_type)
+    credit = txn.direction is _CREDIT
     rate = config.fx_to_cny.get(txn.currency, config.unknown_fx_rate)
-    amount = round(float(txn.amount) * rate, 2)
-    is_cash = txn_type in ("cash_deposit", "cash_withdrawal")
+    amount = float(txn.amount) if rate == 1.0 else round(float(txn.amount) * rate, 2)
+    is_cash = txn_type == "cash_deposit" or txn_type == "cash_withdrawal"
     is_transfer = txn_type == "transfer"
     is_card = txn_type == "card_payment"
 
@@ -229,8 +337,9 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
     has_history = history > 0
     last = st["last"]
     gap = config.max_gap_s if last is None else min(max(ts - last, 0.0), config.max_gap_s)
-    st["n"] = min(history + 1, _HISTORY_CAP)
-    st["last"] = ts if last is None or ts > last else last
+    st["n"] = history + 1 if history < _HISTORY_CAP else history
+    if last is None or ts > last:
+        st["last"] = ts
 
     # --- thresholds --------------------------------------------------------------------------
     near = config.near_fraction
@@ -239,47 +348,18 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
     tr_thr = config.transfer_threshold(ctype)
     near_transfer = is_transfer and near * tr_thr <= amount < tr_thr
 
-    # --- 1 h window, 5-minute buckets ---------------------------------------------------------
-    slot = int(ts // _SLOT_1H_S)
-    hb = [b for b in st["h"] if b[0] > slot - _SLOTS_1H]
-    cur = next((b for b in hb if b[0] == slot), None)
-    if cur is None:
-        cur = [slot, 0, 0.0, 0.0, 0.0]
-        hb.append(cur)
-    cur[1] += 1
-    cur[2] = round(cur[2] + amount, 2)
-    cur[3 if credit else 4] = round(cur[3 if credit else 4] + amount, 2)
-    st["h"] = hb
-    count_1h = sum_1h = credit_1h = debit_1h = 0.0
-    for b in hb:
-        if b[0] <= slot:
-            count_1h += b[1]
-            sum_1h += b[2]
-            credit_1h += b[3]
-            debit_1h += b[4]
-
-    # --- 24 h window, 1-hour buckets ----------------------------------------------------------
-    hour = int(ts // _SLOT_24H_S)
-    db = [b for b in st["d"] if b[0] > hour - _SLOTS_24H]
-    cur = next((b for b in db if b[0] == hour), None)
-    if cur is None:
-        cur = [hour, 0, 0.0, 0, 0, 0.0, 0.0]
-        db.append(cur)
-    cur[1] += 1
-    cur[2] = round(cur[2] + amount, 2)
-    cur[3] += near_cash
-    cur[4] += near_transfer
-    cur[5 if credit else 6] = round(cur[5 if credit else 6] + amount, 2)
-    st["d"] = db
-    count_24h = sum_24h = near_cash_24h = near_tr_24h = credit_24h = debit_24h = 0.0
-    for b in db:
-        if b[0] <= hour:
-            count_24h += b[1]
-            sum_24h += b[2]
-            near_cash_24h += b[3]
-            near_tr_24h += b[4]
-            credit_24h += b[5]
-            debit_24h += b[6]
+    # --- sliding windows: 1 h in 5-minute buckets, 24 h in 1-hour buckets --------------------
+    count_1h, sum_1h, credit_1h, debit_1h = _window_1h(st, int(ts // _SLOT_1H_S), amount, credit)
+    count_24h, sum_24h, near_cash_24h, near_tr_24h, credit_24h, debit_24h = _window_24h(
+        st, int(ts // _SLOT_24H_S), amount, credit, near_cash, near_transfer
+    )
+    # running float totals may drift by ~1e-9 after subtractions: clamp
+    sum_1h = sum_1h if sum_1h > 0.005 else 0.0
+    credit_1h = credit_1h if credit_1h > 0.005 else 0.0
+    debit_1h = debit_1h if debit_1h > 0.005 else 0.0
+    sum_24h = sum_24h if sum_24h > 0.005 else 0.0
+    credit_24h = credit_24h if credit_24h > 0.005 else 0.0
+    debit_24h = debit_24h if debit_24h > 0.005 else 0.0
 
     # --- same local day cash / transfer totals ----------------------------------------------
     local_s = ts + config.utc_offset_hours * 3600.0
@@ -290,9 +370,9 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
         day = [day_idx, 0.0, 0.0] if day[0] is None or day_idx > day[0] else None
     if day is not None:
         if is_cash:
-            day[1] = round(day[1] + amount, 2)
+            day[1] += amount
         elif is_transfer:
-            day[2] = round(day[2] + amount, 2)
+            day[2] += amount
         st["day"] = day
         cash_day, transfer_day = day[1], day[2]
     else:
@@ -300,21 +380,29 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
         transfer_day = amount if is_transfer else 0.0
 
     # --- card testing: tiny card payments in the last 10 minutes ----------------------------
-    tiny = [t for t in st["tiny"] if t > ts - config.tiny_window_s]
+    tiny = st["tiny"]
+    if tiny and tiny[0] <= ts - config.tiny_window_s:
+        tiny = st["tiny"] = [t for t in tiny if t > ts - config.tiny_window_s]
     if is_card and amount <= config.tiny_card_amount_cny:
         tiny.append(ts)
-        del tiny[:-_TINY_KEEP]
-    st["tiny"] = tiny
-    tiny_10m = sum(1 for t in tiny if t <= ts)
+        if len(tiny) > _TINY_KEEP:
+            del tiny[:-_TINY_KEEP]
+    tiny_10m = len(tiny)
 
     # --- credits and their counterparties ----------------------------------------------------
-    credits = [c for c in st["cr"] if c[0] > ts - 86400.0]
+    credits = st["cr"]
+    if credits and credits[0][0] <= ts - 86400.0:
+        credits = st["cr"] = [c for c in credits if c[0] > ts - 86400.0]
     if credit:
         credits.append([ts, txn.counterparty_id or ""])
-        del credits[:-_CREDITS_KEEP]
-    st["cr"] = credits
-    cps_1h = {c[1] for c in credits if ts - 3600.0 < c[0] <= ts and c[1]}
-    cps_24h = {c[1] for c in credits if c[0] <= ts and c[1]}
+        if len(credits) > _CREDITS_KEEP:
+            del credits[:-_CREDITS_KEEP]
+    if credits:
+        hour_ago = ts - 3600.0
+        cps_1h = len({c[1] for c in credits if c[0] > hour_ago and c[1]})
+        cps_24h = len({c[1] for c in credits if c[1]})
+    else:
+        cps_1h = cps_24h = 0
 
     # --- first-seen flags ---------------------------------------------------------------------
     size = config.recent_set_size
@@ -329,18 +417,21 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
     stats = st["amt"].get(txn_type)
     if stats is None:
         z = 0.0
-        st["amt"][txn_type] = [1, round(la, 5), 0.0]
+        st["amt"][txn_type] = [1, la, 0.0]
     else:
         n, mean, var = stats
         k = config.zscore_prior_weight
         var_eff = (n * var + k * config.zscore_prior_var) / (n + k)
         z = (la - mean) / math.sqrt(var_eff)
-        z = max(-config.zscore_clip, min(config.zscore_clip, z))
-        alpha = max(1.0 / (n + 1), config.zscore_min_alpha)
+        clip = config.zscore_clip
+        z = -clip if z < -clip else clip if z > clip else z
+        alpha = 1.0 / (n + 1)
+        if alpha < config.zscore_min_alpha:
+            alpha = config.zscore_min_alpha
         diff = la - mean
-        mean += alpha * diff
-        var = (1 - alpha) * (var + alpha * diff * diff)
-        st["amt"][txn_type] = [min(n + 1, _HISTORY_CAP), round(mean, 5), round(var, 5)]
+        stats[0] = n + 1 if n < _HISTORY_CAP else n
+        stats[1] = mean + alpha * diff
+        stats[2] = (1 - alpha) * (var + alpha * diff * diff)
 
     cross = txn.cross_border
     if cross is None:
@@ -349,51 +440,51 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
     local_hour = int(local_s // 3600) % 24
     ns, ne = config.night_start_hour, config.night_end_hour
     night = ns <= local_hour < ne if ns <= ne else (local_hour >= ns or local_hour < ne)
-    hourly_avg = count_24h / 24.0
+    ip = txn.ip_country
 
-    features: dict[str, Any] = {
+    return {
         "amount_cny": amount,
         "is_cash": is_cash,
         "is_transfer": is_transfer,
         "is_card": is_card,
         "is_credit": credit,
         "customer_type": ctype,
-        "segment": txn.segment.value,
+        "is_institution": ctype == "institution",
+        "segment": _val(txn.segment),
         "txn_type": txn_type,
-        "channel": txn.channel.value,
+        "channel": _val(txn.channel),
         "cash_same_day_cny": cash_day,
         "transfer_same_day_cny": transfer_day,
-        "txn_count_1h": int(count_1h),
-        "txn_sum_1h_cny": round(sum_1h, 2),
-        "txn_count_24h": int(count_24h),
-        "txn_sum_24h_cny": round(sum_24h, 2),
-        "velocity_ratio_1h": round(count_1h / hourly_avg, 4) if hourly_avg else 0.0,
-        "seconds_since_last": round(gap, 3),
+        "txn_count_1h": count_1h,
+        "txn_sum_1h_cny": sum_1h,
+        "txn_count_24h": count_24h,
+        "txn_sum_24h_cny": sum_24h,
+        "velocity_ratio_1h": 24.0 * count_1h / count_24h if count_24h else 0.0,
+        "seconds_since_last": gap,
         "history_count": history,
         "new_device": new_device,
         "new_country": new_country,
         "new_counterparty": new_cp,
         "new_account": new_account,
-        "amount_zscore": round(z, 4),
+        "amount_zscore": z,
         "cross_border": cross,
-        "foreign_ip": txn.ip_country is not None and txn.ip_country != config.home_country,
+        "foreign_ip": ip is not None and ip != config.home_country,
         "local_night": night,
         "local_hour": local_hour,
         "tiny_card_count_10m": tiny_10m,
         "near_cash_threshold": near_cash,
         "near_transfer_threshold": near_transfer,
-        "near_cash_threshold_count_24h": int(near_cash_24h),
-        "near_transfer_threshold_count_24h": int(near_tr_24h),
-        "credit_sum_1h_cny": round(credit_1h, 2),
-        "debit_sum_1h_cny": round(debit_1h, 2),
-        "in_out_ratio_1h": round(_ratio(credit_1h, debit_1h), 4),
-        "credit_counterparties_1h": len(cps_1h),
-        "credit_sum_24h_cny": round(credit_24h, 2),
-        "debit_sum_24h_cny": round(debit_24h, 2),
-        "in_out_ratio_24h": round(_ratio(credit_24h, debit_24h), 4),
-        "credit_counterparties_24h": len(cps_24h),
+        "near_cash_threshold_count_24h": near_cash_24h,
+        "near_transfer_threshold_count_24h": near_tr_24h,
+        "credit_sum_1h_cny": credit_1h,
+        "debit_sum_1h_cny": debit_1h,
+        "in_out_ratio_1h": _ratio(credit_1h, debit_1h),
+        "credit_counterparties_1h": cps_1h,
+        "credit_sum_24h_cny": credit_24h,
+        "debit_sum_24h_cny": debit_24h,
+        "in_out_ratio_24h": _ratio(credit_24h, debit_24h),
+        "credit_counterparties_24h": cps_24h,
     }
-    return features
 
 
 def copy_state(state: dict[str, Any]) -> dict[str, Any]:
@@ -405,7 +496,9 @@ def copy_state(state: dict[str, Any]) -> dict[str, Any]:
         "n": state["n"],
         "last": state["last"],
         "h": [list(b) for b in state["h"]],
+        "ht": list(state["ht"]),
         "d": [list(b) for b in state["d"]],
+        "dt": list(state["dt"]),
         "day": list(state["day"]),
         "tiny": list(state["tiny"]),
         "cr": [list(c) for c in state["cr"]],

@@ -27,9 +27,9 @@ classifier, squared one-sided deviation for the anomaly part). The model version
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -64,110 +64,91 @@ ANOMALY_INPUTS: tuple[str, ...] = (
     "credit_counterparties_24h",
 )
 
-INPUT_NAMES: tuple[str, ...] = (
-    "amount_cny",
-    "amount_zscore",
-    "txn_count_1h",
-    "txn_count_24h",
-    "txn_sum_1h_cny",
-    "velocity_ratio_1h",
-    "seconds_since_last",
-    "history_count",
-    "new_device",
-    "new_country",
-    "new_counterparty",
-    "new_account",
-    "new_device&new_country",
-    "new_device&amount_zscore",
-    "cross_border",
-    "foreign_ip",
-    "local_night",
-    "tiny_card_count_10m",
-    "near_cash_threshold",
-    "near_transfer_threshold",
-    "near_cash_threshold_count_24h",
-    "near_transfer_threshold_count_24h",
-    "cash_same_day_cny",
-    "transfer_same_day_cny",
-    "credit_sum_1h_cny",
-    "debit_sum_1h_cny",
-    "in_out_ratio_1h",
-    "credit_counterparties_1h",
-    "in_out_ratio_24h",
-    "credit_counterparties_24h",
-    "is_cash",
-    "is_transfer",
-    "is_card",
-    "is_credit",
-    "institution",
+# (model input, feature it comes from, transform); log1p for counts and amounts
+_SPEC: tuple[tuple[str, str, str], ...] = (
+    ("amount_cny", "amount_cny", "log"),
+    ("amount_zscore", "amount_zscore", "id"),
+    ("txn_count_1h", "txn_count_1h", "log"),
+    ("txn_count_24h", "txn_count_24h", "log"),
+    ("txn_sum_1h_cny", "txn_sum_1h_cny", "log"),
+    ("velocity_ratio_1h", "velocity_ratio_1h", "log"),
+    ("seconds_since_last", "seconds_since_last", "neglog"),
+    ("history_count", "history_count", "log"),
+    ("new_device", "new_device", "id"),
+    ("new_country", "new_country", "id"),
+    ("new_counterparty", "new_counterparty", "id"),
+    ("new_account", "new_account", "id"),
+    ("cross_border", "cross_border", "id"),
+    ("foreign_ip", "foreign_ip", "id"),
+    ("local_night", "local_night", "id"),
+    ("tiny_card_count_10m", "tiny_card_count_10m", "log"),
+    ("near_cash_threshold", "near_cash_threshold", "id"),
+    ("near_transfer_threshold", "near_transfer_threshold", "id"),
+    ("near_cash_threshold_count_24h", "near_cash_threshold_count_24h", "log"),
+    ("near_transfer_threshold_count_24h", "near_transfer_threshold_count_24h", "log"),
+    ("cash_same_day_cny", "cash_same_day_cny", "log"),
+    ("transfer_same_day_cny", "transfer_same_day_cny", "log"),
+    ("credit_sum_1h_cny", "credit_sum_1h_cny", "log"),
+    ("debit_sum_1h_cny", "debit_sum_1h_cny", "log"),
+    ("in_out_ratio_1h", "in_out_ratio_1h", "id"),
+    ("credit_counterparties_1h", "credit_counterparties_1h", "log"),
+    ("in_out_ratio_24h", "in_out_ratio_24h", "id"),
+    ("credit_counterparties_24h", "credit_counterparties_24h", "log"),
+    ("is_cash", "is_cash", "id"),
+    ("is_transfer", "is_transfer", "id"),
+    ("is_card", "is_card", "id"),
+    ("is_credit", "is_credit", "id"),
+    ("institution", "is_institution", "id"),
 )
-"""Model inputs, in the order of :func:`model_input_values` (reason codes use these names)."""
+_INTERACTIONS = ("new_device&new_country", "new_device&amount_zscore")
+INPUT_NAMES: tuple[str, ...] = (*(name for name, _, _ in _SPEC), *_INTERACTIONS)
+"""Model inputs (reason codes use these names): features, log-scaled where counts or
+amounts, ``seconds_since_last`` as ``-log1p(gap)`` (larger = riskier), two interactions."""
+
+_RAW = operator.itemgetter(*(feature for _, feature, _ in _SPEC))
+_LOG = np.array([t == "log" for _, _, t in _SPEC])
+_NEGLOG = np.array([t == "neglog" for _, _, t in _SPEC])
+_I_ND = INPUT_NAMES.index("new_device")
+_I_NC = INPUT_NAMES.index("new_country")
+_I_Z = INPUT_NAMES.index("amount_zscore")
+_DEFAULTS = {feature: 0.0 for _, feature, _ in _SPEC}
 
 
-_log1p = math.log1p
+def features_matrix(fs: Sequence[Mapping[str, Any]]) -> Any:
+    """Model inputs of many features dicts as a matrix in :data:`INPUT_NAMES` order.
+
+    Every features dict from :func:`models.features.extract` has all the keys; partial
+    dicts (tests, examples) get 0 for what is missing.
+
+    >>> X = features_matrix([{"amount_cny": 99.0, "new_device": True, "new_country": True}])
+    >>> round(float(X[0, 0]), 3), float(X[0, INPUT_NAMES.index("new_device&new_country")])
+    (4.605, 1.0)
+    """
+    try:
+        raw = np.array([_RAW(f) for f in fs], dtype=float)
+    except KeyError:
+        raw = np.array([_RAW({**_DEFAULTS, **f}) for f in fs], dtype=float)
+    raw = raw.reshape(len(fs), len(_SPEC))
+    raw[:, _LOG] = np.log1p(np.maximum(raw[:, _LOG], 0.0))
+    raw[:, _NEGLOG] = -np.log1p(np.maximum(raw[:, _NEGLOG], 0.0))
+    nd = raw[:, _I_ND]
+    inter = np.column_stack((nd * raw[:, _I_NC], nd * np.maximum(raw[:, _I_Z], 0.0)))
+    return np.hstack((raw, inter))
 
 
 def model_inputs(f: Mapping[str, Any]) -> dict[str, float]:
-    """Numeric inputs of the risk models from a features dict (see ``models.features``).
-
-    Counts and amounts are log-scaled; ``seconds_since_last`` becomes
-    ``-log1p(gap)`` so that "larger is riskier" holds for every anomaly input.
+    """Numeric inputs of the risk models from one features dict (see :func:`features_matrix`).
 
     >>> x = model_inputs({"amount_cny": 99.0, "new_device": True, "new_country": True})
     >>> round(x["amount_cny"], 3), x["new_device&new_country"]
     (4.605, 1.0)
     """
-    return dict(zip(INPUT_NAMES, model_input_values(f), strict=True))
+    return dict(zip(INPUT_NAMES, features_matrix([f])[0].tolist(), strict=True))
 
 
-def model_input_values(f: Mapping[str, Any]) -> list[float]:
-    """:func:`model_inputs` as a list in :data:`INPUT_NAMES` order (the fast path).
-
-    >>> len(model_input_values({})) == len(INPUT_NAMES)
-    True
-    """
-    g = f.get
-    nd = 1.0 if g("new_device") else 0.0
-    nc = 1.0 if g("new_country") else 0.0
-    tiny = float(g("tiny_card_count_10m", 0))
-    z = float(g("amount_zscore", 0.0))
-    return [
-        _log1p(g("amount_cny", 0.0)),  # amount_cny
-        z,  # amount_zscore
-        _log1p(g("txn_count_1h", 0)),  # txn_count_1h
-        _log1p(g("txn_count_24h", 0)),  # txn_count_24h
-        _log1p(g("txn_sum_1h_cny", 0.0)),  # txn_sum_1h_cny
-        _log1p(g("velocity_ratio_1h", 0.0)),  # velocity_ratio_1h
-        -_log1p(g("seconds_since_last", 0.0)),  # seconds_since_last
-        _log1p(g("history_count", 0)),  # history_count
-        nd,  # new_device
-        nc,  # new_country
-        1.0 if g("new_counterparty") else 0.0,  # new_counterparty
-        1.0 if g("new_account") else 0.0,  # new_account
-        nd * nc,  # new_device&new_country
-        nd * (z if z > 0 else 0.0),  # new_device&amount_zscore
-        1.0 if g("cross_border") else 0.0,  # cross_border
-        1.0 if g("foreign_ip") else 0.0,  # foreign_ip
-        1.0 if g("local_night") else 0.0,  # local_night
-        _log1p(tiny),  # tiny_card_count_10m
-        1.0 if g("near_cash_threshold") else 0.0,  # near_cash_threshold
-        1.0 if g("near_transfer_threshold") else 0.0,  # near_transfer_threshold
-        _log1p(g("near_cash_threshold_count_24h", 0)),  # near_cash_threshold_count_24h
-        _log1p(g("near_transfer_threshold_count_24h", 0)),  # near_transfer_threshold_count_24h
-        _log1p(g("cash_same_day_cny", 0.0)),  # cash_same_day_cny
-        _log1p(g("transfer_same_day_cny", 0.0)),  # transfer_same_day_cny
-        _log1p(g("credit_sum_1h_cny", 0.0)),  # credit_sum_1h_cny
-        _log1p(g("debit_sum_1h_cny", 0.0)),  # debit_sum_1h_cny
-        float(g("in_out_ratio_1h", 0.0)),  # in_out_ratio_1h
-        _log1p(g("credit_counterparties_1h", 0)),  # credit_counterparties_1h
-        float(g("in_out_ratio_24h", 0.0)),  # in_out_ratio_24h
-        _log1p(g("credit_counterparties_24h", 0)),  # credit_counterparties_24h
-        1.0 if g("is_cash") else 0.0,  # is_cash
-        1.0 if g("is_transfer") else 0.0,  # is_transfer
-        1.0 if g("is_card") else 0.0,  # is_card
-        1.0 if g("is_credit") else 0.0,  # is_credit
-        1.0 if g("customer_type") == "institution" else 0.0,  # institution
-    ]
+_NAMES = np.array(INPUT_NAMES, dtype=object)
+SUPERVISED_NAMES: tuple[str, ...] = (*INPUT_NAMES, "anomaly")
+"""Inputs of the supervised part: :data:`INPUT_NAMES` plus the anomaly evidence (stacking)."""
 
 
 def input_matrix(xs: Sequence[Mapping[str, float]]) -> Any:
@@ -175,8 +156,7 @@ def input_matrix(xs: Sequence[Mapping[str, float]]) -> Any:
     return np.array([[x.get(k, 0.0) for k in INPUT_NAMES] for x in xs], dtype=float)
 
 
-@dataclass(frozen=True)
-class RiskAssessment:
+class RiskAssessment(NamedTuple):
     """The risk of one transaction: 0-100 score, its parts, reasons and model version."""
 
     score: float
@@ -215,6 +195,7 @@ class RiskModel:
         self.n_reasons = n_reasons
         self.checkpoint_n = 0
         self.n_scored = 0
+        self.calibration = ScoreCalibration()
         self._anomaly_idx = np.array([INPUT_NAMES.index(k) for k in ANOMALY_INPUTS])
 
     @property
@@ -244,9 +225,14 @@ class RiskModel:
 
     # ------------------------------------------------------------------ contract (one event)
     def learn_one(self, x: Features, y: float | int | bool | None = None) -> None:
+        """No label: the anomaly part learns ``x``. With a label: the supervised part learns
+        (``x`` may already hold the ``anomaly`` input from scoring time; else it is added)."""
         if y is None:
             self.learn_many(input_matrix([x]))
         else:
+            if "anomaly" not in x:
+                xs = self.supervised_matrix(input_matrix([x]))[0].tolist()
+                x = dict(zip(SUPERVISED_NAMES, xs, strict=True))
             self.supervised.learn_one(x, y)
 
     def score_one(self, x: Features) -> float:
@@ -284,41 +270,109 @@ class RiskModel:
         C = np.array([[self.anomaly.contributions(x)[k] for k in ANOMALY_INPUTS] for x in xs])
         return a, C
 
-    def assess_many(self, X: Any) -> list[RiskAssessment]:
-        """Assess the rows of ``X`` (columns in :data:`INPUT_NAMES` order)."""
+    def supervised_matrix(self, X: Any) -> Any:
+        """The supervised inputs of the rows of ``X``: the inputs plus the anomaly evidence
+        ``log1p(sum of squared deviations)`` (stacking), in :data:`SUPERVISED_NAMES` order."""
+        _, CA = self._anomaly_many(X)
+        return np.column_stack((X, np.log1p(CA.sum(axis=1))))
+
+    def assess_many(self, X: Any, update_calibration: bool = False) -> list[RiskAssessment]:
+        """Assess the rows of ``X`` (columns in :data:`INPUT_NAMES` order).
+
+        ``update_calibration`` adds the batch's raw scores to the score calibration
+        (the live stage does, once per scored transaction).
+        """
         n, d = X.shape
         a, CA = self._anomaly_many(X)
         w = self.supervised_weight()
         totals = CA.sum(axis=1)
-        totals[totals == 0] = 1.0
+        share = CA / np.where(totals == 0, 1.0, totals)[:, None]
         R = np.zeros((n, d))
-        R[:, self._anomaly_idx] = CA * ((1.0 - w) * a / totals)[:, None]
+        R[:, self._anomaly_idx] = share * ((1.0 - w) * a)[:, None]
         p = None
         if w > 0:
-            mean, inv_std, weights, bias = self.supervised.arrays(INPUT_NAMES)
+            Xs = np.column_stack((X, np.log1p(totals)))
+            mean, inv_std, weights, bias = self.supervised.arrays(SUPERVISED_NAMES)
             c = self.supervised.clip
-            Z = np.clip((X - mean) * inv_std, -c, c)
+            Z = np.clip((Xs - mean) * inv_std, -c, c)
             CS = Z * weights
             logit = CS.sum(axis=1) + bias + self.sampling_offset()
             p = 1.0 / (1.0 + np.exp(-logit))
             pos = np.maximum(CS, 0.0)
             s_tot = pos.sum(axis=1)
             s_tot[s_tot == 0] = 1.0
-            R += pos * (w * p / s_tot)[:, None]
-            combined = w * p + (1.0 - w) * a
+            part = pos * (w * p / s_tot)[:, None]
+            R += part[:, :d]
+            R[:, self._anomaly_idx] += share * part[:, d : d + 1]  # "anomaly" input's share
+            raw = w * p + (1.0 - w) * a
         else:
-            combined = a
+            raw = a
+        combined = self.calibration.transform(raw)
+        if update_calibration:
+            self.calibration.update(raw)
         k = self.n_reasons
         top = np.argsort(-R, axis=1)[:, :k]
         version = self.model_version
-        names = INPUT_NAMES
-        out = []
-        scores = np.round(100.0 * combined, 2).tolist()
+        scores = np.round(combined, 4).tolist()
         anomalies = np.round(a, 4).tolist()
         sups = np.round(p, 4).tolist() if p is not None else [None] * n
-        floor = 0.01 * combined
-        for i in range(n):
-            row = R[i]
-            reasons = tuple(names[j] for j in top[i] if row[j] > floor[i] and row[j] > 0)
-            out.append(RiskAssessment(scores[i], anomalies[i], sups[i], reasons, version))
+        top_values = np.take_along_axis(R, top, axis=1)
+        keep = (top_values > 0.01 * raw[:, None]) & (top_values > 0)
+        chosen = np.where(keep, _NAMES[top], None).tolist()
+        return [
+            RiskAssessment(s_, a_, p_, tuple(r for r in rs if r is not None), version)
+            for s_, a_, p_, rs in zip(scores, anomalies, sups, chosen, strict=True)
+        ]
+
+
+class ScoreCalibration:
+    """Maps raw combined scores (0-1) to the 0-100 risk score by their running quantiles.
+
+    The severity thresholds of the policy then mean alert volumes: with the default knots
+    a raw score at the 99.5th percentile of recent transactions scores 60 (yellow), the
+    99.7th 75 (orange), the 99.9th 90 (red). Monotone, so it never changes a ranking.
+    Until ``min_history`` raw scores are known, ``100 * raw`` is used.
+
+    >>> import numpy as np
+    >>> c = ScoreCalibration(size=1000, min_history=100)
+    >>> c.update(np.linspace(0.0, 1.0, 1000))
+    >>> c.transform(np.array([0.0, 0.5, 0.995, 1.0])).round(1).tolist()
+    [0.0, 10.0, 60.0, 100.0]
+    """
+
+    QUANTILES = (0.0, 0.5, 0.9, 0.98, 0.995, 0.997, 0.999, 1.0)
+    SCORES = (0.0, 10.0, 20.0, 40.0, 60.0, 75.0, 90.0, 100.0)
+
+    def __init__(self, size: int = 20_000, min_history: int = 500) -> None:
+        self.size = size
+        self.min_history = min_history
+        self.buffer = np.zeros(size, dtype=np.float32)
+        self.count = 0
+        self._knots: Any = None
+
+    def update(self, raw: Any) -> None:
+        raw = np.asarray(raw, dtype=np.float32)[-self.size :]
+        start = self.count % self.size
+        end = start + len(raw)
+        if end <= self.size:
+            self.buffer[start:end] = raw
+        else:
+            cut = self.size - start
+            self.buffer[start:] = raw[:cut]
+            self.buffer[: end - self.size] = raw[cut:]
+        self.count += len(raw)
+        if self.count >= self.min_history:
+            seen = self.buffer[: min(self.count, self.size)]
+            knots = np.quantile(seen, self.QUANTILES)
+            self._knots = np.maximum.accumulate(knots + np.arange(len(knots)) * 1e-9)
+
+    def transform(self, raw: Any) -> Any:
+        raw = np.asarray(raw, dtype=float)
+        if self._knots is None:
+            return 100.0 * raw
+        knots = self._knots
+        out = np.interp(raw, knots, self.SCORES)
+        top = raw > knots[-1]  # beyond everything seen: between 100 * raw and 100
+        if top.any():
+            out[top] = 100.0
         return out

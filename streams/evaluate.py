@@ -146,7 +146,8 @@ def _report(
             }
     yellow = DEFAULT_THRESHOLDS["yellow"]
     customer_of = {eid: v[4] for eid, v in scores.items()}
-    score_alerted = {customer_of[eid] for eid, v in scores.items() if v[0] >= yellow}
+    score_alerted = {customer_of[eid] for eid, v in after if v[0] >= yellow}
+    score_alerted_all = {customer_of[eid] for eid, v in scores.items() if v[0] >= yellow}
     clean = {f"c{sim.seed}-{i:06d}" for i in range(n_customers)} - truth_customers
     n_txn = len(scores)
     stage_s = getattr(risk_stage, "seconds", 0.0)
@@ -172,6 +173,9 @@ def _report(
         ),
         "false_alert_rate_score_yellow": r(
             len(clean & score_alerted) / len(clean) if clean else None
+        ),
+        "false_alert_rate_score_yellow_incl_warmup": r(
+            len(clean & score_alerted_all) / len(clean) if clean else None
         ),
         "labels_learned": getattr(risk_stage, "counts", {}).get("labels"),
         "labels_unmatched": getattr(risk_stage, "counts", {}).get("labels_unmatched"),

@@ -24,6 +24,7 @@ from config.settings import Settings
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 import time
@@ -39,7 +40,7 @@ from models.evaluation import DriftMonitor, OnlineEvaluator
 from models.events import Feedback, FeedbackKind, Transaction
 from models.features import FeatureConfig, extract_into
 from models.online import RiverHalfSpaceTrees
-from models.risk import INPUT_NAMES, MODEL_NAME, RiskAssessment, RiskModel, model_input_values
+from models.risk import MODEL_NAME, SUPERVISED_NAMES, RiskAssessment, RiskModel, features_matrix
 from sinks.checkpoints import CheckpointStore, ClickHouseCheckpoints, checkpoint_row
 from sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE, RISK_SCORES_TABLE
 from streams.decode import RawRecord
@@ -160,9 +161,11 @@ class RiskStage:
     ) -> None:
         """Score a batch with the model as of its start, then let the anomaly part learn it."""
         m = self.m
-        rows = [model_input_values(f) for _, f, _ in scored]
-        X = np.array(rows, dtype=float)
-        assessments = m.model.assess_many(X)
+        X = features_matrix([f for _, f, _ in scored])
+        packed = _pack_rows(m.model.supervised_matrix(X))
+        amounts = X[:, 0].tolist()  # log amount, log hourly velocity: drift inputs
+        velocity = X[:, 2].tolist()
+        assessments = m.model.assess_many(X, update_calibration=True)
         m.model.learn_many(X)
         m.scored += len(scored)
         self.counts["scored"] += len(scored)
@@ -170,31 +173,43 @@ class RiskStage:
         ttl = self.settings.risk_pending_ttl_s
         keep = self.settings.risk_pending_max
         score_rows = []
-        annotate = out.annotate
-        for (txn, f, rec), a, values in zip(scored, assessments, rows, strict=True):
+        annotations = out.annotations
+        for (txn, f, rec), a, x_packed, amount, vel in zip(
+            scored, assessments, packed, amounts, velocity, strict=True
+        ):
             ts = txn.ts
             ts_s = ts.timestamp()
             eid = txn.event_id
-            for c in drift.observe_inputs(values[0], values[2], ts, a.model_version):
+            for c in drift.observe_inputs(amount, vel, ts, a.model_version):
                 out.candidates.append(c)
             reasons = list(a.reason_codes)
-            annotate(eid, "features", f)
-            annotate(
-                eid,
-                "risk",
-                {
-                    "score": a.score,
-                    "anomaly": a.anomaly,
-                    "supervised": a.supervised,
-                    "reason_codes": reasons,
-                    "model_version": a.model_version,
-                    "customer_id": txn.customer_id,
-                },
-            )
+            ann = annotations.get(eid)
+            if ann is None:
+                ann = annotations[eid] = {}
+            ann["features"] = f
+            ann["risk"] = {
+                "score": a.score,
+                "anomaly": a.anomaly,
+                "supervised": a.supervised,
+                "reason_codes": reasons,
+                "model_version": a.model_version,
+                "customer_id": txn.customer_id,
+            }
             meta = [f["segment"], f["customer_type"], f["channel"], f["txn_type"], f["amount_cny"]]
             score_rows.append(
-                (eid, ts, txn.customer_id, *meta, a.score, a.anomaly, a.supervised, reasons,
-                 a.model_version, None, 0)  # fmt: skip
+                (
+                    eid,
+                    ts,
+                    txn.customer_id,
+                    *meta,
+                    a.score,
+                    a.anomaly,
+                    a.supervised,
+                    reasons,
+                    a.model_version,
+                    None,
+                    0,
+                )  # fmt: skip
             )
             if self.candidates is not None:
                 out.candidates.extend(self.candidates(txn, f, a))
@@ -204,8 +219,17 @@ class RiskStage:
                 pending[:] = [p for p in pending if p[1] >= ts_s - ttl]
                 self.counts["pending_expired"] += before - len(pending)
             pending.append(
-                [eid, round(ts_s, 3), _PACK % tuple(values), a.score, a.anomaly, a.supervised,
-                 reasons, a.model_version, meta]  # fmt: skip
+                [
+                    eid,
+                    round(ts_s, 3),
+                    x_packed,
+                    a.score,
+                    a.anomaly,
+                    a.supervised,
+                    reasons,
+                    a.model_version,
+                    meta,
+                ]  # fmt: skip
             )
             if len(pending) > keep:
                 del pending[:-keep]
@@ -221,7 +245,7 @@ class RiskStage:
             return False
         eid, ts_s, packed, score, anomaly, supervised, reasons, version, meta = pending.pop(idx)
         m = self.m
-        x = dict(zip(INPUT_NAMES, map(float, packed.split(",")), strict=True))
+        x = dict(zip(SUPERVISED_NAMES, _unpack_row(packed), strict=True))
         before = m.model.supervised.score_one(x)
         m.model.learn_one(x, y)
         m.labels += 1
@@ -283,8 +307,20 @@ class RiskStage:
         log.info("checkpoint %s (%d labels, %d scored)", version, m.labels, m.scored)
 
 
-# pending inputs are kept as one compact string (5 significant digits each)
-_PACK = ",".join(["%.5g"] * len(INPUT_NAMES))
+def _pack_rows(X: Any) -> list[str]:
+    """Model inputs of each row as one compact JSON-able string (float32, base64)."""
+    X32 = X.astype(np.float32)
+    return [base64.b64encode(row.tobytes()).decode() for row in X32]
+
+
+def _unpack_row(packed: str) -> list[float]:
+    """Inverse of :func:`_pack_rows` for one row.
+
+    >>> import numpy as np
+    >>> _unpack_row(_pack_rows(np.array([[1.5, -2.0]]))[0])
+    [1.5, -2.0]
+    """
+    return np.frombuffer(base64.b64decode(packed), dtype=np.float32).astype(float).tolist()
 
 
 def _metric_rows(m: RiskModels, ts: datetime) -> list[tuple[Any, ...]]:
