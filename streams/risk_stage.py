@@ -209,7 +209,7 @@ class RiskStage:
                     a.model_version,
                     None,
                     0,
-                )  # fmt: skip
+                )
             )
             if self.candidates is not None:
                 out.candidates.extend(self.candidates(txn, f, a))
@@ -229,7 +229,7 @@ class RiskStage:
                     reasons,
                     a.model_version,
                     meta,
-                ]  # fmt: skip
+                ]
             )
             if len(pending) > keep:
                 del pending[:-keep]
@@ -277,7 +277,7 @@ class RiskStage:
                     version,
                     y,
                     1,
-                )  # fmt: skip
+                )
             ],
         )
         if m.labels - self._labels_at_metrics >= self.settings.risk_metrics_every_labels:
