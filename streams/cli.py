@@ -18,10 +18,12 @@ log = logging.getLogger("finpulse")
 
 
 def _schema(settings: Settings, args: argparse.Namespace) -> int:
+    from pydantic import BaseModel
+
     from models.alerts import Alert
     from models.events import EVENT_MODELS
 
-    models = {**EVENT_MODELS, "alert": Alert}
+    models: dict[str, type[BaseModel]] = {**EVENT_MODELS, "alert": Alert}
     names = [args.name] if args.name else list(models)
     schemas = {n: models[n].model_json_schema() for n in names}
     print(json.dumps(schemas if len(names) > 1 else schemas[names[0]], indent=2))
