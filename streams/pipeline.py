@@ -31,7 +31,6 @@ from models.alerts import AlertCandidate
 from models.events import DeadLetter
 from sinks.tables import EVENT_TABLES, ROW_BUILDERS, Table
 from streams.decode import RawRecord, decode
-from streams.risk_stage import risk_stages
 from streams.state import KeyedState, MemoryState
 
 log = logging.getLogger(__name__)
@@ -90,7 +89,18 @@ def no_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
 
 def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
     """The stages of a finpulse worker, in order (alerting last)."""
-    return (*risk_stages(settings, state),)
+    from config.policy import load_policy
+    from streams.alerting import STATE_NAME, AlertStage
+    from streams.risk_stage import risk_stages
+    from streams.rules import RuleEngine, RuleStage
+
+    policy = load_policy(settings.policy_path)
+    engine = RuleEngine(policy)
+    return (
+        *risk_stages(settings, state, engine),
+        RuleStage(engine),
+        AlertStage(policy, state(STATE_NAME)),
+    )
 
 
 class Pipeline:

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATE_NAME = "risk_customers"
+SCORE_MODEL = "risk_score"  # the policy's model-threshold entry for the combined score
 RESTORE_RETRY_S = 30.0
 LABELS = {FeedbackKind.FRAUD_CONFIRMED: 1, FeedbackKind.FRAUD_CLEARED: 0}
 
@@ -332,7 +333,36 @@ def _metric_rows(m: RiskModels, ts: datetime) -> list[tuple[Any, ...]]:
     return rows
 
 
-def risk_stages(settings: Settings, state: StateFactory) -> Sequence[RiskStage]:
-    """The stage builder for :func:`streams.pipeline.default_stages`."""
+def risk_candidates(engine: Any) -> CandidateFn:
+    """Model-score alert candidates (policy ``models.risk_score`` thresholds) of one scored
+    transaction. The policy's rules on the same features run in the RuleStage after this
+    stage (it reads the ``"features"`` and ``"risk"`` annotations)."""
+
+    def candidates(
+        txn: Transaction, features: dict[str, Any], a: RiskAssessment
+    ) -> list[AlertCandidate]:
+        c = engine.score_alert(
+            SCORE_MODEL,
+            a.score,
+            subject_id=txn.customer_id,
+            ts=txn.ts,
+            source_event_id=txn.event_id,
+            customer_id=txn.customer_id,
+            segment=features["segment"],
+            channel=features["channel"],
+            reason_codes=list(a.reason_codes),
+            model_version=a.model_version,
+        )
+        return [] if c is None else [c]
+
+    return candidates
+
+
+def risk_stages(
+    settings: Settings, state: StateFactory, engine: Any = None
+) -> Sequence[RiskStage]:
+    """The stage builder for :func:`streams.pipeline.default_stages`; with a
+    :class:`~streams.rules.RuleEngine` it also emits the model-score alert candidates."""
     store = ClickHouseCheckpoints(settings) if settings.risk_restore_checkpoint else None
-    return (RiskStage(settings, state(STATE_NAME), checkpoints=store),)
+    fn = risk_candidates(engine) if engine is not None else None
+    return (RiskStage(settings, state(STATE_NAME), checkpoints=store, candidates=fn),)
