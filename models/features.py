@@ -156,6 +156,22 @@ class FeatureConfig:
     unknown_fx_rate: float = 1.0
     fx_to_cny: Mapping[str, float] = field(default_factory=lambda: FX_TO_CNY)
 
+    @classmethod
+    def from_parameters(cls, parameters: Mapping[str, Any]) -> FeatureConfig:
+        """The thresholds held by the policy (``parameters:`` of config/policy.yaml).
+
+        >>> FeatureConfig.from_parameters({"large_cash_cny": 40000}).cash_threshold_cny
+        40000.0
+        """
+        names = {
+            "large_cash_cny": "cash_threshold_cny",
+            "large_transfer_individual_cny": "individual_transfer_threshold_cny",
+            "large_transfer_institution_cny": "institution_transfer_threshold_cny",
+            "near_threshold_ratio": "near_fraction",
+            "tiny_card_amount_cny": "tiny_card_amount_cny",
+        }
+        return cls(**{ours: float(parameters[p]) for p, ours in names.items() if p in parameters})
+
     def transfer_threshold(self, customer_type: str) -> float:
         if customer_type == "institution":
             return self.institution_transfer_threshold_cny

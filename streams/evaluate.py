@@ -21,6 +21,7 @@ from typing import Any
 
 from config.settings import Settings
 from models.evaluation import DEFAULT_THRESHOLDS, average_precision, roc_auc
+from sinks.tables import ALERTS_TABLE
 from streams.decode import RawRecord
 from streams.pipeline import Pipeline, StageBuilder, default_stages
 from streams.simulator import Simulator
@@ -80,6 +81,8 @@ def evaluate(
     scores: dict[str, tuple[float, float, float | None, int, str]] = {}
     rule_counts: Counter[str] = Counter()
     alerted: dict[str, set[str]] = defaultdict(set)  # customer -> rule ids
+    fired_on: dict[str, set[str]] = defaultdict(set)  # source event -> rule ids
+    alert_ids: dict[str, str] = {}  # alert id -> rule id (after dedup)
     started = time.perf_counter()
     for kind, records, start in _batches(sim, BATCH_WINDOW):
         out = pipeline.process(kind, records)
@@ -97,13 +100,39 @@ def evaluate(
                     )
         for c in out.candidates:
             rule_counts[c.rule_id] += 1
-            if c.customer_id and c.domain != "model_health":
+            if c.customer_id and c.domain != "model_health" and start >= warmup:
                 alerted[c.customer_id].add(c.rule_id)
+            if c.source_event_id:
+                fired_on[c.source_event_id].add(c.rule_id)
+        for row in out.rows.get(ALERTS_TABLE, ()):
+            alert_ids[row[0]] = row[2]
     elapsed = time.perf_counter() - started
     truth = sim.ground_truth()
-    return _report(
+    report = _report(
         sim, truth, scores, rule_counts, alerted, elapsed, risk_stage, warmup, n_customers
     )
+    report["alerts_by_rule"] = dict(sorted(Counter(alert_ids.values()).items()))
+    report["rule_case_recall"] = _rule_recall(truth, fired_on)
+    return report
+
+
+def _rule_recall(truth: list[dict[str, Any]], fired_on: dict[str, set[str]]) -> dict[str, Any]:
+    """Per pattern: share of cases where a rule (not the model score) fired on one of its
+    events, and which rules did."""
+    out: dict[str, Any] = {}
+    for pattern in sorted({str(t["pattern"]) for t in truth}):
+        cases = [t for t in truth if t["pattern"] == pattern and t["event_ids"]]
+        if not cases or pattern == "channel_outage":
+            continue
+        rules: Counter[str] = Counter()
+        hit = 0
+        for t in cases:
+            fired = set().union(*(fired_on.get(e, set()) for e in t["event_ids"]))
+            fired = {r for r in fired if not r.startswith(("model.", "drift."))}
+            hit += bool(fired)
+            rules.update(fired)
+        out[pattern] = {"recall": round(hit / len(cases), 4), "rules": dict(rules)}
+    return out
 
 
 def _report(
@@ -170,6 +199,9 @@ def _report(
         "clean_customers": len(clean),
         "false_alert_rate_rules": r(
             len([c for c in clean if alerted.get(c)]) / len(clean) if clean else None
+        ),
+        "false_alerts_by_rule": dict(
+            sorted(Counter(r for c in clean for r in alerted.get(c, ())).items())
         ),
         "false_alert_rate_score_yellow": r(
             len(clean & score_alerted) / len(clean) if clean else None

@@ -358,11 +358,11 @@ def risk_candidates(engine: Any) -> CandidateFn:
     return candidates
 
 
-def risk_stages(
-    settings: Settings, state: StateFactory, engine: Any = None
-) -> Sequence[RiskStage]:
+def risk_stages(settings: Settings, state: StateFactory, engine: Any = None) -> Sequence[RiskStage]:
     """The stage builder for :func:`streams.pipeline.default_stages`; with a
     :class:`~streams.rules.RuleEngine` it also emits the model-score alert candidates."""
     store = ClickHouseCheckpoints(settings) if settings.risk_restore_checkpoint else None
     fn = risk_candidates(engine) if engine is not None else None
-    return (RiskStage(settings, state(STATE_NAME), checkpoints=store, candidates=fn),)
+    config = FeatureConfig.from_parameters(engine.policy.parameters) if engine else None
+    stage = RiskStage(settings, state(STATE_NAME), config, checkpoints=store, candidates=fn)
+    return (stage,)
