@@ -82,6 +82,9 @@ class Settings(BaseSettings):
         7 * 86400.0, gt=0, description="how long scored features wait for a fraud label"
     )
     risk_pending_max: int = Field(32, ge=1, description="pending scored txns kept per customer")
+    gc_threshold0: int = Field(
+        100_000, ge=0, description="worker GC gen-0 threshold (0 = Python's default)"
+    )
     risk_metrics_every_labels: int = Field(
         100, ge=1, description="write model_metrics rows after this many labels"
     )

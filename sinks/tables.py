@@ -185,6 +185,8 @@ RISK_SCORES_TABLE = Table(
         "channel",
         "txn_type",
         "amount_cny",
+        "txn_count_1h",
+        "txn_count_24h",
         "score",
         "anomaly",
         "supervised",

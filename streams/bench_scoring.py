@@ -12,6 +12,7 @@ True
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import time
 from typing import Any
@@ -42,6 +43,8 @@ def bench(
             txns.append((Transaction.model_validate_json(ev.value), raw))
     settings = Settings(risk_restore_checkpoint=False)
     stage = RiskStage(settings, MemoryState("risk_customers"))
+    if settings.gc_threshold0:  # as the worker does (streams.cli.tune_gc)
+        gc.set_threshold(settings.gc_threshold0, 50, 1000)
     started = time.perf_counter()
     for k in range(0, len(txns), batch):
         stage.process("transaction", txns[k : k + batch], BatchOutput())  # type: ignore[arg-type]

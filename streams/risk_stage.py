@@ -171,15 +171,16 @@ class RiskStage:
         m.scored += len(scored)
         self.counts["scored"] += len(scored)
         drift = m.drift
-        ttl = self.settings.risk_pending_ttl_s
+        ttl_ms = int(self.settings.risk_pending_ttl_s * 1000)
         keep = self.settings.risk_pending_max
         score_rows = []
         annotations = out.annotations
         for (txn, f, rec), a, x_packed, amount, vel in zip(
             scored, assessments, packed, amounts, velocity, strict=True
         ):
-            ts = txn.ts
-            ts_s = ts.timestamp()
+            ts_s = txn.ts.timestamp()
+            ts_ms = int(ts_s * 1000)
+            ts = datetime.fromtimestamp(ts_ms / 1000, UTC)  # ms, as stored: the label row matches
             eid = txn.event_id
             for c in drift.observe_inputs(amount, vel, ts, a.model_version):
                 out.candidates.append(c)
@@ -196,7 +197,15 @@ class RiskStage:
                 "model_version": a.model_version,
                 "customer_id": txn.customer_id,
             }
-            meta = [f["segment"], f["customer_type"], f["channel"], f["txn_type"], f["amount_cny"]]
+            meta = [
+                f["segment"],
+                f["customer_type"],
+                f["channel"],
+                f["txn_type"],
+                f["amount_cny"],
+                f["txn_count_1h"],
+                f["txn_count_24h"],
+            ]
             score_rows.append(
                 (
                     eid,
@@ -215,14 +224,15 @@ class RiskStage:
             if self.candidates is not None:
                 out.candidates.extend(self.candidates(txn, f, a))
             pending = rec["p"]
-            if pending and pending[0][1] < ts_s - ttl:
+            cutoff = ts_ms - ttl_ms
+            if pending and pending[0][1] < cutoff:
                 before = len(pending)
-                pending[:] = [p for p in pending if p[1] >= ts_s - ttl]
+                pending[:] = [p for p in pending if p[1] >= cutoff]
                 self.counts["pending_expired"] += before - len(pending)
             pending.append(
                 [
                     eid,
-                    round(ts_s, 3),
+                    ts_ms,
                     x_packed,
                     a.score,
                     a.anomaly,
@@ -244,7 +254,7 @@ class RiskStage:
         if idx is None:
             self.counts["labels_unmatched"] += 1
             return False
-        eid, ts_s, packed, score, anomaly, supervised, reasons, version, meta = pending.pop(idx)
+        eid, ts_ms, packed, score, anomaly, supervised, reasons, version, meta = pending.pop(idx)
         m = self.m
         x = dict(zip(SUPERVISED_NAMES, _unpack_row(packed), strict=True))
         before = m.model.supervised.score_one(x)
@@ -257,8 +267,7 @@ class RiskStage:
         drift = m.drift.observe_error(abs(y - before), fb.ts, m.model.model_version)
         if drift is not None:
             out.candidates.append(drift)
-        ts = datetime.fromtimestamp(ts_s, UTC)
-        segment, ctype, channel, txn_type, amount = meta
+        ts = datetime.fromtimestamp(ts_ms / 1000, UTC)
         out.add_rows(
             RISK_SCORES_TABLE,
             [
@@ -266,11 +275,7 @@ class RiskStage:
                     eid,
                     ts,
                     fb.customer_id,
-                    segment,
-                    ctype,
-                    channel,
-                    txn_type,
-                    amount,
+                    *meta,
                     score,
                     anomaly,
                     supervised,

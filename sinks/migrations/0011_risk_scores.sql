@@ -9,6 +9,8 @@ CREATE TABLE IF NOT EXISTS {db}.risk_scores
     channel       LowCardinality(String),
     txn_type      LowCardinality(String),
     amount_cny    Float64,
+    txn_count_1h  UInt32,
+    txn_count_24h UInt32,
     score         Float32,
     anomaly       Float32,
     supervised    Nullable(Float32),
