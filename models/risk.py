@@ -10,7 +10,11 @@ inputs named after the feature they come from (so reason codes are feature names
   (:class:`~models.online.OnlineLogistic`),
 
 into ``score = 100 * (w * p_supervised + (1 - w) * anomaly)`` where the supervised weight
-``w = w_max * n_pos / (n_pos + k)`` grows with the positive labels learned. Reason codes
+``w = w_max * n_pos / (n_pos + k)`` grows quickly with the positive labels learned (a
+weight that keeps changing makes scores of different days incomparable). The supervised
+part sees the anomaly evidence as one more input (stacking), and its probability is
+corrected for label sampling, so the score is on a probability-like scale and the
+policy's severity thresholds (60/75/90) are rare on clean traffic. Reason codes
 are the inputs with the largest share of the score (weight × standardized value for the
 classifier, squared one-sided deviation for the anomaly part). The model version is
 ``risk-v1+<labels learned at the last checkpoint>``.
@@ -184,8 +188,8 @@ class RiskModel:
         self,
         anomaly: Any = None,
         supervised: OnlineLogistic | None = None,
-        w_max: float = 0.85,
-        k: float = 20.0,
+        w_max: float = 0.95,
+        k: float = 3.0,
         n_reasons: int = 3,
     ) -> None:
         self.anomaly: Any = anomaly if anomaly is not None else DeviationScorer(ANOMALY_INPUTS)
@@ -195,7 +199,6 @@ class RiskModel:
         self.n_reasons = n_reasons
         self.checkpoint_n = 0
         self.n_scored = 0
-        self.calibration = ScoreCalibration()
         self._anomaly_idx = np.array([INPUT_NAMES.index(k) for k in ANOMALY_INPUTS])
 
     @property
@@ -276,12 +279,8 @@ class RiskModel:
         _, CA = self._anomaly_many(X)
         return np.column_stack((X, np.log1p(CA.sum(axis=1))))
 
-    def assess_many(self, X: Any, update_calibration: bool = False) -> list[RiskAssessment]:
-        """Assess the rows of ``X`` (columns in :data:`INPUT_NAMES` order).
-
-        ``update_calibration`` adds the batch's raw scores to the score calibration
-        (the live stage does, once per scored transaction).
-        """
+    def assess_many(self, X: Any) -> list[RiskAssessment]:
+        """Assess the rows of ``X`` (columns in :data:`INPUT_NAMES` order)."""
         n, d = X.shape
         a, CA = self._anomaly_many(X)
         w = self.supervised_weight()
@@ -307,9 +306,7 @@ class RiskModel:
             raw = w * p + (1.0 - w) * a
         else:
             raw = a
-        combined = self.calibration.transform(raw)
-        if update_calibration:
-            self.calibration.update(raw)
+        combined = 100.0 * raw
         k = self.n_reasons
         top = np.argsort(-R, axis=1)[:, :k]
         version = self.model_version
@@ -323,56 +320,3 @@ class RiskModel:
             RiskAssessment(s_, a_, p_, tuple(r for r in rs if r is not None), version)
             for s_, a_, p_, rs in zip(scores, anomalies, sups, chosen, strict=True)
         ]
-
-
-class ScoreCalibration:
-    """Maps raw combined scores (0-1) to the 0-100 risk score by their running quantiles.
-
-    The severity thresholds of the policy then mean alert volumes: with the default knots
-    a raw score at the 99.5th percentile of recent transactions scores 60 (yellow), the
-    99.7th 75 (orange), the 99.9th 90 (red). Monotone, so it never changes a ranking.
-    Until ``min_history`` raw scores are known, ``100 * raw`` is used.
-
-    >>> import numpy as np
-    >>> c = ScoreCalibration(size=1000, min_history=100)
-    >>> c.update(np.linspace(0.0, 1.0, 1000))
-    >>> c.transform(np.array([0.0, 0.5, 0.995, 1.0])).round(1).tolist()
-    [0.0, 10.0, 60.0, 100.0]
-    """
-
-    QUANTILES = (0.0, 0.5, 0.9, 0.98, 0.995, 0.997, 0.999, 1.0)
-    SCORES = (0.0, 10.0, 20.0, 40.0, 60.0, 75.0, 90.0, 100.0)
-
-    def __init__(self, size: int = 20_000, min_history: int = 500) -> None:
-        self.size = size
-        self.min_history = min_history
-        self.buffer = np.zeros(size, dtype=np.float32)
-        self.count = 0
-        self._knots: Any = None
-
-    def update(self, raw: Any) -> None:
-        raw = np.asarray(raw, dtype=np.float32)[-self.size :]
-        start = self.count % self.size
-        end = start + len(raw)
-        if end <= self.size:
-            self.buffer[start:end] = raw
-        else:
-            cut = self.size - start
-            self.buffer[start:] = raw[:cut]
-            self.buffer[: end - self.size] = raw[cut:]
-        self.count += len(raw)
-        if self.count >= self.min_history:
-            seen = self.buffer[: min(self.count, self.size)]
-            knots = np.quantile(seen, self.QUANTILES)
-            self._knots = np.maximum.accumulate(knots + np.arange(len(knots)) * 1e-9)
-
-    def transform(self, raw: Any) -> Any:
-        raw = np.asarray(raw, dtype=float)
-        if self._knots is None:
-            return 100.0 * raw
-        knots = self._knots
-        out = np.interp(raw, knots, self.SCORES)
-        top = raw > knots[-1]  # beyond everything seen: between 100 * raw and 100
-        if top.any():
-            out[top] = 100.0
-        return out

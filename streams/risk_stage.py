@@ -166,7 +166,7 @@ class RiskStage:
         packed = _pack_rows(m.model.supervised_matrix(X))
         amounts = X[:, 0].tolist()  # log amount, log hourly velocity: drift inputs
         velocity = X[:, 2].tolist()
-        assessments = m.model.assess_many(X, update_calibration=True)
+        assessments = m.model.assess_many(X)
         m.model.learn_many(X)
         m.scored += len(scored)
         self.counts["scored"] += len(scored)

@@ -42,8 +42,8 @@ def test_a_broken_model_fails_the_floor(monkeypatch):
     original = RiskModel.assess_many
     rng = random.Random(0)
 
-    def noise(self, X, update_calibration=False):
-        out = original(self, X, update_calibration)
+    def noise(self, X):
+        out = original(self, X)
         return [a._replace(score=100.0 * rng.random()) for a in out]
 
     monkeypatch.setattr(RiskModel, "assess_many", noise)
