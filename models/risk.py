@@ -10,7 +10,8 @@ inputs named after the feature they come from (so reason codes are feature names
   (:class:`~models.online.OnlineLogistic`),
 
 into ``score = 100 * (w * p_supervised + (1 - w) * anomaly)`` where the supervised weight
-``w = w_max * n_pos / (n_pos + k)`` grows quickly with the positive labels learned (a
+``w = w_min + (w_max - w_min) * n_pos / (n_pos + k)`` grows quickly with the positive
+labels learned; before any label the anomaly part alone stays under the alert bands (a
 weight that keeps changing makes scores of different days incomparable). The supervised
 part sees the anomaly evidence as one more input (stacking), and its probability is
 corrected for label sampling, so the score is on a probability-like scale and the
@@ -191,10 +192,12 @@ class RiskModel:
         w_max: float = 0.95,
         k: float = 3.0,
         n_reasons: int = 3,
+        w_min: float = 0.4,
     ) -> None:
         self.anomaly: Any = anomaly if anomaly is not None else DeviationScorer(ANOMALY_INPUTS)
         self.supervised = supervised if supervised is not None else OnlineLogistic()
         self.w_max = w_max
+        self.w_min = w_min
         self.k = k
         self.n_reasons = n_reasons
         self.checkpoint_n = 0
@@ -216,8 +219,10 @@ class RiskModel:
         return self.model_version
 
     def supervised_weight(self) -> float:
+        """``w_min`` before any fraud label (the anomaly part alone then stays below the
+        alert bands), rising to ``w_max`` as positive labels are learned."""
         n_pos = self.supervised.n_seen[1]
-        return self.w_max * n_pos / (n_pos + self.k) if n_pos else 0.0
+        return self.w_min + (self.w_max - self.w_min) * n_pos / (n_pos + self.k)
 
     def sampling_offset(self) -> float:
         """log of the share of clean transactions that get a label (prior correction)."""
@@ -246,7 +251,12 @@ class RiskModel:
 
     def clone(self) -> RiskModel:
         return RiskModel(
-            self.anomaly.clone(), self.supervised.clone(), self.w_max, self.k, self.n_reasons
+            self.anomaly.clone(),
+            self.supervised.clone(),
+            self.w_max,
+            self.k,
+            self.n_reasons,
+            self.w_min,
         )
 
     # ------------------------------------------------------------------ batch

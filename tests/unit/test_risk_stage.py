@@ -7,6 +7,7 @@ from typing import Any
 
 from config.policy import load_policy
 from config.settings import Settings
+from models.alerts import Severity
 from sinks.checkpoints import MemoryCheckpoints
 from sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE, RISK_SCORES_TABLE
 from streams.decode import RawRecord
@@ -163,7 +164,11 @@ def test_unreachable_checkpoint_store_never_overwrites_it():
 
 
 def test_model_score_alerts_come_from_the_policy_thresholds():
-    engine = RuleEngine(load_policy())
+    policy = load_policy()
+    lowered = policy.models["risk_score"].model_copy(
+        update={"thresholds": {Severity.YELLOW: 30.0, Severity.ORANGE: 40.0, Severity.RED: 95.0}}
+    )
+    engine = RuleEngine(policy.model_copy(update={"models": {"risk_score": lowered}}))
     stage = risk_stages(settings(), MemoryState, engine)[0]
     pipeline = Pipeline(settings(), stages=lambda s, st: (stage,))
     quiet = [txn(i, 60 * i, customer_id=f"c-{i % 50}", amount=100.0) for i in range(600)]
@@ -174,7 +179,8 @@ def test_model_score_alerts_come_from_the_policy_thresholds():
     )  # fmt: skip
     out = pipeline.process("transaction", records(TRANSACTIONS, [odd]))
     score = out.annotations["t-1000"]["risk"]["score"]
-    assert score >= 60
+    assert 40 <= score < 95
     (cand,) = [c for c in out.candidates if c.rule_id == "model.risk_score"]
     assert cand.subject_id == "c-1" and cand.score == score and cand.reason_codes
+    assert cand.severity == Severity.ORANGE
     assert cand.model_version == "risk-v1+0"
