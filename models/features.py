@@ -44,37 +44,17 @@ from types import MappingProxyType
 from typing import Any
 
 from models.events import Direction, Transaction
+from models.money import FX_TO_CNY as MONEY_FX
 
 STATE_VERSION = 2
 
-# Fixed reference rates (CNY per unit), PBoC central parity order of magnitude, late 2025.
-# Deliberately static: features must be reproducible in replay; a live FX feed is out of scope.
-FX_TO_CNY: Mapping[str, float] = MappingProxyType(
-    {
-        "CNY": 1.0,
-        "USD": 7.1,
-        "EUR": 7.7,
-        "GBP": 9.0,
-        "HKD": 0.91,
-        "JPY": 0.048,
-        "SGD": 5.3,
-        "KRW": 0.0052,
-        "AUD": 4.7,
-        "CAD": 5.2,
-        "CHF": 8.1,
-        "AED": 1.93,
-        "THB": 0.2,
-        "MYR": 1.5,
-        "VND": 0.00028,
-        "PHP": 0.125,
-        "RUB": 0.08,
-    }
-)
+# The one fixed FX table of finpulse (models/money.py): reproducible in replay.
+FX_TO_CNY: Mapping[str, float] = MappingProxyType(MONEY_FX)
 
 # name -> one-line meaning. Rules (config/policy.yaml) reference these names.
 FEATURES: Mapping[str, str] = MappingProxyType(
     {
-        "amount_cny": "transaction amount in CNY (fixed FX table for other currencies)",
+        "amount_cny": "amount in CNY (fixed FX table, models/money.py); None if currency unknown",
         "is_cash": "cash deposit or withdrawal",
         "is_transfer": "transfer",
         "is_card": "card payment",
@@ -153,7 +133,6 @@ class FeatureConfig:
     zscore_prior_weight: float = 2.0
     zscore_min_alpha: float = 0.05
     zscore_clip: float = 10.0
-    unknown_fx_rate: float = 1.0
     fx_to_cny: Mapping[str, float] = field(default_factory=lambda: FX_TO_CNY)
 
     @classmethod
@@ -343,8 +322,11 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
     txn_type = _val(txn.txn_type)
     ctype = _val(txn.customer_type)
     credit = txn.direction is _CREDIT
-    rate = config.fx_to_cny.get(txn.currency, config.unknown_fx_rate)
-    amount = float(txn.amount) if rate == 1.0 else round(float(txn.amount) * rate, 2)
+    rate = config.fx_to_cny.get(txn.currency)
+    if rate is None:  # unknown currency: no CNY amount (threshold rules cannot fire on it)
+        amount = 0.0
+    else:
+        amount = float(txn.amount) if rate == 1.0 else round(float(txn.amount) * rate, 2)
     is_cash = txn_type == "cash_deposit" or txn_type == "cash_withdrawal"
     is_transfer = txn_type == "transfer"
     is_card = txn_type == "card_payment"
@@ -459,7 +441,7 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
     ip = txn.ip_country
 
     return {
-        "amount_cny": amount,
+        "amount_cny": amount if rate is not None else None,
         "is_cash": is_cash,
         "is_transfer": is_transfer,
         "is_card": is_card,

@@ -131,8 +131,10 @@ def features_matrix(fs: Sequence[Mapping[str, Any]]) -> Any:
     """
     try:
         raw = np.array([_RAW(f) for f in fs], dtype=float)
-    except KeyError:
+    except KeyError:  # partial dicts (examples, tests)
         raw = np.array([_RAW({**_DEFAULTS, **f}) for f in fs], dtype=float)
+    if np.isnan(raw).any():  # None, e.g. the CNY amount of an unknown currency
+        raw = np.nan_to_num(raw, nan=0.0)
     raw = raw.reshape(len(fs), len(_SPEC))
     raw[:, _LOG] = np.log1p(np.maximum(raw[:, _LOG], 0.0))
     raw[:, _NEGLOG] = -np.log1p(np.maximum(raw[:, _NEGLOG], 0.0))

@@ -1,8 +1,9 @@
-"""Benchmark of the scoring path: features + models (+ rules) on decoded transactions.
+"""Benchmark of the scoring path: features + models (+ the policy's rules) on decoded events.
 
 Decoding (pydantic) and the broker are outside the measured path: the simulator's
-transactions are decoded first, then fed in batches to the risk stage exactly as the
-Pipeline would. Run: ``python -m streams.bench_scoring --events 60000``.
+transactions are decoded first, then fed in batches to the risk stage (and the rule
+stage, which reads its features) exactly as the Pipeline would, with the worker's GC
+setting. Run: ``python -m streams.bench_scoring --events 60000``.
 
 >>> r = bench(n_events=2000, n_customers=200, batch=500)
 >>> r["transactions"] > 1000 and r["events_per_s"] > 0
@@ -17,12 +18,14 @@ import json
 import time
 from typing import Any
 
+from config.policy import load_policy
 from config.settings import Settings
 from models.events import Transaction
 from streams.decode import RawRecord
 from streams.evaluate import SIM_START
 from streams.pipeline import BatchOutput
-from streams.risk_stage import RiskStage
+from streams.risk_stage import risk_stages
+from streams.rules import RuleEngine, RuleStage
 from streams.simulator import Simulator
 from streams.state import MemoryState
 from streams.topics import TRANSACTIONS
@@ -42,19 +45,24 @@ def bench(
             raw = RawRecord(ev.topic, 0, i, ev.value, ev.key)
             txns.append((Transaction.model_validate_json(ev.value), raw))
     settings = Settings(risk_restore_checkpoint=False)
-    stage = RiskStage(settings, MemoryState("risk_customers"))
+    engine = RuleEngine(load_policy(settings.policy_path))
     if settings.gc_threshold0:  # as the worker does (streams.cli.tune_gc)
         gc.set_threshold(settings.gc_threshold0, 50, 1000)
-    started = time.perf_counter()
-    for k in range(0, len(txns), batch):
-        stage.process("transaction", txns[k : k + batch], BatchOutput())  # type: ignore[arg-type]
-    elapsed = time.perf_counter() - started
-    return {
-        "transactions": len(txns),
-        "batch": batch,
-        "seconds": round(elapsed, 3),
-        "events_per_s": round(len(txns) / elapsed),
-    }
+    result: dict[str, Any] = {"transactions": len(txns), "batch": batch}
+    for label, with_rules in (("risk", False), ("risk_and_rules", True)):
+        stages: list[Any] = [risk_stages(settings, MemoryState, engine)[0]]
+        if with_rules:
+            stages.append(RuleStage(engine))
+        started = time.perf_counter()
+        for k in range(0, len(txns), batch):
+            out = BatchOutput()
+            for stage in stages:
+                stage.process("transaction", txns[k : k + batch], out)
+        elapsed = time.perf_counter() - started
+        result[f"{label}_seconds"] = round(elapsed, 3)
+        result[f"{label}_events_per_s"] = round(len(txns) / elapsed)
+    result["events_per_s"] = result["risk_and_rules_events_per_s"]
+    return result
 
 
 def main() -> None:  # pragma: no cover - CLI

@@ -10,6 +10,7 @@ import pytest
 
 from models.events import Transaction
 from models.features import FEATURE_NAMES, FeatureConfig, extract, extract_into, new_state
+from models.risk import model_inputs
 from tests.factories import encode, transaction
 
 T0 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)  # 10:00 local (UTC+8), a Monday
@@ -166,9 +167,11 @@ def test_mule_in_and_out_features():
     assert f["credit_counterparties_1h"] == 4 and f["credit_counterparties_24h"] == 4
 
 
-def test_fx_conversion_uses_the_fixed_table():
-    (f,) = run(txn(0, amount=100, currency="USD"))
-    assert f["amount_cny"] == 710.0
+def test_fx_conversion_uses_the_fixed_table_and_unknown_currencies_have_no_cny_amount():
+    usd, xyz = run(txn(0, amount=100, currency="USD"), txn(60, amount=60000, currency="XYZ"))
+    assert usd["amount_cny"] == 710.0
+    assert xyz["amount_cny"] is None and xyz["txn_count_1h"] == 2 and xyz["txn_sum_1h_cny"] == 710.0
+    assert model_inputs(xyz)["amount_cny"] == 0.0
 
 
 def test_json_round_trip_of_state_gives_identical_features_and_state_stays_small():
