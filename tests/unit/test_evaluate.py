@@ -12,7 +12,7 @@ from streams.cli import main
 from streams.evaluate import evaluate
 
 SMALL = {"seed": 2, "n_events": 12_000, "n_customers": 800, "sim_days": 2.0, "warmup": 3000}
-TIMING = {"scoring_events_per_s", "pipeline_events_per_s"}
+TIMING = {"scoring_events_per_s", "pipeline_events_per_s", "stage_seconds"}
 
 
 @pytest.fixture(scope="module")
