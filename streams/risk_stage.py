@@ -343,9 +343,14 @@ def risk_candidates(engine: Any) -> CandidateFn:
     transaction. The policy's rules on the same features run in the RuleStage after this
     stage (it reads the ``"features"`` and ``"risk"`` annotations)."""
 
+    alerting = engine.policy.models.get(SCORE_MODEL)
+    lowest = min(alerting.thresholds.values()) if alerting is not None else math.inf
+
     def candidates(
         txn: Transaction, features: dict[str, Any], a: RiskAssessment
     ) -> list[AlertCandidate]:
+        if a.score < lowest:  # the common case, without building keyword arguments
+            return []
         c = engine.score_alert(
             SCORE_MODEL,
             a.score,
