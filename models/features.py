@@ -151,7 +151,10 @@ class FeatureConfig:
             "near_threshold_ratio": "near_fraction",
             "tiny_card_amount_cny": "tiny_card_amount_cny",
         }
-        return cls(**{ours: float(parameters[p]) for p, ours in names.items() if p in parameters})
+        values: dict[str, Any] = {
+            o: float(parameters[p]) for p, o in names.items() if p in parameters
+        }
+        return cls(**values)
 
     def transfer_threshold(self, customer_type: str) -> float:
         if customer_type == "institution":

@@ -327,7 +327,9 @@ class RiskModel:
         sups = np.round(p, 4).tolist() if p is not None else [None] * n
         top_values = np.take_along_axis(R, top, axis=1)
         keep = (top_values > 0.01 * raw[:, None]) & (top_values > 0)
-        chosen = np.where(keep, _NAMES[top], None).tolist()
+        names = _NAMES[top]
+        names[~keep] = None
+        chosen = names.tolist()
         return [
             RiskAssessment(s_, a_, p_, tuple(r for r in rs if r is not None), version)
             for s_, a_, p_, rs in zip(scores, anomalies, sups, chosen, strict=True)

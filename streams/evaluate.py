@@ -78,7 +78,7 @@ def evaluate(
     )
     timed: list[_Timed] = []
 
-    def timed_stages(settings: Settings, state: Any) -> list[_Timed]:
+    def timed_stages(settings: Settings, state: Any) -> list[Any]:
         timed.extend(_Timed(s) for s in stages(settings, state))
         return timed
 
@@ -212,6 +212,8 @@ def _report(
     def r(v: float | None) -> float | None:
         return None if v is None else round(v, 4)
 
+    produced = sim.stats()["produced"]
+    n_events = produced if isinstance(produced, int) else 0
     return {
         "seed": sim.seed,
         "events": sim.stats()["produced"],
@@ -239,6 +241,6 @@ def _report(
         ),
         "labels_learned": getattr(risk_stage, "counts", {}).get("labels"),
         "labels_unmatched": getattr(risk_stage, "counts", {}).get("labels_unmatched"),
-        "pipeline_events_per_s": round(sim.stats()["produced"] / elapsed) if elapsed else None,
+        "pipeline_events_per_s": round(n_events / elapsed) if elapsed else None,
         "model_version": risk_stage.m.model.model_version if risk_stage else None,
     }

@@ -30,7 +30,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
 
@@ -77,9 +77,9 @@ class RiskModels:
 class RiskStage:
     """Scores transactions and learns from fraud labels (see module doc)."""
 
-    name = "risk"
-    kinds = frozenset({"transaction", "feedback"})
-    state_names = (STATE_NAME,)
+    name: ClassVar[str] = "risk"
+    kinds: ClassVar[frozenset[str]] = frozenset({"transaction", "feedback"})
+    state_names: ClassVar[tuple[str, ...]] = (STATE_NAME,)
 
     def __init__(
         self,
@@ -131,26 +131,28 @@ class RiskStage:
             scored = []
             cfg = self.config
             for event, raw in batch:
-                cid = event.customer_id
+                txn = cast(Transaction, event)
+                cid = txn.customer_id
                 rec = records.get(cid)
                 if rec is None:
                     # updated in place: a failed batch is re-run after the worker restarts
                     # from the changelog, which never saw the partial update
                     rec = get(cid) or {"f": {}, "p": []}
                     records[cid] = rec
-                scored.append((event, extract_into(event, rec["f"], cfg), rec))  # type: ignore[arg-type]
+                scored.append((txn, extract_into(txn, rec["f"], cfg), rec))
                 last_record[cid] = raw
             self._score_batch(scored, out)
         else:
             for event, raw in batch:
-                if event.kind not in LABELS:  # type: ignore[attr-defined]
+                fb = cast(Feedback, event)
+                if fb.kind not in LABELS:
                     continue
-                cid = event.customer_id
+                cid = fb.customer_id
                 rec = records.get(cid)
                 if rec is None:
                     rec = get(cid) or {"f": {}, "p": []}
                     records[cid] = rec
-                if self._label(event, rec, out):  # type: ignore[arg-type]
+                if self._label(fb, rec, out):
                     last_record[cid] = raw
         for cid, raw in last_record.items():
             self.state.put(cid, records[cid], raw)
