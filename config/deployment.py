@@ -62,13 +62,18 @@ def grafana_local_url() -> str:
     return f"http://localhost:{SERVICES['grafana'].ports['http']}"
 
 
+def _required(name: str) -> str:
+    """A compose interpolation that stops `docker compose up` when ``name`` is unset."""
+    return "${" + name + ":?set " + name + "}"
+
+
 def finpulse_environment() -> dict[str, str]:
     """``FINPULSE_*`` settings of every finpulse container (secrets from the host env)."""
     return {
         "FINPULSE_BROKER_URL": internal_url("kafka", "kafka", "kafka"),
         "FINPULSE_CLICKHOUSE_URL": internal_url("clickhouse", "http"),
         "FINPULSE_CLICKHOUSE_USER": "${FINPULSE_CLICKHOUSE_USER:-finpulse}",
-        "FINPULSE_CLICKHOUSE_PASSWORD": "${FINPULSE_CLICKHOUSE_PASSWORD:?set FINPULSE_CLICKHOUSE_PASSWORD}",
+        "FINPULSE_CLICKHOUSE_PASSWORD": _required("FINPULSE_CLICKHOUSE_PASSWORD"),
         "FINPULSE_CLICKHOUSE_DATABASE": "${FINPULSE_CLICKHOUSE_DATABASE:-finpulse}",
         "FINPULSE_TOPIC_PARTITIONS": "${FINPULSE_TOPIC_PARTITIONS:-4}",
         "FINPULSE_WEBHOOK_URL": "${FINPULSE_WEBHOOK_URL:-}",
@@ -196,7 +201,7 @@ def compose_spec() -> dict[str, Any]:
             "image": graf.image,
             "environment": {
                 "GF_INSTALL_PLUGINS": f"{CLICKHOUSE_PLUGIN} {CLICKHOUSE_PLUGIN_VERSION}",
-                "GF_SECURITY_ADMIN_PASSWORD": "${FINPULSE_GRAFANA_ADMIN_PASSWORD:?set FINPULSE_GRAFANA_ADMIN_PASSWORD}",
+                "GF_SECURITY_ADMIN_PASSWORD": _required("FINPULSE_GRAFANA_ADMIN_PASSWORD"),
                 "GF_USERS_ALLOW_SIGN_UP": "false",
                 "GF_SMTP_ENABLED": "${FINPULSE_SMTP_ENABLED:-false}",
                 "GF_SMTP_HOST": "${FINPULSE_SMTP_HOST:-}",

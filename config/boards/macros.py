@@ -5,8 +5,10 @@ board; the table of expansions is the plugin's (see INFRA.md).
 
 >>> from datetime import UTC, datetime
 >>> t0, t1 = datetime(2026, 1, 5, 10, tzinfo=UTC), datetime(2026, 1, 5, 11, tzinfo=UTC)
->>> expand("SELECT $__timeInterval(ts) FROM t WHERE $__timeFilter(ts)", t0, t1, 60)
-'SELECT toStartOfInterval(toDateTime(ts), INTERVAL 60 second) FROM t WHERE ts >= toDateTime(1767607200) AND ts <= toDateTime(1767610800)'
+>>> expand("SELECT $__timeInterval(ts) FROM t", t0, t1, 60)
+'SELECT toStartOfInterval(toDateTime(ts), INTERVAL 60 second) FROM t'
+>>> expand("WHERE $__timeFilter(ts)", t0, t1, 60)
+'WHERE ts >= toDateTime(1767607200) AND ts <= toDateTime(1767610800)'
 >>> expand("segment IN (${segment:singlequote})", t0, t1, 60, {"segment": ["retail", "sme"]})
 "segment IN ('retail','sme')"
 """
