@@ -84,7 +84,7 @@ LIMIT 50""",
         PanelSpec(
             "Top risky customers",
             f"""SELECT customer_id,
-       any(segment) AS segment,
+       any(segment) AS customer_segment,
        max(score) AS max_score,
        round(avg(score), 1) AS avg_score,
        count() AS transactions,
@@ -94,7 +94,7 @@ WHERE $__timeFilter(ts) AND {FILTERS}
 GROUP BY customer_id
 ORDER BY max_score DESC, transactions DESC, customer_id
 LIMIT 20""",
-            "customer_id:text segment:text max_score:number avg_score:number "
+            "customer_id:text customer_segment:text max_score:number avg_score:number "
             "transactions:number amount_cny:number",
             kind="table",
             thresholds=RISK_SCORE_BANDS,
@@ -103,15 +103,15 @@ LIMIT 20""",
         PanelSpec(
             "Large-value reports due",
             f"""SELECT alert_id, rule_id, customer_id, severity,
-       first_seen, toString(report_due) AS report_due,
+       first_seen, toString(report_due) AS due_date,
        dateDiff('day', today(), toDate(report_due)) AS days_left
 FROM alerts FINAL
 WHERE domain = 'compliance' AND isNotNull(report_due)
   AND $__timeFilter(first_seen) AND {ALERT_FILTERS}
-ORDER BY report_due, alert_id
+ORDER BY due_date, alert_id
 LIMIT 100""",
             "alert_id:text rule_id:text customer_id:text severity:severity first_seen:time "
-            "report_due:text days_left:number",
+            "due_date:text days_left:number",
             kind="table",
             thresholds=((0, "red"), (1, "orange"), (3, "yellow"), (5, "blue")),
             color_column="days_left",

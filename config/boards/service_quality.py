@@ -111,8 +111,8 @@ ORDER BY t, metric""",
         ),
         PanelSpec(
             f"Open complaints ageing against {COMPLAINT_DECISION_DAYS} days",
-            f"""SELECT complaint_id, any(customer_id) AS customer_id, any(segment) AS segment,
-       any(channel) AS channel, min(ts) AS opened,
+            f"""SELECT complaint_id, customer_id, segment,
+       arrayStringConcat(arraySort(groupUniqArray(channel)), ',') AS channels, min(ts) AS opened,
        dateDiff('day', min(ts), now()) AS age_days,
        {COMPLAINT_DECISION_DAYS} - age_days AS days_left
 FROM interactions FINAL
@@ -123,10 +123,10 @@ WHERE interaction_type = 'complaint' AND isNotNull(complaint_id) AND {FILTERS}
       WHERE isNotNull(complaint_id) AND event_id IN
           (SELECT ref_event_id FROM feedback FINAL WHERE kind = 'complaint_closed')
   )
-GROUP BY complaint_id
+GROUP BY complaint_id, customer_id, segment
 ORDER BY age_days DESC, complaint_id
 LIMIT 50""",
-            "complaint_id:text customer_id:text segment:text channel:text opened:time "
+            "complaint_id:text customer_id:text segment:text channels:text opened:time "
             "age_days:number days_left:number",
             kind="table",
             w=8,

@@ -56,14 +56,15 @@ ORDER BY t""",
         ),
         PanelSpec(
             "Top at-risk customers (customer health, 0 worst - 100 best)",
-            f"""SELECT r.customer_id AS customer_id, r.segment AS segment, r.max_score AS max_score,
+            f"""SELECT r.customer_id AS customer_id, r.customer_segment AS customer_segment,
+       r.max_score AS max_score,
        ifNull(s.complaints, 0) AS complaints, ifNull(s.contacts, 0) AS contacts,
        round(100 - 0.6 * r.max_score
              - 0.4 * least(100, 25 * ifNull(s.complaints, 0)
                                 + 10 * greatest(ifNull(s.contacts, 0) - 1, 0)), 1) AS health
 FROM
 (
-    SELECT customer_id, any(segment) AS segment, max(score) AS max_score
+    SELECT customer_id, any(segment) AS customer_segment, max(score) AS max_score
     FROM risk_scores FINAL
     WHERE $__timeFilter(ts) AND {FILTERS}
     GROUP BY customer_id
@@ -77,7 +78,8 @@ LEFT JOIN
 ) AS s ON s.customer_id = r.customer_id
 ORDER BY health, customer_id
 LIMIT 20""",
-            "customer_id:text segment:text max_score:number complaints:number contacts:number "
+            "customer_id:text customer_segment:text max_score:number complaints:number "
+            "contacts:number "
             "health:number",
             kind="table",
             w=24,
