@@ -245,9 +245,10 @@ def _stat(r: PanelResult) -> str:
     cells = []
     for name, v in zip(r.columns, row, strict=False):
         bg = SEVERITY_COLOURS.get(name) if r.spec.severity_series else None
-        bg = bg or _threshold_colour(r.spec, v) or "#22252b"
+        bg = bg or _threshold_colour(r.spec, v)
+        style = f"background:{bg}" if bg else "background:#22252b;color:#d8d9da"
         cells.append(
-            f'<div class="stat" style="background:{bg}"><b>{html.escape(_fmt(v))}</b>'
+            f'<div class="stat" style="{style}"><b>{html.escape(_fmt(v))}</b>'
             f"<span>{html.escape(name)}</span></div>"
         )
     return '<div class="stats">' + "".join(cells) + "</div>"
@@ -330,18 +331,32 @@ def render_html(
     return "\n".join(out)
 
 
+def _latest_event(client: Any) -> datetime | None:
+    """Just after the newest stored transaction: a replayed or simulated stream is shown where
+    its data is; live, this is about now."""
+    (latest,) = client.query("SELECT max(ts) FROM transactions").result_rows[0]
+    if latest is None or latest.year < 2000:
+        return None
+    latest = latest if latest.tzinfo else latest.replace(tzinfo=UTC)
+    return latest.astimezone(UTC) + timedelta(minutes=1)
+
+
 def write_board_html(
     settings: Settings, path: Path | str, end: datetime | None = None, client: Any = None
 ) -> Path:
-    """Render every board against ClickHouse into ``path``; returns the absolute path."""
+    """Render every board against ClickHouse into ``path``; returns the absolute path.
+
+    The range is ``settings.board_range_s`` ending at ``end`` (default: just after the newest
+    stored transaction, or now when there is none), with "All" segments and channels.
+    """
     from sinks.clickhouse import make_client
 
-    end = end or datetime.now(UTC)
-    start = end - timedelta(seconds=settings.board_range_s)
-    interval = choose_interval(start, end)
     own = client is None
     client = client or make_client(settings)
     try:
+        end = end or _latest_event(client) or datetime.now(UTC)
+        start = end - timedelta(seconds=settings.board_range_s)
+        interval = choose_interval(start, end)
         results = [(b, run_board(client, b, start, end, interval)) for b in BOARDS]
     finally:
         if own:

@@ -80,6 +80,7 @@ WHERE $__timeFilter(minute) AND {FILTERS}
 GROUP BY t
 ORDER BY t""",
             "t:time contacts:number complaints:number",
+            w=8,
         ),
         PanelSpec(
             "CSAT actual (surveys, 1-5)",
@@ -129,7 +130,7 @@ LIMIT 50""",
             "complaint_id:text customer_id:text segment:text channels:text opened:time "
             "age_days:number days_left:number",
             kind="table",
-            w=8,
+            w=24,
             thresholds=((0, "red"), (1, "orange"), (4, "yellow"), (8, "blue")),
             color_column="days_left",
         ),
