@@ -13,7 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from config.settings import Settings
+from sinks.clickhouse import make_client
 from sinks.migrate import migrate
+from sinks.rollups import refresh_rollups
 from streams.decode import RawRecord
 from streams.runtime import Runtime
 from streams.topics import FEEDBACK, INTERACTIONS, TRANSACTIONS
@@ -137,6 +139,11 @@ def fill_through_pipeline(settings: Settings, now: datetime) -> dict[str, Any]:
         await rt.close()
 
     asyncio.run(run())
+    client = make_client(settings)
+    try:
+        refresh_rollups(client, settings.clickhouse_database)
+    finally:
+        client.close()
     return {"events": events, "malformed": len(MALFORMED), "published": published}
 
 

@@ -350,10 +350,15 @@ def write_board_html(
     stored transaction, or now when there is none), with "All" segments and channels.
     """
     from sinks.clickhouse import make_client
+    from sinks.rollups import refresh_rollups
 
     own = client is None
     client = client or make_client(settings)
     try:
+        try:
+            refresh_rollups(client, settings.clickhouse_database)
+        except Exception as exc:  # e.g. a read-only user: show the rollups as they are
+            log.warning("could not refresh the rollups first: %s", exc)
         end = end or _latest_event(client) or datetime.now(UTC)
         start = end - timedelta(seconds=settings.board_range_s)
         interval = choose_interval(start, end)

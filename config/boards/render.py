@@ -53,6 +53,7 @@ def _fixed(hexa: str) -> dm.DynamicConfigValue:
 
 
 def _panel_builder(spec: PanelSpec) -> Any:
+    p: Any
     if spec.kind == "timeseries":
         p = (
             timeseries.Panel()

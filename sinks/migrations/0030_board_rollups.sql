@@ -1,16 +1,21 @@
 -- 1-minute rollups for the Grafana boards (grafana range 0030-0039).
 --
--- Exact under re-delivery. The raw tables are ReplacingMergeTree, but a materialized view sees
--- every insert, so an event re-delivered in a different batch (after a worker crash) reaches the
--- view twice; insert dedup tokens only stop exact batch replays. A SummingMergeTree would count it
--- twice. Instead each rollup row holds, per (minute, dimensions), the SET of its events as
--- (cityHash64(event_id), measures...) tuples in a groupUniqArray state: merging sets is idempotent,
--- so a duplicate event collapses wherever it is merged (insert, background merge or query).
--- Counts are the set sizes, sums are sums over the set. The `*_1m` views do the per-minute merge,
--- so a board query sums exact per-minute figures and never merges sets across minutes.
--- Rollups keep {rollup_ttl_days} days, longer than the raw tables' {raw_ttl_days} days.
--- Re-running this file is harmless: every statement is IF NOT EXISTS and the backfill adds
--- events that the sets already hold.
+-- Exact under re-delivery. The raw tables are ReplacingMergeTree, but a plain materialized view
+-- sees every insert, so an event re-delivered in another batch (after a worker crash) would be
+-- summed twice; insert dedup tokens only stop exact batch replays. So the rollups are not fed
+-- by insert-triggered views: a refreshable materialized view recomputes, every 30 s, each
+-- minute that received rows since its previous run, from the raw table read with FINAL (one
+-- row per event), and appends the result with a newer `version`. The rollup tables are
+-- ReplacingMergeTree(version) keyed by (minute, dimensions): a recomputed minute replaces the
+-- older figures, and the `*_1m` views read them with FINAL. Counts and sums are therefore those
+-- of the deduplicated raw table, never of the insert stream.
+--
+-- "Since its previous run" is taken from the rollup itself (max(version) minus 5 minutes of
+-- margin for rows inserted while a refresh ran), so a refresh that was paused catches up, and
+-- the first run backfills everything already stored. Minutes within a day of the raw TTL
+-- ({raw_ttl_days} days) are never recomputed: the rollups keep {rollup_ttl_days} days, longer
+-- than the raw rows they were computed from. Boards lag by at most one refresh;
+-- `SYSTEM REFRESH VIEW` (sinks.rollups.refresh_rollups) brings them up to date at once.
 
 CREATE TABLE IF NOT EXISTS {db}.transactions_1m_state
 (
@@ -21,141 +26,130 @@ CREATE TABLE IF NOT EXISTS {db}.transactions_1m_state
     txn_type      LowCardinality(String),
     direction     LowCardinality(String),
     currency      LowCardinality(String),
-    events        AggregateFunction(groupUniqArray, Tuple(h UInt64, amount Decimal(24, 6)))
+    events        UInt64,
+    amount        Decimal(38, 6),
+    version       DateTime64(3, 'UTC')
 )
-ENGINE = AggregatingMergeTree
+ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(minute)
 ORDER BY (minute, channel, segment, customer_type, txn_type, direction, currency)
 TTL minute + INTERVAL {rollup_ttl_days} DAY;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.transactions_1m_mv TO {db}.transactions_1m_state AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.transactions_1m_refresh
+REFRESH EVERY 30 SECOND APPEND TO {db}.transactions_1m_state AS
+WITH (SELECT max(version) FROM {db}.transactions_1m_state) AS done
 SELECT
     toStartOfMinute(ts) AS minute,
     channel, segment, customer_type, txn_type, direction, currency,
-    groupUniqArrayState(CAST((cityHash64(event_id), amount)
-        AS Tuple(h UInt64, amount Decimal(24, 6)))) AS events
-FROM {db}.transactions
-GROUP BY minute, channel, segment, customer_type, txn_type, direction, currency;
-
-INSERT INTO {db}.transactions_1m_state
-SELECT
-    toStartOfMinute(ts) AS minute,
-    channel, segment, customer_type, txn_type, direction, currency,
-    groupUniqArrayState(CAST((cityHash64(event_id), amount)
-        AS Tuple(h UInt64, amount Decimal(24, 6)))) AS events
-FROM {db}.transactions
+    count() AS events,
+    sum(amount) AS amount,
+    now64(3) AS version
+FROM {db}.transactions FINAL
+WHERE toStartOfMinute(ts) IN
+(
+    SELECT DISTINCT toStartOfMinute(ts) FROM {db}.transactions
+    WHERE ingested_at >= done - INTERVAL 5 MINUTE
+)
+  AND ts >= now() - INTERVAL {raw_ttl_days} DAY + INTERVAL 1 DAY
 GROUP BY minute, channel, segment, customer_type, txn_type, direction, currency;
 
 CREATE VIEW IF NOT EXISTS {db}.transactions_1m AS
-SELECT
-    minute, channel, segment, customer_type, txn_type, direction, currency,
-    length(s) AS events,
-    arraySum(x -> x.amount, s) AS amount
-FROM
-(
-    SELECT minute, channel, segment, customer_type, txn_type, direction, currency,
-           groupUniqArrayMerge(events) AS s
-    FROM {db}.transactions_1m_state
-    GROUP BY minute, channel, segment, customer_type, txn_type, direction, currency
-);
+SELECT minute, channel, segment, customer_type, txn_type, direction, currency, events, amount
+FROM {db}.transactions_1m_state FINAL;
 
 -- Interactions: offered contacts, waits, the 80/20 service-level numerator (answered within 20 s)
--- over the denominator (all offered), handle time, first-contact resolution, complaints.
+-- over the denominator (all offered contacts), handle time, first-contact resolution, complaints.
 CREATE TABLE IF NOT EXISTS {db}.interactions_1m_state
 (
-    minute           DateTime('UTC'),
-    channel          LowCardinality(String),
-    segment          LowCardinality(String),
-    customer_type    LowCardinality(String),
-    interaction_type LowCardinality(String),
-    contacts         AggregateFunction(groupUniqArray, Tuple(
-        h UInt64, wait Float64, handle Float64, in_target UInt8, resolved UInt8,
-        fcr_known UInt8, fcr UInt8, complaint UInt8))
+    minute             DateTime('UTC'),
+    channel            LowCardinality(String),
+    segment            LowCardinality(String),
+    customer_type      LowCardinality(String),
+    interaction_type   LowCardinality(String),
+    contacts           UInt64,
+    wait_s_sum         Float64,
+    answered_in_target UInt64,
+    handle_s_sum       Float64,
+    resolved           UInt64,
+    fcr_known          UInt64,
+    fcr                UInt64,
+    complaints         UInt64,
+    version            DateTime64(3, 'UTC')
 )
-ENGINE = AggregatingMergeTree
+ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(minute)
 ORDER BY (minute, channel, segment, customer_type, interaction_type)
 TTL minute + INTERVAL {rollup_ttl_days} DAY;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.interactions_1m_mv TO {db}.interactions_1m_state AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.interactions_1m_refresh
+REFRESH EVERY 30 SECOND APPEND TO {db}.interactions_1m_state AS
+WITH (SELECT max(version) FROM {db}.interactions_1m_state) AS done
 SELECT
     toStartOfMinute(ts) AS minute,
     channel, segment, customer_type, interaction_type,
-    groupUniqArrayState(CAST((
-        cityHash64(event_id), wait_seconds, handle_seconds, toUInt8(wait_seconds <= 20),
-        toUInt8(resolved), toUInt8(isNotNull(first_contact_resolution)),
-        toUInt8(ifNull(first_contact_resolution, false)), toUInt8(interaction_type = 'complaint'))
-        AS Tuple(h UInt64, wait Float64, handle Float64, in_target UInt8, resolved UInt8,
-                 fcr_known UInt8, fcr UInt8, complaint UInt8))) AS contacts
-FROM {db}.interactions
-GROUP BY minute, channel, segment, customer_type, interaction_type;
-
-INSERT INTO {db}.interactions_1m_state
-SELECT
-    toStartOfMinute(ts) AS minute,
-    channel, segment, customer_type, interaction_type,
-    groupUniqArrayState(CAST((
-        cityHash64(event_id), wait_seconds, handle_seconds, toUInt8(wait_seconds <= 20),
-        toUInt8(resolved), toUInt8(isNotNull(first_contact_resolution)),
-        toUInt8(ifNull(first_contact_resolution, false)), toUInt8(interaction_type = 'complaint'))
-        AS Tuple(h UInt64, wait Float64, handle Float64, in_target UInt8, resolved UInt8,
-                 fcr_known UInt8, fcr UInt8, complaint UInt8))) AS contacts
-FROM {db}.interactions
+    count() AS contacts,
+    sum(wait_seconds) AS wait_s_sum,
+    countIf(wait_seconds <= 20) AS answered_in_target,
+    sum(handle_seconds) AS handle_s_sum,
+    countIf(resolved) AS resolved,
+    countIf(isNotNull(first_contact_resolution)) AS fcr_known,
+    countIf(ifNull(first_contact_resolution, false)) AS fcr,
+    countIf(interaction_type = 'complaint') AS complaints,
+    now64(3) AS version
+FROM {db}.interactions FINAL
+WHERE toStartOfMinute(ts) IN
+(
+    SELECT DISTINCT toStartOfMinute(ts) FROM {db}.interactions
+    WHERE ingested_at >= done - INTERVAL 5 MINUTE
+)
+  AND ts >= now() - INTERVAL {raw_ttl_days} DAY + INTERVAL 1 DAY
 GROUP BY minute, channel, segment, customer_type, interaction_type;
 
 CREATE VIEW IF NOT EXISTS {db}.interactions_1m AS
-SELECT
-    minute, channel, segment, customer_type, interaction_type,
-    length(s) AS contacts,
-    arraySum(x -> x.wait, s) AS wait_s_sum,
-    arraySum(x -> x.in_target, s) AS answered_in_target,
-    arraySum(x -> x.handle, s) AS handle_s_sum,
-    arraySum(x -> x.resolved, s) AS resolved,
-    arraySum(x -> x.fcr_known, s) AS fcr_known,
-    arraySum(x -> x.fcr, s) AS fcr,
-    arraySum(x -> x.complaint, s) AS complaints
-FROM
-(
-    SELECT minute, channel, segment, customer_type, interaction_type,
-           groupUniqArrayMerge(contacts) AS s
-    FROM {db}.interactions_1m_state
-    GROUP BY minute, channel, segment, customer_type, interaction_type
-);
+SELECT minute, channel, segment, customer_type, interaction_type, contacts, wait_s_sum,
+       answered_in_target, handle_s_sum, resolved, fcr_known, fcr, complaints
+FROM {db}.interactions_1m_state FINAL;
 
--- Dead letters by topic and error type; only a count is needed, so the set is uniqExact(id).
+-- Dead letters by topic and error type, per minute of ingestion.
 CREATE TABLE IF NOT EXISTS {db}.deadletters_1m_state
 (
     minute       DateTime('UTC'),
     source_topic LowCardinality(String),
     error_type   LowCardinality(String),
-    ids          AggregateFunction(uniqExact, String)
+    deadletters  UInt64,
+    version      DateTime64(3, 'UTC')
 )
-ENGINE = AggregatingMergeTree
+ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(minute)
 ORDER BY (minute, source_topic, error_type)
 TTL minute + INTERVAL {rollup_ttl_days} DAY;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.deadletters_1m_mv TO {db}.deadletters_1m_state AS
-SELECT toStartOfMinute(ingested_at) AS minute, source_topic, error_type, uniqExactState(id) AS ids
-FROM {db}.deadletters
-GROUP BY minute, source_topic, error_type;
-
-INSERT INTO {db}.deadletters_1m_state
-SELECT toStartOfMinute(ingested_at) AS minute, source_topic, error_type, uniqExactState(id) AS ids
-FROM {db}.deadletters
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.deadletters_1m_refresh
+REFRESH EVERY 30 SECOND APPEND TO {db}.deadletters_1m_state AS
+WITH (SELECT max(version) FROM {db}.deadletters_1m_state) AS done
+SELECT toStartOfMinute(ingested_at) AS minute, source_topic, error_type,
+       count() AS deadletters, now64(3) AS version
+FROM {db}.deadletters FINAL
+WHERE toStartOfMinute(ingested_at) IN
+(
+    SELECT DISTINCT toStartOfMinute(ingested_at) FROM {db}.deadletters
+    WHERE ingested_at >= done - INTERVAL 5 MINUTE
+)
+  AND ingested_at >= now() - INTERVAL {raw_ttl_days} DAY + INTERVAL 1 DAY
 GROUP BY minute, source_topic, error_type;
 
 CREATE VIEW IF NOT EXISTS {db}.deadletters_1m AS
-SELECT minute, source_topic, error_type, uniqExactMerge(ids) AS deadletters
-FROM {db}.deadletters_1m_state
-GROUP BY minute, source_topic, error_type;
+SELECT minute, source_topic, error_type, deadletters
+FROM {db}.deadletters_1m_state FINAL;
 
 -- Raw tables reviewed for the board queries: ORDER BY (ts, event_id) serves every time-range
--- filter and keeps ReplacingMergeTree's dedup key; the dimensions are already LowCardinality.
--- Drill-downs by customer (top customers, complaint ageing) get a bloom-filter skip index.
+-- filter and is ReplacingMergeTree's dedup key; the dimensions are already LowCardinality.
+-- Drill-downs by customer (top customers, complaint ageing) get bloom-filter skip indexes.
 ALTER TABLE {db}.transactions ADD INDEX IF NOT EXISTS idx_customer customer_id
     TYPE bloom_filter(0.01) GRANULARITY 4;
 ALTER TABLE {db}.interactions ADD INDEX IF NOT EXISTS idx_customer customer_id
+    TYPE bloom_filter(0.01) GRANULARITY 4;
+ALTER TABLE {db}.interactions ADD INDEX IF NOT EXISTS idx_complaint complaint_id
     TYPE bloom_filter(0.01) GRANULARITY 4;
 ALTER TABLE {db}.feedback ADD INDEX IF NOT EXISTS idx_ref ref_event_id
     TYPE bloom_filter(0.01) GRANULARITY 4
