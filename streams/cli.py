@@ -18,10 +18,14 @@ log = logging.getLogger("finpulse")
 
 
 def _schema(settings: Settings, args: argparse.Namespace) -> int:
+    from pydantic import BaseModel
+
+    from models.alerts import Alert
     from models.events import EVENT_MODELS
 
-    names = [args.name] if args.name else list(EVENT_MODELS)
-    schemas = {n: EVENT_MODELS[n].model_json_schema() for n in names}
+    models: dict[str, type[BaseModel]] = {**EVENT_MODELS, "alert": Alert}
+    names = [args.name] if args.name else list(models)
+    schemas = {n: models[n].model_json_schema() for n in names}
     print(json.dumps(schemas if len(names) > 1 else schemas[names[0]], indent=2))
     return 0
 
@@ -136,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("schema", _schema, "print the JSON Schemas of the events")
     p.add_argument(
-        "name", nargs="?", choices=["transaction", "interaction", "feedback", "deadletter"]
+        "name", nargs="?", choices=["transaction", "interaction", "feedback", "deadletter", "alert"]
     )
     p = add("topics", _topics, "create every topic with explicit partitions (idempotent)")
     p.add_argument("action", choices=["create"])
@@ -155,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=60.0, help="seconds of simulation")
     p.add_argument("--rate", type=float, default=1000.0, help="events per second")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--speedup",
+        type=float,
+        default=720.0,
+        help="simulated seconds per real second (720: a minute shows 12 hours)",
+    )
     p.add_argument("--json", action="store_true", help="end with one JSON summary line")
     p = add("grafana", _grafana, "build the Grafana/compose files, or publish them to Grafana")
     p.add_argument("action", choices=["build", "publish"])
@@ -173,7 +183,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     settings = Settings()
-    return int(args.handler(settings, args))
+    from streams.local_stack import StackError
+
+    try:
+        return int(args.handler(settings, args))
+    except StackError as exc:
+        print(f"finpulse: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,6 +19,7 @@ from config.settings import Settings
 from sinks.clickhouse import count_rows, make_client
 from sinks.migrate import migrate
 from sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES
+from streams.alert_feed import AlertFeed
 from streams.local_stack import LocalStack
 from streams.topics import create_topics
 from streams.worker_process import WorkerProcess
@@ -44,7 +45,12 @@ def _say(text: str) -> None:
 
 
 def run_demo(
-    settings: Settings, duration_s: float, rate: float, seed: int, as_json: bool = False
+    settings: Settings,
+    duration_s: float,
+    rate: float,
+    seed: int,
+    as_json: bool = False,
+    speedup: float = 720.0,
 ) -> dict[str, Any]:
     """Run the demo and return (and print) its summary."""
     from streams.simulator import run_simulation
@@ -58,6 +64,7 @@ def run_demo(
     worker = WorkerProcess(settings)
     started = time.monotonic()
     sim_result: dict[str, Any] = {}
+    feed: AlertFeed | None = None
     try:
         _say(f"starting broker on {stack.broker_url} and ClickHouse on {stack.clickhouse_url}")
         stack.start()
@@ -65,18 +72,24 @@ def run_demo(
         migrate(settings)
         worker.start()
         client = make_client(settings)
+        feed = AlertFeed(settings, _say).start()
 
         def simulate() -> None:
-            sim_result.update(
-                run_simulation(
-                    settings,
-                    seed=seed,
-                    rate=rate,
-                    duration_s=duration_s,
-                    truth_path=root / "ground_truth.jsonl",
-                    on_progress=lambda s: sim_result.update(live=s),
+            try:
+                sim_result.update(
+                    run_simulation(
+                        settings,
+                        seed=seed,
+                        rate=rate,
+                        duration_s=duration_s,
+                        truth_path=root / "ground_truth.jsonl",
+                        speedup=speedup,
+                        on_progress=lambda s: sim_result.update(live=s),
+                    )
                 )
-            )
+            except BaseException as exc:  # surfaced by the main loop below
+                sim_result["error"] = exc
+                raise
 
         sim = threading.Thread(target=simulate, name="simulator", daemon=True)
         sim.start()
@@ -103,6 +116,8 @@ def run_demo(
             )
             if not worker.alive():
                 raise RuntimeError(f"worker died; see {worker.log_path}")
+            if "error" in sim_result:
+                raise RuntimeError(f"simulator failed: {sim_result['error']!r}")
             if not sim.is_alive():
                 drain_deadline = drain_deadline or now + DRAIN_TIMEOUT_S
                 if rows + dead >= sim_result.get("produced", 0) or now > drain_deadline:
@@ -119,9 +134,12 @@ def run_demo(
             "deadletters": stats["deadletters"],
             "clickhouse_rows": rows,
             "clickhouse_deadletters": dead,
+            "alerts_published": stats.get("alerts_published", 0),
+            "alerts_by_rule": dict(feed.by_rule.most_common()),
+            "alerts_by_severity": dict(feed.by_severity),
             "wall_s": round(time.monotonic() - started, 1),
         }
-        summary["ok"] = (
+        summary["ok"] = summary["produced"] > 0 and (
             summary["processed"] == summary["produced"] - summary["malformed"]
             and summary["deadletters"] == summary["malformed"]
             and summary["clickhouse_rows"] == summary["processed"]
@@ -130,6 +148,8 @@ def run_demo(
         summary["board_html"] = str(write_board_html(settings, root / "board.html"))
         _say(f"boards without Grafana: {summary['board_html']}")
     finally:
+        if feed is not None:
+            feed.stop()
         worker.stop()
         stack.stop()
     _say("summary: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
