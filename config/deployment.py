@@ -211,7 +211,10 @@ def compose_spec() -> dict[str, Any]:
                 "FINPULSE_CLICKHOUSE_USER": "${FINPULSE_CLICKHOUSE_USER:-finpulse}",
                 "FINPULSE_CLICKHOUSE_PASSWORD": env["FINPULSE_CLICKHOUSE_PASSWORD"],
                 "FINPULSE_CLICKHOUSE_DATABASE": "${FINPULSE_CLICKHOUSE_DATABASE:-finpulse}",
-                "FINPULSE_WEBHOOK_URL": "${FINPULSE_WEBHOOK_URL:-http://localhost:9/webhook-not-configured}",
+                # Grafana posts its own alert JSON: a receiver apart from finpulse's webhook
+                "FINPULSE_GRAFANA_WEBHOOK_URL": (
+                    "${FINPULSE_GRAFANA_WEBHOOK_URL:-http://localhost:9/webhook-not-configured}"
+                ),
                 "FINPULSE_ALERT_EMAIL": "${FINPULSE_ALERT_EMAIL:-risk-oncall@example.com}",
             },
             "ports": [f"{graf.ports['http']}:{graf.ports['http']}"],

@@ -162,17 +162,6 @@ CONTRACT_DDL: dict[str, str] = {
         ts DateTime64(3, 'UTC'), model LowCardinality(String), metric LowCardinality(String),
         value Float64, n UInt64, model_version LowCardinality(String))
         ENGINE = ReplacingMergeTree ORDER BY (model, metric, ts)""",
-    "alerts": """CREATE TABLE IF NOT EXISTS {db}.alerts (
-        alert_id String, status LowCardinality(String), rule_id LowCardinality(String),
-        domain LowCardinality(String), severity LowCardinality(String),
-        subject_type LowCardinality(String), subject_id String, owner LowCardinality(String),
-        route LowCardinality(String), first_seen DateTime64(3, 'UTC'),
-        last_seen DateTime64(3, 'UTC'), occurrences UInt32, source_event_id Nullable(String),
-        score Nullable(Float64), reason_codes Array(LowCardinality(String)), evidence String,
-        model_version Nullable(String), report_due Nullable(Date), customer_id Nullable(String),
-        segment LowCardinality(Nullable(String)), channel LowCardinality(Nullable(String)),
-        created_at DateTime64(3, 'UTC'))
-        ENGINE = ReplacingMergeTree(last_seen) ORDER BY alert_id""",
 }
 
 CONTRACT_FILL: dict[str, str] = {
@@ -181,16 +170,6 @@ CONTRACT_FILL: dict[str, str] = {
                amount, cityHash64(event_id) % 100, (cityHash64(event_id) % 97) / 97, NULL,
                ['amount_vs_history'], 'risk-1.0', NULL
         FROM {db}.transactions FINAL""",
-    "alerts": """INSERT INTO {db}.alerts
-        SELECT 'al-' || event_id, 'open',
-               ['large_cash', 'structuring', 'model.risk_score', 'drift.risk']
-                   [1 + toUInt32(score) % 4],
-               ['compliance', 'risk', 'risk', 'model_health'][1 + toUInt32(score) % 4],
-               multiIf(score >= 90, 'red', score >= 75, 'orange', score >= 60, 'yellow', 'blue'),
-               'customer', customer_id, 'risk-team', 'webhook', ts, ts + INTERVAL 1 MINUTE,
-               1 + toUInt32(score) % 3, event_id, score, reason_codes, '{{}}', model_version,
-               if(toUInt32(score) % 4 = 0, toDate(ts) + 5, NULL), customer_id, segment, channel, ts
-        FROM {db}.risk_scores FINAL WHERE score >= 40""",
     "model_metrics": """INSERT INTO {db}.model_metrics
         SELECT now64(3) - toIntervalMinute(number * 5), m.1, m.2, 0.5 + (number % 40) / 100,
                100 * number, 'v1'
@@ -208,7 +187,7 @@ def add_contract_tables(client: Any, db: str, pending: frozenset[str]) -> list[s
     """Create (and fill) the contract tables of pending tables the migrations lack."""
     have = existing_tables(client, db)
     made = [t for t in CONTRACT_DDL if t in pending and t not in have]
-    for t in made:  # dict order: risk_scores first, alerts are derived from it
+    for t in made:
         client.command(CONTRACT_DDL[t].format(db=db))
         client.command(CONTRACT_FILL[t].format(db=db))
     return made

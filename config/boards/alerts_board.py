@@ -26,7 +26,7 @@ WHERE $__timeFilter(last_seen) AND {ALERT_FILTERS}""",
         ),
         PanelSpec(
             "Suppressed duplicates in range",
-            f"""SELECT sum(occurrences - 1) AS suppressed, count() AS alerts
+            f"""SELECT sum(suppressed) AS suppressed, count() AS alerts
 FROM alerts FINAL
 WHERE $__timeFilter(last_seen) AND {ALERT_FILTERS}""",
             "suppressed:number alerts:number",
@@ -37,13 +37,14 @@ WHERE $__timeFilter(last_seen) AND {ALERT_FILTERS}""",
         PanelSpec(
             "Live alerts",
             f"""SELECT last_seen, severity, status, rule_id, domain, subject_type, subject_id,
-       owner, route, occurrences, score, model_version, alert_id
+       owner, route, occurrences, suppressed, score, model_version, alert_id
 FROM alerts FINAL
 WHERE $__timeFilter(last_seen) AND {ALERT_FILTERS}
 ORDER BY last_seen DESC, {SEVERITY_ORDER_SQL} DESC, alert_id
 LIMIT 200""",
             "last_seen:time severity:severity status:text rule_id:text domain:text "
             "subject_type:text subject_id:text owner:text route:text occurrences:number "
+            "suppressed:number "
             "score:number model_version:text alert_id:text",
             kind="table",
             w=24,
@@ -62,7 +63,7 @@ ORDER BY t, {SEVERITY_ORDER_SQL}""",
         ),
         PanelSpec(
             "Suppressed duplicates by rule",
-            f"""SELECT rule_id, count() AS alerts, sum(occurrences - 1) AS suppressed,
+            f"""SELECT rule_id, count() AS alerts, sum(suppressed) AS suppressed,
        argMax(severity, {SEVERITY_ORDER_SQL}) AS top_severity
 FROM alerts FINAL
 WHERE $__timeFilter(last_seen) AND {ALERT_FILTERS}

@@ -83,7 +83,7 @@ def contact_points() -> list[dict[str, Any]]:
                 {
                     "uid": "finpulse-webhook",
                     "type": "webhook",
-                    "settings": {"url": "$FINPULSE_WEBHOOK_URL", "httpMethod": "POST"},
+                    "settings": {"url": "$FINPULSE_GRAFANA_WEBHOOK_URL", "httpMethod": "POST"},
                     "disableResolveMessage": False,
                 }
             ],

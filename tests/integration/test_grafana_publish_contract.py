@@ -163,7 +163,7 @@ SETTINGS = Settings(
     clickhouse_password=SecretStr("s3cret"),
 )
 ENV = {
-    "FINPULSE_WEBHOOK_URL": "https://hooks.example/finpulse",
+    "FINPULSE_GRAFANA_WEBHOOK_URL": "https://hooks.example/finpulse",
     "FINPULSE_ALERT_EMAIL": "risk@example.com",
 }
 
@@ -191,7 +191,8 @@ def test_grafana_publish_contract_first_run_creates_second_run_overwrites(grafan
     assert ds["jsonData"]["host"] == "clickhouse" and ds["jsonData"]["username"] == "board_reader"
     assert ds["secureJsonData"] == {"password": "s3cret"}  # resolved; the API does not expand $
     assert (
-        state.contact_points["finpulse-webhook"]["settings"]["url"] == ENV["FINPULSE_WEBHOOK_URL"]
+        state.contact_points["finpulse-webhook"]["settings"]["url"]
+        == ENV["FINPULSE_GRAFANA_WEBHOOK_URL"]
     )
     assert state.policy and {r["object_matchers"][0][2] for r in state.policy["routes"]} >= {
         "red",
@@ -238,7 +239,7 @@ def test_grafana_publish_contract_first_run_creates_second_run_overwrites(grafan
 
 def test_grafana_publish_contract_refuses_unresolved_references(grafana):
     url, _ = grafana
-    with pytest.raises(PublishError, match="FINPULSE_WEBHOOK_URL"):
+    with pytest.raises(PublishError, match="FINPULSE_GRAFANA_WEBHOOK_URL"):
         publish(SETTINGS, url, {"FINPULSE_ALERT_EMAIL": "x@example.com"})
 
 

@@ -65,6 +65,10 @@ def filled(clickhouse, tmp_path_factory):
 
 
 PANELS = [(b, p) for b in BOARDS for p in b.panels]
+# Panels allowed to return no rows on the test data (their types are still checked), and why.
+MAY_BE_EMPTY = {
+    "Drift alarms": "no model_health rule fires on these events until drift detectors land",
+}
 
 
 def _check_value(ctype: str, v: object, nullable: bool) -> bool:
@@ -130,7 +134,7 @@ def test_panel_query_runs_on_clickhouse(filled, board, panel: PanelSpec):
                 interval,
                 variables,
             )
-            if span >= timedelta(hours=6) and variables is ALL:
+            if span >= timedelta(hours=6) and variables is ALL and panel.title not in MAY_BE_EMPTY:
                 assert rows, f"{panel.title}: no rows over {span} with All selected"
 
 

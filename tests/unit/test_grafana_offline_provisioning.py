@@ -272,7 +272,7 @@ def test_grafana_offline_compose_file():
     fields = {f"FINPULSE_{n.upper()}" for n in Settings.model_fields}
     for name in ("init", "worker", "simulator"):
         env = services[name]["environment"]
-        assert set(env) <= fields | {"FINPULSE_WEBHOOK_URL"}, set(env) - fields
+        assert set(env) <= fields, set(env) - fields
         assert env["FINPULSE_CLICKHOUSE_URL"] == "http://clickhouse:8123"
         assert env["FINPULSE_BROKER_URL"] == "kafka://kafka:9092"
         assert env["FINPULSE_CLICKHOUSE_PASSWORD"].startswith("${")  # never a literal
@@ -288,3 +288,12 @@ def test_grafana_offline_dockerfile(path):
 def test_grafana_offline_every_board_is_provisioned_from_the_mounted_folder():
     files = {p.stem for p in (repo_root() / "config/grafana/dashboards").glob("*.json")}
     assert files == {b.uid for b in BOARDS}
+
+
+def test_grafana_offline_readme_lists_every_board_url_and_compose_commands():
+    from config.deployment import grafana_local_url
+
+    readme = (repo_root() / "README.md").read_text()
+    for board in BOARDS:
+        assert f"{grafana_local_url()}/d/{board.uid}" in readme, board.uid
+    assert "docker compose up" in readme and f"--profile {SIM_PROFILE}" in readme
