@@ -47,8 +47,9 @@ def to_yaml(doc: Any, source: str) -> str:
 
 
 def repo_root() -> Path:
-    """The checkout this package runs from (editable install)."""
-    return Path(__file__).resolve().parents[2]
+    """The checkout this package runs from (editable install), else the current directory."""
+    checkout = Path(__file__).resolve().parents[2]
+    return checkout if (checkout / "pyproject.toml").exists() else Path.cwd()
 
 
 def generated_files() -> dict[str, str]:

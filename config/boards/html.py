@@ -110,6 +110,18 @@ def _fmt(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+def _axis(v: float) -> str:
+    """Compact axis label.
+
+    >>> _axis(1364142.0), _axis(0.5), _axis(44814)
+    ('1.36M', '0.5', '44.8k')
+    """
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= size:
+            return f"{v / size:.3g}{suffix}"
+    return f"{v:.3g}"
+
+
 def _series_colour(name: str, i: int) -> str:
     return SEVERITY_COLOURS.get(name, PALETTE[i % len(PALETTE)])
 
@@ -180,7 +192,7 @@ def _svg_timeseries(r: PanelResult, start: datetime, end: datetime) -> str:
         yv = y0 + frac * (y1 - y0)
         parts.append(
             f'<text x="{pad_l - 4}" y="{py(yv) + 4:.1f}" class="ax" '
-            f'text-anchor="end">{html.escape(_fmt(yv))}</text>'
+            f'text-anchor="end">{_axis(yv)}</text>'
         )
     for frac in (0, 0.5, 1):
         xv = x0 + frac * (x1 - x0)

@@ -297,3 +297,13 @@ def test_grafana_offline_readme_lists_every_board_url_and_compose_commands():
     for board in BOARDS:
         assert f"{grafana_local_url()}/d/{board.uid}" in readme, board.uid
     assert "docker compose up" in readme and f"--profile {SIM_PROFILE}" in readme
+
+
+def test_grafana_offline_no_env_interpolation_accidents_in_rules():
+    """Grafana expands $NAME in rule fields (labels, title, ...) but not in annotations or query
+    models: a `$` anywhere else would be eaten at load time."""
+    for r in load("alerting/rules.yaml")["groups"][0]["rules"]:
+        for key, value in r.items():
+            if key in ("annotations", "data"):
+                continue
+            assert "$" not in yaml.safe_dump(value), (r["uid"], key)
