@@ -6,6 +6,8 @@ tests read the same constants.
 
 >>> SERVICES["kafka"].ports["kafka"], SERVICES["clickhouse"].ports["http"]
 (9092, 8123)
+>>> host_broker_url()
+'kafka://localhost:29092'
 >>> internal_url("clickhouse", "http")
 'http://clickhouse:8123'
 """
@@ -32,7 +34,12 @@ CLICKHOUSE_PLUGIN_VERSION = "4.4.0"
 SERVICES: dict[str, Service] = {
     s.name: s
     for s in (
-        Service("kafka", "apache/kafka:3.9.1", {"kafka": 9092, "controller": 9093}, ("kafka",)),
+        Service(
+            "kafka",
+            "apache/kafka:3.9.1",
+            {"kafka": 9092, "controller": 9093, "external": 29092},
+            ("external",),
+        ),
         Service(
             "clickhouse",
             "clickhouse/clickhouse-server:25.3",
@@ -47,6 +54,7 @@ SERVICES: dict[str, Service] = {
 }
 
 WORKER_REPLICAS = 2
+WORKER_STATS_PATH = "/tmp/finpulse-worker-stats.json"
 SIM_PROFILE = "sim"
 GRAFANA_PROVISIONING_DIR = "/etc/grafana/provisioning"
 GRAFANA_DASHBOARDS_DIR = "/var/lib/grafana/dashboards/finpulse"
@@ -55,6 +63,11 @@ GRAFANA_DASHBOARDS_DIR = "/var/lib/grafana/dashboards/finpulse"
 def internal_url(service: str, port: str, scheme: str = "http") -> str:
     """URL of a service inside the compose network."""
     return f"{scheme}://{service}:{SERVICES[service].ports[port]}"
+
+
+def host_broker_url() -> str:
+    """The compose Kafka as a producer on the host reaches it."""
+    return f"kafka://localhost:{SERVICES['kafka'].ports['external']}"
 
 
 def grafana_local_url() -> str:
@@ -88,7 +101,7 @@ def _healthy(*names: str) -> dict[str, dict[str, str]]:
 def compose_spec() -> dict[str, Any]:
     """The ``docker-compose.yml`` document."""
     kafka, ch, graf = SERVICES["kafka"], SERVICES["clickhouse"], SERVICES["grafana"]
-    kp, cp = kafka.ports["kafka"], kafka.ports["controller"]
+    kp, cp, ep = kafka.ports["kafka"], kafka.ports["controller"], kafka.ports["external"]
     finpulse_build = {"context": ".", "dockerfile": "Dockerfile"}
     env = finpulse_environment()
     services: dict[str, Any] = {
@@ -97,10 +110,13 @@ def compose_spec() -> dict[str, Any]:
             "environment": {
                 "KAFKA_NODE_ID": "1",
                 "KAFKA_PROCESS_ROLES": "broker,controller",
-                "KAFKA_LISTENERS": f"PLAINTEXT://:{kp},CONTROLLER://:{cp}",
-                "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://kafka:{kp}",
+                # PLAINTEXT inside the compose network, EXTERNAL for producers on the host
+                "KAFKA_LISTENERS": f"PLAINTEXT://:{kp},CONTROLLER://:{cp},EXTERNAL://:{ep}",
+                "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://kafka:{kp},EXTERNAL://localhost:{ep}",
                 "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
-                "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": (
+                    "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,EXTERNAL:PLAINTEXT"
+                ),
                 "KAFKA_CONTROLLER_QUORUM_VOTERS": f"1@kafka:{cp}",
                 "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
                 "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
@@ -109,7 +125,7 @@ def compose_spec() -> dict[str, Any]:
                 "KAFKA_LOG_DIRS": "/var/lib/kafka/data",
                 "CLUSTER_ID": "${FINPULSE_KAFKA_CLUSTER_ID:-4L6g3nShT-eMCtK--X86sw}",
             },
-            "ports": [f"{kp}:{kp}"],
+            "ports": [f"{ep}:{ep}"],
             "volumes": ["kafka-data:/var/lib/kafka/data"],
             "healthcheck": {
                 "test": [
@@ -157,20 +173,21 @@ def compose_spec() -> dict[str, Any]:
             "build": finpulse_build,
             "image": FINPULSE_IMAGE,
             "command": ["finpulse", "worker", "--loglevel", "info"],
-            "environment": {**env, "FINPULSE_STATS_PATH": "/tmp/finpulse-worker-stats.json"},
+            "environment": {**env, "FINPULSE_STATS_PATH": WORKER_STATS_PATH},
             "depends_on": {
                 **_healthy("kafka", "clickhouse"),
                 "init": {"condition": "service_completed_successfully"},
             },
             "deploy": {"replicas": WORKER_REPLICAS},
             "restart": "unless-stopped",
+            # the worker rewrites its stats file every stats_interval_s: stale = stuck or dead
             "healthcheck": {
                 "test": [
                     "CMD",
                     "python",
                     "-c",
-                    "import urllib.request; urllib.request.urlopen("
-                    f"'http://127.0.0.1:{SERVICES['worker'].ports['web']}/', timeout=3)",
+                    "import os, sys, time; sys.exit(time.time() - os.path.getmtime("
+                    f"'{WORKER_STATS_PATH}') > 30)",
                 ],
                 "interval": "15s",
                 "timeout": "5s",
