@@ -28,7 +28,6 @@ from tests.board_data import (
 
 pytestmark = pytest.mark.integration
 
-NOW = datetime.now(UTC)
 # (range, interval) pairs as Grafana would send them
 RANGES = [
     (timedelta(minutes=5), 1),
@@ -48,7 +47,7 @@ SELECTIONS = [
 @pytest.fixture(scope="module")
 def filled(clickhouse, tmp_path_factory):
     settings = board_settings(clickhouse.clickhouse_url, tmp_path_factory.mktemp("board"))
-    data = fill_through_pipeline(settings, NOW)
+    data = fill_through_pipeline(settings, datetime.now(UTC))
     client = make_client(settings)
     db = settings.clickhouse_database
     real = existing_tables(client, db)
@@ -57,6 +56,8 @@ def filled(clickhouse, tmp_path_factory):
         "settings": settings,
         "client": client,
         "data": data,
+        # Range end after the fill: dead letters are stamped with their (wall-clock) ingestion.
+        "now": datetime.now(UTC),
         "real": real,
         "contract": contract,
         "db": db,
@@ -129,8 +130,8 @@ def test_panel_query_runs_on_clickhouse(filled, board, panel: PanelSpec):
                 panel.sql,
                 panel.columns,
                 panel.kind,
-                NOW - span,
-                NOW + timedelta(seconds=1),
+                filled["now"] - span,
+                filled["now"] + timedelta(seconds=1),
                 interval,
                 variables,
             )
@@ -149,9 +150,9 @@ def test_alert_rule_query_runs_on_clickhouse(filled, rule):
         Column(rule.value_column, "number"),
     )
     for window in (rule.window_s, 86400):
-        start = NOW - timedelta(seconds=window)
+        start = filled["now"] - timedelta(seconds=window)
         rows = run_checked(
-            filled["client"], rule.sql, columns, "timeseries_free", start, NOW, 60, ALL
+            filled["client"], rule.sql, columns, "timeseries_free", start, filled["now"], 60, ALL
         )
         if not rule.label_columns:
             assert len(rows) == 1, "an unlabelled rule query returns exactly one row"
