@@ -86,7 +86,7 @@ class Settings(BaseSettings):
         100_000, ge=0, description="worker GC gen-0 threshold (0 = Python's default)"
     )
     risk_metrics_every_labels: int = Field(
-        100, ge=1, description="write model_metrics rows after this many labels"
+        100, ge=1, description="model_metrics rows after this many labels (and per label batch)"
     )
 
     # --- Grafana ----------------------------------------------------------------------------

@@ -143,6 +143,7 @@ class RiskStage:
                 last_record[cid] = raw
             self._score_batch(scored, out)
         else:
+            last_label: Feedback | None = None
             for event, raw in batch:
                 fb = cast(Feedback, event)
                 if fb.kind not in LABELS:
@@ -154,6 +155,9 @@ class RiskStage:
                     records[cid] = rec
                 if self._label(fb, rec, out):
                     last_record[cid] = raw
+                    last_label = fb
+            if last_label is not None and self.m.labels > self._labels_at_metrics:
+                self._write_metrics(last_label.ts, out)  # and at the end of every label batch
         for cid, raw in last_record.items():
             self.state.put(cid, records[cid], raw)
         self._maybe_checkpoint(out)
@@ -289,9 +293,12 @@ class RiskStage:
             ],
         )
         if m.labels - self._labels_at_metrics >= self.settings.risk_metrics_every_labels:
-            self._labels_at_metrics = m.labels
-            out.add_rows(MODEL_METRICS_TABLE, _metric_rows(m, fb.ts))
+            self._write_metrics(fb.ts, out)
         return True
+
+    def _write_metrics(self, ts: datetime, out: BatchOutput) -> None:
+        self._labels_at_metrics = self.m.labels
+        out.add_rows(MODEL_METRICS_TABLE, _metric_rows(self.m, ts))
 
     # --------------------------------------------------------------------------- checkpoint
     def _maybe_checkpoint(self, out: BatchOutput) -> None:

@@ -98,7 +98,14 @@ def make_events(now: datetime, n_txn: int = 700, n_int: int = 360) -> dict[str, 
                 )
             )
     for t in txns[::50]:
-        fbs.append(f.feedback(kind="fraud_confirmed", ref_event_id=t["event_id"], value=None))
+        fbs.append(
+            f.feedback(
+                kind="fraud_confirmed",
+                ref_event_id=t["event_id"],
+                customer_id=t["customer_id"],  # feedback is keyed by the customer (contract)
+                value=None,
+            )
+        )
     return {"transaction": txns, "interaction": inters, "feedback": fbs}
 
 
