@@ -69,18 +69,22 @@ class Settings(BaseSettings):
     )
     service_level_target: float = Field(0.8, gt=0, le=1, description="service-level target share")
     service_window_minutes: int = Field(
-        5, ge=1, le=60, description="trailing minutes pooled for each service-level check"
+        2, ge=1, le=60, description="trailing minutes pooled for each service-level check"
     )
     service_min_contacts: int = Field(
         3, ge=1, description="contacts a window needs before its service level is judged"
     )
     service_confidence_z: float = Field(
-        1.645, ge=0, description="a window breaches when the Wilson upper bound at this z is "
-        "below target (0 = plain point estimate)"
+        2.33,
+        ge=0,
+        description="a window breaches when the Wilson upper bound at this z is "
+        "below target (0 = plain point estimate)",
     )
     service_grace_s: float = Field(
-        20.0, ge=0, description="a minute closes when the partition's event time passes its end "
-        "plus this grace; later events still update its ClickHouse row"
+        20.0,
+        ge=0,
+        description="a minute closes when the partition's event time passes its end "
+        "plus this grace; later events still update its ClickHouse row",
     )
     complaint_deadline_days: float = Field(15.0, gt=0, description="complaint decision deadline")
     complaint_due_soon_days: float = Field(

@@ -53,6 +53,54 @@ REASONS: dict[str, str] = {
 }
 
 
+CONTEXT_FEATURES = (
+    "contacts_24h",
+    "recent_wait_log",
+    "open_complaints",
+    "risk_friction",
+    "past_csat",
+)
+
+
+def _value(v: Any) -> str:
+    return str(getattr(v, "value", v))
+
+
+def interaction_features(interaction: Any, context: dict[str, float]) -> dict[str, float]:
+    """Model features of one :class:`~models.events.Interaction` and the customer context.
+
+    ``context`` holds ``contacts_24h`` (before this one), ``recent_wait_log``,
+    ``open_complaints``, ``risk_friction`` (1 if a risk alert hit the customer within 24 h)
+    and ``past_csat`` (the customer's shrunk mean survey answer minus 3.5).
+
+    >>> from tests.factories import encode, interaction
+    >>> from models.events import Interaction
+    >>> x = interaction_features(Interaction.model_validate_json(encode(interaction())), {})
+    >>> x["ch_call_center"], x["resolved"], round(x["wait_log"], 3)
+    (1.0, 1.0, 2.565)
+    """
+    x: dict[str, float] = {
+        "wait_log": math.log1p(interaction.wait_seconds),
+        "handle_log": math.log1p(interaction.handle_seconds),
+        "resolved": 1.0 if interaction.resolved else 0.0,
+        "fcr": 0.5
+        if interaction.first_contact_resolution is None
+        else float(interaction.first_contact_resolution),
+        "transfers": float(interaction.transfers or 0),
+        "sentiment": float(interaction.sentiment or 0.0),
+        "sentiment_missing": 1.0 if interaction.sentiment is None else 0.0,
+        "complaint": 1.0
+        if interaction.complaint_id is not None
+        or _value(interaction.interaction_type) == "complaint"
+        else 0.0,
+        f"ch_{_value(interaction.channel)}": 1.0,
+        f"ch_it_{_value(interaction.interaction_type)}": 1.0,
+    }
+    for name in CONTEXT_FEATURES:
+        x[name] = float(context.get(name, 0.0))
+    return x
+
+
 def _phi(z: float) -> float:
     return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
 

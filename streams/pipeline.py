@@ -92,10 +92,15 @@ def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
     from config.policy import load_policy
     from streams.alerting import STATE_NAME, AlertStage
     from streams.rules import RuleEngine, RuleStage
+    from streams.service.stage import service_stages
 
     policy = load_policy(settings.policy_path)
+    engine = RuleEngine(policy)
+    service, service_context = service_stages(settings, state, engine)
     return (
-        RuleStage(RuleEngine(policy)),
+        service,
+        RuleStage(engine),
+        service_context,
         AlertStage(policy, state(STATE_NAME)),
     )
 

@@ -180,7 +180,9 @@ class ComplaintBook:
                     entry["d"] = whole_days
                     touched = True
                     out.append(
-                        self._change(cid, entry, status, watermark_ms, changed, entry["e"], partition)
+                        self._change(
+                            cid, entry, status, watermark_ms, changed, entry["e"], partition
+                        )
                     )
             if touched:
                 self.cache.touch(key, record)
