@@ -216,30 +216,31 @@ def advance_sla(
     win: dict[str, dict[str, list[int]]] = sla.setdefault("win", {})
     run: dict[str, int] = sla.setdefault("run", {})
     closable = minute_of(watermark_ms - grace_ms - MINUTE_MS)  # newest minute that has ended
-    starts = [int(m) for ring in win.values() for m in ring]
+    starts = sorted({int(m) for ring in win.values() for m in ring})
     last = sla.get("closed")
     if last is None:
         if not starts:
             return []
-        last = min(starts) - MINUTE_MS
+        last = starts[0] - MINUTE_MS
     if closable <= last:
         return []
     span = window_minutes * MINUTE_MS
-    first = last + MINUTE_MS
-    # Minutes before the oldest data or after the newest data + window hold no contacts:
-    # skip them (an idle gap resets every run).
-    first = max(first, min(starts, default=first))
-    end = min(closable, max(starts, default=first) + span - MINUTE_MS)
-    if first > last + MINUTE_MS:
-        for ch in run:
-            run[ch] = 0
+    # Only minutes whose window holds a data minute can have evidence; between them every
+    # run is reset (a minute without contacts in its window is not breached).
+    minutes = sorted(
+        {m for k in starts for m in range(k, k + span, MINUTE_MS) if last < m <= closable}
+    )
     checks: list[SlaCheck] = []
-    for m in range(first, end + MINUTE_MS, MINUTE_MS):
+    previous = last
+    for m in minutes:
+        if m != previous + MINUTE_MS:
+            for ch in run:
+                run[ch] = 0
+        previous = m
         lo = m - span + MINUTE_MS
         for ch in sorted(win):
-            ring = win[ch]
             n = a = 0
-            for key, (cn, ca) in ring.items():
+            for key, (cn, ca) in win[ch].items():
                 if lo <= int(key) <= m:
                     n += cn
                     a += ca
@@ -250,7 +251,7 @@ def advance_sla(
             breached = n >= min_contacts and upper < target
             run[ch] = run.get(ch, 0) + 1 if breached else 0
             checks.append(SlaCheck(ch, m, n, a, a / n, upper, breached, run[ch]))
-    if end < closable:  # the minutes after the data have no evidence
+    if previous != closable:  # the minutes after the data have no evidence
         for ch in run:
             run[ch] = 0
     sla["closed"] = closable
