@@ -151,7 +151,9 @@ SELECT
        'dormant', lifecycle) AS lifecycle,
     first_seen,
     last_seen,
-    health_score
+    health_score,
+    dissatisfaction,
+    open_complaints
 FROM {db}.customer_status FINAL;
 
 -- Segment-level customer metrics.
@@ -163,7 +165,7 @@ SELECT
     count() AS customers,
     avg(health_score) AS avg_health,
     avg(dissatisfaction) AS avg_dissatisfaction,
-    sum(open_complaints) AS open_complaints
+    sum(open_complaints) AS open_complaints_total
 FROM {db}.customer_lifecycle
 GROUP BY customer_type, segment, lifecycle;
 

@@ -399,8 +399,11 @@ class ServiceStage:
             min_contacts=s.service_min_contacts,
             grace_ms=int(s.service_grace_s * 1000),
         )
-        ts = from_ms(wm)
+        grace_ms = int(s.service_grace_s * 1000)
         for check in checks:
+            # Event time at which the minute closed: independent of how events were batched,
+            # so a replay raises the same alerts at the same times.
+            ts = from_ms(min(wm, check.minute_ms + MINUTE_MS + grace_ms))
             if self.keep_sla_checks:
                 self.sla_checks.append((partition, check))
             features = {
