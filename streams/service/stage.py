@@ -77,7 +77,7 @@ from streams.state import KeyedState
 log = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-AGG_RETENTION_MS = 15 * MINUTE_MS  # minute aggregates kept for late events after closing
+AGG_RETENTION_MS = 5 * MINUTE_MS  # minute aggregates kept for late events after closing
 RISK_DOMAINS = frozenset({"risk"})
 CHECKPOINT_FILE = "models/satisfaction.pkl"
 

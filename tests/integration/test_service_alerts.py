@@ -92,7 +92,7 @@ def test_channel_outage_alert_reaches_topic_clickhouse_and_webhook(env):
 
             # exact totals over both partitions' partial rows
             wait_for(lambda: totals()[0] == len(events), 30, "all contacts in service_minutes")
-            contacts, answered, partitions = totals()
+            _, answered, partitions = totals()
             assert answered == PER_MINUTE * (CLEAN_MINUTES + 2)
             assert partitions == 2
             by_minute = client.query(
