@@ -73,7 +73,6 @@ def test_minute_aggregates_and_complaints_continue_after_restart(env):
         30,
         "complaint closed after the restart",
     )
+    keys = "uniqExact(minute, channel, segment, source_partition)"
     rows = _scalar(env, "SELECT count() FROM {db}.service_minutes FINAL")
-    assert rows == _scalar(
-        env, "SELECT uniqExact(minute, channel, segment, source_partition) FROM {db}.service_minutes"
-    )
+    assert rows == _scalar(env, f"SELECT {keys} FROM {{db}}.service_minutes")
