@@ -75,10 +75,12 @@ def test_channel_outage_alert_reaches_topic_clickhouse_and_webhook(env):
         client = env.client()
         try:
             rows = wait_for(
-                lambda: client.query(
-                    f"SELECT rule_id, domain, channel FROM {db}.alerts FINAL "
-                    f"WHERE rule_id = '{RULE_SLA}'"
-                ).result_rows,
+                lambda: (
+                    client.query(
+                        f"SELECT rule_id, domain, channel FROM {db}.alerts FINAL "
+                        f"WHERE rule_id = '{RULE_SLA}'"
+                    ).result_rows
+                ),
                 30,
                 "alert row",
             )

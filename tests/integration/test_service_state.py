@@ -64,12 +64,14 @@ def test_minute_aggregates_and_complaints_continue_after_restart(env):
     # the minute row rewritten after the restart holds both halves (state came back)
     wait_for(lambda: _scalar(env, contacts) == 55, 60, "55 contacts after the restart")
     wait_for(
-        lambda: _scalar(
-            env,
-            "SELECT groupArray(status) FROM (SELECT status FROM {db}.complaints FINAL "
-            "WHERE complaint_id = 'cmp-restart' ORDER BY ts)",
-        )
-        == ["open", "closed"],
+        lambda: (
+            _scalar(
+                env,
+                "SELECT groupArray(status) FROM (SELECT status FROM {db}.complaints FINAL "
+                "WHERE complaint_id = 'cmp-restart' ORDER BY ts)",
+            )
+            == ["open", "closed"]
+        ),
         30,
         "complaint closed after the restart",
     )
