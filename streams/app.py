@@ -97,7 +97,7 @@ def build_app(settings: Settings) -> faust.App:
         _add_ingest_agent(app, settings, runtime, topic_name, kind)
     notifier = add_notifier_agent(app, settings, runtime)
 
-    @app.on_before_shutdown.connect
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode's signal typing
     async def _close(app: faust.App, **_: Any) -> None:
         if settings.stats_path is not None:
             runtime.write_stats(settings.stats_path)
@@ -126,7 +126,8 @@ def _add_ingest_agent(
     )
 
     async def ingest(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(
+        # take_events exists on faust-streaming's Stream but not on its StreamT protocol.
+        async for events in stream.take_events(  # type: ignore[attr-defined]
             settings.stream_batch_max, within=settings.stream_batch_within_s
         ):
             records = [

@@ -36,7 +36,7 @@ def add_notifier_agent(app: faust.App, settings: Settings, runtime: Runtime) -> 
     )
 
     async def notify(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(NOTIFY_BATCH, within=0.2):
+        async for events in stream.take_events(NOTIFY_BATCH, within=0.2):  # type: ignore[attr-defined]
             payloads = [e.message.value for e in events]
             results = await notifier.deliver(payloads)
             out = BatchOutput()

@@ -101,7 +101,9 @@ class Runtime:
         if out.deadletters:
             rows[DEADLETTERS_TABLE] = [deadletter_row(d) for d in out.deadletters]
             messages.extend(deadletter_message(d) for d in out.deadletters)
-        jobs = [self.sink_for(table).write(batch) for table, batch in rows.items() if batch]
+        jobs: list[Awaitable[None]] = [
+            self.sink_for(table).write(batch) for table, batch in rows.items() if batch
+        ]
         if messages:
             jobs.append(self.publish(messages))
         await asyncio.gather(*jobs)
