@@ -150,7 +150,7 @@ class SatisfactionModel:
         contrib = sorted(
             (weights.get(f, 0.0) * v, f) for f, v in scaled.items() if not f.startswith("ch_")
         )
-        out = []
+        out: list[str] = []
         for c, f in contrib:
             if c >= -0.05 or len(out) >= k:
                 break
