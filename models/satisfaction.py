@@ -212,14 +212,14 @@ class SatisfactionMonitor:
     def figures(self) -> dict[str, float]:
         """Current metric values (after-warm-up ones once any exist)."""
         out: dict[str, float] = {
-            "mae": self.mae.get(),
-            "mae_baseline": self.mae_baseline.get(),
-            "auc": self.auc.get(),
+            "mae": float(self.mae.get()),
+            "mae_baseline": float(self.mae_baseline.get()),
+            "auc": float(self.auc.get()),
         }
         if self.n > self.warmup:
-            out["mae_after_warmup"] = self.mae_after.get()
-            out["mae_baseline_after_warmup"] = self.mae_baseline_after.get()
-            out["auc_after_warmup"] = self.auc_after.get()
+            out["mae_after_warmup"] = float(self.mae_after.get())
+            out["mae_baseline_after_warmup"] = float(self.mae_baseline_after.get())
+            out["auc_after_warmup"] = float(self.auc_after.get())
         return out
 
     def rows(self, ts: Any, model_version: str) -> list[tuple[Any, ...]]:
