@@ -104,3 +104,21 @@ def test_pipeline_ages_complaint_by_partition_event_time_and_closes_by_ref_event
     # closed complaints are no longer aged
     d.transactions([f.transaction(customer_id="c-8", ts=at(days=20))])
     assert len(d.candidates(RULE_COMPLAINT_OVERDUE)) == 1
+
+
+def test_due_soon_alert_escalates_on_day_14_then_overdue_is_red():
+    import json
+
+    from streams.topics import ALERTS
+
+    d = Driver()
+    d.interactions([contact("c-9", at(), interaction_type="complaint", complaint_id="cmp-9")])
+    for day in (12, 13, 14, 15):
+        d.transactions([f.transaction(customer_id="c-8", ts=at(days=day, hours=1))])
+    sent = [json.loads(m.value) for out in d.outputs for m in out.messages if m.topic == ALERTS]
+    assert [(a["rule_id"], a["status"], a["severity"]) for a in sent] == [
+        (RULE_COMPLAINT_DUE_SOON, "new", "yellow"),
+        (RULE_COMPLAINT_DUE_SOON, "escalated", "orange"),
+        (RULE_COMPLAINT_OVERDUE, "new", "red"),
+    ]
+    assert {a["subject_id"] for a in sent} == {"cmp-9"}
