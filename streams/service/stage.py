@@ -436,7 +436,7 @@ class ServiceStage:
                 )
             )
         closed = sla.get("closed")
-        if closed is not None:
+        if closed is not None and closed - AGG_RETENTION_MS > meta.get("agg_floor", -1):
             floor = closed - AGG_RETENTION_MS
             meta["agg_floor"] = floor
             aggs = meta.get("agg", {})
@@ -522,6 +522,21 @@ class ServiceStage:
         score = cu.health(risk, dissat)
         last_events, prev_events = cu.activity(cust, ms)
         last_risk = risks["a"][-1] if risks and risks.get("a") else None
+        n_contacts = cu.contacts_24h(cust, ms)
+        # Write a row only when something the customer view shows changed (or a new day began),
+        # not for every transaction.
+        signature = [
+            stage,
+            len(cust.get("cm", {})),
+            cust.get("lc"),
+            n_contacts,
+            round(score),
+            last_risk[0] if last_risk else None,
+            ms // cu.DAY_MS,
+        ]
+        if signature == cust.get("sig"):
+            return
+        cust["sig"] = signature
         version = int(cust.get("v", 0)) + 1
         cust["v"] = version
         out.add_rows(
@@ -537,7 +552,7 @@ class ServiceStage:
                     from_ms(cust["l"]),
                     last_events,
                     prev_events,
-                    cu.contacts_24h(cust, ms),
+                    n_contacts,
                     len(cust.get("cm", {})),
                     cust.get("lc"),
                     round(dissat, 4),

@@ -216,8 +216,10 @@ def advance_sla(
     win: dict[str, dict[str, list[int]]] = sla.setdefault("win", {})
     run: dict[str, int] = sla.setdefault("run", {})
     closable = minute_of(watermark_ms - grace_ms - MINUTE_MS)  # newest minute that has ended
-    starts = sorted({int(m) for ring in win.values() for m in ring})
     last = sla.get("closed")
+    if last is not None and closable <= last:
+        return []  # nothing new closed (the common case within a minute)
+    starts = sorted({int(m) for ring in win.values() for m in ring})
     if last is None:
         if not starts:
             return []
