@@ -111,6 +111,18 @@ class Settings(BaseSettings):
     sink_retry_initial_s: float = Field(0.2, gt=0)
     sink_retry_max_s: float = Field(5.0, gt=0)
 
+    # --- Grafana ----------------------------------------------------------------------------
+    grafana_url: str = Field(
+        default_factory=lambda: _grafana_default_url(),
+        description="Grafana base URL for `finpulse grafana publish`",
+    )
+    grafana_token: SecretStr | None = Field(
+        None, description="Grafana service-account token (FINPULSE_GRAFANA_TOKEN)"
+    )
+    board_range_s: int = Field(
+        6 * 3600, ge=60, description="time range of the HTML board (`finpulse board --html`)"
+    )
+
     # --- policy and alert notification -----------------------------------------------------
     policy_path: Path | None = Field(None, description="policy YAML; default config/policy.yaml")
     webhook_url: str | None = Field(None, description="alerts are POSTed here; unset = off")
@@ -147,6 +159,12 @@ class Settings(BaseSettings):
         if self.kafka_ssl_cafile is not None:
             kwargs["ssl_cafile"] = str(self.kafka_ssl_cafile)
         return kwargs
+
+
+def _grafana_default_url() -> str:
+    from config.deployment import grafana_local_url
+
+    return grafana_local_url()
 
 
 def local_stack_settings(**overrides: object) -> Settings:

@@ -119,6 +119,30 @@ def _evaluate_service(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _grafana(settings: Settings, args: argparse.Namespace) -> int:
+    import os
+
+    if args.action == "build":
+        from config.boards.build import build
+
+        print(json.dumps({"changed": build(args.root)}))
+        return 0
+    from config.boards.publish import publish
+
+    url = args.url or settings.grafana_url
+    print(json.dumps(publish(settings, url, dict(os.environ))))
+    return 0
+
+
+def _board(settings: Settings, args: argparse.Namespace) -> int:
+    from config.boards.html import write_board_html
+
+    if args.range_s:
+        settings = settings.model_copy(update={"board_range_s": args.range_s})
+    print(write_board_html(settings, args.html))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finpulse", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -173,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--customers", type=int, default=2000)
     p.add_argument("--partitions", type=int, default=4)
     p.add_argument("--json", action="store_true", help="one JSON line")
+    p = add("grafana", _grafana, "build the Grafana/compose files, or publish them to Grafana")
+    p.add_argument("action", choices=["build", "publish"])
+    p.add_argument("--url", default=None, help="Grafana base URL (publish)")
+    p.add_argument("--root", type=Path, default=None, help="checkout to write into (build)")
+    p = add("board", _board, "render every board from ClickHouse into one HTML file")
+    p.add_argument("--html", type=Path, required=True, help="output file")
+    p.add_argument("--range-s", type=int, default=None, help="time range in seconds")
     return parser
 
 
