@@ -10,7 +10,8 @@ most (linear contribution of the scaled feature). Model contract, as the risk mo
 
 :class:`SatisfactionMonitor` keeps the online metrics (prequential: each survey is scored
 with the prediction served when the interaction happened): MAE of the model, MAE of a
-running-mean baseline, ROC AUC of P(dissatisfied), the same after warm-up, and one Page-Hinkley
+running-mean baseline, ROC AUC of P(dissatisfied), the same after warm-up, the mean actual and
+predicted CSAT of the last 200 surveys (``csat_actual``, ``csat_predicted``), and one Page-Hinkley
 detector per channel on the survey values (a drop in satisfaction; threshold 40 and tolerance
 0.1 CSAT points found every simulated outage's drop with no false alarm on seeds 1-3).
 
@@ -30,12 +31,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from river import drift, linear_model, metrics, optim, preprocessing, stats
+from river import drift, linear_model, metrics, optim, preprocessing, stats, utils
 
 MODEL_NAME = "satisfaction"
 FEATURE_SCHEMA = 1
 DISSATISFIED_AT = 2  # CSAT <= 2 is dissatisfied
 VERSION_EVERY = 500  # the model version moves on every N surveys learned
+RECENT_SURVEYS = 200  # csat_actual / csat_predicted: means over the last N surveys
 
 # feature -> reason code when the feature lowers the predicted CSAT
 REASONS: dict[str, str] = {
@@ -178,6 +180,9 @@ class SatisfactionMonitor:
         self.mae_baseline_after = metrics.MAE()
         self.auc_after = metrics.ROCAUC()
         self.mean = stats.Mean()
+        # river's Rolling forwards get() to the wrapped Mean; its stubs do not say so
+        self.recent_actual: Any = utils.Rolling(stats.Mean(), window_size=RECENT_SURVEYS)
+        self.recent_predicted: Any = utils.Rolling(stats.Mean(), window_size=RECENT_SURVEYS)
         self.n = 0
         self.detectors: dict[str, drift.PageHinkley] = {}
 
@@ -193,6 +198,8 @@ class SatisfactionMonitor:
             self.mae_baseline_after.update(y, baseline)
             self.auc_after.update(dissatisfied, p_dissatisfied)
         self.mean.update(y)
+        self.recent_actual.update(y)
+        self.recent_predicted.update(predicted)
         self.n += 1
 
     def drift(self, channel: str, y: float) -> bool:
@@ -215,6 +222,8 @@ class SatisfactionMonitor:
             "mae": float(self.mae.get()),
             "mae_baseline": float(self.mae_baseline.get()),
             "auc": float(self.auc.get()),
+            "csat_actual": float(self.recent_actual.get()),
+            "csat_predicted": float(self.recent_predicted.get()),
         }
         if self.n > self.warmup:
             out["mae_after_warmup"] = float(self.mae_after.get())
