@@ -169,11 +169,12 @@ class ServiceStage:
                 if self._feedback(event, record, ms, cust, book, out, changes):
                     learned += 1
                 touched_custs[cid] = (record, max(ms, cust.get("l", ms)))
+        # rows first: closing minutes prunes old aggregates, even ones this batch touched
+        self._minute_rows(parts, touched_aggs, out)
         for partition, record in touched_parts.items():
             meta = parts.get(f"p{partition}", dict)
             self._close_minutes(partition, meta, out)
             changes.extend(book.age(partition, meta["wm"], record))
-        self._minute_rows(parts, touched_aggs, out)
         self._complaint_changes(changes, out)
         for cid, (record, ms) in touched_custs.items():
             cust = custs.get(cid, dict)

@@ -93,7 +93,10 @@ def test_channel_outage_alert_reaches_topic_clickhouse_and_webhook(env):
                 ).result_rows[0]
 
             # exact totals over both partitions' partial rows
-            wait_for(lambda: totals()[0] == len(events), 30, "all contacts in service_minutes")
+            try:
+                wait_for(lambda: totals()[0] == len(events), 30, "all contacts in service_minutes")
+            except AssertionError as exc:
+                raise AssertionError(f"{totals()} for {len(events)} contacts") from exc
             _, answered, partitions = totals()
             assert answered == PER_MINUTE * (CLEAN_MINUTES + 2)
             assert partitions == 2

@@ -203,3 +203,14 @@ def test_customer_status_lifecycle_and_health():
     assert r["health_score"] < 50 and r["version"] == 2
     [alert] = d.candidates(RULE_CUSTOMER_AT_RISK)
     assert alert.subject_id == "c-h" and alert.evidence["lifecycle"] == "at_risk"
+
+
+def test_one_batch_spanning_many_minutes_writes_every_minute_row():
+    d = Driver()
+    d.interactions([contact(f"c-{m}", at(minutes=m, seconds=30)) for m in range(20)])
+    rows = _minute_rows(d)
+    assert len(rows) == 20 and sum(r["contacts"] for r in rows.values()) == 20
+    # minutes long closed are pruned from state, so a very late event is dropped, not rewritten
+    d.interactions([contact("c-late", at(minutes=1, seconds=40))])
+    assert d.stage.counts["service.late_dropped"] == 1
+    assert _minute_rows(d)[next(iter(sorted(rows)))]["contacts"] == 1
