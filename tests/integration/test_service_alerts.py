@@ -114,3 +114,45 @@ def test_channel_outage_alert_reaches_topic_clickhouse_and_webhook(env):
             assert statuses == (len(events), len(events))
         finally:
             client.close()
+
+
+def test_two_workers_write_partial_rows_that_sum_exactly_and_both_see_the_outage(env):
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = now - timedelta(minutes=20)
+    events = _outage_contacts(start)
+    first = env.worker(name="w1")
+    second = env.worker(name="w2")
+    # both workers own a partition before any event arrives (no mid-stream rebalance needed)
+    wait_for(lambda: first.stats() and second.stats(), 30, "both workers running")
+    env.produce(
+        INTERACTIONS, [f.encode(e) for e in events], [e["customer_id"].encode() for e in events]
+    )
+    alerts = [json.loads(m.value) for m in env.consume(ALERTS, 1)]
+    # Each worker judges its own partition; both may publish the channel's alert (see
+    # streams/service/stage.py), every one of them for the SLA rule on call_center.
+    assert alerts and {(a["rule_id"], a["subject_id"]) for a in alerts} == {
+        (RULE_SLA, "call_center")
+    }
+    db = env.settings.clickhouse_database
+    client = env.client()
+    try:
+
+        def totals():
+            return client.query(
+                f"SELECT sum(contacts), sum(answered_in_sl) FROM {db}.service_minutes FINAL"
+            ).result_rows[0]
+
+        wait_for(lambda: totals()[0] == len(events), 60, "all contacts in service_minutes")
+        assert totals() == (len(events), PER_MINUTE * (CLEAN_MINUTES + 2))
+        levels = client.query(
+            f"SELECT service_level FROM {db}.service_channel_minutes ORDER BY minute"
+        ).result_rows
+        assert [r[0] for r in levels[CLEAN_MINUTES : CLEAN_MINUTES + DOWN_MINUTES]] == [0.0] * 6
+    finally:
+        client.close()
+
+    def processed():
+        return [w.stats().get("processed", 0) for w in (first, second)]
+
+    wait_for(lambda: sum(processed()) >= len(events), 10, "stats of both workers")
+    assert min(processed()) > 0, processed()  # both workers did part of the work
