@@ -39,11 +39,9 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from config.settings import Settings
-from models.alerts import AlertCandidate
 from models.events import Feedback, Interaction, Transaction
 from models.satisfaction import SatisfactionModel, SatisfactionMonitor, interaction_features
 from sinks.tables import (
@@ -60,6 +58,7 @@ from streams.service import customers as cu
 from streams.service.cache import BatchCache
 from streams.service.checkpoint import Checkpoint
 from streams.service.complaints import ComplaintBook, ComplaintChange
+from streams.service.context import ServiceContextStage
 from streams.service.names import CUSTOMERS_STATE, PARTITIONS_STATE, RISK_STATE
 from streams.service.windows import (
     AGG_FIELDS,
@@ -69,35 +68,17 @@ from streams.service.windows import (
     add_contact,
     advance_sla,
     empty_agg,
+    from_ms,
     minute_of,
     record_sla_contact,
+    to_ms,
 )
 from streams.state import KeyedState
 
 log = logging.getLogger(__name__)
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 AGG_RETENTION_MS = 5 * MINUTE_MS  # minute aggregates kept for late events after closing
-RISK_DOMAINS = frozenset({"risk"})
 CHECKPOINT_FILE = "models/satisfaction.pkl"
-
-
-def to_ms(ts: datetime) -> int:
-    """Epoch milliseconds of an aware datetime.
-
-    >>> to_ms(datetime(1970, 1, 1, 0, 1, tzinfo=UTC))
-    60000
-    """
-    return (ts - EPOCH) // timedelta(milliseconds=1)
-
-
-def from_ms(ms: int) -> datetime:
-    """Aware UTC datetime of epoch milliseconds.
-
-    >>> from_ms(60000).isoformat()
-    '1970-01-01T00:01:00+00:00'
-    """
-    return EPOCH + timedelta(milliseconds=ms)
 
 
 class ServiceStage:
@@ -602,77 +583,6 @@ class ServiceStage:
         if n // every > (n - learned) // every:
             self.checkpoint.save({"model": self.model, "monitor": self.monitor})
             log.info("checkpointed %s", self.version)
-
-
-class ServiceContextStage:
-    """After the rules: remember risk alerts per customer, join both contexts on candidates."""
-
-    name: ClassVar[str] = "service_context"
-    kinds: ClassVar[frozenset[str]] = frozenset({"transaction", "interaction", "feedback"})
-    state_names: ClassVar[tuple[str, ...]] = (RISK_STATE,)
-
-    def __init__(self, customers: KeyedState, risks: KeyedState) -> None:
-        self.customers = customers
-        self.risks = risks
-
-    def process(self, kind: str, batch: Valid, out: BatchOutput) -> None:
-        if not out.candidates:
-            return
-        records = {ev.event_id: rec for ev, rec in batch}  # type: ignore[attr-defined]
-        cache = BatchCache(self.risks)
-        if kind == "transaction":
-            for cand in out.candidates:
-                if cand.domain not in RISK_DOMAINS or not cand.customer_id:
-                    continue
-                record = records.get(cand.source_event_id or "")
-                if record is None:
-                    continue
-                entry = cache.get(cand.customer_id, dict)
-                ms = to_ms(cand.ts)
-                alerts = [a for a in entry.get("a", []) if ms - a[0] <= cu.CONTACT_WINDOW_MS]
-                alerts.append([ms, cand.rule_id, cand.severity.value, cand.score])
-                entry["a"] = alerts[-10:]
-                cache.touch(cand.customer_id, record)
-        enriched: list[AlertCandidate] = []
-        for cand in out.candidates:
-            if cand.customer_id:
-                ms = to_ms(cand.ts)
-                extra = self._context(cand, cache.peek(cand.customer_id), ms)
-                if extra:
-                    cand = cand.model_copy(update={"context": {**extra, **cand.context}})
-            enriched.append(cand)
-        out.candidates[:] = enriched
-        cache.flush()
-
-    def _context(
-        self, cand: AlertCandidate, risks: dict[str, Any] | None, ms: int
-    ) -> dict[str, float | str | bool | None]:
-        ctx: dict[str, float | str | bool | None] = {}
-        cust = self.customers.get(cand.customer_id or "")
-        if cand.domain != "service" and cust:
-            ctx.update(
-                {
-                    "service.contacts_24h": cu.contacts_24h(cust, ms),
-                    "service.open_complaints": len(cust.get("cm", {})),
-                    "service.last_csat": cust.get("lc"),
-                    "service.dissatisfaction": round(cu.dissatisfaction(cust), 4),
-                    "service.lifecycle": cust.get("st"),
-                }
-            )
-        if cand.domain == "service":
-            prior = [a for a in (risks or {}).get("a", []) if a[0] <= ms]
-            if prior:
-                last = prior[-1]
-                ctx.update(
-                    {
-                        "risk.last_rule": last[1],
-                        "risk.last_severity": last[2],
-                        "risk.last_at": from_ms(last[0]).isoformat(),
-                        "risk.hours_since": round((ms - last[0]) / 3.6e6, 3),
-                        "risk.score": cu.risk_score({"a": prior}, ms),
-                    }
-                )
-        return ctx
 
 
 def service_stages(

@@ -29,11 +29,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Additive counters of one (minute, channel, segment) aggregate, in this order.
 AGG_FIELDS: tuple[str, ...] = (
@@ -50,6 +52,24 @@ AGG_FIELDS: tuple[str, ...] = (
     "repeat_contacts",
 )
 _IDX = {name: i for i, name in enumerate(AGG_FIELDS)}
+
+
+def to_ms(ts: datetime) -> int:
+    """Epoch milliseconds of an aware datetime.
+
+    >>> to_ms(datetime(1970, 1, 1, 0, 1, tzinfo=UTC))
+    60000
+    """
+    return (ts - EPOCH) // timedelta(milliseconds=1)
+
+
+def from_ms(ms: int) -> datetime:
+    """Aware UTC datetime of epoch milliseconds.
+
+    >>> from_ms(60000).isoformat()
+    '1970-01-01T00:01:00+00:00'
+    """
+    return EPOCH + timedelta(milliseconds=ms)
 
 
 def minute_of(ms: int) -> int:
