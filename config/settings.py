@@ -54,6 +54,52 @@ class Settings(BaseSettings):
     stats_path: Path | None = Field(None, description="worker writes its counters here (JSON)")
     stats_interval_s: float = Field(1.0, gt=0)
 
+    # --- service quality (issue 4) --------------------------------------------------------------
+    service_level_thresholds_s: dict[str, float] = Field(
+        default_factory=lambda: {
+            "call_center": 20.0,
+            "chat": 30.0,
+            "app": 20.0,
+            "web": 20.0,
+            "branch": 900.0,
+            "email": 86400.0,
+        },
+        description="per channel: a contact counts as answered in service level if it waited at "
+        "most this long (seconds); 80/20 is the contact-centre convention",
+    )
+    service_level_target: float = Field(0.8, gt=0, le=1, description="service-level target share")
+    service_window_minutes: int = Field(
+        2, ge=1, le=60, description="trailing minutes pooled for each service-level check"
+    )
+    service_min_contacts: int = Field(
+        3, ge=1, description="contacts a window needs before its service level is judged"
+    )
+    service_confidence_z: float = Field(
+        2.33,
+        ge=0,
+        description="a window breaches when the Wilson upper bound at this z is "
+        "below target (0 = plain point estimate)",
+    )
+    service_grace_s: float = Field(
+        20.0,
+        ge=0,
+        description="a minute closes when the partition's event time passes its end "
+        "plus this grace; later events still update its ClickHouse row",
+    )
+    complaint_deadline_days: float = Field(15.0, gt=0, description="complaint decision deadline")
+    complaint_due_soon_days: float = Field(
+        3.0, ge=0, description="status due_soon this many days before the deadline"
+    )
+    satisfaction_pending_ttl_s: float = Field(
+        3 * 86400.0, gt=0, description="how long an interaction waits for its CSAT survey"
+    )
+    satisfaction_warmup: int = Field(
+        300, ge=0, description="surveys learned before MAE/AUC count as after warm-up"
+    )
+    satisfaction_checkpoint_every: int = Field(
+        1000, ge=0, description="checkpoint the satisfaction model every N surveys (0 = never)"
+    )
+
     # --- ClickHouse -------------------------------------------------------------------------
     clickhouse_url: str = "http://127.0.0.1:18123"
     clickhouse_user: str = "default"

@@ -126,6 +126,25 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if summary.get("ok") else 1
 
 
+def _evaluate_service(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.evaluate_service import service_figures
+
+    figures = [
+        service_figures(
+            seed,
+            n_events=args.events,
+            sim_span_s=args.span,
+            n_customers=args.customers,
+            partitions=args.partitions,
+            settings=settings,
+        )
+        for seed in args.seed
+    ]
+    result = figures[0] if len(figures) == 1 else {"runs": figures}
+    print(json.dumps(result, indent=None if args.json else 2))
+    return 0
+
+
 def _grafana(settings: Settings, args: argparse.Namespace) -> int:
     import os
 
@@ -199,6 +218,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulated seconds per real second (720: a minute shows 12 hours)",
     )
     p.add_argument("--json", action="store_true", help="end with one JSON summary line")
+    p = add(
+        "evaluate-service",
+        _evaluate_service,
+        "replay simulator runs offline and print the service figures (outage detection, "
+        "SLA false alarms, satisfaction MAE, friction)",
+    )
+    p.add_argument("--seed", type=int, nargs="+", default=[1])
+    p.add_argument("--events", type=int, default=200_000)
+    p.add_argument("--span", type=float, default=172_800.0, help="simulated seconds")
+    p.add_argument("--customers", type=int, default=2000)
+    p.add_argument("--partitions", type=int, default=4)
+    p.add_argument("--json", action="store_true", help="one JSON line")
     p = add("grafana", _grafana, "build the Grafana/compose files, or publish them to Grafana")
     p.add_argument("action", choices=["build", "publish"])
     p.add_argument("--url", default=None, help="Grafana base URL (publish)")

@@ -93,12 +93,16 @@ def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
     from streams.alerting import STATE_NAME, AlertStage
     from streams.risk_stage import risk_stages
     from streams.rules import RuleEngine, RuleStage
+    from streams.service.stage import service_stages
 
     policy = load_policy(settings.policy_path)
     engine = RuleEngine(policy)
+    service, service_context = service_stages(settings, state, engine)
     return (
         *risk_stages(settings, state, engine),
+        service,
         RuleStage(engine),
+        service_context,
         AlertStage(policy, state(STATE_NAME)),
     )
 
