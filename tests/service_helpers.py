@@ -28,7 +28,12 @@ class Driver:
     """A pipeline with the default stages, MemoryState, and per-topic offsets."""
 
     def __init__(self, stages: StageBuilder = default_stages, **settings: Any) -> None:
-        values = {"satisfaction_checkpoint_every": 0, "topic_partitions": 2, **settings}
+        values = {
+            "satisfaction_checkpoint_every": 0,
+            "risk_restore_checkpoint": False,  # offline: no ClickHouse to restore from
+            "topic_partitions": 2,
+            **settings,
+        }
         self.settings = Settings(**values)
         self.pipeline = Pipeline(self.settings, stages=stages, state=MemoryState)
         self.stage = next(s for s in self.pipeline.stages if isinstance(s, ServiceStage))

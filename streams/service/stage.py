@@ -77,6 +77,8 @@ from streams.state import KeyedState
 
 log = logging.getLogger(__name__)
 
+EARLY_CLOSES_KEPT = 8  # complaint_closed events kept per customer until their complaint arrives
+
 AGG_RETENTION_MS = 5 * MINUTE_MS  # minute aggregates kept for late events after closing
 CHECKPOINT_FILE = "models/satisfaction.pkl"
 
@@ -146,7 +148,9 @@ class ServiceStage:
             elif isinstance(event, Transaction):
                 cu.note_activity(cust, ms, event.customer_type.value, event.segment.value)
                 touched_custs[cid] = (record, ms)
-            elif isinstance(event, Feedback) and "ct" in cust:
+            elif isinstance(event, Feedback) and (
+                "ct" in cust or event.kind.value == "complaint_closed"
+            ):
                 if self._feedback(event, record, ms, cust, book, out, changes):
                     learned += 1
                 touched_custs[cid] = (record, max(ms, cust.get("l", ms)))
@@ -159,16 +163,18 @@ class ServiceStage:
         self._complaint_changes(changes, out)
         for cid, (record, ms) in touched_custs.items():
             cust = custs.get(cid, dict)
-            if "ct" not in cust:
+            if "ct" not in cust:  # not seen yet: only an early complaint close to keep
+                if cust:
+                    custs.touch(cid, record)
                 continue
             self._customer_status(cid, cust, record, ms, out)
             custs.touch(cid, record)
         if learned:
             rows = self.monitor.rows(from_ms(last_ms), self.version)
             # metric_id: deterministic per (model, metric, time, n), as the risk metrics
-            out.add_rows(MODEL_METRICS_TABLE, [
-                (f"{r[1]}:{r[2]}:{last_ms}:{r[4]}", *r) for r in rows
-            ])
+            out.add_rows(
+                MODEL_METRICS_TABLE, [(f"{r[1]}:{r[2]}:{last_ms}:{r[4]}", *r) for r in rows]
+            )
             self._maybe_checkpoint(learned)
         parts.flush()
         custs.flush()
@@ -243,6 +249,23 @@ class ServiceStage:
                 if opened:
                     open_complaints[complaint_id] = [ms // cu.DAY_MS, [ev.event_id]]
                     changes.extend(opened)
+                    # Topics are consumed independently: the closing feedback may have been
+                    # processed first (e.g. the complaint re-delivered after a crash).
+                    early = cust.get("cx", {})
+                    hit = early.pop(ev.event_id, None) or early.pop(complaint_id, None)
+                    if hit is not None:
+                        close_ms, close_event = hit
+                        changes.extend(
+                            book.close(
+                                partition,
+                                max(close_ms, ms),
+                                complaint_id,
+                                ms // cu.DAY_MS,
+                                close_event,
+                                record,
+                            )
+                        )
+                        del open_complaints[complaint_id]
 
         # service x risk: a contact within 24 h of a risk alert on the customer
         risks = cu.recent_risk(self.risks.get(ev.customer_id), ms)
@@ -369,6 +392,11 @@ class ServiceStage:
                     del cust["cm"][complaint_id]
                     return False
             self.counts["service.complaint_close_unmatched"] += 1
+            # Keep it: the complaint it closes may arrive later (bounded, newest kept).
+            early = cust.setdefault("cx", {})
+            early[fb.ref_event_id] = [ms, fb.event_id]
+            if len(early) > EARLY_CLOSES_KEPT:
+                del early[next(iter(early))]
         return False
 
     # ------------------------------------------------------------------- minutes and SLA

@@ -138,11 +138,14 @@ class _RiskFeatures:
 
     def process(self, kind: str, batch: Valid, out: BatchOutput) -> None:
         for ev, _ in batch:
-            out.annotate(ev.event_id, "features", {"tiny_card_count_10m": 6})  # type: ignore[attr-defined]
+            features = out.annotations.get(ev.event_id, {}).get("features", {})  # type: ignore[attr-defined]
+            out.annotate(ev.event_id, "features", {**features, "tiny_card_count_10m": 6})  # type: ignore[attr-defined]
 
 
 def _with_risk(settings: Any, state: Any) -> Sequence[Stage]:
-    return (_RiskFeatures(), *default_stages(settings, state))
+    stages = list(default_stages(settings, state))
+    after_risk = next(i for i, s in enumerate(stages) if s.name == "risk") + 1
+    return (*stages[:after_risk], _RiskFeatures(), *stages[after_risk:])
 
 
 def test_friction_contact_after_risk_alert_shows_both_contexts():
@@ -182,9 +185,13 @@ def test_surveys_train_the_model_and_write_metrics():
     ]
     fb = d.feedback(surveys)
     assert d.stage.model.n_learned == 40
-    metrics = {r[2]: r for r in fb.rows[MODEL_METRICS_TABLE]}
+    cols = MODEL_METRICS_TABLE.columns
+    metrics = {
+        r[cols.index("metric")]: dict(zip(cols, r, strict=True))
+        for r in fb.rows[MODEL_METRICS_TABLE]
+    }
     assert {"mae", "mae_baseline", "auc"} <= set(metrics)
-    assert metrics["mae"][4] == 40 and metrics["mae"][1] == "satisfaction"
+    assert metrics["mae"]["n"] == 40 and metrics["mae"]["model"] == "satisfaction"
     d.feedback([dict(s, event_id=s["event_id"] + "-dup") for s in surveys[:3]])
     assert d.stage.model.n_learned == 40  # each interaction's survey is learned once
     assert d.stage.counts["service.csat_unmatched"] == 3
