@@ -1,0 +1,203 @@
+"""PCI DSS masking: card numbers and account identifiers never leave a worker in clear.
+
+Two transformations, both keyed (HMAC-SHA256 with ``FINPULSE_PII_KEY``) and stable, so the
+same input always maps to the same token and joins, per-account features and alert dedup
+keep working on the tokens:
+
+* **card numbers** -- a run of digits, optionally separated by single spaces or dashes,
+  holding a Luhn-valid number of 13-19 digits (see :func:`contains_card_number`),
+  anywhere in the raw payload bytes (every string field, unknown fields, even invalid
+  JSON) is replaced as a whole by ``card:<12 hex>``;
+* **account identifiers** (``account_id``, ``counterparty_id``) become ``acct:<16 hex>``.
+
+>>> m = Masker(b"test-key")
+>>> m.mask_bytes(b'{"device_id": "4111 1111 1111 1111"}')
+b'{"device_id": "card:00ae3c1e8284"}'
+>>> m.mask_bytes(b'{"device_id": "4111 1111 1111 1112"}')  # not Luhn-valid: kept
+b'{"device_id": "4111 1111 1111 1112"}'
+>>> m.account("a-42")
+'acct:999e63e50caec4a8'
+>>> m.account(m.account("a-42")) == m.account("a-42")  # idempotent on tokens
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CARD_PREFIX = "card:"
+ACCOUNT_PREFIX = "acct:"
+CARD_TOKEN_HEX = 12
+ACCOUNT_TOKEN_HEX = 16
+MIN_CARD_DIGITS = 13
+MAX_CARD_DIGITS = 19
+# Used only when FINPULSE_PII_KEY is unset (local demo, tests); public, hence not secret.
+DEVELOPMENT_KEY = b"finpulse-development-pii-key-not-secret"
+
+# A candidate: >= 13 digits, each pair separated by at most one space or dash, not glued
+# to further digits. Matching is on bytes, so it also covers non-UTF-8 payloads.
+_CANDIDATE = re.compile(rb"(?<![0-9])[0-9](?:[ \-]?[0-9]){12,}(?![0-9])")
+_DIGITS_ONLY = re.compile(rb"[^0-9]")
+_SEPARATOR = re.compile(rb"[ \-]")
+
+
+def luhn_valid(digits: bytes | str) -> bool:
+    """True when ``digits`` (only 0-9) passes the Luhn checksum.
+
+    >>> luhn_valid("4111111111111111"), luhn_valid("4111111111111112")
+    (True, False)
+    """
+    total = 0
+    for i, ch in enumerate(reversed(digits if isinstance(digits, str) else digits.decode())):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def contains_card_number(run: bytes) -> bool:
+    """True when a digit run (digits, single spaces or dashes) holds a card number.
+
+    A card number is a Luhn-valid sequence of 13-19 digits that is the whole run, or a
+    sequence of whole separator-delimited groups of it (``4111 1111 1111 1111 12/26``),
+    or any window of a single group longer than 19 digits.
+
+    >>> contains_card_number(b"4111111111111111 12"), contains_card_number(b"1234567890123")
+    (True, False)
+    >>> contains_card_number(b"4111111111111112")  # a shorter window may pass Luhn: ignored
+    False
+    """
+    groups = _SEPARATOR.split(run)
+    if len(groups) == 1:
+        digits = groups[0]
+        n = len(digits)
+        if n <= MAX_CARD_DIGITS:
+            return n >= MIN_CARD_DIGITS and luhn_valid(digits)
+        return any(
+            luhn_valid(digits[i : i + size])
+            for size in range(MIN_CARD_DIGITS, MAX_CARD_DIGITS + 1)
+            for i in range(n - size + 1)
+        )
+    for first in range(len(groups)):
+        joined = b""
+        for group in groups[first:]:
+            if len(group) > MAX_CARD_DIGITS and contains_card_number(group):
+                return True
+            joined += group
+            if len(joined) > MAX_CARD_DIGITS:
+                break
+            if len(joined) >= MIN_CARD_DIGITS and luhn_valid(joined):
+                return True
+    return False
+
+
+def find_card_numbers(text: str) -> list[str]:
+    """The card-number-like runs in ``text`` (what a scanner of stored data looks for).
+
+    >>> find_card_numbers("pay 4111-1111-1111-1111 now, ref 1234567890123")
+    ['4111-1111-1111-1111']
+    """
+    found = []
+    for match in _CANDIDATE.finditer(text.encode("utf-8", "surrogateescape")):
+        if contains_card_number(match.group()):
+            found.append(match.group().decode("utf-8", "replace"))
+    return found
+
+
+class Masker:
+    """Keyed, stable masking of card numbers and account identifiers.
+
+    The constructor only stores the key; an unbounded input space is avoided by capping
+    the account-token cache.
+    """
+
+    CACHE_MAX = 200_000
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self._accounts: dict[str, str] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Masker:
+        """The masker of ``settings.pii_key``, or of the public development key when unset.
+
+        >>> from config.settings import Settings
+        >>> Masker.from_settings(Settings()).account("a") == Masker(DEVELOPMENT_KEY).account("a")
+        True
+        """
+        secret = getattr(settings, "pii_key", None)
+        if secret is None or not secret.get_secret_value():
+            return cls(DEVELOPMENT_KEY)
+        return cls(secret.get_secret_value().encode())
+
+    @property
+    def uses_development_key(self) -> bool:
+        return self._key == DEVELOPMENT_KEY
+
+    def _digest(self, data: bytes, size: int) -> str:
+        return hmac.new(self._key, data, hashlib.sha256).hexdigest()[:size]
+
+    def card_token(self, digits: bytes) -> str:
+        """``card:<12 hex>`` for a digit string (separators removed by the caller)."""
+        return CARD_PREFIX + self._digest(b"card\x00" + digits, CARD_TOKEN_HEX)
+
+    def _replace(self, match: re.Match[bytes]) -> bytes:
+        if not contains_card_number(match.group()):
+            return match.group()
+        return self.card_token(_DIGITS_ONLY.sub(b"", match.group())).encode()
+
+    def mask_bytes(self, raw: bytes) -> bytes:
+        """``raw`` with every card-number-like run replaced by its token (same object if none).
+
+        >>> Masker(b"k").mask_bytes(b"no digits here") == b"no digits here"
+        True
+        """
+        if not _CANDIDATE.search(raw):
+            return raw
+        return _CANDIDATE.sub(self._replace, raw)
+
+    def mask_text(self, text: str) -> str:
+        """``text`` with card-number-like runs replaced (for log and error strings).
+
+        >>> Masker(b"k").mask_text("card 4111111111111111 declined").startswith("card card:")
+        True
+        """
+        raw = text.encode("utf-8", "surrogateescape")
+        masked = self.mask_bytes(raw)
+        return text if masked is raw else masked.decode("utf-8", "surrogateescape")
+
+    def account(self, value: str) -> str:
+        """``acct:<16 hex>`` for an account identifier; tokens are returned unchanged."""
+        if value.startswith(ACCOUNT_PREFIX) and len(value) == len(ACCOUNT_PREFIX) + 16:
+            return value
+        token = self._accounts.get(value)
+        if token is None:
+            token = ACCOUNT_PREFIX + self._digest(b"acct\x00" + value.encode(), ACCOUNT_TOKEN_HEX)
+            if len(self._accounts) >= self.CACHE_MAX:
+                self._accounts.clear()
+            self._accounts[value] = token
+        return token
+
+    def mask_accounts(self, event: Any) -> Any:
+        """``event`` (a pydantic event) with its account identifier fields tokenized.
+
+        >>> from tests.factories import transaction, encode
+        >>> from models.events import Transaction
+        >>> t = Transaction.model_validate_json(encode(transaction(account_id="a-1")))
+        >>> Masker(b"k").mask_accounts(t).account_id.startswith("acct:")
+        True
+        """
+        d = event.__dict__
+        update = {f: self.account(d[f]) for f in ACCOUNT_FIELDS if d.get(f) is not None}
+        return event.model_copy(update=update) if update else event
+
+
+# Fields that hold account identifiers (of the customer or the counterparty).
+ACCOUNT_FIELDS = ("account_id", "counterparty_id")
