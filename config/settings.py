@@ -68,6 +68,16 @@ class Settings(BaseSettings):
     sink_retry_initial_s: float = Field(0.2, gt=0)
     sink_retry_max_s: float = Field(5.0, gt=0)
 
+    # --- policy and alert notification -----------------------------------------------------
+    policy_path: Path | None = Field(None, description="policy YAML; default config/policy.yaml")
+    webhook_url: str | None = Field(None, description="alerts are POSTed here; unset = off")
+    webhook_secret: SecretStr | None = Field(None, description="HMAC key for the signature")
+    webhook_timeout_s: float = Field(5.0, gt=0)
+    webhook_max_attempts: int = Field(5, ge=1)
+    webhook_retry_initial_s: float = Field(0.5, gt=0)
+    webhook_retry_max_s: float = Field(8.0, gt=0)
+    webhook_concurrency: int = Field(8, ge=1)
+
     # --- secrets of other services, PII ----------------------------------------------------
     grafana_token: SecretStr | None = Field(None, description="Grafana service-account token")
     pii_key: SecretStr | None = Field(

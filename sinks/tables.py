@@ -138,3 +138,36 @@ ROW_BUILDERS: dict[type, Callable[[Any, int, int], tuple[Any, ...]]] = {
 def deadletter_row(dl: DeadLetter) -> tuple[Any, ...]:
     """The ``deadletters`` row of a dead letter."""
     return tuple(getattr(dl, c) for c in DEADLETTERS_TABLE.columns)
+
+
+ALERTS_TABLE = Table(
+    "alerts",
+    (
+        "alert_id",
+        "status",
+        "rule_id",
+        "domain",
+        "severity",
+        "severity_rank",
+        "subject_type",
+        "subject_id",
+        "owner",
+        "route",
+        "first_seen",
+        "last_seen",
+        "occurrences",
+        "suppressed",
+        "source_event_id",
+        "score",
+        "reason_codes",
+        "evidence",
+        "model_version",
+        "report_due",
+        "context",
+        "customer_id",
+        "segment",
+        "channel",
+        "created_at",
+    ),
+    "alert_id",
+)

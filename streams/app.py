@@ -15,6 +15,7 @@ import faust
 
 from config.settings import Settings
 from streams.decode import RawRecord
+from streams.notifier import add_notifier_agent
 from streams.pipeline import Outgoing, Pipeline
 from streams.runtime import Runtime
 from streams.state import FaustTableState
@@ -81,11 +82,10 @@ def build_app(settings: Settings) -> faust.App:
 
     def faust_state(name: str) -> FaustTableState:
         if name not in tables:
+            # Keys and values are JSON (Faust's default for non-model types).
             table = app.Table(
                 name,
                 default=None,
-                key_serializer="json",
-                value_serializer="json",
                 partitions=settings.topic_partitions,
             )
             tables[name] = FaustTableState(table)
@@ -95,12 +95,15 @@ def build_app(settings: Settings) -> faust.App:
     app.finpulse_runtime = runtime  # type: ignore[attr-defined]
     for topic_name, kind in INPUT_TOPICS.items():
         _add_ingest_agent(app, settings, runtime, topic_name, kind)
+    notifier = add_notifier_agent(app, settings, runtime)
 
-    @app.on_before_shutdown.connect
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode's signal typing
     async def _close(app: faust.App, **_: Any) -> None:
         if settings.stats_path is not None:
             runtime.write_stats(settings.stats_path)
         await runtime.close()
+        if notifier is not None:
+            await notifier.close()
 
     if settings.stats_path is not None:
         stats_path = settings.stats_path
@@ -123,7 +126,8 @@ def _add_ingest_agent(
     )
 
     async def ingest(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(
+        # take_events exists on faust-streaming's Stream but not on its StreamT protocol.
+        async for events in stream.take_events(  # type: ignore[attr-defined]
             settings.stream_batch_max, within=settings.stream_batch_within_s
         ):
             records = [

@@ -18,10 +18,14 @@ log = logging.getLogger("finpulse")
 
 
 def _schema(settings: Settings, args: argparse.Namespace) -> int:
+    from pydantic import BaseModel
+
+    from models.alerts import Alert
     from models.events import EVENT_MODELS
 
-    names = [args.name] if args.name else list(EVENT_MODELS)
-    schemas = {n: EVENT_MODELS[n].model_json_schema() for n in names}
+    models: dict[str, type[BaseModel]] = {**EVENT_MODELS, "alert": Alert}
+    names = [args.name] if args.name else list(models)
+    schemas = {n: models[n].model_json_schema() for n in names}
     print(json.dumps(schemas if len(names) > 1 else schemas[names[0]], indent=2))
     return 0
 
@@ -112,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("schema", _schema, "print the JSON Schemas of the events")
     p.add_argument(
-        "name", nargs="?", choices=["transaction", "interaction", "feedback", "deadletter"]
+        "name", nargs="?", choices=["transaction", "interaction", "feedback", "deadletter", "alert"]
     )
     p = add("topics", _topics, "create every topic with explicit partitions (idempotent)")
     p.add_argument("action", choices=["create"])

@@ -18,6 +18,7 @@ from config.settings import Settings
 from sinks.clickhouse import count_rows, make_client
 from sinks.migrate import migrate
 from sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES
+from streams.alert_feed import AlertFeed
 from streams.local_stack import LocalStack
 from streams.topics import create_topics
 from streams.worker_process import WorkerProcess
@@ -62,6 +63,7 @@ def run_demo(
     worker = WorkerProcess(settings)
     started = time.monotonic()
     sim_result: dict[str, Any] = {}
+    feed: AlertFeed | None = None
     try:
         _say(f"starting broker on {stack.broker_url} and ClickHouse on {stack.clickhouse_url}")
         stack.start()
@@ -69,6 +71,7 @@ def run_demo(
         migrate(settings)
         worker.start()
         client = make_client(settings)
+        feed = AlertFeed(settings, _say).start()
 
         def simulate() -> None:
             try:
@@ -130,6 +133,9 @@ def run_demo(
             "deadletters": stats["deadletters"],
             "clickhouse_rows": rows,
             "clickhouse_deadletters": dead,
+            "alerts_published": stats.get("alerts_published", 0),
+            "alerts_by_rule": dict(feed.by_rule.most_common()),
+            "alerts_by_severity": dict(feed.by_severity),
             "wall_s": round(time.monotonic() - started, 1),
         }
         summary["ok"] = summary["produced"] > 0 and (
@@ -139,6 +145,8 @@ def run_demo(
         )
         client.close()
     finally:
+        if feed is not None:
+            feed.stop()
         worker.stop()
         stack.stop()
     _say("summary: " + ", ".join(f"{k}={v}" for k, v in summary.items()))

@@ -91,7 +91,15 @@ def no_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
 
 def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
     """The stages of a finpulse worker, in order (alerting last)."""
-    return no_stages(settings, state)
+    from config.policy import load_policy
+    from streams.alerting import STATE_NAME, AlertStage
+    from streams.rules import RuleEngine, RuleStage
+
+    policy = load_policy(settings.policy_path)
+    return (
+        RuleStage(RuleEngine(policy)),
+        AlertStage(policy, state(STATE_NAME)),
+    )
 
 
 class Pipeline:

@@ -21,7 +21,7 @@ from sinks.clickhouse import ClickHouseSink
 from sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES, Table, deadletter_row
 from streams.decode import RawRecord
 from streams.pipeline import BatchOutput, Outgoing, Pipeline
-from streams.topics import DEADLETTER
+from streams.topics import ALERTS, DEADLETTER
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,9 @@ class Runtime:
         self._started = False
         self.processed = 0
         self.deadlettered = 0
+        self.alerts_published = 0
+        self.notified = 0
+        self.notify_failed = 0
 
     def setup(self) -> None:
         if not self._started:
@@ -81,6 +84,7 @@ class Runtime:
         await self.deliver(out)
         self.processed += out.valid_count
         self.deadlettered += len(out.deadletters)
+        self.alerts_published += sum(m.topic == ALERTS for m in out.messages)
         if out.deadletters:
             log.info(
                 "%d dead letters from %s, e.g. %s: %s",
@@ -97,7 +101,9 @@ class Runtime:
         if out.deadletters:
             rows[DEADLETTERS_TABLE] = [deadletter_row(d) for d in out.deadletters]
             messages.extend(deadletter_message(d) for d in out.deadletters)
-        jobs = [self.sink_for(table).write(batch) for table, batch in rows.items() if batch]
+        jobs: list[Awaitable[None]] = [
+            self.sink_for(table).write(batch) for table, batch in rows.items() if batch
+        ]
         if messages:
             jobs.append(self.publish(messages))
         await asyncio.gather(*jobs)
@@ -109,6 +115,9 @@ class Runtime:
             "processed": self.processed,
             "deadletters": self.deadlettered,
             "sink_retries": retries,
+            "alerts_published": self.alerts_published,
+            "notified": self.notified,
+            "notify_failed": self.notify_failed,
             "counts": dict(self.pipeline.counts),
         }
 

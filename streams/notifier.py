@@ -1,0 +1,61 @@
+"""The notifier agent: consumes ``finpulse.alerts`` and POSTs each alert to the webhook.
+
+It is its own agent, so a slow or failing endpoint holds back only notifications,
+never scoring. An alert that still fails after the last retry becomes a dead
+letter (``error_type = notify_failed``) with the alert as payload; the offset is
+acknowledged only after delivery or dead-lettering (at-least-once notifications).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from config.settings import Settings
+from sinks.webhook import WebhookNotifier
+from streams.decode import RawRecord, make_deadletter
+from streams.pipeline import BatchOutput
+from streams.runtime import Runtime
+from streams.topics import ALERTS
+
+log = logging.getLogger(__name__)
+
+NOTIFY_BATCH = 200
+
+
+def add_notifier_agent(app: faust.App, settings: Settings, runtime: Runtime) -> Any:
+    """Register the webhook agent when ``FINPULSE_WEBHOOK_URL`` is set; returns the notifier."""
+    notifier = WebhookNotifier(settings)
+    if not notifier.enabled:
+        log.info("FINPULSE_WEBHOOK_URL not set: alerts are not sent to a webhook")
+        return None
+    topic = app.topic(
+        ALERTS, value_serializer="raw", key_serializer="raw", partitions=settings.topic_partitions
+    )
+
+    async def notify(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(NOTIFY_BATCH, within=0.2):  # type: ignore[attr-defined]
+            payloads = [e.message.value for e in events]
+            results = await notifier.deliver(payloads)
+            out = BatchOutput()
+            for event, failure in zip(events, results, strict=True):
+                if failure is None:
+                    continue
+                m = event.message
+                record = RawRecord(m.topic, m.partition, m.offset, m.value, m.key)
+                reason = (
+                    f"webhook delivery failed after {failure.attempts} attempts: {failure.error}"
+                )
+                out.deadletters.append(
+                    make_deadletter(record, "notify_failed", reason, settings.max_event_bytes)
+                )
+            if out.deadletters:
+                log.error("%d alerts could not be delivered; dead-lettered", len(out.deadletters))
+                await runtime.deliver(out)
+                runtime.notify_failed += len(out.deadletters)
+            runtime.notified += len(payloads) - len(out.deadletters)
+
+    app.agent(topic, name="finpulse.notify.webhook")(notify)
+    return notifier
