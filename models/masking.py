@@ -43,6 +43,9 @@ DEVELOPMENT_KEY = b"finpulse-development-pii-key-not-secret"
 # A candidate: >= 13 digits, each pair separated by at most one space or dash, not glued
 # to further digits. Matching is on bytes, so it also covers non-UTF-8 payloads.
 _CANDIDATE = re.compile(rb"(?<![0-9])[0-9](?:[ \-]?[0-9]){12,}(?![0-9])")
+# Cheap pre-scan (no look-around): a stretch of 13+ digits, spaces and dashes. Every
+# candidate lies inside one, so _CANDIDATE only runs on these stretches.
+_RUN = re.compile(rb"[0-9][0-9 \-]{11,}[0-9]")
 _DIGITS_ONLY = re.compile(rb"[^0-9]")
 _SEPARATOR = re.compile(rb"[ \-]")
 
@@ -159,9 +162,10 @@ class Masker:
         >>> Masker(b"k").mask_bytes(b"no digits here") == b"no digits here"
         True
         """
-        if not _CANDIDATE.search(raw):
+        if not _RUN.search(raw):  # fast path: no run of 13+ digits/separators at all
             return raw
-        return _CANDIDATE.sub(self._replace, raw)
+        masked = _RUN.sub(lambda run: _CANDIDATE.sub(self._replace, run.group()), raw)
+        return raw if masked == raw else masked
 
     def mask_text(self, text: str) -> str:
         """``text`` with card-number-like runs replaced (for log and error strings).
@@ -186,7 +190,7 @@ class Masker:
         return token
 
     def mask_accounts(self, event: Any) -> Any:
-        """``event`` (a pydantic event) with its account identifier fields tokenized.
+        """Tokenize the account identifier fields of a freshly validated event, in place.
 
         >>> from tests.factories import transaction, encode
         >>> from models.events import Transaction
@@ -195,8 +199,13 @@ class Masker:
         True
         """
         d = event.__dict__
-        update = {f: self.account(d[f]) for f in ACCOUNT_FIELDS if d.get(f) is not None}
-        return event.model_copy(update=update) if update else event
+        for name in ACCOUNT_FIELDS:
+            value = d.get(name)
+            if value is not None:
+                # In place: ``event`` was just validated by the caller and is not shared yet
+                # (model_copy per event cost ~8 % of a worker's CPU in the profile).
+                d[name] = self.account(value)
+        return event
 
 
 # Fields that hold account identifiers (of the customer or the counterparty).
