@@ -100,6 +100,12 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if summary.get("ok") else 1
 
 
+def _config(settings: Settings, args: argparse.Namespace) -> int:
+    # SecretStr fields serialise as "**********": secrets are never printed.
+    print(json.dumps(settings.model_dump(mode="json"), indent=2, sort_keys=True))
+    return 0
+
+
 def _bench(settings: Settings, args: argparse.Namespace) -> int:
     from streams.bench import format_table, run_bench
 
@@ -159,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulated seconds per real second (720: a minute shows 12 hours)",
     )
     p.add_argument("--json", action="store_true", help="end with one JSON summary line")
+    add("config", _config, "print the effective settings (secrets masked)")
     p = add("bench", _bench, "end-to-end throughput/latency/memory on a fresh local stack")
     p.add_argument("--events", type=int, default=50_000, help="events per saturation phase")
     p.add_argument("--rate", type=float, default=1000.0, help="offered load of the fixed phase")
