@@ -205,6 +205,24 @@ class DeadLetter(BaseModel):
     raw_b64: str = Field(description="the payload, base64 (truncated to the size limit)")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def control_char_fields(event: BaseModel) -> list[str]:
+    r"""Names of the string fields of ``event`` holding control characters (NUL, newline...).
+
+    JSON only carries them escaped (``\u0000``, ``\n``), so callers check this only
+    when the raw payload contains a backslash; a per-field pattern would triple the
+    validation cost of every event.
+
+    >>> control_char_fields(Feedback.model_validate_json(
+    ...     '{"event_id": "f\\n1", "ts": "2026-01-05T10:00:00+00:00", "customer_id": "c",'
+    ...     ' "kind": "csat_survey", "ref_event_id": "i"}'))
+    ['event_id']
+    """
+    return [k for k, v in event.__dict__.items() if isinstance(v, str) and _CONTROL.search(v)]
+
+
 EVENT_MODELS: dict[str, type[BaseModel]] = {
     "transaction": Transaction,
     "interaction": Interaction,

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from models.events import EVENT_MODELS, MAX_TS, DeadLetter
+from models.events import EVENT_MODELS, MAX_TS, DeadLetter, control_char_fields
 from models.masking import Masker
 
 MAX_REPORTED_ERRORS = 5
@@ -137,4 +137,7 @@ def decode(
     except ValidationError as exc:
         error_type, text = describe_validation(exc)
         return make_deadletter(record, error_type, text, max_bytes, raw_size=size)
+    if b"\\" in value and (bad := control_char_fields(event)):
+        text = "; ".join(f"{name}: control characters are not allowed" for name in bad)
+        return make_deadletter(record, "invalid_fields", text, max_bytes, raw_size=size)
     return masker.mask_accounts(event) if masker is not None else event
