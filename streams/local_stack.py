@@ -145,8 +145,16 @@ chdb._chdb.query(
 class LocalStack:
     """Start, check and stop the broker and ClickHouse for ``make demo`` and the tests."""
 
-    def __init__(self, settings: Settings, broker_storage: str = "memory://tansu/") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        broker_storage: str = "memory://tansu/",
+        broker_env: dict[str, str] | None = None,
+    ) -> None:
         self.settings = settings
+        # Extra environment of the broker, e.g. S3 endpoint for durable storage (see
+        # streams.durable_storage).
+        self.broker_env = broker_env
         self.root = settings.data_dir.resolve()
         self.broker_port = settings.local_broker_port
         self.http_port = settings.local_clickhouse_http_port
@@ -162,12 +170,20 @@ class LocalStack:
     def clickhouse_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
-    def _spawn(self, name: str, argv: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, argv: list[str], cwd: Path, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         log_path = self.root / "logs" / f"{name}.log"
+        full_env = {**os.environ, **env} if env else None
         with open(log_path, "ab") as out:
             proc = subprocess.Popen(
-                argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                argv,
+                cwd=cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=full_env,
             )
         self._procs[name] = proc
         log.info("started %s pid=%d (log %s)", name, proc.pid, log_path)
@@ -197,7 +213,7 @@ class LocalStack:
             "--storage-engine",
             self.broker_storage,
         ]
-        proc = self._spawn("broker", argv, self.root)
+        proc = self._spawn("broker", argv, self.root, self.broker_env)
         wait_for_port(self.broker_port, timeout_s, proc)
         self._write_pids()
 
