@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from config.settings import Settings
+from sinks.migrate import migrate
 from streams.durable_storage import TANSU_STORAGE, SeaweedS3
 from streams.local_stack import LocalStack, free_port
 from streams.reconcile import Reconciliation, wait_reconciled
@@ -95,3 +96,41 @@ def test_worker_sigkill_keeps_rows_and_deadletter_counts_exact(env):
     # The second worker re-did at most what the first had not committed, never less than
     # what was left.
     assert stats["processed"] + stats["deadletters"] >= len(wave2)
+
+
+def test_sigkill_while_clickhouse_is_down_commits_nothing_undelivered(env, tmp_path):
+    # Batches are computed ahead of their delivery; none may be committed before it lands.
+    own = LocalStack(
+        env.settings.model_copy(
+            update={
+                "data_dir": tmp_path / "own-ch",
+                "local_clickhouse_http_port": free_port(),
+                "local_clickhouse_tcp_port": free_port(),
+            }
+        )
+    )
+    own.start_clickhouse()
+    try:
+        env.settings = env.settings.model_copy(update={"clickhouse_url": own.clickhouse_url})
+        migrate(env.settings)
+        first = env.worker(name="first")
+        wave1, bad1 = _mixed(1000, every=25)
+        env.produce(TRANSACTIONS, wave1)
+        first.wait_for(lambda s: s["processed"] >= 1000, 60, "first wave delivered")
+
+        own.stop_service("clickhouse")
+        wave2, bad2 = _mixed(3000, every=25)
+        env.produce(TRANSACTIONS, wave2)
+        # Blocked longer than Faust's commit interval (2.8 s): a wrongly acked batch would be
+        # committed by now.
+        first.wait_for(lambda s: s["sink_retries"] >= 7, 30, "deliveries blocked > 3 s")
+        first.kill()  # with batches computed but undelivered
+        own.start_clickhouse()
+        env.worker(name="second")
+
+        result = _reconciled(env, len(wave1) + len(wave2))
+        assert result.ok, result.issues()
+        assert result.rows["transactions"] == 4000
+        assert result.deadletters == bad1 + bad2
+    finally:
+        own.stop()
