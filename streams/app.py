@@ -126,34 +126,21 @@ def _add_ingest_agent(
     )
 
     async def ingest(stream: faust.StreamT) -> None:
-        # Pipelined, still write-before-ack: batch N+1 is computed while batch N is being
-        # delivered (at most one delivery in flight, so deliveries keep their order).
-        # take_events acks a batch when the next one is requested, so each message is
-        # held (incref) and only finally acked -- made committable -- after its delivery.
-        pending: asyncio.Future[None] | None = None
-        try:
-            # take_events exists on faust-streaming's Stream but not on its StreamT protocol.
-            async for events in stream.take_events(  # type: ignore[attr-defined]
-                settings.stream_batch_max, within=settings.stream_batch_within_s
-            ):
-                records = []
-                for e in events:
-                    m = e.message
-                    m.incref()
-                    records.append(RawRecord(m.topic, m.partition, m.offset, m.value, m.key, e))
-                out = runtime.prepare(kind, records)
-                if pending is not None:
-                    await pending
-                pending = asyncio.ensure_future(_deliver_then_ack(runtime, kind, out, events))
-        finally:
-            if pending is not None:
-                await pending
+        # take_events exists on faust-streaming's Stream but not on its StreamT protocol.
+        async for events in stream.take_events(  # type: ignore[attr-defined]
+            settings.stream_batch_max, within=settings.stream_batch_within_s
+        ):
+            records = [
+                RawRecord(
+                    e.message.topic,
+                    e.message.partition,
+                    e.message.offset,
+                    e.message.value,
+                    e.message.key,
+                    e,
+                )
+                for e in events
+            ]
+            await runtime.handle(kind, records)
 
     app.agent(topic, name=f"finpulse.ingest.{kind}")(ingest)
-
-
-async def _deliver_then_ack(runtime: Runtime, kind: str, out: Any, events: Sequence[Any]) -> None:
-    """Deliver a batch, then release the hold on its messages (final ack: committable)."""
-    await runtime.complete(kind, out)
-    for e in events:
-        e.ack()

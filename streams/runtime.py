@@ -79,17 +79,8 @@ class Runtime:
 
     async def handle(self, kind: str, records: Sequence[RawRecord]) -> BatchOutput:
         """Process one batch and deliver all of its results before returning."""
-        out = self.prepare(kind, records)
-        await self.complete(kind, out)
-        return out
-
-    def prepare(self, kind: str, records: Sequence[RawRecord]) -> BatchOutput:
-        """The computing half of :meth:`handle` (synchronous: batches keep their order)."""
         self.setup()
-        return self.pipeline.process(kind, records)
-
-    async def complete(self, kind: str, out: BatchOutput) -> None:
-        """The delivering half of :meth:`handle`: returns once every result is stored."""
+        out = self.pipeline.process(kind, records)
         await self.deliver(out)
         self.processed += out.valid_count
         self.deadlettered += len(out.deadletters)
@@ -102,6 +93,7 @@ class Runtime:
                 out.deadletters[0].error_type,
                 out.deadletters[0].error[:200],
             )
+        return out
 
     async def deliver(self, out: BatchOutput) -> None:
         rows = dict(out.rows)
