@@ -159,3 +159,18 @@ def test_pipeline_uses_settings_skew_and_its_clock():
     assert out.valid_count == 1
     row = next(iter(out.rows.values()))[0]
     assert not find_card_numbers(json.dumps([str(c) for c in row]))
+
+
+def test_row_builders_pass_enum_values_as_plain_strings():
+    # sinks.tables relies on every event enum being a StrEnum (no per-field conversion).
+    import enum
+
+    import models.events as ev
+    from sinks.tables import TRANSACTIONS_TABLE, transaction_row
+
+    enums = [v for v in vars(ev).values() if isinstance(v, type) and issubclass(v, enum.Enum)]
+    assert enums and all(issubclass(e, enum.StrEnum) for e in enums)
+    t = Transaction.model_validate_json(f.encode(f.transaction(channel="pos")))
+    row = dict(zip(TRANSACTIONS_TABLE.columns, transaction_row(t, 1, 2), strict=True))
+    assert row["channel"] == "pos" and str(row["channel"]) == "pos"
+    assert (row["source_partition"], row["source_offset"]) == (1, 2)
