@@ -19,6 +19,10 @@ insert, divided by the time from the first to the last insert (``ingested_at``),
 start-up and group join are excluded. Every phase ends with a count reconciliation
 (:mod:`streams.reconcile`): produced = rows + dead letters, exactly.
 
+**Efficiency**: ``events_per_cpu_s`` divides the events of a phase by the CPU seconds its
+worker processes used (``/proc``), which stays comparable when other processes load the
+machine; wall-clock ``events_per_s`` does not.
+
 ``scoring_events_per_s`` and ``bytes_per_customer`` are ``None`` until the worker has
 scoring stages and per-customer state (features, models).
 
@@ -31,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -70,6 +75,9 @@ class PhaseResult:
     p95_ms: float
     p99_ms: float
     max_ms: float
+    # Worker CPU (all its processes) for the phase: a load-independent efficiency figure.
+    worker_cpu_s: float = 0.0
+    events_per_cpu_s: float = 0.0
     rss_mb: list[float] = field(default_factory=list)
     peak_rss_mb: list[float] = field(default_factory=list)
     reconciled: bool = False
@@ -92,6 +100,16 @@ def proc_memory_mb(pid: int) -> tuple[float, float]:
     except OSError:
         pass
     return values["VmRSS"], values["VmHWM"]
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds used so far by ``pid`` (0 if gone), from ``/proc``."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def bench_events(n: int, seed: int, n_customers: int) -> Iterator[tuple[str, bytes | None, Any]]:
@@ -227,10 +245,13 @@ class Bench:
                 workers.append(WorkerProcess(s, name=f"{name}-w{i}", loglevel="warning").start())
             warm = self._warm_up(settings, client, workers)
             events = list(bench_events(n, self.seed, self.n_customers))
+            pids = [w.proc.pid for w in workers if w.proc is not None]
+            cpu0 = sum(proc_cpu_s(pid) for pid in pids)
             produce_s = asyncio.run(_produce(settings, events, rate))
             result = wait_reconciled(
                 client, settings.clickhouse_database, n + warm, DRAIN_TIMEOUT_S
             )
+            cpu_s = sum(proc_cpu_s(pid) for pid in pids) - cpu0
             memory = [proc_memory_mb(w.proc.pid) for w in workers if w.proc is not None]
             figures = _figures(client, settings.clickhouse_database)
             return PhaseResult(
@@ -239,6 +260,8 @@ class Bench:
                 offered_rate=rate,
                 events=n,
                 produce_s=round(produce_s, 2),
+                worker_cpu_s=round(cpu_s, 2),
+                events_per_cpu_s=round(n / cpu_s, 1) if cpu_s > 0 else 0.0,
                 rss_mb=[round(m[0], 1) for m in memory],
                 peak_rss_mb=[round(m[1], 1) for m in memory],
                 reconciled=result.ok,
@@ -340,6 +363,7 @@ def summary(phases: Sequence[PhaseResult]) -> dict[str, Any]:
         "two_workers_events_per_s": by_name["saturation-2"].events_per_s
         if "saturation-2" in by_name
         else None,
+        "events_per_cpu_s": sat1.events_per_cpu_s if sat1 else None,
         "worker_rss_mb": max((max(p.rss_mb, default=0.0) for p in phases), default=None),
         "reconciled": all(p.reconciled for p in phases),
         "phases": [asdict(p) for p in phases],
@@ -350,7 +374,7 @@ def format_table(result: dict[str, Any]) -> str:
     """A plain-text table of the phases."""
     head = (
         f"{'phase':<14}{'workers':>8}{'offered/s':>11}{'events':>8}{'events/s':>10}"
-        f"{'p50 / p95 / p99 ms':>26}{'max ms':>8}{'RSS MB':>14}{'ok':>5}"
+        f"{'p50 / p95 / p99 ms':>26}{'max ms':>8}{'ev/CPU s':>10}{'RSS MB':>14}{'ok':>5}"
     )
     lines = [head, "-" * len(head)]
     for p in result["phases"]:
@@ -359,6 +383,7 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(
             f"{p['name']:<14}{p['workers']:>8}{offered:>11}{p['events']:>8}"
             f"{p['events_per_s']:>10.0f}{percentile_row(p):>26}{p['max_ms']:>8.0f}"
+            f"{p['events_per_cpu_s']:>10.0f}"
             f"{rss:>14}{'yes' if p['reconciled'] else 'NO':>5}"
         )
     lines.append(
