@@ -90,12 +90,11 @@ def test_worker_sigkill_keeps_rows_and_deadletter_counts_exact(env):
     assert result.ok, result.issues()
     assert result.rows["transactions"] == 6000
     assert result.deadletters == bad1 + bad2  # re-delivered dead letters collapse to one
-    stats = second.wait_for(
-        lambda s: s["processed"] + s["deadletters"] > 0, 10, "second worker counters"
+    # The second worker handled at least everything produced after the kill (plus whatever
+    # the first had not committed); its stats file is written once a second.
+    second.wait_for(
+        lambda s: s["processed"] + s["deadletters"] >= len(wave2), 15, "second worker counters"
     )
-    # The second worker re-did at most what the first had not committed, never less than
-    # what was left.
-    assert stats["processed"] + stats["deadletters"] >= len(wave2)
 
 
 def test_sigkill_while_clickhouse_is_down_commits_nothing_undelivered(env, tmp_path):
