@@ -72,6 +72,8 @@ def test_broker_restart_mid_stream_every_event_accounted_for(env, tmp_path):
         assert result.rows["transactions"] == 4500
         assert worker.alive(), "the worker must ride out the broker restart"
     finally:
+        for w in env.workers:  # while their broker is still up, so they stop cleanly
+            w.stop(timeout_s=10)
         broker.stop()
         s3.stop()
 
