@@ -57,6 +57,52 @@ class Settings(BaseSettings):
     stats_path: Path | None = Field(None, description="worker writes its counters here (JSON)")
     stats_interval_s: float = Field(1.0, gt=0)
 
+    # --- service quality (issue 4) --------------------------------------------------------------
+    service_level_thresholds_s: dict[str, float] = Field(
+        default_factory=lambda: {
+            "call_center": 20.0,
+            "chat": 30.0,
+            "app": 20.0,
+            "web": 20.0,
+            "branch": 900.0,
+            "email": 86400.0,
+        },
+        description="per channel: a contact counts as answered in service level if it waited at "
+        "most this long (seconds); 80/20 is the contact-centre convention",
+    )
+    service_level_target: float = Field(0.8, gt=0, le=1, description="service-level target share")
+    service_window_minutes: int = Field(
+        2, ge=1, le=60, description="trailing minutes pooled for each service-level check"
+    )
+    service_min_contacts: int = Field(
+        3, ge=1, description="contacts a window needs before its service level is judged"
+    )
+    service_confidence_z: float = Field(
+        2.33,
+        ge=0,
+        description="a window breaches when the Wilson upper bound at this z is "
+        "below target (0 = plain point estimate)",
+    )
+    service_grace_s: float = Field(
+        20.0,
+        ge=0,
+        description="a minute closes when the partition's event time passes its end "
+        "plus this grace; later events still update its ClickHouse row",
+    )
+    complaint_deadline_days: float = Field(15.0, gt=0, description="complaint decision deadline")
+    complaint_due_soon_days: float = Field(
+        3.0, ge=0, description="status due_soon this many days before the deadline"
+    )
+    satisfaction_pending_ttl_s: float = Field(
+        3 * 86400.0, gt=0, description="how long an interaction waits for its CSAT survey"
+    )
+    satisfaction_warmup: int = Field(
+        300, ge=0, description="surveys learned before MAE/AUC count as after warm-up"
+    )
+    satisfaction_checkpoint_every: int = Field(
+        1000, ge=0, description="checkpoint the satisfaction model every N surveys (0 = never)"
+    )
+
     # --- ClickHouse -------------------------------------------------------------------------
     clickhouse_url: str = "http://127.0.0.1:18123"
     clickhouse_user: str = "default"
@@ -68,6 +114,42 @@ class Settings(BaseSettings):
     sink_retry_initial_s: float = Field(0.2, gt=0)
     sink_retry_max_s: float = Field(5.0, gt=0)
 
+    # --- risk models -----------------------------------------------------------------------
+    risk_anomaly_model: Literal["deviation", "hst"] = Field(
+        "deviation", description="unsupervised part: fast deviation scorer or River HST"
+    )
+    risk_checkpoint_every_labels: int = Field(
+        200, ge=0, description="checkpoint the risk model after this many labels (0 = never)"
+    )
+    risk_checkpoint_every_events: int = Field(
+        50000, ge=0, description="...or after this many scored transactions (0 = never)"
+    )
+    risk_restore_checkpoint: bool = Field(
+        True, description="restore the latest model checkpoint from ClickHouse on start"
+    )
+    risk_pending_ttl_s: float = Field(
+        7 * 86400.0, gt=0, description="how long scored features wait for a fraud label"
+    )
+    risk_pending_max: int = Field(32, ge=1, description="pending scored txns kept per customer")
+    gc_threshold0: int = Field(
+        100_000, ge=0, description="worker GC gen-0 threshold (0 = Python's default)"
+    )
+    risk_metrics_every_labels: int = Field(
+        100, ge=1, description="model_metrics rows after this many labels (and per label batch)"
+    )
+
+    # --- Grafana ----------------------------------------------------------------------------
+    grafana_url: str = Field(
+        default_factory=lambda: _grafana_default_url(),
+        description="Grafana base URL for `finpulse grafana publish`",
+    )
+    grafana_token: SecretStr | None = Field(
+        None, description="Grafana service-account token (FINPULSE_GRAFANA_TOKEN)"
+    )
+    board_range_s: int = Field(
+        6 * 3600, ge=60, description="time range of the HTML board (`finpulse board --html`)"
+    )
+
     # --- policy and alert notification -----------------------------------------------------
     policy_path: Path | None = Field(None, description="policy YAML; default config/policy.yaml")
     webhook_url: str | None = Field(None, description="alerts are POSTed here; unset = off")
@@ -78,8 +160,7 @@ class Settings(BaseSettings):
     webhook_retry_max_s: float = Field(8.0, gt=0)
     webhook_concurrency: int = Field(8, ge=1)
 
-    # --- secrets of other services, PII ----------------------------------------------------
-    grafana_token: SecretStr | None = Field(None, description="Grafana service-account token")
+    # --- PII (PCI DSS masking, models.masking) -----------------------------------------------
     pii_key: SecretStr | None = Field(
         None, description="HMAC key for card/account tokens; unset = public development key"
     )
@@ -110,6 +191,12 @@ class Settings(BaseSettings):
         if self.kafka_ssl_cafile is not None:
             kwargs["ssl_cafile"] = str(self.kafka_ssl_cafile)
         return kwargs
+
+
+def _grafana_default_url() -> str:
+    from config.deployment import grafana_local_url
+
+    return grafana_local_url()
 
 
 def local_stack_settings(**overrides: object) -> Settings:

@@ -170,3 +170,135 @@ ALERTS_TABLE = Table(
     ),
     "alert_id",
 )
+
+
+# --- risk (migrations 0010-0012) -----------------------------------------------------------
+RISK_SCORES_TABLE = Table(
+    "risk_scores",
+    (
+        "event_id",
+        "ts",
+        "customer_id",
+        "segment",
+        "customer_type",
+        "channel",
+        "txn_type",
+        "amount_cny",
+        "txn_count_1h",
+        "txn_count_24h",
+        "score",
+        "anomaly",
+        "supervised",
+        "reason_codes",
+        "model_version",
+        "label",
+        "row_version",
+    ),
+    "event_id",
+)
+
+MODEL_METRICS_TABLE = Table(
+    "model_metrics",
+    ("metric_id", "ts", "model", "metric", "value", "n", "model_version"),
+    "metric_id",
+)
+
+MODEL_CHECKPOINTS_TABLE = Table(
+    "model_checkpoints",
+    ("checkpoint_id", "model", "created_at", "model_version", "n_learned", "blob"),
+    "checkpoint_id",
+)
+
+
+# --- service quality (issue 4) -----------------------------------------------------------------
+
+SERVICE_MINUTES_TABLE = Table(
+    "service_minutes",
+    (
+        "minute",
+        "channel",
+        "customer_type",
+        "segment",
+        "source_partition",
+        "contacts",
+        "answered_in_sl",
+        "sl_threshold_s",
+        "wait_sum",
+        "handle_sum",
+        "resolved",
+        "fcr_known",
+        "fcr",
+        "transfers",
+        "transferred",
+        "complaints",
+        "repeat_contacts",
+        "version",
+        "row_id",
+    ),
+    "row_id",
+)
+
+COMPLAINTS_TABLE = Table(
+    "complaints",
+    (
+        "complaint_id",
+        "status",
+        "ts",
+        "customer_id",
+        "customer_type",
+        "segment",
+        "channel",
+        "opened_at",
+        "due_at",
+        "closed_at",
+        "days_open",
+        "source_event_id",
+        "source_partition",
+        "row_id",
+    ),
+    "row_id",
+)
+
+CUSTOMER_STATUS_TABLE = Table(
+    "customer_status",
+    (
+        "customer_id",
+        "ts",
+        "customer_type",
+        "segment",
+        "lifecycle",
+        "first_seen",
+        "last_seen",
+        "events_30d",
+        "events_prev_30d",
+        "contacts_24h",
+        "open_complaints",
+        "last_csat",
+        "dissatisfaction",
+        "risk_score",
+        "last_risk_rule",
+        "last_risk_at",
+        "health_score",
+        "version",
+        "source_partition",
+        "row_id",
+    ),
+    "row_id",
+)
+
+SERVICE_FRICTION_TABLE = Table(
+    "service_friction",
+    (
+        "event_id",
+        "ts",
+        "customer_id",
+        "segment",
+        "channel",
+        "rule_id",
+        "risk_severity",
+        "risk_alert_at",
+        "delay_s",
+        "source_partition",
+    ),
+    "event_id",
+)

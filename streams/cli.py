@@ -70,9 +70,35 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
     from streams.app import build_app
 
+    tune_gc(settings)
     app = build_app(settings)
     worker = Worker(app, loglevel=args.loglevel, redirect_stdouts=False)
     worker.execute_from_commandline()
+    return 0
+
+
+def tune_gc(settings: Settings) -> None:
+    """Raise the cyclic GC's first threshold: per-customer state is many small, long-lived
+    containers, and default collections cost ~35 % of the scoring path (see README)."""
+    import gc
+
+    if settings.gc_threshold0:
+        gc.set_threshold(settings.gc_threshold0, 50, 1000)
+
+
+def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.evaluate import evaluate
+
+    tune_gc(settings)
+    result = evaluate(
+        seed=args.seed,
+        n_events=args.events,
+        n_customers=args.customers,
+        sim_days=args.days,
+        warmup=args.warmup,
+        settings=settings,
+    )
+    print(json.dumps(result, indent=None if args.json else 2))
     return 0
 
 
@@ -98,6 +124,49 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         settings, duration_s=args.duration, rate=args.rate, seed=args.seed, as_json=args.json
     )
     return 0 if summary.get("ok") else 1
+
+
+def _evaluate_service(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.evaluate_service import service_figures
+
+    figures = [
+        service_figures(
+            seed,
+            n_events=args.events,
+            sim_span_s=args.span,
+            n_customers=args.customers,
+            partitions=args.partitions,
+            settings=settings,
+        )
+        for seed in args.seed
+    ]
+    result = figures[0] if len(figures) == 1 else {"runs": figures}
+    print(json.dumps(result, indent=None if args.json else 2))
+    return 0
+
+
+def _grafana(settings: Settings, args: argparse.Namespace) -> int:
+    import os
+
+    if args.action == "build":
+        from config.boards.build import build
+
+        print(json.dumps({"changed": build(args.root)}))
+        return 0
+    from config.boards.publish import publish
+
+    url = args.url or settings.grafana_url
+    print(json.dumps(publish(settings, url, dict(os.environ))))
+    return 0
+
+
+def _board(settings: Settings, args: argparse.Namespace) -> int:
+    from config.boards.html import write_board_html
+
+    if args.range_s:
+        settings = settings.model_copy(update={"board_range_s": args.range_s})
+    print(write_board_html(settings, args.html))
+    return 0
 
 
 def _config(settings: Settings, args: argparse.Namespace) -> int:
@@ -154,6 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=30.0, help="seconds of real time")
     p.add_argument("--speedup", type=float, default=60.0, help="simulated seconds per real second")
     p.add_argument("--truth", type=Path, default=None, help="ground-truth JSONL file")
+    p = add("evaluate", _evaluate, "replay a simulator run offline and print the risk figures")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--events", type=int, default=60_000)
+    p.add_argument("--customers", type=int, default=3000)
+    p.add_argument("--days", type=float, default=7.0, help="simulated days")
+    p.add_argument("--warmup", type=int, default=10_000, help="events before figures count")
+    p.add_argument("--json", action="store_true", help="one JSON object on one line")
     p = add("demo", _demo, "run the whole pipeline on the local stack for a bounded time")
     p.add_argument("--duration", type=float, default=60.0, help="seconds of simulation")
     p.add_argument("--rate", type=float, default=1000.0, help="events per second")
@@ -165,6 +241,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulated seconds per real second (720: a minute shows 12 hours)",
     )
     p.add_argument("--json", action="store_true", help="end with one JSON summary line")
+    p = add(
+        "evaluate-service",
+        _evaluate_service,
+        "replay simulator runs offline and print the service figures (outage detection, "
+        "SLA false alarms, satisfaction MAE, friction)",
+    )
+    p.add_argument("--seed", type=int, nargs="+", default=[1])
+    p.add_argument("--events", type=int, default=200_000)
+    p.add_argument("--span", type=float, default=172_800.0, help="simulated seconds")
+    p.add_argument("--customers", type=int, default=2000)
+    p.add_argument("--partitions", type=int, default=4)
+    p.add_argument("--json", action="store_true", help="one JSON line")
+    p = add("grafana", _grafana, "build the Grafana/compose files, or publish them to Grafana")
+    p.add_argument("action", choices=["build", "publish"])
+    p.add_argument("--url", default=None, help="Grafana base URL (publish)")
+    p.add_argument("--root", type=Path, default=None, help="checkout to write into (build)")
+    p = add("board", _board, "render every board from ClickHouse into one HTML file")
+    p.add_argument("--html", type=Path, required=True, help="output file")
+    p.add_argument("--range-s", type=int, default=None, help="time range in seconds")
     add("config", _config, "print the effective settings (secrets masked)")
     p = add("bench", _bench, "end-to-end throughput/latency/memory on a fresh local stack")
     p.add_argument("--events", type=int, default=50_000, help="events per saturation phase")

@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any
 
+from config.boards.html import write_board_html
 from config.settings import Settings
 from sinks.clickhouse import count_rows, make_client
 from sinks.migrate import migrate
@@ -144,6 +145,8 @@ def run_demo(
             and summary["clickhouse_rows"] == summary["processed"]
         )
         client.close()
+        summary["board_html"] = str(write_board_html(settings, root / "board.html"))
+        _say(f"boards without Grafana: {summary['board_html']}")
     finally:
         if feed is not None:
             feed.stop()

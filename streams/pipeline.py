@@ -93,11 +93,18 @@ def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
     """The stages of a finpulse worker, in order (alerting last)."""
     from config.policy import load_policy
     from streams.alerting import STATE_NAME, AlertStage
+    from streams.risk_stage import risk_stages
     from streams.rules import RuleEngine, RuleStage
+    from streams.service.stage import service_stages
 
     policy = load_policy(settings.policy_path)
+    engine = RuleEngine(policy)
+    service, service_context = service_stages(settings, state, engine)
     return (
-        RuleStage(RuleEngine(policy)),
+        *risk_stages(settings, state, engine),
+        service,
+        RuleStage(engine),
+        service_context,
         AlertStage(policy, state(STATE_NAME)),
     )
 

@@ -68,6 +68,14 @@ class RuleEngine:
                 "model",
             )
         }
+        self._predicates = {
+            on: [(r, r.condition.compile()) for r in rules if r.condition is not None]
+            for on, rules in self._by_on.items()
+        }
+
+    def matching(self, on: str, features: Mapping[str, Any]) -> list[Rule]:
+        """The enabled rules on ``on`` whose condition holds (compiled predicates)."""
+        return [rule for rule, holds in self._predicates.get(on, ()) if holds(features)]
 
     def evaluate(
         self,
@@ -88,10 +96,9 @@ class RuleEngine:
     ) -> list[AlertCandidate]:
         """Candidates for every enabled rule on ``on`` whose condition holds."""
         fired = []
-        for rule in self._by_on.get(on, ()):
+        for rule in self.matching(on, features):
             condition = rule.condition
-            if condition is None or not condition.evaluate(features):
-                continue
+            assert condition is not None
             evidence = _evidence(features, condition.features())
             evidence.update(
                 {
@@ -184,9 +191,16 @@ class RuleStage:
         self.engine = engine
 
     def process(self, kind: str, batch: Valid, out: BatchOutput) -> None:
+        matching = self.engine.matching
         for event, _record in batch:
             ann = out.annotations.get(event.event_id, {})  # type: ignore[attr-defined]
-            features = {**base_features(event), **ann.get("features", {})}
+            annotated = ann.get("features")
+            if annotated and "channel" in annotated:  # the risk stage's are a superset
+                features = annotated
+            else:
+                features = {**base_features(event), **(annotated or {})}
+            if not matching(kind, features):
+                continue  # the common case: nothing fires, build nothing
             risk = ann.get("risk") or {}
             out.candidates.extend(
                 self.engine.evaluate(

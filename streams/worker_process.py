@@ -33,7 +33,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
-        env[f"FINPULSE_{name.upper()}"] = str(value)
+        # complex values (dicts, lists) are read back from the environment as JSON
+        text = json.dumps(value) if isinstance(value, dict | list | tuple) else str(value)
+        env[f"FINPULSE_{name.upper()}"] = text
     return env
 
 

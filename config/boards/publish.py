@@ -1,0 +1,163 @@
+"""``finpulse grafana publish``: push folder, data source, boards, alert rules, contact points
+and the notification policy to a running Grafana, idempotently (upsert by uid).
+
+Provisioning files carry ``$NAME`` references that Grafana fills from its environment; the
+HTTP API does not, so :func:`publish` fills them from the settings and the given environment
+first and refuses to publish a reference it cannot resolve.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from config.boards import alert_rules, provisioning
+from config.boards.catalog import BOARDS, FOLDER_TITLE, FOLDER_UID
+from config.boards.render import dashboard_json
+from config.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_REF = re.compile(r"\$(\w+)")
+
+
+class PublishError(RuntimeError):
+    """Grafana refused a request, or a provisioning value could not be resolved."""
+
+
+def env_values(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """Values of the ``$NAME`` references, from the settings first, then ``environ``.
+
+    >>> env_values(Settings(clickhouse_url="http://ch:8123"), {})["FINPULSE_CLICKHOUSE_HOST"]
+    'ch'
+    """
+    values = dict(environ)
+    values.update(
+        {
+            "FINPULSE_CLICKHOUSE_HOST": urlsplit(settings.clickhouse_url).hostname or "",
+            "FINPULSE_CLICKHOUSE_USER": settings.clickhouse_user,
+            "FINPULSE_CLICKHOUSE_PASSWORD": settings.clickhouse_password.get_secret_value(),
+            "FINPULSE_CLICKHOUSE_DATABASE": settings.clickhouse_database,
+        }
+    )
+    return values
+
+
+def resolve(doc: Any, values: Mapping[str, str]) -> Any:
+    """``doc`` with every ``$NAME`` in its strings replaced (``$$`` stays a literal ``$``).
+
+    >>> resolve({"a": ["$X-1", "$$Y"]}, {"X": "v"})
+    {'a': ['v-1', '$Y']}
+    """
+    if isinstance(doc, dict):
+        return {k: resolve(v, values) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [resolve(v, values) for v in doc]
+    if not isinstance(doc, str):
+        return doc
+
+    def sub(match: re.Match[str]) -> str:
+        if match.group(1) not in values:
+            raise PublishError(f"${match.group(1)} is not set (settings or environment)")
+        return values[match.group(1)]
+
+    parts = doc.split("$$")
+    return "$".join(_REF.sub(sub, p) for p in parts)
+
+
+def _status(exc: BaseException) -> int | None:
+    return getattr(exc, "status_code", None)
+
+
+def _exists(call: Any, *args: Any) -> Any | None:
+    """The object a GET returns, or None on 404."""
+    try:
+        return call(*args)
+    except Exception as exc:
+        if _status(exc) == 404:
+            return None
+        raise
+
+
+def publish(
+    settings: Settings, url: str, environ: Mapping[str, str], api: Any = None
+) -> dict[str, Any]:
+    """Push everything; a second run overwrites the same objects and creates nothing new."""
+    if api is None:
+        from grafana_client import GrafanaApi
+
+        token = settings.grafana_token
+        if token is None:
+            raise PublishError("set FINPULSE_GRAFANA_TOKEN to a Grafana service-account token")
+        api = GrafanaApi.from_url(url, credential=token.get_secret_value())
+    values = env_values(settings, environ)
+    done: dict[str, Any] = {"created": [], "updated": []}
+
+    def mark(kind: str, uid: str, created: bool) -> None:
+        done["created" if created else "updated"].append(f"{kind}:{uid}")
+
+    # folder
+    if _exists(api.folder.get_folder, FOLDER_UID) is None:
+        api.folder.create_folder(FOLDER_TITLE, uid=FOLDER_UID)
+        mark("folder", FOLDER_UID, True)
+    else:
+        api.folder.update_folder(FOLDER_UID, title=FOLDER_TITLE, overwrite=True)
+        mark("folder", FOLDER_UID, False)
+
+    # data source
+    ds = resolve(provisioning.datasource_json(), values)
+    if _exists(api.datasource.get_datasource_by_uid, ds["uid"]) is None:
+        api.datasource.create_datasource(ds)
+        mark("datasource", ds["uid"], True)
+    else:
+        api.datasource.update_datasource_by_uid(ds["uid"], ds)
+        mark("datasource", ds["uid"], False)
+
+    # dashboards: the endpoint upserts by uid with overwrite
+    for board in BOARDS:
+        api.dashboard.update_dashboard(
+            {
+                "dashboard": {**dashboard_json(board), "id": None},
+                "folderUid": FOLDER_UID,
+                "overwrite": True,
+                "message": "finpulse grafana publish",
+            }
+        )
+        mark("dashboard", board.uid, False)
+
+    # alert rules
+    prov = api.alertingprovisioning
+    for spec in alert_rules.RULES:
+        rule = {
+            **alert_rules.rule_json(spec),
+            "folderUID": FOLDER_UID,
+            "ruleGroup": alert_rules.GROUP,
+            "orgID": 1,
+        }
+        if _exists(prov.get_alertrule, spec.uid) is None:
+            prov.create_alertrule(rule)
+            mark("alert-rule", spec.uid, True)
+        else:
+            prov.update_alertrule(spec.uid, rule)
+            mark("alert-rule", spec.uid, False)
+
+    # contact points (the API takes one receiver per contact point, named like its group)
+    existing = {cp.get("uid") for cp in prov.get_contactpoints() or []}
+    for group in resolve(provisioning.contact_points(), values):
+        for receiver in group["receivers"]:
+            cp = {"name": group["name"], **receiver}
+            if cp["uid"] in existing:
+                prov.update_contactpoint(cp["uid"], cp)
+                mark("contact-point", cp["uid"], False)
+            else:
+                prov.create_contactpoint(cp)
+                mark("contact-point", cp["uid"], True)
+
+    # notification policy tree (always a full replace)
+    prov.set_notification_policy_tree(provisioning.policy_tree())
+    mark("policy", "root", False)
+    log.info("published to %s: %s", url, done)
+    return done

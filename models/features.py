@@ -1,0 +1,515 @@
+"""Per-customer transaction features: one pure function for live agents and offline replay.
+
+``features, new_state = extract(txn, state, config)`` turns one :class:`Transaction`
+and the customer's previous state record into a flat features dict (the names of
+:data:`FEATURES`, which policy rules reference) and the customer's next state.
+
+The state is a small JSON-able dict (lists, str keys, numbers; ~0.5-1.5 KB as JSON):
+live it lives in a changelog-backed Faust table, offline in a dict, and a JSON
+round trip between two calls gives exactly the same numbers. Windows run on
+**event time** (the transaction's ``ts``), in compact buckets:
+
+* 1 h window: 5-minute buckets (the window covers the last 55-60 minutes);
+* 24 h window: 1-hour buckets (the last 23-24 hours);
+* card testing: exact timestamps of the last tiny card payments (10 minutes, ≤ 32);
+* credit counterparties: the last 16 credits (24 h) with their counterparty;
+* first-seen sets: the last 8 devices / countries / counterparties / accounts.
+
+Every window count and sum **includes the current transaction** ("as of after this
+event"), as do the same-day totals, so a rule ``cash_same_day_cny >= 50000`` fires on
+the transaction that crosses the threshold. Amounts are converted to CNY with the fixed
+reference table :data:`FX_TO_CNY` (documented rates, not live quotes).
+
+>>> import json
+>>> def txn(ts, amount, txn_type):
+...     return Transaction.model_validate_json(json.dumps({"event_id": ts, "ts": ts,
+...         "customer_id": "c-9", "customer_type": "individual", "segment": "retail",
+...         "account_id": "a-1", "amount": amount, "currency": "CNY", "direction": "debit",
+...         "txn_type": txn_type, "channel": "branch"}))
+>>> cfg = FeatureConfig()
+>>> f1, s = extract(txn("2026-01-05T10:00:00+00:00", 48000, "cash_deposit"), None, cfg)
+>>> f1["cash_same_day_cny"], f1["near_cash_threshold_count_24h"], f1["txn_count_1h"]
+(48000.0, 1, 1)
+>>> f2, s = extract(txn("2026-01-05T10:30:00+00:00", 3000, "cash_withdrawal"), s, cfg)
+>>> f2["cash_same_day_cny"], f2["txn_count_1h"], f2["seconds_since_last"]
+(51000.0, 2, 1800.0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from models.events import Direction, Transaction
+from models.money import FX_TO_CNY as MONEY_FX
+
+STATE_VERSION = 2
+
+# The one fixed FX table of finpulse (models/money.py): reproducible in replay.
+FX_TO_CNY: Mapping[str, float] = MappingProxyType(MONEY_FX)
+
+# name -> one-line meaning. Rules (config/policy.yaml) reference these names.
+FEATURES: Mapping[str, str] = MappingProxyType(
+    {
+        "amount_cny": "amount in CNY (fixed FX table, models/money.py); None if currency unknown",
+        "is_cash": "cash deposit or withdrawal",
+        "is_transfer": "transfer",
+        "is_card": "card payment",
+        "is_credit": "money in (direction credit)",
+        "direction": "debit | credit",
+        "currency": "ISO 4217 currency of the amount",
+        "customer_type": "individual | institution",
+        "is_institution": "customer_type is institution",
+        "segment": "customer segment (retail, private, sme, corporate, government, nonprofit)",
+        "txn_type": "transaction type",
+        "channel": "transaction channel",
+        "cash_same_day_cny": "cash deposits + withdrawals of this local day, incl. this one (CNY)",
+        "transfer_same_day_cny": "transfers (both directions) of this local day, incl. this one",
+        "txn_count_1h": "transactions in the last hour, incl. this one",
+        "txn_sum_1h_cny": "their total amount (CNY)",
+        "txn_count_24h": "transactions in the last 24 hours, incl. this one",
+        "txn_sum_24h_cny": "their total amount (CNY)",
+        "velocity_ratio_1h": "txn_count_1h / hourly average of the last 24 h (burst factor)",
+        "seconds_since_last": "event-time gap to the customer's previous transaction (capped)",
+        "history_count": "transactions seen for this customer before this one (capped)",
+        "new_device": "device not among the customer's last 8 (false without history)",
+        "new_country": "IP (else counterparty) country not among the last 8 seen",
+        "new_counterparty": "counterparty not among the customer's last 8",
+        "new_account": "account not among the customer's last 8 accounts",
+        "amount_zscore": "z-score of log amount vs the customer's EW history for this txn type",
+        "cross_border": "cross-border flag, or counterparty country differs from home",
+        "foreign_ip": "IP country present and not the home country",
+        "local_night": "local time (UTC+8 default) in the night hours (00:00-06:00 default)",
+        "local_hour": "local hour of day 0..23",
+        "tiny_card_count_10m": "tiny card payments in the last 10 minutes, incl. this one",
+        "near_cash_threshold": "this is cash at >= 85 % and < 100 % of the cash threshold",
+        "near_transfer_threshold": "this is a transfer at >= 85 % and < 100 % of its threshold",
+        "near_cash_threshold_count_24h": "near-threshold cash transactions in the last 24 h",
+        "near_transfer_threshold_count_24h": "near-threshold transfers in the last 24 h",
+        "credit_sum_1h_cny": "money in during the last hour (CNY)",
+        "debit_sum_1h_cny": "money out during the last hour (CNY)",
+        "in_out_ratio_1h": "min(in, out) / max(in, out) over the last hour; 1 = all in went out",
+        "credit_counterparties_1h": "distinct counterparties that paid in during the last hour",
+        "credit_sum_24h_cny": "money in during the last 24 h (CNY)",
+        "debit_sum_24h_cny": "money out during the last 24 h (CNY)",
+        "in_out_ratio_24h": "min(in, out) / max(in, out) over the last 24 h",
+        "credit_counterparties_24h": "distinct paying counterparties among the last 16 credits",
+    }
+)
+FEATURE_NAMES: tuple[str, ...] = tuple(FEATURES)
+
+_SLOT_1H_S = 300  # 5-minute buckets
+_SLOTS_1H = 12
+_SLOT_24H_S = 3600
+_SLOTS_24H = 24
+_TINY_KEEP = 32
+_CREDITS_KEEP = 16
+_HISTORY_CAP = 1_000_000
+_CREDIT = Direction.CREDIT
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Thresholds and constants of the features (the policy holds the regulatory ones).
+
+    >>> FeatureConfig().cash_threshold_cny, FeatureConfig(near_fraction=0.9).near_fraction
+    (50000.0, 0.9)
+    """
+
+    cash_threshold_cny: float = 50_000.0
+    individual_transfer_threshold_cny: float = 500_000.0
+    institution_transfer_threshold_cny: float = 2_000_000.0
+    near_fraction: float = 0.85
+    tiny_card_amount_cny: float = 20.0
+    tiny_window_s: float = 600.0
+    utc_offset_hours: float = 8.0
+    night_start_hour: int = 0
+    night_end_hour: int = 6
+    home_country: str = "CN"
+    recent_set_size: int = 8
+    max_gap_s: float = 30 * 86400.0
+    zscore_prior_var: float = 1.0
+    zscore_prior_weight: float = 2.0
+    zscore_min_alpha: float = 0.05
+    zscore_clip: float = 10.0
+    fx_to_cny: Mapping[str, float] = field(default_factory=lambda: FX_TO_CNY)
+
+    @classmethod
+    def from_parameters(cls, parameters: Mapping[str, Any]) -> FeatureConfig:
+        """The thresholds held by the policy (``parameters:`` of config/policy.yaml).
+
+        >>> FeatureConfig.from_parameters({"large_cash_cny": 40000}).cash_threshold_cny
+        40000.0
+        """
+        names = {
+            "large_cash_cny": "cash_threshold_cny",
+            "large_transfer_individual_cny": "individual_transfer_threshold_cny",
+            "large_transfer_institution_cny": "institution_transfer_threshold_cny",
+            "near_threshold_ratio": "near_fraction",
+            "tiny_card_amount_cny": "tiny_card_amount_cny",
+        }
+        values: dict[str, Any] = {
+            o: float(parameters[p]) for p, o in names.items() if p in parameters
+        }
+        return cls(**values)
+
+    def transfer_threshold(self, customer_type: str) -> float:
+        if customer_type == "institution":
+            return self.institution_transfer_threshold_cny
+        return self.individual_transfer_threshold_cny
+
+
+def new_state() -> dict[str, Any]:
+    """The state of a customer never seen before."""
+    return {
+        "v": STATE_VERSION,
+        "n": 0,
+        "last": None,
+        "h": [],  # [slot, n, sum, credit_sum, debit_sum] 5-min buckets
+        "ht": [0, 0.0, 0.0, 0.0],  # totals of "h"
+        "d": [],  # [hour, n, sum, near_cash, near_transfer, credit_sum, debit_sum]
+        "dt": [0, 0.0, 0, 0, 0.0, 0.0],  # totals of "d"
+        "day": [None, 0.0, 0.0],  # [local day index, cash sum, transfer sum]
+        "tiny": [],  # ts of tiny card payments
+        "cr": [],  # [ts, counterparty] of recent credits
+        "dev": [],
+        "cty": [],
+        "cp": [],
+        "acct": [],
+        "amt": {},  # txn_type -> [n, mean, var] of log amount
+    }
+
+
+def _seen(recent: list[str], value: str | None, has_history: bool, size: int) -> bool:
+    """Whether ``value`` is new; moves it to the front of the bounded recent list."""
+    if value is None:
+        return False
+    if value in recent:
+        if recent[0] != value:
+            recent.remove(value)
+            recent.insert(0, value)
+        return False
+    recent.insert(0, value)
+    del recent[size:]
+    return has_history
+
+
+def _ratio(a: float, b: float) -> float:
+    hi = a if a > b else b
+    return (a if a < b else b) / hi if hi > 0 else 0.0
+
+
+def extract(
+    txn: Transaction, state: dict[str, Any] | None, config: FeatureConfig
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Features of ``txn`` given the customer's ``state`` (``None`` = new); returns the new state.
+
+    The input ``state`` is not modified (the result is a fresh record), so a caller
+    can keep the old one on error. :func:`extract_into` is the in-place variant.
+    """
+    st = copy_state(state) if state else new_state()
+    return extract_into(txn, st, config), st
+
+
+def _bucket(buckets: list[list[Any]], idx: int, width: int, zero: list[Any]) -> list[Any] | None:
+    """The bucket ``idx`` of a sorted bucket list (created if missing); ``None`` if ``idx``
+    is older than the window of the newest bucket (a late event that no longer counts)."""
+    if buckets:
+        last = buckets[-1][0]
+        if last == idx:
+            return buckets[-1]
+        if last < idx:
+            cur = [idx, *zero]
+            buckets.append(cur)
+            return cur
+        if idx <= last - width:
+            return None
+        pos = next(i for i, bk in enumerate(buckets) if bk[0] >= idx)
+        if buckets[pos][0] == idx:
+            return buckets[pos]
+        cur = [idx, *zero]
+        buckets.insert(pos, cur)
+        return cur
+    cur = [idx, *zero]
+    buckets.append(cur)
+    return cur
+
+
+_ZERO_1H = [0, 0.0, 0.0, 0.0]
+_ZERO_24H = [0, 0.0, 0, 0, 0.0, 0.0]
+
+
+def _window_1h(st: dict[str, Any], idx: int, amount: float, credit: bool) -> list[Any]:
+    """Add one transaction to the 1 h window (5-minute buckets); returns the totals
+    ``[n, sum, credit_sum, debit_sum]`` of the window ending at the newest bucket."""
+    b, t = st["h"], st["ht"]
+    cut = idx - _SLOTS_1H
+    while b and b[0][0] <= cut:
+        o = b.pop(0)
+        t[0] -= o[1]
+        t[1] -= o[2]
+        t[2] -= o[3]
+        t[3] -= o[4]
+    if not b:
+        t[:] = _ZERO_1H
+    cur = _bucket(b, idx, _SLOTS_1H, _ZERO_1H)
+    if cur is not None:
+        cur[1] += 1
+        cur[2] += amount
+        t[0] += 1
+        t[1] += amount
+        if credit:
+            cur[3] += amount
+            t[2] += amount
+        else:
+            cur[4] += amount
+            t[3] += amount
+    return t
+
+
+def _window_24h(
+    st: dict[str, Any], idx: int, amount: float, credit: bool, near_cash: bool, near_tr: bool
+) -> list[Any]:
+    """Add one transaction to the 24 h window (1-hour buckets); returns the totals
+    ``[n, sum, near_cash, near_transfer, credit_sum, debit_sum]``."""
+    b, t = st["d"], st["dt"]
+    cut = idx - _SLOTS_24H
+    while b and b[0][0] <= cut:
+        o = b.pop(0)
+        t[0] -= o[1]
+        t[1] -= o[2]
+        t[2] -= o[3]
+        t[3] -= o[4]
+        t[4] -= o[5]
+        t[5] -= o[6]
+    if not b:
+        t[:] = _ZERO_24H
+    cur = _bucket(b, idx, _SLOTS_24H, _ZERO_24H)
+    if cur is not None:
+        cur[1] += 1
+        cur[2] += amount
+        t[0] += 1
+        t[1] += amount
+        if near_cash:
+            cur[3] += 1
+            t[2] += 1
+        if near_tr:
+            cur[4] += 1
+            t[3] += 1
+        if credit:
+            cur[5] += amount
+            t[4] += amount
+        else:
+            cur[6] += amount
+            t[5] += amount
+    return t
+
+
+_VALUE: dict[Any, str] = {}  # enum member -> its string value (faster than .value)
+
+
+def _val(member: Any) -> str:
+    v = _VALUE.get(member)
+    if v is None:
+        v = _VALUE[member] = member.value
+    return v
+
+
+def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) -> dict[str, Any]:
+    """Like :func:`extract`, but updates the state record ``st`` in place (faster)."""
+    if st.get("v") != STATE_VERSION:
+        st.clear()
+        st.update(new_state())
+    ts = txn.ts.timestamp()
+    txn_type = _val(txn.txn_type)
+    ctype = _val(txn.customer_type)
+    credit = txn.direction is _CREDIT
+    rate = config.fx_to_cny.get(txn.currency)
+    if rate is None:  # unknown currency: no CNY amount (threshold rules cannot fire on it)
+        amount = 0.0
+    else:
+        amount = float(txn.amount) if rate == 1.0 else round(float(txn.amount) * rate, 2)
+    is_cash = txn_type == "cash_deposit" or txn_type == "cash_withdrawal"
+    is_transfer = txn_type == "transfer"
+    is_card = txn_type == "card_payment"
+
+    history = st["n"]
+    has_history = history > 0
+    last = st["last"]
+    gap = config.max_gap_s if last is None else min(max(ts - last, 0.0), config.max_gap_s)
+    st["n"] = history + 1 if history < _HISTORY_CAP else history
+    if last is None or ts > last:
+        st["last"] = ts
+
+    # --- thresholds --------------------------------------------------------------------------
+    near = config.near_fraction
+    cash_thr = config.cash_threshold_cny
+    near_cash = is_cash and near * cash_thr <= amount < cash_thr
+    tr_thr = config.transfer_threshold(ctype)
+    near_transfer = is_transfer and near * tr_thr <= amount < tr_thr
+
+    # --- sliding windows: 1 h in 5-minute buckets, 24 h in 1-hour buckets --------------------
+    count_1h, sum_1h, credit_1h, debit_1h = _window_1h(st, int(ts // _SLOT_1H_S), amount, credit)
+    count_24h, sum_24h, near_cash_24h, near_tr_24h, credit_24h, debit_24h = _window_24h(
+        st, int(ts // _SLOT_24H_S), amount, credit, near_cash, near_transfer
+    )
+    # running float totals may drift by ~1e-9 after subtractions: clamp
+    sum_1h = sum_1h if sum_1h > 0.005 else 0.0
+    credit_1h = credit_1h if credit_1h > 0.005 else 0.0
+    debit_1h = debit_1h if debit_1h > 0.005 else 0.0
+    sum_24h = sum_24h if sum_24h > 0.005 else 0.0
+    credit_24h = credit_24h if credit_24h > 0.005 else 0.0
+    debit_24h = debit_24h if debit_24h > 0.005 else 0.0
+
+    # --- same local day cash / transfer totals ----------------------------------------------
+    local_s = ts + config.utc_offset_hours * 3600.0
+    day_idx = int(local_s // 86400)
+    day: list[Any] | None = st["day"]
+    if day is not None and day[0] != day_idx:
+        # a new day resets the totals; a late event from an earlier day counts alone
+        day = [day_idx, 0.0, 0.0] if day[0] is None or day_idx > day[0] else None
+    if day is not None:
+        if is_cash:
+            day[1] += amount
+        elif is_transfer:
+            day[2] += amount
+        st["day"] = day
+        cash_day, transfer_day = day[1], day[2]
+    else:
+        cash_day = amount if is_cash else 0.0
+        transfer_day = amount if is_transfer else 0.0
+
+    # --- card testing: tiny card payments in the last 10 minutes ----------------------------
+    tiny = st["tiny"]
+    if tiny and tiny[0] <= ts - config.tiny_window_s:
+        tiny = st["tiny"] = [t for t in tiny if t > ts - config.tiny_window_s]
+    if is_card and amount <= config.tiny_card_amount_cny:
+        tiny.append(ts)
+        if len(tiny) > _TINY_KEEP:
+            del tiny[:-_TINY_KEEP]
+    tiny_10m = len(tiny)
+
+    # --- credits and their counterparties ----------------------------------------------------
+    credits = st["cr"]
+    if credits and credits[0][0] <= ts - 86400.0:
+        credits = st["cr"] = [c for c in credits if c[0] > ts - 86400.0]
+    if credit:
+        credits.append([ts, txn.counterparty_id or ""])
+        if len(credits) > _CREDITS_KEEP:
+            del credits[:-_CREDITS_KEEP]
+    if credits:
+        hour_ago = ts - 3600.0
+        cps_1h = len({c[1] for c in credits if c[0] > hour_ago and c[1]})
+        cps_24h = len({c[1] for c in credits if c[1]})
+    else:
+        cps_1h = cps_24h = 0
+
+    # --- first-seen flags ---------------------------------------------------------------------
+    size = config.recent_set_size
+    country = txn.ip_country or txn.counterparty_country
+    new_device = _seen(st["dev"], txn.device_id, has_history, size)
+    new_country = _seen(st["cty"], country, has_history, size)
+    new_cp = _seen(st["cp"], txn.counterparty_id, has_history, size)
+    new_account = _seen(st["acct"], txn.account_id, has_history, size)
+
+    # --- amount vs own history (EW mean / variance of log amount, per txn type) -------------
+    la = math.log1p(amount)
+    stats = st["amt"].get(txn_type)
+    if stats is None:
+        z = 0.0
+        st["amt"][txn_type] = [1, la, 0.0]
+    else:
+        n, mean, var = stats
+        k = config.zscore_prior_weight
+        var_eff = (n * var + k * config.zscore_prior_var) / (n + k)
+        z = (la - mean) / math.sqrt(var_eff)
+        clip = config.zscore_clip
+        z = -clip if z < -clip else clip if z > clip else z
+        alpha = 1.0 / (n + 1)
+        if alpha < config.zscore_min_alpha:
+            alpha = config.zscore_min_alpha
+        diff = la - mean
+        stats[0] = n + 1 if n < _HISTORY_CAP else n
+        stats[1] = mean + alpha * diff
+        stats[2] = (1 - alpha) * (var + alpha * diff * diff)
+
+    cross = txn.cross_border
+    if cross is None:
+        cc = txn.counterparty_country
+        cross = cc is not None and cc != config.home_country
+    local_hour = int(local_s // 3600) % 24
+    ns, ne = config.night_start_hour, config.night_end_hour
+    night = ns <= local_hour < ne if ns <= ne else (local_hour >= ns or local_hour < ne)
+    ip = txn.ip_country
+
+    return {
+        "amount_cny": amount if rate is not None else None,
+        "is_cash": is_cash,
+        "is_transfer": is_transfer,
+        "is_card": is_card,
+        "is_credit": credit,
+        "direction": "credit" if credit else "debit",
+        "currency": txn.currency,
+        "customer_type": ctype,
+        "is_institution": ctype == "institution",
+        "segment": _val(txn.segment),
+        "txn_type": txn_type,
+        "channel": _val(txn.channel),
+        "cash_same_day_cny": cash_day,
+        "transfer_same_day_cny": transfer_day,
+        "txn_count_1h": count_1h,
+        "txn_sum_1h_cny": sum_1h,
+        "txn_count_24h": count_24h,
+        "txn_sum_24h_cny": sum_24h,
+        "velocity_ratio_1h": 24.0 * count_1h / count_24h if count_24h else 0.0,
+        "seconds_since_last": gap,
+        "history_count": history,
+        "new_device": new_device,
+        "new_country": new_country,
+        "new_counterparty": new_cp,
+        "new_account": new_account,
+        "amount_zscore": z,
+        "cross_border": cross,
+        "foreign_ip": ip is not None and ip != config.home_country,
+        "local_night": night,
+        "local_hour": local_hour,
+        "tiny_card_count_10m": tiny_10m,
+        "near_cash_threshold": near_cash,
+        "near_transfer_threshold": near_transfer,
+        "near_cash_threshold_count_24h": near_cash_24h,
+        "near_transfer_threshold_count_24h": near_tr_24h,
+        "credit_sum_1h_cny": credit_1h,
+        "debit_sum_1h_cny": debit_1h,
+        "in_out_ratio_1h": _ratio(credit_1h, debit_1h),
+        "credit_counterparties_1h": cps_1h,
+        "credit_sum_24h_cny": credit_24h,
+        "debit_sum_24h_cny": debit_24h,
+        "in_out_ratio_24h": _ratio(credit_24h, debit_24h),
+        "credit_counterparties_24h": cps_24h,
+    }
+
+
+def copy_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A copy deep enough that ``extract_into`` never mutates the caller's record."""
+    if not state or state.get("v") != STATE_VERSION:
+        return new_state()
+    return {
+        "v": STATE_VERSION,
+        "n": state["n"],
+        "last": state["last"],
+        "h": [list(b) for b in state["h"]],
+        "ht": list(state["ht"]),
+        "d": [list(b) for b in state["d"]],
+        "dt": list(state["dt"]),
+        "day": list(state["day"]),
+        "tiny": list(state["tiny"]),
+        "cr": [list(c) for c in state["cr"]],
+        "dev": list(state["dev"]),
+        "cty": list(state["cty"]),
+        "cp": list(state["cp"]),
+        "acct": list(state["acct"]),
+        "amt": {k: list(v) for k, v in state["amt"].items()},
+    }

@@ -1,0 +1,200 @@
+"""Board test data: events through the real pipeline ``Runtime`` into a real ClickHouse, and
+the agreed column lists of tables other branches are still adding ("contract tables").
+
+The contract tables are an offline substitute, named as such: they let every panel's SQL run
+now; once a real migration creates the table, the real one is used instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import datetime, timedelta
+from typing import Any
+
+from config.settings import Settings
+from sinks.clickhouse import make_client
+from sinks.migrate import migrate
+from sinks.rollups import refresh_rollups
+from streams.decode import RawRecord
+from streams.runtime import Runtime
+from streams.topics import FEEDBACK, INTERACTIONS, TRANSACTIONS
+from tests import factories as f
+
+_db = itertools.count()
+
+TXN_CHANNELS = ["app", "web", "branch", "atm", "pos", "call_center", "api"]
+SVC_CHANNELS = ["app", "web", "branch", "call_center", "chat", "email"]
+SEGMENTS = ["retail", "private", "sme", "corporate", "government", "nonprofit"]
+TXN_TYPES = ["transfer", "cash_withdrawal", "cash_deposit", "card_payment", "bill_payment", "fx"]
+
+
+def board_settings(clickhouse_url: str, tmp: Any) -> Settings:
+    """Settings of a fresh, migrated database on the session ClickHouse."""
+    s = Settings(
+        data_dir=tmp,
+        clickhouse_url=clickhouse_url,
+        clickhouse_database=f"board_{int(datetime.now().timestamp())}_{next(_db)}",
+        sink_retry_initial_s=0.05,
+        sink_retry_max_s=0.5,
+    )
+    migrate(s)
+    return s
+
+
+def make_events(now: datetime, n_txn: int = 700, n_int: int = 360) -> dict[str, list[dict]]:
+    """Varied events spread over the last three hours (raw tables keep 90 days)."""
+    txns = []
+    for i in range(n_txn):
+        txns.append(
+            f.transaction(
+                ts=(now - timedelta(seconds=15 * i + 5)).isoformat(),
+                channel=TXN_CHANNELS[i % 7],
+                segment=SEGMENTS[i % 6],
+                customer_type="institution" if i % 6 in (3, 4) else "individual",
+                txn_type=TXN_TYPES[i % 6],
+                direction="credit" if i % 3 == 0 else "debit",
+                currency="USD" if i % 10 == 0 else "CNY",
+                amount=round(10 + (i * 37) % 90000 + 0.25, 2),
+                customer_id=f"c-{i % 120}",
+            )
+        )
+    inters = []
+    for i in range(n_int):
+        complaint = i % 5 == 0
+        inters.append(
+            f.interaction(
+                ts=(now - timedelta(seconds=29 * i + 7)).isoformat(),
+                channel=SVC_CHANNELS[i % 6],
+                segment=SEGMENTS[(i + 1) % 6],
+                customer_id=f"c-{i % 120}",
+                interaction_type="complaint" if complaint else "inquiry",
+                complaint_id=f"cmp-{i}" if complaint else None,
+                wait_seconds=float((i * 7) % 45),
+                handle_seconds=float(60 + (i * 13) % 600),
+                resolved=i % 4 != 0,
+                first_contact_resolution=None if i % 3 == 0 else i % 2 == 0,
+            )
+        )
+    fbs = []
+    for i, it in enumerate(inters):
+        if i % 3 == 0:
+            fbs.append(
+                f.feedback(
+                    ts=(datetime.fromisoformat(it["ts"]) + timedelta(minutes=2)).isoformat(),
+                    kind="csat_survey",
+                    ref_event_id=it["event_id"],
+                    customer_id=it["customer_id"],
+                    value=1 + i % 5,
+                )
+            )
+        if it["interaction_type"] == "complaint" and i % 10 == 0:
+            fbs.append(
+                f.feedback(
+                    kind="complaint_closed",
+                    ref_event_id=it["event_id"],
+                    customer_id=it["customer_id"],
+                    value=None,
+                )
+            )
+    for t in txns[::50]:
+        fbs.append(
+            f.feedback(
+                kind="fraud_confirmed",
+                ref_event_id=t["event_id"],
+                customer_id=t["customer_id"],  # feedback is keyed by the customer (contract)
+                value=None,
+            )
+        )
+    return {"transaction": txns, "interaction": inters, "feedback": fbs}
+
+
+MALFORMED = [b"{not json", b"[1, 2]", b"\xff\xfe", b'{"event_id": "x"}']
+TOPIC = {"transaction": TRANSACTIONS, "interaction": INTERACTIONS, "feedback": FEEDBACK}
+
+
+def _records(kind: str, events: list[dict], start_offset: int = 0) -> list[RawRecord]:
+    return [
+        RawRecord(TOPIC[kind], 0, start_offset + i, f.encode(e), e["customer_id"].encode())
+        for i, e in enumerate(events)
+    ]
+
+
+def fill_through_pipeline(settings: Settings, now: datetime) -> dict[str, Any]:
+    """Run the events through ``Runtime.handle`` in batches, then re-deliver a slice of them
+    in different batches (as after a worker crash). Returns the events and expected counts."""
+    events = make_events(now)
+    published: list[Any] = []
+
+    async def publish(messages: Any) -> None:
+        published.extend(messages)
+
+    async def run() -> None:
+        rt = Runtime(settings, publish)
+        for kind, evs in events.items():
+            recs = _records(kind, evs)
+            for i in range(0, len(recs), 100):
+                await rt.handle(kind, recs[i : i + 100])
+        bad = [RawRecord(TRANSACTIONS, 1, i, v) for i, v in enumerate(MALFORMED)]
+        await rt.handle("transaction", bad)
+        # re-delivery: the same records again, cut into different batches
+        for kind in ("transaction", "interaction"):
+            recs = _records(kind, events[kind])[:230]
+            for i in range(0, len(recs), 70):
+                await rt.handle(kind, recs[i : i + 70])
+        await rt.handle("transaction", bad)
+        await rt.close()
+
+    asyncio.run(run())
+    client = make_client(settings)
+    try:
+        refresh_rollups(client, settings.clickhouse_database)
+    finally:
+        client.close()
+    return {"events": events, "malformed": len(MALFORMED), "published": published}
+
+
+# ---- contract tables (offline substitute until the owning branch's migration lands) ---------
+
+CONTRACT_DDL: dict[str, str] = {
+    "risk_scores": """CREATE TABLE IF NOT EXISTS {db}.risk_scores (
+        event_id String, ts DateTime64(3, 'UTC'), customer_id String,
+        segment LowCardinality(String), customer_type LowCardinality(String),
+        channel LowCardinality(String), txn_type LowCardinality(String),
+        amount_cny Decimal(24, 6), score Float64, anomaly Float64, supervised Nullable(Float64),
+        reason_codes Array(LowCardinality(String)), model_version LowCardinality(String),
+        label Nullable(UInt8))
+        ENGINE = ReplacingMergeTree ORDER BY (ts, event_id)""",
+    "model_metrics": """CREATE TABLE IF NOT EXISTS {db}.model_metrics (
+        ts DateTime64(3, 'UTC'), model LowCardinality(String), metric LowCardinality(String),
+        value Float64, n UInt64, model_version LowCardinality(String))
+        ENGINE = ReplacingMergeTree ORDER BY (model, metric, ts)""",
+}
+
+CONTRACT_FILL: dict[str, str] = {
+    "risk_scores": """INSERT INTO {db}.risk_scores
+        SELECT event_id, ts, customer_id, segment, customer_type, channel, txn_type,
+               amount, cityHash64(event_id) % 100, (cityHash64(event_id) % 97) / 97, NULL,
+               ['amount_vs_history'], 'risk-1.0', NULL
+        FROM {db}.transactions FINAL""",
+    "model_metrics": """INSERT INTO {db}.model_metrics
+        SELECT now64(3) - toIntervalMinute(number * 5), m.1, m.2, 0.5 + (number % 40) / 100,
+               100 * number, 'v1'
+        FROM numbers(36) ARRAY JOIN [('risk', 'auc'), ('risk', 'pr_auc'),
+             ('satisfaction', 'mae'), ('satisfaction', 'csat_predicted')] AS m""",
+}
+
+
+def existing_tables(client: Any, db: str) -> set[str]:
+    rows = client.query(f"SELECT name FROM system.tables WHERE database = '{db}'").result_rows
+    return {r[0] for r in rows}
+
+
+def add_contract_tables(client: Any, db: str, pending: frozenset[str]) -> list[str]:
+    """Create (and fill) the contract tables of pending tables the migrations lack."""
+    have = existing_tables(client, db)
+    made = [t for t in CONTRACT_DDL if t in pending and t not in have]
+    for t in made:
+        client.command(CONTRACT_DDL[t].format(db=db))
+        client.command(CONTRACT_FILL[t].format(db=db))
+    return made

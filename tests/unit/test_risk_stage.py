@@ -1,0 +1,186 @@
+"""The risk stage through the real Pipeline offline: scores, label join, state, checkpoints."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from config.policy import load_policy
+from config.settings import Settings
+from models.alerts import Severity
+from sinks.checkpoints import MemoryCheckpoints
+from sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE, RISK_SCORES_TABLE
+from streams.decode import RawRecord
+from streams.pipeline import Pipeline
+from streams.risk_stage import STATE_NAME, RiskStage, risk_stages
+from streams.rules import RuleEngine
+from streams.state import MemoryState
+from streams.topics import FEEDBACK, TRANSACTIONS
+from tests.factories import encode, feedback, transaction
+
+T0 = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+COLS = RISK_SCORES_TABLE.columns
+
+
+class CountingState(MemoryState):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.puts: list[str] = []
+
+    def put(self, key: str, value: Any, record: RawRecord | None) -> None:
+        self.puts.append(key)
+        super().put(key, value, record)
+
+
+def settings(**over: Any) -> Settings:
+    return Settings(risk_restore_checkpoint=False, **over)
+
+
+def records(topic: str, events: list[dict[str, Any]]) -> list[RawRecord]:
+    return [
+        RawRecord(topic, 0, i, encode(e), e["customer_id"].encode()) for i, e in enumerate(events)
+    ]
+
+
+def txn(i: int, at_s: float, **over: Any) -> dict[str, Any]:
+    return transaction(event_id=f"t-{i}", ts=(T0 + timedelta(seconds=at_s)).isoformat(), **over)
+
+
+def label(ref: str, customer: str, at_s: float, fraud: bool) -> dict[str, Any]:
+    return feedback(
+        ref_event_id=ref,
+        customer_id=customer,
+        kind="fraud_confirmed" if fraud else "fraud_cleared",
+        ts=(T0 + timedelta(seconds=at_s)).isoformat(),
+        value=None,
+    )
+
+
+def make(**over: Any) -> tuple[Pipeline, RiskStage, dict[str, CountingState]]:
+    states: dict[str, CountingState] = {}
+
+    def factory(name: str) -> CountingState:
+        return states.setdefault(name, CountingState(name))
+
+    pipeline = Pipeline(settings(**over), stages=risk_stages, state=factory)
+    stage = pipeline.stages[0]
+    assert isinstance(stage, RiskStage)
+    return pipeline, stage, states
+
+
+def test_every_transaction_is_scored_annotated_and_written():
+    pipeline, _, _ = make()
+    events = [txn(i, 60 * i, customer_id=f"c-{i % 3}") for i in range(9)]
+    out = pipeline.process("transaction", records(TRANSACTIONS, events))
+    rows = out.rows[RISK_SCORES_TABLE]
+    assert [r[0] for r in rows] == [e["event_id"] for e in events]
+    for e in events:
+        ann = out.annotations[e["event_id"]]
+        assert 0.0 <= ann["risk"]["score"] <= 100.0
+        assert ann["risk"]["model_version"] == "risk-v1+0"
+        assert ann["features"]["txn_count_1h"] >= 1
+    last = dict(zip(COLS, rows[-1], strict=True))
+    assert last["txn_count_24h"] == 3 and last["label"] is None and last["row_version"] == 0
+
+
+def test_one_state_write_per_customer_per_batch():
+    pipeline, _, states = make()
+    events = [txn(i, 10 * i, customer_id=f"c-{i % 4}") for i in range(40)]
+    pipeline.process("transaction", records(TRANSACTIONS, events))
+    assert sorted(states[STATE_NAME].puts) == ["c-0", "c-1", "c-2", "c-3"]
+
+
+def test_label_joins_the_pending_transaction_and_rewrites_its_row():
+    pipeline, stage, states = make(risk_metrics_every_labels=1)
+    pipeline.process("transaction", records(TRANSACTIONS, [txn(1, 0, customer_id="c-7")]))
+    states[STATE_NAME].puts.clear()
+    out = pipeline.process("feedback", records(FEEDBACK, [label("t-1", "c-7", 600, True)]))
+    assert stage.counts["labels"] == 1 and stage.m.model.supervised.n_seen == [0, 1]
+    (row,) = out.rows[RISK_SCORES_TABLE]
+    row_d = dict(zip(COLS, row, strict=True))
+    assert (row_d["event_id"], row_d["label"], row_d["row_version"]) == ("t-1", 1, 1)
+    assert row_d["ts"] == T0  # same ReplacingMergeTree key as the scored row
+    assert states[STATE_NAME].puts == ["c-7"]
+    assert states[STATE_NAME].get("c-7")["p"] == []  # no longer pending
+    metrics = {(r[2], r[3]) for r in out.rows[MODEL_METRICS_TABLE]}
+    assert ("risk", "labels") in metrics and ("risk", "recall_yellow") in metrics
+    # a re-delivered label finds nothing pending: counted, not learnt twice
+    pipeline.process("feedback", records(FEEDBACK, [label("t-1", "c-7", 601, True)]))
+    assert stage.counts["labels"] == 1 and stage.counts["labels_unmatched"] == 1
+
+
+def test_pending_features_expire_after_the_ttl():
+    pipeline, stage, _ = make(risk_pending_ttl_s=3600.0)
+    pipeline.process("transaction", records(TRANSACTIONS, [txn(1, 0, customer_id="c-8")]))
+    # a later transaction of the customer, past the TTL, drops the pending entry of t-1
+    pipeline.process("transaction", records(TRANSACTIONS, [txn(2, 3601, customer_id="c-8")]))
+    assert stage.counts["pending_expired"] == 1
+    pipeline.process("feedback", records(FEEDBACK, [label("t-1", "c-8", 3700, True)]))
+    assert stage.counts["labels"] == 0 and stage.counts["labels_unmatched"] == 1
+    pipeline.process("feedback", records(FEEDBACK, [label("t-2", "c-8", 3700, False)]))
+    assert stage.counts["labels"] == 1
+
+
+def test_non_fraud_feedback_is_ignored():
+    pipeline, stage, states = make()
+    fb = feedback(customer_id="c-1", kind="csat_survey", value=4)
+    pipeline.process("feedback", records(FEEDBACK, [fb]))
+    assert stage.counts["labels_unmatched"] == 0 and states[STATE_NAME].puts == []
+
+
+def test_checkpoint_restores_in_a_fresh_stage():
+    pipeline, _, _ = make(risk_checkpoint_every_labels=3)
+    events = [txn(i, 30 * i, customer_id=f"c-{i % 5}") for i in range(30)]
+    pipeline.process("transaction", records(TRANSACTIONS, events))
+    labels = [
+        label(e["event_id"], e["customer_id"], 4000, i % 3 == 0) for i, e in enumerate(events)
+    ]
+    out = pipeline.process("feedback", records(FEEDBACK, labels[:4]))
+    (ck,) = out.rows[MODEL_CHECKPOINTS_TABLE]
+    assert ck[1] == "risk" and ck[3] == "risk-v1+4" and ck[4] == 4
+    store = MemoryCheckpoints()
+    store.save_row(ck)
+    fresh = RiskStage(settings(), MemoryState(STATE_NAME), checkpoints=store)
+    probe = [txn(99, 5000, customer_id="c-new")]
+    a = pipeline.process("transaction", records(TRANSACTIONS, probe)).annotations["t-99"]["risk"]
+    fresh_pipeline = Pipeline(settings(), stages=lambda s, st: (fresh,))
+    b = fresh_pipeline.process("transaction", records(TRANSACTIONS, probe)).annotations["t-99"]
+    assert b["risk"]["model_version"] == "risk-v1+4" == a["model_version"]
+    assert b["risk"]["score"] == a["score"]
+    assert fresh.m.model.n_learned == 4
+
+
+def test_unreachable_checkpoint_store_never_overwrites_it():
+    class Down:
+        def load_latest(self, model: str) -> Any:
+            raise ConnectionError("ClickHouse down")
+
+    stage = RiskStage(
+        settings(risk_checkpoint_every_events=1), MemoryState(STATE_NAME), checkpoints=Down()
+    )
+    pipeline = Pipeline(settings(), stages=lambda s, st: (stage,))
+    out = pipeline.process("transaction", records(TRANSACTIONS, [txn(1, 0)]))
+    assert RISK_SCORES_TABLE in out.rows and MODEL_CHECKPOINTS_TABLE not in out.rows
+
+
+def test_model_score_alerts_come_from_the_policy_thresholds():
+    policy = load_policy()
+    lowered = policy.models["risk_score"].model_copy(
+        update={"thresholds": {Severity.YELLOW: 30.0, Severity.ORANGE: 40.0, Severity.RED: 95.0}}
+    )
+    engine = RuleEngine(policy.model_copy(update={"models": {"risk_score": lowered}}))
+    stage = risk_stages(settings(), MemoryState, engine)[0]
+    pipeline = Pipeline(settings(), stages=lambda s, st: (stage,))
+    quiet = [txn(i, 60 * i, customer_id=f"c-{i % 50}", amount=100.0) for i in range(600)]
+    pipeline.process("transaction", records(TRANSACTIONS, quiet))
+    odd = txn(
+        1000, 40000, customer_id="c-1", amount=450000.0, txn_type="transfer",
+        device_id="d-new", ip_country="KH", counterparty_id="p-new",
+    )  # fmt: skip
+    out = pipeline.process("transaction", records(TRANSACTIONS, [odd]))
+    score = out.annotations["t-1000"]["risk"]["score"]
+    assert 40 <= score < 95
+    (cand,) = [c for c in out.candidates if c.rule_id == "model.risk_score"]
+    assert cand.subject_id == "c-1" and cand.score == score and cand.reason_codes
+    assert cand.severity == Severity.ORANGE
+    assert cand.model_version == "risk-v1+0"
