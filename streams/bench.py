@@ -23,8 +23,8 @@ start-up and group join are excluded. Every phase ends with a count reconciliati
 worker processes used (``/proc``), which stays comparable when other processes load the
 machine; wall-clock ``events_per_s`` does not.
 
-``scoring_events_per_s`` and ``bytes_per_customer`` are ``None`` until the worker has
-scoring stages and per-customer state (features, models).
+``scoring_events_per_s`` is the scoring path alone (:mod:`streams.bench_scoring`, in
+process); ``bytes_per_customer`` is ``None`` until a state-size probe exists.
 
 >>> percentile_row({"p50_ms": 12.0, "p95_ms": 30.5, "p99_ms": 41.0})
 '12.0 / 30.5 / 41.0'
@@ -223,7 +223,10 @@ class Bench:
                 phases.append(self._phase(ch, f"saturation-{n}", n, None, self.events))
         finally:
             ch.stop()
-        return summary(phases)
+        from streams.bench_scoring import bench as bench_scoring
+
+        scoring = bench_scoring(n_events=min(self.events, 60_000), n_customers=self.n_customers)
+        return summary(phases, scoring_events_per_s=float(scoring["events_per_s"]))
 
     def _phase(
         self, ch: LocalStack, name: str, n_workers: int, rate: float | None, n: int
@@ -344,11 +347,14 @@ def _pct(sorted_values: Sequence[float], q: float) -> float:
     return float(sorted_values[int(rank) - 1])
 
 
-def summary(phases: Sequence[PhaseResult]) -> dict[str, Any]:
+def summary(
+    phases: Sequence[PhaseResult], scoring_events_per_s: float | None = None
+) -> dict[str, Any]:
     """The bench's JSON object: headline figures plus every phase.
 
     ``events_per_s`` is one worker at saturation; the latency percentiles are at the fixed
-    offered load.
+    offered load; ``scoring_events_per_s`` is the in-process scoring path
+    (:mod:`streams.bench_scoring`: risk features, models and rules on decoded events).
     """
     by_name = {p.name: p for p in phases}
     sat1 = by_name.get("saturation-1")
@@ -358,8 +364,8 @@ def summary(phases: Sequence[PhaseResult]) -> dict[str, Any]:
         "p50_ms": fixed.p50_ms if fixed else None,
         "p95_ms": fixed.p95_ms if fixed else None,
         "p99_ms": fixed.p99_ms if fixed else None,
-        "scoring_events_per_s": None,  # no scoring stages in the worker yet
-        "bytes_per_customer": None,  # no per-customer state in the worker yet
+        "scoring_events_per_s": scoring_events_per_s,
+        "bytes_per_customer": None,  # not measured yet (needs a state-size probe per table)
         "two_workers_events_per_s": by_name["saturation-2"].events_per_s
         if "saturation-2" in by_name
         else None,
@@ -386,10 +392,11 @@ def format_table(result: dict[str, Any]) -> str:
             f"{p['events_per_cpu_s']:>10.0f}"
             f"{rss:>14}{'yes' if p['reconciled'] else 'NO':>5}"
         )
+    scoring = result.get("scoring_events_per_s")
     lines.append(
-        "scoring_events_per_s: n/a (no scoring stages yet); "
-        "bytes_per_customer: n/a (no per-customer state yet)"
+        f"scoring path alone: {scoring:,.0f} events/s; " if scoring else "scoring path: n/a; "
     )
+    lines[-1] += "bytes_per_customer: not measured yet"
     return "\n".join(lines)
 
 
