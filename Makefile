@@ -25,6 +25,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+bench: $(STAMP)
+	$(BIN)/finpulse bench --json
+
 services-down: $(STAMP)
 	$(BIN)/finpulse services down
 

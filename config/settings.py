@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     stream_batch_max: int = Field(2000, ge=1, description="events per processing batch")
     stream_batch_within_s: float = Field(0.1, gt=0, description="max wait to fill a batch")
     max_event_bytes: int = Field(65536, ge=256, description="larger payloads are dead-lettered")
+    max_future_skew_s: float | None = Field(
+        86400.0, ge=0, description="events dated later than now + this are dead-lettered"
+    )
     web_port: int = Field(6066, ge=0, le=65535, description="Faust web server port")
     stats_path: Path | None = Field(None, description="worker writes its counters here (JSON)")
     stats_interval_s: float = Field(1.0, gt=0)
@@ -156,6 +159,11 @@ class Settings(BaseSettings):
     webhook_retry_initial_s: float = Field(0.5, gt=0)
     webhook_retry_max_s: float = Field(8.0, gt=0)
     webhook_concurrency: int = Field(8, ge=1)
+
+    # --- PII (PCI DSS masking, models.masking) -----------------------------------------------
+    pii_key: SecretStr | None = Field(
+        None, description="HMAC key for card/account tokens; unset = public development key"
+    )
 
     # --- local embedded stack (make demo, tests) ------------------------------------------------
     data_dir: Path = Path(".finpulse")

@@ -22,7 +22,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 # Timestamps outside this range are not plausible event times (catches epoch-0 and
 # year-9999 sentinels that upstream systems emit by mistake).
@@ -30,6 +30,9 @@ TS_MIN = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
 TS_MAX = datetime.fromisoformat("2100-01-01T00:00:00+00:00")
 # Amounts above this are treated as absurd input, not as a very large payment.
 AMOUNT_MAX = Decimal("1e12")
+
+# Validation-context key of the latest acceptable event time (see _Event._plausible_ts).
+MAX_TS = "max_ts"
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -114,9 +117,14 @@ class _Event(BaseModel):
 
     @field_validator("ts")
     @classmethod
-    def _plausible_ts(cls, value: datetime) -> datetime:
+    def _plausible_ts(cls, value: datetime, info: ValidationInfo) -> datetime:
         if not TS_MIN <= value < TS_MAX:
             raise ValueError(f"timestamp {value.isoformat()} outside {TS_MIN.year}..{TS_MAX.year}")
+        # Clock-skew guard: the caller passes the latest acceptable time (reference time +
+        # FINPULSE_MAX_FUTURE_SKEW_S) as validation context, so replays stay deterministic.
+        max_ts = info.context.get(MAX_TS) if info.context else None
+        if max_ts is not None and value > max_ts:
+            raise ValueError(f"timestamp {value.isoformat()} is after {max_ts.isoformat()}")
         return value
 
 
@@ -195,6 +203,24 @@ class DeadLetter(BaseModel):
     error: str = Field(description="human-readable reason, names the offending fields")
     raw_size: int = Field(description="payload size in bytes")
     raw_b64: str = Field(description="the payload, base64 (truncated to the size limit)")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def control_char_fields(event: BaseModel) -> list[str]:
+    r"""Names of the string fields of ``event`` holding control characters (NUL, newline...).
+
+    JSON only carries them escaped (``\u0000``, ``\n``), so callers check this only
+    when the raw payload contains a backslash; a per-field pattern would triple the
+    validation cost of every event.
+
+    >>> control_char_fields(Feedback.model_validate_json(
+    ...     '{"event_id": "f\\n1", "ts": "2026-01-05T10:00:00+00:00", "customer_id": "c",'
+    ...     ' "kind": "csat_survey", "ref_event_id": "i"}'))
+    ['event_id']
+    """
+    return [k for k, v in event.__dict__.items() if isinstance(v, str) and _CONTROL.search(v)]
 
 
 EVENT_MODELS: dict[str, type[BaseModel]] = {

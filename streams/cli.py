@@ -169,6 +169,29 @@ def _board(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(settings: Settings, args: argparse.Namespace) -> int:
+    # SecretStr fields serialise as "**********": secrets are never printed.
+    print(json.dumps(settings.model_dump(mode="json"), indent=2, sort_keys=True))
+    return 0
+
+
+def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.bench import format_table, run_bench
+
+    result = run_bench(
+        settings,
+        keep=args.keep,
+        events=args.events,
+        rate=args.rate,
+        fixed_s=args.fixed_seconds,
+        workers=[int(w) for w in args.workers.split(",") if w],
+    )
+    print(format_table(result), file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(json.dumps(result))
+    return 0 if result["reconciled"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finpulse", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -237,6 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("board", _board, "render every board from ClickHouse into one HTML file")
     p.add_argument("--html", type=Path, required=True, help="output file")
     p.add_argument("--range-s", type=int, default=None, help="time range in seconds")
+    add("config", _config, "print the effective settings (secrets masked)")
+    p = add("bench", _bench, "end-to-end throughput/latency/memory on a fresh local stack")
+    p.add_argument("--events", type=int, default=50_000, help="events per saturation phase")
+    p.add_argument("--rate", type=float, default=1000.0, help="offered load of the fixed phase")
+    p.add_argument("--fixed-seconds", type=float, default=15.0, help="length of the fixed phase")
+    p.add_argument("--workers", default="1,2", help="worker counts of the saturation phases")
+    p.add_argument("--keep", action="store_true", help="keep the bench folder (logs)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (table on stderr)")
     return parser
 
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,9 +17,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from models.events import EVENT_MODELS, DeadLetter
+from models.events import EVENT_MODELS, MAX_TS, DeadLetter, control_char_fields
+from models.masking import Masker
 
 MAX_REPORTED_ERRORS = 5
+# Longest card-number-like run: 19 digits with a separator between each pair.
+_CARD_RUN_MAX = 37
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +47,13 @@ def deadletter_id(topic: str, partition: int, offset: int) -> str:
     return hashlib.sha1(f"{topic}/{partition}/{offset}".encode()).hexdigest()
 
 
-def make_deadletter(record: RawRecord, error_type: str, error: str, max_bytes: int) -> DeadLetter:
-    """A dead letter for ``record``; the payload is kept (base64) up to ``max_bytes``."""
+def make_deadletter(
+    record: RawRecord, error_type: str, error: str, max_bytes: int, raw_size: int | None = None
+) -> DeadLetter:
+    """A dead letter for ``record``; the payload is kept (base64) up to ``max_bytes``.
+
+    ``raw_size`` is the original payload size when ``record.value`` is already a prefix.
+    """
     raw = record.value or b""
     return DeadLetter(
         id=deadletter_id(record.topic, record.partition, record.offset),
@@ -54,7 +63,7 @@ def make_deadletter(record: RawRecord, error_type: str, error: str, max_bytes: i
         source_offset=record.offset,
         error_type=error_type,
         error=error,
-        raw_size=len(raw),
+        raw_size=len(raw) if raw_size is None else raw_size,
         raw_b64=base64.b64encode(raw[:max_bytes]).decode("ascii"),
     )
 
@@ -83,22 +92,52 @@ def _short(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def decode(kind: str, record: RawRecord, max_bytes: int) -> BaseModel | DeadLetter:
-    """Parse and validate ``record`` as an event of ``kind``; never raises on bad input."""
+def decode(
+    kind: str,
+    record: RawRecord,
+    max_bytes: int,
+    masker: Masker | None = None,
+    max_ts: datetime | None = None,
+) -> BaseModel | DeadLetter:
+    """Parse and validate ``record`` as an event of ``kind``; never raises on bad input.
+
+    With a ``masker`` (PCI DSS, :mod:`models.masking`), card-number-like digit runs are
+    replaced in the raw bytes *before* anything else, so the event, its error text and the
+    payload kept in a dead letter are all masked; account identifiers of a valid event are
+    tokenized. ``max_ts`` rejects events dated after it (clock-skew guard).
+    """
     value = record.value
     if value is None or len(value) == 0:
         return make_deadletter(record, "empty", "empty payload", max_bytes)
     if len(value) > max_bytes:
         reason = f"payload of {len(value)} bytes exceeds limit {max_bytes}"
-        return make_deadletter(record, "too_large", reason, max_bytes)
+        if masker is not None:  # only the kept prefix is masked (and a card run across its end)
+            kept = masker.mask_bytes(value[: max_bytes + _CARD_RUN_MAX])
+            record = dataclasses.replace(record, value=kept)
+        return make_deadletter(record, "too_large", reason, max_bytes, raw_size=len(value))
+    size = len(value)
+    if masker is not None:
+        masked = masker.mask_bytes(value)
+        if masked is not value:  # the dead letter keeps the masked payload
+            value = masked
+            record = dataclasses.replace(record, value=masked)
     try:
         value.decode("utf-8")
     except UnicodeDecodeError as exc:
         return make_deadletter(
-            record, "not_utf8", f"payload is not UTF-8: {exc.reason} at byte {exc.start}", max_bytes
+            record,
+            "not_utf8",
+            f"payload is not UTF-8: {exc.reason} at byte {exc.start}",
+            max_bytes,
+            raw_size=size,
         )
     try:
-        return EVENT_MODELS[kind].model_validate_json(value)
+        context = {MAX_TS: max_ts} if max_ts is not None else None
+        event = EVENT_MODELS[kind].model_validate_json(value, context=context)
     except ValidationError as exc:
         error_type, text = describe_validation(exc)
-        return make_deadletter(record, error_type, text, max_bytes)
+        return make_deadletter(record, error_type, text, max_bytes, raw_size=size)
+    if b"\\" in value and (bad := control_char_fields(event)):
+        text = "; ".join(f"{name}: control characters are not allowed" for name in bad)
+        return make_deadletter(record, "invalid_fields", text, max_bytes, raw_size=size)
+    return masker.mask_accounts(event) if masker is not None else event

@@ -11,9 +11,11 @@ process started. See INFRA.md for the measured facts this relies on.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -84,9 +86,49 @@ _CLICKHOUSE_CONFIG = """<clickhouse>
   <listen_host>127.0.0.1</listen_host>
   <http_port>{http_port}</http_port>
   <tcp_port>{tcp_port}</tcp_port>
-  <logger><level>warning</level></logger>
+  <logger><level>warning</level></logger>{users}
 </clickhouse>
 """
+
+# Only when settings name a user other than ``default`` with a password: ``default`` stays
+# passwordless (INFRA.md); the other user's password is stored as a SHA-256, never in clear.
+_CLICKHOUSE_USERS = """<clickhouse>
+  <profiles><default/></profiles>
+  <quotas><default/></quotas>
+  <users>
+    <default>
+      <password></password>
+      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+      <profile>default</profile><quota>default</quota>
+      <access_management>1</access_management>
+    </default>
+    <{user}>
+      <password_sha256_hex>{sha256}</password_sha256_hex>
+      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+      <profile>default</profile><quota>default</quota>
+    </{user}>
+  </users>
+</clickhouse>
+"""
+
+
+def clickhouse_users_xml(settings: Settings) -> str | None:
+    """``users.xml`` adding ``settings.clickhouse_user`` with its password, or ``None``.
+
+    >>> xml = clickhouse_users_xml(Settings(clickhouse_user="finpulse", clickhouse_password="pw"))
+    >>> "<finpulse>" in xml and "pw<" not in xml
+    True
+    >>> clickhouse_users_xml(Settings()) is None
+    True
+    """
+    password = settings.clickhouse_password.get_secret_value()
+    if settings.clickhouse_user == "default" or not password:
+        return None
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", settings.clickhouse_user):
+        raise StackError(f"unsupported ClickHouse user name {settings.clickhouse_user!r}")
+    digest = hashlib.sha256(password.encode()).hexdigest()
+    return _CLICKHOUSE_USERS.format(user=settings.clickhouse_user, sha256=digest)
+
 
 # Runs inside the ClickHouse child process; cwd is the folder holding config.xml.
 _CLICKHOUSE_MAIN = """
@@ -103,8 +145,16 @@ chdb._chdb.query(
 class LocalStack:
     """Start, check and stop the broker and ClickHouse for ``make demo`` and the tests."""
 
-    def __init__(self, settings: Settings, broker_storage: str = "memory://tansu/") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        broker_storage: str = "memory://tansu/",
+        broker_env: dict[str, str] | None = None,
+    ) -> None:
         self.settings = settings
+        # Extra environment of the broker, e.g. S3 endpoint for durable storage (see
+        # streams.durable_storage).
+        self.broker_env = broker_env
         self.root = settings.data_dir.resolve()
         self.broker_port = settings.local_broker_port
         self.http_port = settings.local_clickhouse_http_port
@@ -120,12 +170,20 @@ class LocalStack:
     def clickhouse_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
-    def _spawn(self, name: str, argv: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, argv: list[str], cwd: Path, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         log_path = self.root / "logs" / f"{name}.log"
+        full_env = {**os.environ, **env} if env else None
         with open(log_path, "ab") as out:
             proc = subprocess.Popen(
-                argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                argv,
+                cwd=cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=full_env,
             )
         self._procs[name] = proc
         log.info("started %s pid=%d (log %s)", name, proc.pid, log_path)
@@ -155,7 +213,7 @@ class LocalStack:
             "--storage-engine",
             self.broker_storage,
         ]
-        proc = self._spawn("broker", argv, self.root)
+        proc = self._spawn("broker", argv, self.root, self.broker_env)
         wait_for_port(self.broker_port, timeout_s, proc)
         self._write_pids()
 
@@ -164,7 +222,14 @@ class LocalStack:
         self._require_free(self.tcp_port, "ClickHouse TCP")
         home = self.root / "clickhouse"
         home.mkdir(parents=True, exist_ok=True)
-        config = _CLICKHOUSE_CONFIG.format(http_port=self.http_port, tcp_port=self.tcp_port)
+        users = clickhouse_users_xml(self.settings)
+        if users is not None:
+            (home / "users.xml").write_text(users)
+        config = _CLICKHOUSE_CONFIG.format(
+            http_port=self.http_port,
+            tcp_port=self.tcp_port,
+            users="\n  <users_config>users.xml</users_config>" if users else "",
+        )
         argv = [sys.executable, "-c", _CLICKHOUSE_MAIN, config, str(home / "data")]
         proc = self._spawn("clickhouse", argv, home)
         deadline = time.monotonic() + timeout_s

@@ -22,6 +22,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
@@ -29,6 +30,7 @@ from pydantic import BaseModel
 from config.settings import Settings
 from models.alerts import AlertCandidate
 from models.events import DeadLetter
+from models.masking import Masker
 from sinks.tables import EVENT_TABLES, ROW_BUILDERS, Table
 from streams.decode import RawRecord, decode
 from streams.state import KeyedState, MemoryState
@@ -119,15 +121,23 @@ class Pipeline:
         self.settings = settings
         self.stages: Sequence[Stage] = stages(settings, state)
         self.counts: Counter[str] = Counter()
+        # Input guard (hardening): PCI DSS masking and the future clock-skew limit. Offline
+        # replay sets ``clock`` to a reference time so validation stays deterministic.
+        self.masker = Masker.from_settings(settings)
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        if self.masker.uses_development_key:
+            log.warning("FINPULSE_PII_KEY is not set: tokens use the public development key")
 
     def process(self, kind: str, records: Sequence[RawRecord]) -> BatchOutput:
         out = BatchOutput()
         table = EVENT_TABLES[kind]
         rows: list[tuple[Any, ...]] = []
         valid: Valid = []
-        max_bytes = self.settings.max_event_bytes
+        max_bytes, masker = self.settings.max_event_bytes, self.masker
+        skew = self.settings.max_future_skew_s
+        max_ts = self.clock() + timedelta(seconds=skew) if skew is not None else None
         for record in records:
-            result = decode(kind, record, max_bytes)
+            result = decode(kind, record, max_bytes, masker, max_ts)
             if isinstance(result, DeadLetter):
                 out.deadletters.append(result)
                 self.counts[f"deadletter.{result.error_type}"] += 1

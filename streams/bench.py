@@ -1,0 +1,410 @@
+"""``finpulse bench``: end-to-end throughput, latency and memory on the real local stack.
+
+Every phase runs on a fresh Tansu broker and a fresh ClickHouse database (one ClickHouse
+server for the whole run), with real ``finpulse worker`` processes in between:
+
+* ``fixed``: one worker, simulator traffic offered at a fixed rate (default 1,000 ev/s);
+* ``saturation-N``: N workers (1, then 2), the same traffic produced as fast as the
+  producer can (an aiokafka producer, ~50k msg/s here, well above a worker's capacity).
+
+**Latency probe.** The producer stamps each event's ``ts`` with the wall-clock time at
+which it hands the event to the producer; every raw table has
+``ingested_at DEFAULT now64(3)``, set by ClickHouse when the insert that makes the row
+visible is executed. ``ingested_at - ts`` per row is therefore produce-to-visible latency,
+measured on one host clock, without a schema change. (Malformed events, ~0.5 %, keep
+their payloads and only count in the reconciliation.)
+
+**Throughput** of a saturation phase is the number of rows stored after the first
+insert, divided by the time from the first to the last insert (``ingested_at``), so worker
+start-up and group join are excluded. Every phase ends with a count reconciliation
+(:mod:`streams.reconcile`): produced = rows + dead letters, exactly.
+
+**Efficiency**: ``events_per_cpu_s`` divides the events of a phase by the CPU seconds its
+worker processes used (``/proc``), which stays comparable when other processes load the
+machine; wall-clock ``events_per_s`` does not.
+
+``scoring_events_per_s`` is the scoring path alone (:mod:`streams.bench_scoring`, in
+process); ``bytes_per_customer`` is ``None`` until a state-size probe exists.
+
+>>> percentile_row({"p50_ms": 12.0, "p95_ms": 30.5, "p99_ms": 41.0})
+'12.0 / 30.5 / 41.0'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from config.settings import Settings, local_stack_settings
+from sinks.clickhouse import make_client
+from sinks.migrate import migrate
+from sinks.tables import EVENT_TABLES
+from streams.local_stack import LocalStack, free_port
+from streams.reconcile import wait_reconciled
+from streams.topics import TRANSACTIONS, create_topics
+from streams.worker_process import WorkerProcess
+
+log = logging.getLogger(__name__)
+
+WARMUP_TIMEOUT_S = 60.0
+DRAIN_TIMEOUT_S = 180.0
+BURST_S = 0.005  # the fixed-rate producer sends what is due every ~5 ms
+
+
+@dataclass
+class PhaseResult:
+    """The figures of one bench phase."""
+
+    name: str
+    workers: int
+    offered_rate: float | None  # None = as fast as the producer can
+    events: int
+    produce_s: float
+    events_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    # Worker CPU (all its processes) for the phase: a load-independent efficiency figure.
+    worker_cpu_s: float = 0.0
+    events_per_cpu_s: float = 0.0
+    rss_mb: list[float] = field(default_factory=list)
+    peak_rss_mb: list[float] = field(default_factory=list)
+    reconciled: bool = False
+    issues: list[str] = field(default_factory=list)
+
+
+def percentile_row(r: dict[str, Any]) -> str:
+    """``p50 / p95 / p99`` as text for the table."""
+    return f"{r['p50_ms']:.1f} / {r['p95_ms']:.1f} / {r['p99_ms']:.1f}"
+
+
+def proc_memory_mb(pid: int) -> tuple[float, float]:
+    """(resident, peak resident) memory of ``pid`` in MiB, from ``/proc``; (0, 0) if gone."""
+    values = {"VmRSS": 0.0, "VmHWM": 0.0}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in values:
+                values[key] = int(rest.split()[0]) / 1024
+    except OSError:
+        pass
+    return values["VmRSS"], values["VmHWM"]
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds used so far by ``pid`` (0 if gone), from ``/proc``."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_events(n: int, seed: int, n_customers: int) -> Iterator[tuple[str, bytes | None, Any]]:
+    """(topic, key, event dict or raw bytes) of simulator traffic; dicts get ``ts`` stamped."""
+    from streams.simulator import Simulator
+
+    now = datetime.now(UTC)
+    sim = Simulator(
+        seed=seed,
+        start=now - timedelta(hours=2),
+        n_events=n,
+        sim_span_s=7200,
+        n_customers=n_customers,
+    )
+    for ev in sim.events():
+        yield ev.topic, ev.key, (ev.value if ev.malformed else json.loads(ev.value))
+
+
+def _stamp(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    value["ts"] = datetime.now(UTC).isoformat(timespec="microseconds")
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+async def _produce(settings: Settings, events: Sequence[Any], rate: float | None) -> float:
+    """Send ``events`` (paced at ``rate``/s, or flat out); returns the seconds it took."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.broker_bootstrap,
+        acks="all",
+        linger_ms=2,
+        max_batch_size=256 * 1024,
+    )
+    await producer.start()
+    try:
+        pending = []
+        t0 = time.monotonic()
+        sent = 0
+        while sent < len(events):
+            due = (
+                len(events)
+                if rate is None
+                else min(len(events), int((time.monotonic() - t0) * rate) + 1)
+            )
+            while sent < due:
+                topic, key, value = events[sent]
+                pending.append(await producer.send(topic, _stamp(value), key=key))
+                sent += 1
+            if rate is not None and sent < len(events):
+                await asyncio.sleep(max(min(t0 + sent / rate - time.monotonic(), BURST_S), 0))
+        await asyncio.gather(*pending)
+        return time.monotonic() - t0
+    finally:
+        await producer.stop()
+
+
+class Bench:
+    """Runs the phases on a local stack rooted in ``root`` (ports chosen free)."""
+
+    def __init__(
+        self,
+        base: Settings,
+        root: Path,
+        events: int = 50_000,
+        rate: float = 1000.0,
+        fixed_s: float = 15.0,
+        workers: Sequence[int] = (1, 2),
+        seed: int = 7,
+        n_customers: int = 2000,
+    ) -> None:
+        self.base = base
+        self.root = root
+        self.events = events
+        self.rate = rate
+        self.fixed_s = fixed_s
+        self.workers = list(workers)
+        self.seed = seed
+        self.n_customers = n_customers
+        self._phase_ids = iter(range(1_000_000))
+
+    def _settings(self, clickhouse: LocalStack, broker: LocalStack, name: str) -> Settings:
+        return self.base.model_copy(
+            update={
+                "data_dir": self.root / name,
+                "broker_url": broker.broker_url,
+                "clickhouse_url": clickhouse.clickhouse_url,
+                "clickhouse_database": f"bench_{int(time.time())}_{next(self._phase_ids)}",
+                "broker_session_timeout_s": 2.0,
+                "broker_heartbeat_interval_s": 0.5,
+                "broker_rebalance_timeout_s": 5.0,
+            }
+        )
+
+    def run(self) -> dict[str, Any]:
+        """All phases; returns the summary dict (see :func:`summary`)."""
+        ch = LocalStack(
+            local_stack_settings(
+                data_dir=self.root / "clickhouse",
+                local_clickhouse_http_port=free_port(),
+                local_clickhouse_tcp_port=free_port(),
+            )
+        )
+        ch.start_clickhouse()
+        phases: list[PhaseResult] = []
+        try:
+            n_fixed = round(self.rate * self.fixed_s)
+            phases.append(self._phase(ch, "fixed", 1, self.rate, n_fixed))
+            for n in self.workers:
+                phases.append(self._phase(ch, f"saturation-{n}", n, None, self.events))
+        finally:
+            ch.stop()
+        from streams.bench_scoring import bench as bench_scoring
+
+        scoring = bench_scoring(n_events=min(self.events, 60_000), n_customers=self.n_customers)
+        return summary(phases, scoring_events_per_s=float(scoring["events_per_s"]))
+
+    def _phase(
+        self, ch: LocalStack, name: str, n_workers: int, rate: float | None, n: int
+    ) -> PhaseResult:
+        log.info("bench phase %s: %d events, %d worker(s)", name, n, n_workers)
+        broker = LocalStack(
+            local_stack_settings(data_dir=self.root / name, local_broker_port=free_port())
+        )
+        broker.start_broker()
+        settings = self._settings(ch, broker, name)
+        workers: list[WorkerProcess] = []
+        client = None
+        try:
+            create_topics(settings)
+            migrate(settings)
+            client = make_client(settings)
+            for i in range(n_workers):
+                s = settings.model_copy(update={"web_port": free_port()})
+                workers.append(WorkerProcess(s, name=f"{name}-w{i}", loglevel="warning").start())
+            warm = self._warm_up(settings, client, workers)
+            events = list(bench_events(n, self.seed, self.n_customers))
+            pids = [w.proc.pid for w in workers if w.proc is not None]
+            cpu0 = sum(proc_cpu_s(pid) for pid in pids)
+            produce_s = asyncio.run(_produce(settings, events, rate))
+            result = wait_reconciled(
+                client, settings.clickhouse_database, n + warm, DRAIN_TIMEOUT_S
+            )
+            cpu_s = sum(proc_cpu_s(pid) for pid in pids) - cpu0
+            memory = [proc_memory_mb(w.proc.pid) for w in workers if w.proc is not None]
+            figures = _figures(client, settings.clickhouse_database)
+            return PhaseResult(
+                name=name,
+                workers=n_workers,
+                offered_rate=rate,
+                events=n,
+                produce_s=round(produce_s, 2),
+                worker_cpu_s=round(cpu_s, 2),
+                events_per_cpu_s=round(n / cpu_s, 1) if cpu_s > 0 else 0.0,
+                rss_mb=[round(m[0], 1) for m in memory],
+                peak_rss_mb=[round(m[1], 1) for m in memory],
+                reconciled=result.ok,
+                issues=result.issues(),
+                **figures,
+            )
+        finally:
+            if client is not None:
+                client.close()
+            for w in workers:
+                w.stop(timeout_s=15)
+            broker.stop()
+
+    def _warm_up(self, settings: Settings, client: Any, workers: list[WorkerProcess]) -> int:
+        """Send probes on every partition until each worker has processed one; returns sent."""
+        sent = 0
+        deadline = time.monotonic() + WARMUP_TIMEOUT_S
+        while True:
+            probes = [
+                (TRANSACTIONS, f"warmup-{sent + i}".encode(), _warm_event(sent + i))
+                for i in range(settings.topic_partitions * 4)
+            ]
+            asyncio.run(_produce(settings, probes, None))
+            sent += len(probes)
+            ready = wait_reconciled(client, settings.clickhouse_database, sent, 20.0)
+            if ready.accounted >= sent and all(w.stats().get("processed") for w in workers):
+                return sent
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"bench workers not ready after {WARMUP_TIMEOUT_S}s")
+
+
+def _warm_event(i: int) -> dict[str, Any]:
+    return {
+        "event_id": f"warmup-{i}",
+        "ts": "",
+        "customer_id": f"warmup-{i}",
+        "customer_type": "individual",
+        "segment": "retail",
+        "account_id": "warmup",
+        "amount": 1,
+        "currency": "CNY",
+        "direction": "debit",
+        "txn_type": "transfer",
+        "channel": "app",
+    }
+
+
+def _figures(client: Any, db: str) -> dict[str, float]:
+    union = " UNION ALL ".join(
+        f"SELECT ts, ingested_at FROM {db}.{t.name} FINAL WHERE event_id NOT LIKE 'warmup-%'"
+        for t in EVENT_TABLES.values()
+    )
+    rows = client.query(
+        f"SELECT dateDiff('millisecond', ts, ingested_at) AS lat, "
+        f"toUnixTimestamp64Milli(ingested_at) AS at FROM ({union})"
+    ).result_rows
+    if not rows:
+        return {"events_per_s": 0.0, "p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
+    lats = sorted(float(r[0]) for r in rows)
+    ats = [int(r[1]) for r in rows]
+    first, last = min(ats), max(ats)
+    after_first = sum(1 for a in ats if a > first)
+    span_s = (last - first) / 1000
+    return {
+        "events_per_s": round(after_first / span_s, 1) if span_s > 0 else 0.0,
+        "p50_ms": _pct(lats, 0.50),
+        "p95_ms": _pct(lats, 0.95),
+        "p99_ms": _pct(lats, 0.99),
+        "max_ms": lats[-1],
+    }
+
+
+def _pct(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile.
+
+    >>> _pct([1.0, 2.0, 3.0, 4.0], 0.5), _pct([1.0, 2.0, 3.0, 4.0], 0.99)
+    (2.0, 4.0)
+    """
+    rank = max(1, -(-len(sorted_values) * q // 1))
+    return float(sorted_values[int(rank) - 1])
+
+
+def summary(
+    phases: Sequence[PhaseResult], scoring_events_per_s: float | None = None
+) -> dict[str, Any]:
+    """The bench's JSON object: headline figures plus every phase.
+
+    ``events_per_s`` is one worker at saturation; the latency percentiles are at the fixed
+    offered load; ``scoring_events_per_s`` is the in-process scoring path
+    (:mod:`streams.bench_scoring`: risk features, models and rules on decoded events).
+    """
+    by_name = {p.name: p for p in phases}
+    sat1 = by_name.get("saturation-1")
+    fixed = by_name.get("fixed")
+    return {
+        "events_per_s": sat1.events_per_s if sat1 else None,
+        "p50_ms": fixed.p50_ms if fixed else None,
+        "p95_ms": fixed.p95_ms if fixed else None,
+        "p99_ms": fixed.p99_ms if fixed else None,
+        "scoring_events_per_s": scoring_events_per_s,
+        "bytes_per_customer": None,  # not measured yet (needs a state-size probe per table)
+        "two_workers_events_per_s": by_name["saturation-2"].events_per_s
+        if "saturation-2" in by_name
+        else None,
+        "events_per_cpu_s": sat1.events_per_cpu_s if sat1 else None,
+        "worker_rss_mb": max((max(p.rss_mb, default=0.0) for p in phases), default=None),
+        "reconciled": all(p.reconciled for p in phases),
+        "phases": [asdict(p) for p in phases],
+    }
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A plain-text table of the phases."""
+    head = (
+        f"{'phase':<14}{'workers':>8}{'offered/s':>11}{'events':>8}{'events/s':>10}"
+        f"{'p50 / p95 / p99 ms':>26}{'max ms':>8}{'ev/CPU s':>10}{'RSS MB':>14}{'ok':>5}"
+    )
+    lines = [head, "-" * len(head)]
+    for p in result["phases"]:
+        offered = f"{p['offered_rate']:.0f}" if p["offered_rate"] else "max"
+        rss = "/".join(f"{m:.0f}" for m in p["rss_mb"])
+        lines.append(
+            f"{p['name']:<14}{p['workers']:>8}{offered:>11}{p['events']:>8}"
+            f"{p['events_per_s']:>10.0f}{percentile_row(p):>26}{p['max_ms']:>8.0f}"
+            f"{p['events_per_cpu_s']:>10.0f}"
+            f"{rss:>14}{'yes' if p['reconciled'] else 'NO':>5}"
+        )
+    scoring = result.get("scoring_events_per_s")
+    lines.append(
+        f"scoring path alone: {scoring:,.0f} events/s; " if scoring else "scoring path: n/a; "
+    )
+    lines[-1] += "bytes_per_customer: not measured yet"
+    return "\n".join(lines)
+
+
+def run_bench(settings: Settings, keep: bool = False, **kwargs: Any) -> dict[str, Any]:
+    """Run :class:`Bench` in a temporary folder (kept with ``keep``) and return its summary."""
+    root = Path(tempfile.mkdtemp(prefix="finpulse-bench-"))
+    try:
+        return Bench(settings, root, **kwargs).run()
+    finally:
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)

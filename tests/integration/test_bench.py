@@ -1,0 +1,30 @@
+"""``finpulse bench`` end to end on a small load: every phase reconciles, figures are sane."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from config.settings import Settings
+from streams.bench import Bench, format_table
+
+pytestmark = pytest.mark.integration
+
+
+def test_bench_runs_its_phases_and_reports_the_contract_fields(tmp_path):
+    result = Bench(
+        Settings(topic_partitions=2), tmp_path, events=3000, rate=500, fixed_s=2, workers=(1,)
+    ).run()
+    assert result["reconciled"], [p["issues"] for p in result["phases"]]
+    assert [p["name"] for p in result["phases"]] == ["fixed", "saturation-1"]
+    for key in ("events_per_s", "p50_ms", "p95_ms", "p99_ms"):
+        assert result[key] > 0, key
+    assert result["p50_ms"] <= result["p95_ms"] <= result["p99_ms"]
+    assert result["scoring_events_per_s"] > 0 and result["bytes_per_customer"] is None
+    assert 50 < result["worker_rss_mb"] < 2000
+    assert result["events_per_cpu_s"] > 0
+    fixed = result["phases"][0]
+    assert fixed["events"] == 1000 and 0.9 * 2 <= fixed["produce_s"] < 10  # paced, not flat out
+    json.dumps(result)  # one JSON object
+    assert "saturation-1" in format_table(result)
