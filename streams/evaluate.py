@@ -106,7 +106,7 @@ def evaluate(
                     )
         for c in out.candidates:
             rule_counts[c.rule_id] += 1
-            if c.customer_id and c.domain != "model_health" and start >= warmup:
+            if c.customer_id and c.domain in ("risk", "compliance") and start >= warmup:
                 alerted[c.customer_id].add(c.rule_id)
             if c.source_event_id:
                 fired_on[c.source_event_id].add(c.rule_id)

@@ -68,18 +68,18 @@ def test_minute_aggregates_and_complaints_continue_after_restart(env, how):
     _send(env, FEEDBACK, [closed])
     # the minute row rewritten after the restart holds both halves (state came back)
     wait_for(lambda: _scalar(env, contacts) == 55, 60, "55 contacts after the restart")
-    wait_for(
-        lambda: (
-            _scalar(
-                env,
-                "SELECT groupArray(status) FROM (SELECT status FROM {db}.complaints FINAL "
-                "WHERE complaint_id = 'cmp-restart' ORDER BY ts)",
-            )
-            == ["open", "closed"]
-        ),
-        30,
-        "complaint closed after the restart",
+    statuses = (
+        "SELECT groupArray(status) FROM (SELECT status FROM {db}.complaints FINAL "
+        "WHERE complaint_id = 'cmp-restart' ORDER BY ts)"
     )
+    try:
+        wait_for(
+            lambda: _scalar(env, statuses) == ["open", "closed"],
+            30,
+            "complaint closed after the restart",
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; statuses now {_scalar(env, statuses)}") from None
     keys = "uniqExact(minute, channel, segment, source_partition)"
     rows = _scalar(env, "SELECT count() FROM {db}.service_minutes FINAL")
     assert rows == _scalar(env, f"SELECT {keys} FROM {{db}}.service_minutes")
