@@ -139,12 +139,20 @@ class ComplaintBook:
         open_day: int,
         event_id: str,
         record: RawRecord | None,
+        known: dict[str, Any] | None = None,
     ) -> list[ComplaintChange]:
-        """Close an open complaint (opened on ``open_day``); unknown ones yield nothing."""
+        """Close an open complaint (opened on ``open_day``); unknown ones yield nothing.
+
+        ``known`` (the customer's record of the complaint) closes it even when the
+        partition's book lost it: after a crash, state keys are restored independently.
+        """
         key = self._bucket_key(partition, open_day)
         bucket = self.cache.peek(key)
         if not bucket or complaint_id not in bucket:
-            return []
+            if known is None:
+                return []
+            entry = {"o": open_day * DAY_MS, "e": event_id, "s": OPEN, "d": 0, **known}
+            return [self._change(complaint_id, entry, CLOSED, ms, True, event_id, partition)]
         bucket = self.cache.get(key, dict)
         entry = bucket.pop(complaint_id)
         if bucket:
@@ -155,6 +163,15 @@ class ComplaintBook:
             meta["cdays"] = [d for d in meta.get("cdays", []) if d != open_day]
             self.cache.touch(f"p{partition}", record)
         return [self._change(complaint_id, entry, CLOSED, ms, True, event_id, partition)]
+
+    def find(self, partition: int, ref: str) -> tuple[str, int] | None:
+        """(complaint_id, open_day) of the open complaint whose id or opening event is ``ref``."""
+        for day in list(self._meta(partition).get("cdays", [])):
+            bucket = self.cache.peek(self._bucket_key(partition, day)) or {}
+            for complaint_id, entry in bucket.items():
+                if complaint_id == ref or entry.get("e") == ref:
+                    return complaint_id, day
+        return None
 
     def age(
         self, partition: int, watermark_ms: int, record: RawRecord | None, force: bool = False

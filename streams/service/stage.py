@@ -382,15 +382,33 @@ class ServiceStage:
                 )
             return True
         if kind == "complaint_closed":
+            known = {
+                "customer_id": fb.customer_id,
+                "customer_type": cust.get("ct"),
+                "segment": cust.get("sg"),
+                "channel": None,
+            }
             for complaint_id, (open_day, refs) in list(cust.get("cm", {}).items()):
                 if fb.ref_event_id in refs or fb.ref_event_id == complaint_id:
                     changes.extend(
                         book.close(
-                            record.partition, ms, complaint_id, open_day, fb.event_id, record
+                            record.partition,
+                            ms,
+                            complaint_id,
+                            open_day,
+                            fb.event_id,
+                            record,
+                            known=known,
                         )
                     )
                     del cust["cm"][complaint_id]
                     return False
+            found = book.find(record.partition, fb.ref_event_id)  # the customer lost it
+            if found is not None:
+                changes.extend(
+                    book.close(record.partition, ms, found[0], found[1], fb.event_id, record)
+                )
+                return False
             self.counts["service.complaint_close_unmatched"] += 1
             # Keep it: the complaint it closes may arrive later (bounded, newest kept).
             early = cust.setdefault("cx", {})

@@ -143,3 +143,16 @@ def test_close_processed_before_its_complaint_still_closes_it():
     assert [(r[0], r[1]) for r in rows] == [("cmp-5", OPEN), ("cmp-5", CLOSED)]
     d.transactions([f.transaction(customer_id="c-8", ts=at(days=13))])
     assert d.candidates(RULE_COMPLAINT_DUE_SOON) == []  # closed: it does not age
+
+
+def test_close_survives_state_keys_restored_out_of_step():
+    # After a SIGKILL the customer's record and the partition's book are separate changelog
+    # keys and may come back at different points.
+    _cache, book = _book()
+    [closed] = book.close(0, 3 * DAY_MS, "cmp-1", 0, "f-1", None, known=INFO)  # book lost it
+    assert closed.status == CLOSED and closed.info["customer_id"] == "c-1"
+    assert closed.days_open == 3.0
+    book.open(0, DAY_MS, "cmp-2", "i-2", INFO, None)  # the customer lost it: find it by ref
+    assert book.find(0, "i-2") == ("cmp-2", 1)
+    assert book.find(0, "cmp-2") == ("cmp-2", 1)
+    assert book.find(0, "i-404") is None
