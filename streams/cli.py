@@ -237,8 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--speedup",
         type=float,
-        default=720.0,
-        help="simulated seconds per real second (720: a minute shows 12 hours)",
+        default=8640.0,
+        help="simulated seconds per real second (8640: a minute of demo shows six days)",
     )
     p.add_argument("--json", action="store_true", help="end with one JSON summary line")
     p = add(

@@ -50,7 +50,7 @@ def run_demo(
     rate: float,
     seed: int,
     as_json: bool = False,
-    speedup: float = 720.0,
+    speedup: float = 8640.0,
 ) -> dict[str, Any]:
     """Run the demo and return (and print) its summary."""
     from streams.simulator import run_simulation

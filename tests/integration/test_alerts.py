@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -30,35 +31,38 @@ def test_large_cash_alert_reaches_topic_clickhouse_and_webhook_once(env):
         events = [_large_cash("c-big"), _large_cash("c-big"), f.transaction(amount=10)]
         env.produce(TRANSACTIONS, [f.encode(e) for e in events], [b"c-big", b"c-big", b"c-x"])
 
-        [msg] = env.consume(ALERTS, 1)
-        alert = json.loads(msg.value)
-        assert alert["rule_id"] == "large_cash_single"
-        assert alert["severity"] == "orange" and alert["owner"] == "aml-reporting"
-        assert alert["subject_id"] == "c-big" and alert["report_due"]
-        assert alert["evidence"]["amount_cny"] == 60000.0
-
-        wait_for(lambda: hook.received, 30, "webhook POST")
-        headers, body = hook.received[0]
-        assert body["alert_id"] == alert["alert_id"]
-        assert headers["X-Finpulse-Alert-Id"] == alert["alert_id"]
-        assert headers["X-Finpulse-Signature"].startswith("sha256=")
-
         db = env.settings.clickhouse_database
         client = env.client()
+        cash_rows = (
+            f"SELECT rule_id, occurrences, suppressed FROM {db}.alerts FINAL "
+            "WHERE rule_id = 'large_cash_single'"
+        )
         rows = wait_for(
             lambda: (
-                client.query(
-                    f"SELECT rule_id, occurrences, suppressed FROM {db}.alerts FINAL"
-                ).result_rows
-                if env.row_count("transactions") == 3
-                else None
+                client.query(cash_rows).result_rows if env.row_count("transactions") == 3 else None
             ),
             30,
             "alert row",
         )
         assert rows == [("large_cash_single", 2, 1)]  # second deposit folded in, not re-sent
+        n_alerts = client.query(f"SELECT count() FROM {db}.alerts FINAL").result_rows[0][0]
         client.close()
-        assert len(hook.received) == 1
+
+        # other rules or the model may fire on these events too: look at the cash alert
+        published = [json.loads(m.value) for m in env.consume(ALERTS, n_alerts)]
+        [alert] = [a for a in published if a["rule_id"] == "large_cash_single"]
+        assert alert["severity"] == "orange" and alert["owner"] == "aml-reporting"
+        assert alert["subject_id"] == "c-big" and alert["report_due"]
+        assert alert["evidence"]["amount_cny"] == 60000.0
+
+        def cash_posts():
+            return [(h, b) for h, b in hook.received if b["rule_id"] == "large_cash_single"]
+
+        wait_for(cash_posts, 30, "webhook POST")
+        [(headers, body)] = cash_posts()  # sent once
+        assert body["alert_id"] == alert["alert_id"]
+        assert headers["X-Finpulse-Alert-Id"] == alert["alert_id"]
+        assert headers["X-Finpulse-Signature"].startswith("sha256=")
 
 
 def test_failing_webhook_dead_letters_alerts_and_never_blocks_scoring(env):
@@ -73,14 +77,21 @@ def test_failing_webhook_dead_letters_alerts_and_never_blocks_scoring(env):
         more = [f.transaction() for _ in range(300)]
         env.produce(TRANSACTIONS, [f.encode(e) for e in more])
         assert env.wait_rows("transactions", 301) == 301
-        wait_for(lambda: env.row_count("deadletters") == 1, 30, "notify dead letter")
+        # Every alert of the run fails delivery (other rules or the model may fire too).
+        wait_for(lambda: env.row_count("deadletters") >= 1, 30, "notify dead letters")
         client = env.client()
-        [(error_type, topic, error)] = client.query(
-            f"SELECT error_type, source_topic, error FROM "
+        rows = client.query(
+            f"SELECT error_type, source_topic, error, raw_b64 FROM "
             f"{env.settings.clickhouse_database}.deadletters FINAL"
         ).result_rows
         client.close()
-        assert (error_type, topic) == ("notify_failed", ALERTS)
-        assert "after 3 attempts: HTTP 503" in error
-        assert hook.attempts == 3
-        assert wait_for(lambda: worker.stats().get("notify_failed") == 1, 10, "counter")
+        assert {(r[0], r[1]) for r in rows} == {("notify_failed", ALERTS)}
+        assert all("after 3 attempts: HTTP 503" in r[2] for r in rows)
+        rules = {json.loads(base64.b64decode(r[3]))["rule_id"] for r in rows}
+        assert "large_cash_single" in rules
+        stats = wait_for(
+            lambda: (s := worker.stats()).get("notify_failed") == len(rows) and s,
+            10,
+            "notify_failed counter",
+        )
+        assert hook.attempts == 3 * stats["notify_failed"]

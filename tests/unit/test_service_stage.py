@@ -122,10 +122,14 @@ def test_partitions_write_partial_rows_that_sum_to_the_channel_total():
 def test_repeat_contacts_within_24h_raise_the_policy_rule():
     d = Driver()
     for h in (0, 5, 23):
-        d.interactions([contact("c-r", at(hours=h))])
+        d.interactions([contact("c-r", at(hours=h), resolved=False)])
     [cand] = d.candidates(RULE_REPEAT_CONTACTS)
     assert cand.subject_id == "c-r" and cand.evidence["contacts_24h"] == 3
-    d.interactions([contact("c-q", at(hours=0)), contact("c-q", at(hours=30))])
+    for h in (0, 5, 23):  # coming back, but the third contact resolved it: no alert
+        d.interactions([contact("c-ok", at(hours=h), resolved=(h == 23))])
+    d.interactions(
+        [contact("c-q", at(hours=0), resolved=False), contact("c-q", at(hours=30), resolved=False)]
+    )
     assert all(c.subject_id == "c-r" for c in d.candidates(RULE_REPEAT_CONTACTS))
 
 
