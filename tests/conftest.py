@@ -145,5 +145,25 @@ def env(clickhouse: LocalStack, tmp_path: Path) -> Iterator[Env]:
     broker.stop()
 
 
+@pytest.fixture
+def own_clickhouse(env: Env, tmp_path: Path) -> Iterator[LocalStack]:
+    """A ClickHouse server owned by one test, so it can stop and restart it; ``env`` points
+    at it (migrated)."""
+    own = LocalStack(
+        env.settings.model_copy(
+            update={
+                "data_dir": tmp_path / "own-ch",
+                "local_clickhouse_http_port": free_port(),
+                "local_clickhouse_tcp_port": free_port(),
+            }
+        )
+    )
+    own.start_clickhouse()
+    env.settings = env.settings.model_copy(update={"clickhouse_url": own.clickhouse_url})
+    migrate(env.settings)
+    yield own
+    own.stop()
+
+
 def loads(message: Any) -> dict[str, Any]:
     return dict(json.loads(message.value))

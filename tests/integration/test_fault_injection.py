@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from config.settings import Settings
-from sinks.migrate import migrate
 from streams.durable_storage import TANSU_STORAGE, SeaweedS3
 from streams.local_stack import LocalStack, free_port
 from streams.reconcile import Reconciliation, wait_reconciled
@@ -99,21 +98,10 @@ def test_worker_sigkill_keeps_rows_and_deadletter_counts_exact(env):
     )
 
 
-def test_sigkill_while_clickhouse_is_down_commits_nothing_undelivered(env, tmp_path):
+def test_sigkill_while_clickhouse_is_down_commits_nothing_undelivered(env, own_clickhouse):
     # Batches are computed ahead of their delivery; none may be committed before it lands.
-    own = LocalStack(
-        env.settings.model_copy(
-            update={
-                "data_dir": tmp_path / "own-ch",
-                "local_clickhouse_http_port": free_port(),
-                "local_clickhouse_tcp_port": free_port(),
-            }
-        )
-    )
-    own.start_clickhouse()
+    own = own_clickhouse
     try:
-        env.settings = env.settings.model_copy(update={"clickhouse_url": own.clickhouse_url})
-        migrate(env.settings)
         first = env.worker(name="first")
         wave1, bad1 = _mixed(1000, every=25)
         env.produce(TRANSACTIONS, wave1)

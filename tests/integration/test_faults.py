@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from sinks.migrate import migrate
-from streams.local_stack import LocalStack, free_port
 from streams.topics import TRANSACTIONS
 from tests import factories as f
 from tests.waiting import wait_for
@@ -34,21 +32,9 @@ def _exact(env, table="transactions"):
         client.close()
 
 
-def test_clickhouse_down_mid_stream_loses_nothing_and_duplicates_nothing(env, tmp_path):
-    # This test owns its ClickHouse server so it can stop and restart it.
-    own = LocalStack(
-        env.settings.model_copy(
-            update={
-                "data_dir": tmp_path / "own-ch",
-                "local_clickhouse_http_port": free_port(),
-                "local_clickhouse_tcp_port": free_port(),
-            }
-        )
-    )
-    own.start_clickhouse()
+def test_clickhouse_down_mid_stream_loses_nothing_and_duplicates_nothing(env, own_clickhouse):
+    own = own_clickhouse
     try:
-        env.settings = env.settings.model_copy(update={"clickhouse_url": own.clickhouse_url})
-        migrate(env.settings)
         worker = env.worker()
         _produce_txns(env, 1000)
         env.wait_rows("transactions", 1000)
