@@ -24,7 +24,8 @@ worker processes used (``/proc``), which stays comparable when other processes l
 machine; wall-clock ``events_per_s`` does not.
 
 ``scoring_events_per_s`` is the scoring path alone (:mod:`streams.bench_scoring`, in
-process); ``bytes_per_customer`` is ``None`` until a state-size probe exists.
+process); ``bytes_per_customer`` the JSON size of all keyed state per customer after an
+offline replay (:func:`streams.bench_scoring.state_bytes_per_customer`).
 
 >>> percentile_row({"p50_ms": 12.0, "p95_ms": 30.5, "p99_ms": 41.0})
 '12.0 / 30.5 / 41.0'
@@ -224,9 +225,15 @@ class Bench:
         finally:
             ch.stop()
         from streams.bench_scoring import bench as bench_scoring
+        from streams.bench_scoring import state_bytes_per_customer
 
         scoring = bench_scoring(n_events=min(self.events, 60_000), n_customers=self.n_customers)
-        return summary(phases, scoring_events_per_s=float(scoring["events_per_s"]))
+        state = state_bytes_per_customer(n_customers=self.n_customers)
+        return summary(
+            phases,
+            scoring_events_per_s=float(scoring["events_per_s"]),
+            bytes_per_customer=state["bytes_per_customer"],
+        )
 
     def _phase(
         self, ch: LocalStack, name: str, n_workers: int, rate: float | None, n: int
@@ -348,7 +355,9 @@ def _pct(sorted_values: Sequence[float], q: float) -> float:
 
 
 def summary(
-    phases: Sequence[PhaseResult], scoring_events_per_s: float | None = None
+    phases: Sequence[PhaseResult],
+    scoring_events_per_s: float | None = None,
+    bytes_per_customer: float | None = None,
 ) -> dict[str, Any]:
     """The bench's JSON object: headline figures plus every phase.
 
@@ -365,7 +374,7 @@ def summary(
         "p95_ms": fixed.p95_ms if fixed else None,
         "p99_ms": fixed.p99_ms if fixed else None,
         "scoring_events_per_s": scoring_events_per_s,
-        "bytes_per_customer": None,  # not measured yet (needs a state-size probe per table)
+        "bytes_per_customer": bytes_per_customer,  # JSON state (changelog) per customer
         "two_workers_events_per_s": by_name["saturation-2"].events_per_s
         if "saturation-2" in by_name
         else None,
@@ -396,7 +405,8 @@ def format_table(result: dict[str, Any]) -> str:
     lines.append(
         f"scoring path alone: {scoring:,.0f} events/s; " if scoring else "scoring path: n/a; "
     )
-    lines[-1] += "bytes_per_customer: not measured yet"
+    state = result.get("bytes_per_customer")
+    lines[-1] += f"state per customer: {state:,.0f} bytes (JSON)" if state else "state: n/a"
     return "\n".join(lines)
 
 
