@@ -21,6 +21,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from models.ids import letter_hex
+
 
 class Severity(StrEnum):
     """Four early-warning levels, blue < yellow < orange < red."""
@@ -50,7 +52,7 @@ def alert_id(rule_id: str, subject_type: str, subject_id: str, window_key: str) 
     """Deterministic alert id: the same (rule, subject, suppression window) gives the same id,
     so a re-delivered event re-creates the same alert instead of a new one."""
     raw = f"{rule_id}|{subject_type}|{subject_id}|{window_key}".encode()
-    return "al-" + hashlib.sha1(raw).hexdigest()[:24]
+    return "al-" + letter_hex(hashlib.sha1(raw).hexdigest()[:24])
 
 
 class AlertCandidate(BaseModel):

@@ -8,16 +8,17 @@ keep working on the tokens:
   holding a Luhn-valid number of 13-19 digits (see :func:`contains_card_number`; digit
   runs that cannot be checked cheaply -- a 20+-digit number, 64+ digits -- count too),
   anywhere in the raw payload bytes (every string field, unknown fields, even invalid
-  JSON) is replaced as a whole by ``card:<12 hex>``;
-* **account identifiers** (``account_id``, ``counterparty_id``) become ``acct:<16 hex>``.
+  JSON) is replaced as a whole by ``card:<12 letter-hex>``
+  (hex with g–p for 0–9: :mod:`models.ids`, so a token never reads as a card number);
+* **account identifiers** (``account_id``, ``counterparty_id``) become ``acct:<16 letter-hex>``.
 
 >>> m = Masker(b"test-key")
 >>> m.mask_bytes(b'{"device_id": "4111 1111 1111 1111"}')
-b'{"device_id": "card:00ae3c1e8284"}'
+b'{"device_id": "card:ggaejcheoiok"}'
 >>> m.mask_bytes(b'{"device_id": "4111 1111 1111 1112"}')  # not Luhn-valid: kept
 b'{"device_id": "4111 1111 1111 1112"}'
 >>> m.account("a-42")
-'acct:999e63e50caec4a8'
+'acct:pppemjelgcaeckao'
 >>> m.account(m.account("a-42")) == m.account("a-42")  # idempotent on tokens
 True
 """
@@ -29,6 +30,8 @@ import hmac
 import logging
 import re
 from typing import Any
+
+from models.ids import letter_hex
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +159,10 @@ class Masker:
         return self._key == DEVELOPMENT_KEY
 
     def _digest(self, data: bytes, size: int) -> str:
-        return hmac.new(self._key, data, hashlib.sha256).hexdigest()[:size]
+        return letter_hex(hmac.new(self._key, data, hashlib.sha256).hexdigest()[:size])
 
     def card_token(self, digits: bytes) -> str:
-        """``card:<12 hex>`` for a digit string (separators removed by the caller)."""
+        """``card:<12 letter-hex>`` for a digit string (separators removed by the caller)."""
         return CARD_PREFIX + self._digest(b"card\x00" + digits, CARD_TOKEN_HEX)
 
     def _replace(self, match: re.Match[bytes]) -> bytes:
@@ -189,7 +192,7 @@ class Masker:
         return text if masked is raw else masked.decode("utf-8", "surrogateescape")
 
     def account(self, value: str) -> str:
-        """``acct:<16 hex>`` for an account identifier; tokens are returned unchanged."""
+        """``acct:<16 letter-hex>`` for an account identifier; tokens are returned unchanged."""
         if value.startswith(ACCOUNT_PREFIX) and len(value) == len(ACCOUNT_PREFIX) + 16:
             return value
         token = self._accounts.get(value)

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from config.settings import Settings
+from models.ids import no_card_runs
 from sinks.tables import MODEL_CHECKPOINTS_TABLE
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ def checkpoint_row(
     """A ``model_checkpoints`` row holding ``obj`` (pickled, base64)."""
     at = created_at or datetime.now(UTC)
     millis = int((at - _EPOCH).total_seconds() * 1000)
-    return (f"{model}:{version}:{millis}", model, at, version, n_learned, dumps_blob(obj))
+    checkpoint_id = no_card_runs(f"{model}:{version}:{millis}")
+    return (checkpoint_id, model, at, version, n_learned, dumps_blob(obj))
 
 
 class ClickHouseCheckpoints:

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from models.events import EVENT_MODELS, MAX_TS, DeadLetter, control_char_fields
+from models.ids import letter_hex
 from models.masking import Masker
 
 MAX_REPORTED_ERRORS = 5
@@ -44,7 +45,7 @@ def deadletter_id(topic: str, partition: int, offset: int) -> str:
     >>> deadletter_id("t", 0, 1) == deadletter_id("t", 0, 1)
     True
     """
-    return hashlib.sha1(f"{topic}/{partition}/{offset}".encode()).hexdigest()
+    return letter_hex(hashlib.sha1(f"{topic}/{partition}/{offset}".encode()).hexdigest())
 
 
 def make_deadletter(

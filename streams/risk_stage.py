@@ -39,6 +39,7 @@ from models.alerts import AlertCandidate
 from models.evaluation import DriftMonitor, OnlineEvaluator
 from models.events import Feedback, FeedbackKind, Transaction
 from models.features import FeatureConfig, extract_into
+from models.ids import no_card_runs
 from models.online import RiverHalfSpaceTrees
 from models.risk import MODEL_NAME, SUPERVISED_NAMES, RiskAssessment, RiskModel, features_matrix
 from sinks.checkpoints import CheckpointStore, ClickHouseCheckpoints, checkpoint_row
@@ -343,7 +344,8 @@ def _metric_rows(m: RiskModels, ts: datetime) -> list[tuple[Any, ...]]:
     millis = int(ts.timestamp() * 1000)
     for ts_, model, metric, value, n, version in m.evaluator.rows(ts, m.model.model_version):
         if math.isfinite(value):
-            rows.append((f"{model}:{metric}:{millis}:{n}", ts_, model, metric, value, n, version))
+            metric_id = no_card_runs(f"{model}:{metric}:{millis}:{n}")
+            rows.append((metric_id, ts_, model, metric, value, n, version))
     return rows
 
 

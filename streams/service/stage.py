@@ -43,6 +43,7 @@ from typing import Any, ClassVar
 
 from config.settings import Settings
 from models.events import Feedback, Interaction, Transaction
+from models.ids import no_card_runs
 from models.satisfaction import SatisfactionModel, SatisfactionMonitor, interaction_features
 from sinks.tables import (
     COMPLAINTS_TABLE,
@@ -173,7 +174,8 @@ class ServiceStage:
             rows = self.monitor.rows(from_ms(last_ms), self.version)
             # metric_id: deterministic per (model, metric, time, n), as the risk metrics
             out.add_rows(
-                MODEL_METRICS_TABLE, [(f"{r[1]}:{r[2]}:{last_ms}:{r[4]}", *r) for r in rows]
+                MODEL_METRICS_TABLE,
+                [(no_card_runs(f"{r[1]}:{r[2]}:{last_ms}:{r[4]}"), *r) for r in rows],
             )
             self._maybe_checkpoint(learned)
         parts.flush()
@@ -457,7 +459,9 @@ class ServiceStage:
                     features,
                     subject_id=check.channel,
                     ts=ts,
-                    source_event_id=f"sla|{check.channel}|{check.minute_ms}|p{partition}",
+                    source_event_id=no_card_runs(
+                        f"sla|{check.channel}|{check.minute_ms}|p{partition}"
+                    ),
                     channel=check.channel,
                     score=round(100 * check.service_level, 2),
                     context={
@@ -501,7 +505,7 @@ class ServiceStage:
                     float(counts["handle_sum"]),
                     *(int(counts[f]) for f in AGG_FIELDS[4:]),
                     version,
-                    f"{key}|p{partition}|v{version}",
+                    no_card_runs(f"{key}|p{partition}|v{version}"),
                 )
             )
         out.add_rows(SERVICE_MINUTES_TABLE, rows)
