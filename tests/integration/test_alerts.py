@@ -77,21 +77,23 @@ def test_failing_webhook_dead_letters_alerts_and_never_blocks_scoring(env):
         more = [f.transaction() for _ in range(300)]
         env.produce(TRANSACTIONS, [f.encode(e) for e in more])
         assert env.wait_rows("transactions", 301) == 301
-        # Every alert of the run fails delivery (other rules or the model may fire too).
-        wait_for(lambda: env.row_count("deadletters") >= 1, 30, "notify dead letters")
+
+        # Every alert of the run fails delivery (other rules or the model may fire too):
+        # wait until dead letters, the worker's counter and the attempts all agree.
+        def settled():
+            n = env.row_count("deadletters")
+            failed = worker.stats().get("notify_failed")
+            return n if n >= 1 and failed == n and hook.attempts == 3 * n else None
+
+        n = wait_for(settled, 45, "every failed alert dead-lettered after 3 attempts")
         client = env.client()
         rows = client.query(
             f"SELECT error_type, source_topic, error, raw_b64 FROM "
             f"{env.settings.clickhouse_database}.deadletters FINAL"
         ).result_rows
         client.close()
+        assert len(rows) == n
         assert {(r[0], r[1]) for r in rows} == {("notify_failed", ALERTS)}
         assert all("after 3 attempts: HTTP 503" in r[2] for r in rows)
         rules = {json.loads(base64.b64decode(r[3]))["rule_id"] for r in rows}
         assert "large_cash_single" in rules
-        stats = wait_for(
-            lambda: (s := worker.stats()).get("notify_failed") == len(rows) and s,
-            10,
-            "notify_failed counter",
-        )
-        assert hook.attempts == 3 * stats["notify_failed"]
