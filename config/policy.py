@@ -131,9 +131,6 @@ class Policy(BaseModel):
     def model_thresholds(self) -> dict[str, dict[str, float]]:
         return {m: {s.value: t for s, t in a.thresholds.items()} for m, a in self.models.items()}
 
-    def parameter(self, name: str, default: Any = None) -> Any:
-        return self.parameters.get(name, default)
-
 
 def parse_policy(data: Any, path: str = "<memory>") -> Policy:
     """Validate a policy mapping; raises :class:`PolicyError` naming file, rule and field."""

@@ -22,7 +22,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 from config.settings import Settings
@@ -34,13 +33,6 @@ PID_FILE = "stack.json"
 
 class StackError(RuntimeError):
     """A local service could not start or become ready."""
-
-
-@dataclass(frozen=True)
-class ServiceProcess:
-    name: str
-    pid: int
-    log_path: Path
 
 
 def free_port() -> int:

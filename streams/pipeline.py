@@ -85,10 +85,6 @@ class Stage(Protocol):
 StageBuilder = Callable[[Settings, StateFactory], Sequence[Stage]]
 
 
-def no_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
-    return ()
-
-
 def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
     """The stages of a finpulse worker, in order (alerting last)."""
     from config.policy import load_policy

@@ -1,6 +1,7 @@
 """Evaluate the policy's rules and model thresholds into alert candidates.
 
 >>> from datetime import datetime, UTC
+>>> from config.policy import load_policy
 >>> engine = RuleEngine(load_policy())
 >>> ts = datetime(2026, 1, 9, 10, tzinfo=UTC)  # a Friday
 >>> [c.rule_id for c in engine.evaluate("transaction",
@@ -19,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
 
-from config.policy import Policy, Rule, load_policy
+from config.policy import Policy, Rule
 from models.alerts import AlertCandidate
 from models.base_features import base_features
 from streams.pipeline import BatchOutput, Valid
@@ -221,7 +222,3 @@ class RuleStage:
                     model_version=risk.get("model_version"),
                 )
             )
-
-
-def default_engine(policy_path: Any = None) -> RuleEngine:
-    return RuleEngine(load_policy(policy_path))
