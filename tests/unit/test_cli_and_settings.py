@@ -46,3 +46,20 @@ def test_child_process_env_round_trips_settings(monkeypatch):
     for key, value in settings_env(s).items():
         monkeypatch.setenv(key, value)
     assert Settings() == s
+
+
+def test_worker_logging_keeps_its_level_without_the_spinner() -> None:
+    """Faust's spinner would lower the root logger to DEBUG (costly debug records)."""
+    import logging
+
+    from streams.cli import make_worker
+
+    root = logging.getLogger()
+    before = (root.level, list(root.handlers))
+    try:
+        make_worker(Settings(), "warning")._setup_logging()
+        assert root.level == logging.WARNING
+        assert not logging.getLogger("aiokafka").isEnabledFor(logging.DEBUG)
+    finally:
+        root.setLevel(before[0])
+        root.handlers[:] = before[1]
