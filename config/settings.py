@@ -45,6 +45,21 @@ class Settings(BaseSettings):
     broker_session_timeout_s: float = Field(10.0, gt=0)
     broker_heartbeat_interval_s: float = Field(3.0, gt=0)
     broker_rebalance_timeout_s: float = Field(60.0, gt=0)
+    # Faust hard-codes 1,500 ms. A broker that holds a fetch until this timeout even when
+    # data has arrived (Tansu) then adds ~400 ms median latency; Kafka answers as soon as
+    # data is there, so a short wait only adds idle fetch requests (1 per wait per broker).
+    # Faust's defaults (no linger, 16 KiB batches) turn every changelog write of a ~5 KB
+    # state record into its own produce request: a socket write per few messages.
+    producer_linger_s: float = Field(0.005, ge=0, description="producer batching delay")
+    producer_max_batch_bytes: int = Field(
+        512 * 1024, ge=16384, description="producer batch size per partition (bytes)"
+    )
+    producer_compression: Literal["lz4", "zstd", "gzip"] | None = Field(
+        None, description="compression of produced batches (changelogs, alerts)"
+    )
+    consumer_fetch_max_wait_ms: int = Field(
+        25, ge=1, le=1500, description="longest a fetch request waits at the broker (ms)"
+    )
 
     # --- stream processing ---------------------------------------------------------------------
     stream_batch_max: int = Field(2000, ge=1, description="events per processing batch")

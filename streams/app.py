@@ -1,6 +1,13 @@
 """The Faust app factory: ``build_app(settings)`` returns a configured app with its agents.
 
 Nothing is created at import; tests build their own app per test.
+
+**Batches overlap.** An ingest agent processes batch N+1 (CPU) while batch N is still
+being stored and published (I/O: ClickHouse inserts in threads, broker acks), with at most
+one batch in flight per agent, delivered in order. Each event's message gets one extra
+reference before processing, so ``take_events``' own acknowledgement is not the final one;
+the final one comes after the batch's rows are stored and its messages acknowledged by the
+broker. Offsets therefore still commit only after delivery (at-least-once).
 """
 
 from __future__ import annotations
@@ -16,10 +23,11 @@ import faust
 from config.settings import Settings
 from streams.decode import RawRecord
 from streams.notifier import add_notifier_agent
-from streams.pipeline import Outgoing, Pipeline
+from streams.pipeline import BatchOutput, Outgoing, Pipeline
 from streams.runtime import Runtime
 from streams.state import FaustTableState
 from streams.topics import INPUT_TOPICS
+from streams.transport import FinpulseApp
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +59,9 @@ def build_app(settings: Settings) -> faust.App:
     >>> sorted(a.split(".")[-1] for a in app.agents)
     ['feedback', 'interaction', 'transaction']
     """
-    app = faust.App(
+    app = FinpulseApp(
         settings.app_id,
+        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
         broker=settings.broker_url,
         broker_credentials=broker_credentials(settings),
         value_serializer="raw",
@@ -65,6 +74,9 @@ def build_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
         broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
         producer_acks=-1,
+        producer_linger=settings.producer_linger_s,
+        producer_max_batch_size=settings.producer_max_batch_bytes,
+        producer_compression_type=settings.producer_compression,
         web_port=settings.web_port,
         web_bind="127.0.0.1",
         web_enabled=False,
@@ -115,6 +127,25 @@ def build_app(settings: Settings) -> faust.App:
     return app
 
 
+def _raw_records(events: Sequence[Any]) -> list[RawRecord]:
+    return [
+        RawRecord(
+            e.message.topic, e.message.partition, e.message.offset, e.message.value,
+            e.message.key, e,
+        )
+        for e in events
+    ]  # fmt: skip
+
+
+async def _deliver_then_ack(
+    runtime: Runtime, kind: str, out: BatchOutput, events: Sequence[Any]
+) -> None:
+    """Store and publish a batch's results, then acknowledge its events (at-least-once)."""
+    await runtime.complete(kind, out)
+    for e in events:
+        e.ack()
+
+
 def _add_ingest_agent(
     app: faust.App, settings: Settings, runtime: Runtime, topic_name: str, kind: str
 ) -> None:
@@ -126,21 +157,20 @@ def _add_ingest_agent(
     )
 
     async def ingest(stream: faust.StreamT) -> None:
-        # take_events exists on faust-streaming's Stream but not on its StreamT protocol.
-        async for events in stream.take_events(  # type: ignore[attr-defined]
-            settings.stream_batch_max, within=settings.stream_batch_within_s
-        ):
-            records = [
-                RawRecord(
-                    e.message.topic,
-                    e.message.partition,
-                    e.message.offset,
-                    e.message.value,
-                    e.message.key,
-                    e,
-                )
-                for e in events
-            ]
-            await runtime.handle(kind, records)
+        delivering: asyncio.Future[None] | None = None
+        try:
+            # take_events exists on faust-streaming's Stream but not on its StreamT protocol.
+            async for events in stream.take_events(  # type: ignore[attr-defined]
+                settings.stream_batch_max, within=settings.stream_batch_within_s
+            ):
+                for e in events:
+                    e.message.incref()  # take_events' own ack is then not the last one
+                out = runtime.process(kind, _raw_records(events))
+                if delivering is not None:
+                    await delivering  # batches are stored in order, one in flight
+                delivering = asyncio.ensure_future(_deliver_then_ack(runtime, kind, out, events))
+        finally:
+            if delivering is not None and not delivering.done():
+                delivering.cancel()  # not acked: re-delivered, absorbed by idempotent writes
 
     app.agent(topic, name=f"finpulse.ingest.{kind}")(ingest)

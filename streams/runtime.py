@@ -79,8 +79,17 @@ class Runtime:
 
     async def handle(self, kind: str, records: Sequence[RawRecord]) -> BatchOutput:
         """Process one batch and deliver all of its results before returning."""
+        out = self.process(kind, records)
+        await self.complete(kind, out)
+        return out
+
+    def process(self, kind: str, records: Sequence[RawRecord]) -> BatchOutput:
+        """Run the pipeline on one batch (CPU only: no I/O until :meth:`complete`)."""
         self.setup()
-        out = self.pipeline.process(kind, records)
+        return self.pipeline.process(kind, records)
+
+    async def complete(self, kind: str, out: BatchOutput) -> None:
+        """Deliver a processed batch (rows, dead letters, messages), then count it."""
         await self.deliver(out)
         self.processed += out.valid_count
         self.deadlettered += len(out.deadletters)
@@ -93,7 +102,6 @@ class Runtime:
                 out.deadletters[0].error_type,
                 out.deadletters[0].error[:200],
             )
-        return out
 
     async def deliver(self, out: BatchOutput) -> None:
         rows = dict(out.rows)
