@@ -86,7 +86,8 @@ def build_app(settings: Settings) -> faust.App:
 
     async def publish(messages: Sequence[Outgoing]) -> None:
         pending = [
-            await app.producer.send(m.topic, m.key, m.value, None, None, None) for m in messages
+            await app.producer.send(m.topic, m.key, m.value, m.partition, None, None)
+            for m in messages
         ]
         await asyncio.gather(*pending)
 

@@ -119,7 +119,7 @@ def service_figures(
             if cand.rule_id == RULE_SLA:
                 sla_candidates.append((cand.ts, cand.subject_id))
         for msg in out.messages:
-            if msg.topic != ALERTS:
+            if msg.topic != ALERTS or msg.value is None:
                 continue
             alert = json.loads(msg.value)
             if alert["status"] != "new":

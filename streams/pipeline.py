@@ -33,18 +33,12 @@ from models.events import DeadLetter
 from models.masking import Masker
 from sinks.tables import EVENT_TABLES, ROW_BUILDERS, Table
 from streams.decode import RawRecord, decode
+from streams.messages import Outgoing
 from streams.state import KeyedState, MemoryState
 
+__all__ = ["BatchOutput", "Outgoing", "Pipeline", "Stage", "default_stages"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Outgoing:
-    """A message to publish: topic, key, JSON value."""
-
-    topic: str
-    key: bytes | None
-    value: bytes
 
 
 @dataclass
@@ -55,6 +49,8 @@ class BatchOutput:
     deadletters: list[DeadLetter] = field(default_factory=list)
     candidates: list[AlertCandidate] = field(default_factory=list)
     messages: list[Outgoing] = field(default_factory=list)
+    # The batch's keyed-state changes; published after everything else (see streams.runtime).
+    changelog: list[Outgoing] = field(default_factory=list)
     # Per-event results shared between stages, e.g. annotations[event_id]["features"].
     annotations: dict[str, dict[str, Any]] = field(default_factory=dict)
     valid_count: int = 0
@@ -115,7 +111,13 @@ class Pipeline:
         state: StateFactory = MemoryState,
     ) -> None:
         self.settings = settings
-        self.stages: Sequence[Stage] = stages(settings, state)
+        self.states: list[KeyedState] = []
+
+        def make_state(name: str) -> KeyedState:
+            self.states.append(state(name))
+            return self.states[-1]
+
+        self.stages: Sequence[Stage] = stages(settings, make_state)
         self.counts: Counter[str] = Counter()
         # Input guard (hardening): PCI DSS masking and the future clock-skew limit. Offline
         # replay sets ``clock`` to a reference time so validation stays deterministic.
@@ -147,4 +149,6 @@ class Pipeline:
             for stage in self.stages:
                 if kind in stage.kinds:
                     stage.process(kind, valid, out)
+            for st in self.states:  # the batch's state changes, published with its results
+                out.changelog.extend(st.changelog())
         return out

@@ -102,7 +102,13 @@ class RiskStage:
         self._scored_at_checkpoint = 0
         self._labels_at_metrics = 0
         self.seconds = 0.0  # time spent in process(): the scoring path
-        self.counts = {"scored": 0, "labels": 0, "labels_unmatched": 0, "pending_expired": 0}
+        self.counts = {
+            "scored": 0,
+            "labels": 0,
+            "labels_unmatched": 0,
+            "pending_expired": 0,
+            "redelivered_skipped": 0,
+        }
 
     # ------------------------------------------------------------------------------ restore
     def _restore(self) -> None:
@@ -140,6 +146,9 @@ class RiskStage:
                     # from the changelog, which never saw the partial update
                     rec = get(cid) or {"f": {}, "p": []}
                     records[cid] = rec
+                if _already_applied(rec, raw, TXN_OFFSET):
+                    self.counts["redelivered_skipped"] += 1
+                    continue
                 scored.append((txn, extract_into(txn, rec["f"], cfg), rec))
                 last_record[cid] = raw
             self._score_batch(scored, out)
@@ -154,6 +163,9 @@ class RiskStage:
                 if rec is None:
                     rec = get(cid) or {"f": {}, "p": []}
                     records[cid] = rec
+                if _already_applied(rec, raw, LABEL_OFFSET):
+                    self.counts["redelivered_skipped"] += 1
+                    continue
                 if self._label(fb, rec, out):
                     last_record[cid] = raw
                     last_label = fb
@@ -321,6 +333,30 @@ class RiskStage:
         row = checkpoint_row(MODEL_NAME, version, m.labels, m)
         out.add_rows(MODEL_CHECKPOINTS_TABLE, [row])
         log.info("checkpoint %s (%d labels, %d scored)", version, m.labels, m.scored)
+
+
+TXN_OFFSET, LABEL_OFFSET = 1, 2  # positions in the record's "o": [partition, txn, label]
+
+
+def _already_applied(rec: dict[str, Any], raw: RawRecord, position: int) -> bool:
+    """True if ``raw`` is at or below the last offset applied to ``rec`` (a re-delivery);
+    else records ``raw`` as applied.
+
+    A customer's transactions and labels share its partition (co-partitioned topics);
+    ``rec["o"]`` is ``[partition, last transaction offset, last label offset]``.
+
+    >>> rec = {}
+    >>> r = RawRecord("t", 3, 10, b"")
+    >>> _already_applied(rec, r, TXN_OFFSET), _already_applied(rec, r, TXN_OFFSET), rec["o"]
+    (False, True, [3, 10, -1])
+    """
+    o = rec.get("o")
+    if o is None or o[0] != raw.partition:
+        o = rec["o"] = [raw.partition, -1, -1]
+    if raw.offset <= o[position]:
+        return True
+    o[position] = raw.offset
+    return False
 
 
 def _pack_rows(X: Any) -> list[str]:

@@ -3,6 +3,11 @@
 ``Runtime.handle`` returns only after every row is stored and every message is
 acknowledged by the broker; the agent acknowledges its offsets after that, which
 makes delivery at-least-once. Re-deliveries are absorbed by idempotent writes.
+
+The batch's state changes (changelog records) are published last, once its rows and
+messages are stored: a crash before that restores the state as it was before the batch
+and re-processes it; a crash after it finds the batch's results stored, and the stages
+skip the re-delivered events by offset. Either way the state counts each event once.
 """
 
 from __future__ import annotations
@@ -115,6 +120,8 @@ class Runtime:
         if messages:
             jobs.append(self.publish(messages))
         await asyncio.gather(*jobs)
+        if out.changelog:
+            await self.publish(out.changelog)
 
     def stats(self) -> dict[str, object]:
         """Counters of this worker since it started (re-deliveries count again)."""

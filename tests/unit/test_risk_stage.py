@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,9 +37,14 @@ def settings(**over: Any) -> Settings:
     return Settings(risk_restore_checkpoint=False, **over)
 
 
+_offsets: dict[str, itertools.count[int]] = {}
+
+
 def records(topic: str, events: list[dict[str, Any]]) -> list[RawRecord]:
+    """Records at the next offsets of partition 0 of ``topic``, as a broker hands them out."""
+    offsets = _offsets.setdefault(topic, itertools.count())
     return [
-        RawRecord(topic, 0, i, encode(e), e["customer_id"].encode()) for i, e in enumerate(events)
+        RawRecord(topic, 0, next(offsets), encode(e), e["customer_id"].encode()) for e in events
     ]
 
 
@@ -94,7 +100,8 @@ def test_label_joins_the_pending_transaction_and_rewrites_its_row():
     pipeline, stage, states = make(risk_metrics_every_labels=1)
     pipeline.process("transaction", records(TRANSACTIONS, [txn(1, 0, customer_id="c-7")]))
     states[STATE_NAME].puts.clear()
-    out = pipeline.process("feedback", records(FEEDBACK, [label("t-1", "c-7", 600, True)]))
+    labelled = records(FEEDBACK, [label("t-1", "c-7", 600, True)])
+    out = pipeline.process("feedback", labelled)
     assert stage.counts["labels"] == 1 and stage.m.model.supervised.n_seen == [0, 1]
     (row,) = out.rows[RISK_SCORES_TABLE]
     row_d = dict(zip(COLS, row, strict=True))
@@ -104,9 +111,24 @@ def test_label_joins_the_pending_transaction_and_rewrites_its_row():
     assert states[STATE_NAME].get("c-7")["p"] == []  # no longer pending
     metrics = {(r[2], r[3]) for r in out.rows[MODEL_METRICS_TABLE]}
     assert ("risk", "labels") in metrics and ("risk", "recall_yellow") in metrics
-    # a re-delivered label finds nothing pending: counted, not learnt twice
-    pipeline.process("feedback", records(FEEDBACK, [label("t-1", "c-7", 601, True)]))
+    # the same label re-delivered (same offset) is skipped; sent again (a new offset), it
+    # finds nothing pending: counted, not learnt twice
+    pipeline.process("feedback", labelled)
+    assert stage.counts["redelivered_skipped"] == 1
+    pipeline.process("feedback", records(FEEDBACK, [label("t-1", "c-7", 602, True)]))
     assert stage.counts["labels"] == 1 and stage.counts["labels_unmatched"] == 1
+
+
+def test_redelivered_transactions_do_not_count_twice_in_the_features():
+    pipeline, stage, _ = make()
+    batch = records(TRANSACTIONS, [txn(i, 60 * i, customer_id="c-9") for i in range(3)])
+    pipeline.process("transaction", batch)
+    out = pipeline.process("transaction", batch[1:])  # re-delivered after a crash
+    assert stage.counts["scored"] == 3 and stage.counts["redelivered_skipped"] == 2
+    assert RISK_SCORES_TABLE not in out.rows
+    new = records(TRANSACTIONS, [txn(3, 240, customer_id="c-9")])
+    out = pipeline.process("transaction", new)
+    assert out.annotations["t-3"]["features"]["txn_count_1h"] == 4
 
 
 def test_pending_features_expire_after_the_ttl():
