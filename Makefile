@@ -10,6 +10,11 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
+	@# Venvs built before grafana-client was dropped still hold urllib3-future, which
+	@# overwrote urllib3's files: remove it and restore the real urllib3 (no-op otherwise).
+	if $(BIN)/python -m pip show --quiet urllib3-future >/dev/null 2>&1; then \
+	  $(BIN)/python -m pip uninstall --quiet -y grafana-client niquests urllib3-future && \
+	  $(BIN)/python -m pip install --quiet --force-reinstall --no-deps 'urllib3>=2,<3'; fi
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     grafana_token: SecretStr | None = Field(
         None, description="Grafana service-account token (FINPULSE_GRAFANA_TOKEN)"
     )
+    grafana_timeout_s: float = Field(
+        10.0, gt=0, description="timeout of each Grafana API request (`grafana publish`)"
+    )
     board_range_s: int = Field(
         6 * 3600, ge=60, description="time range of the HTML board (`finpulse board --html`)"
     )

@@ -167,10 +167,16 @@ def _grafana(settings: Settings, args: argparse.Namespace) -> int:
 
         print(json.dumps({"changed": build(args.root)}))
         return 0
-    from config.boards.publish import publish
+    from config.boards.grafana_api import GrafanaError
+    from config.boards.publish import PublishError, publish
 
     url = args.url or settings.grafana_url
-    print(json.dumps(publish(settings, url, dict(os.environ))))
+    try:
+        done = publish(settings, url, dict(os.environ))
+    except (GrafanaError, PublishError) as exc:
+        print(f"finpulse: grafana publish: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(done))
     return 0
 
 

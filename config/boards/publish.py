@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from config.boards import alert_rules, provisioning
 from config.boards.catalog import BOARDS, FOLDER_TITLE, FOLDER_UID
+from config.boards.grafana_api import GrafanaClient
 from config.boards.render import dashboard_json
 from config.settings import Settings
 
@@ -25,7 +26,10 @@ _REF = re.compile(r"\$(\w+)")
 
 
 class PublishError(RuntimeError):
-    """Grafana refused a request, or a provisioning value could not be resolved."""
+    """A provisioning value could not be resolved, or no token is set.
+
+    (Grafana refusing a request raises :class:`~config.boards.grafana_api.GrafanaError`.)
+    """
 
 
 def env_values(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
@@ -68,31 +72,38 @@ def resolve(doc: Any, values: Mapping[str, str]) -> Any:
     return "$".join(_REF.sub(sub, p) for p in parts)
 
 
-def _status(exc: BaseException) -> int | None:
-    return getattr(exc, "status_code", None)
+def client_for(settings: Settings, url: str) -> GrafanaClient:
+    """The API client for ``url`` with the token and timeout from ``settings`` (no network).
 
-
-def _exists(call: Any, *args: Any) -> Any | None:
-    """The object a GET returns, or None on 404."""
-    try:
-        return call(*args)
-    except Exception as exc:
-        if _status(exc) == 404:
-            return None
-        raise
+    >>> client_for(Settings(grafana_token="glsa_x"), "http://grafana:3000").url("/api/health")
+    'http://grafana:3000/api/health'
+    """
+    token = settings.grafana_token
+    if token is None:
+        raise PublishError("set FINPULSE_GRAFANA_TOKEN to a Grafana service-account token")
+    return GrafanaClient(url, token, timeout_s=settings.grafana_timeout_s)
 
 
 def publish(
-    settings: Settings, url: str, environ: Mapping[str, str], api: Any = None
+    settings: Settings,
+    url: str,
+    environ: Mapping[str, str],
+    client: GrafanaClient | None = None,
 ) -> dict[str, Any]:
-    """Push everything; a second run overwrites the same objects and creates nothing new."""
-    if api is None:
-        from grafana_client import GrafanaApi
+    """Push everything; a second run overwrites the same objects and creates nothing new.
 
-        token = settings.grafana_token
-        if token is None:
-            raise PublishError("set FINPULSE_GRAFANA_TOKEN to a Grafana service-account token")
-        api = GrafanaApi.from_url(url, credential=token.get_secret_value())
+    Returns ``{"created": [...], "updated": [...]}`` as ``kind:uid`` strings. Raises
+    :class:`PublishError` for an unresolved ``$NAME`` or a missing token, and
+    :class:`~config.boards.grafana_api.GrafanaError` (``GrafanaAuthError`` on 401/403) when
+    Grafana refuses a request.
+
+    >>> try:
+    ...     publish(Settings(grafana_token=None), "http://grafana:3000", {})
+    ... except PublishError as exc:
+    ...     print(exc)
+    set FINPULSE_GRAFANA_TOKEN to a Grafana service-account token
+    """
+    api = client or client_for(settings, url)
     values = env_values(settings, environ)
     done: dict[str, Any] = {"created": [], "updated": []}
 
@@ -100,36 +111,37 @@ def publish(
         done["created" if created else "updated"].append(f"{kind}:{uid}")
 
     # folder
-    if _exists(api.folder.get_folder, FOLDER_UID) is None:
-        api.folder.create_folder(FOLDER_TITLE, uid=FOLDER_UID)
+    if api.get_or_none(f"/api/folders/{FOLDER_UID}") is None:
+        api.post("/api/folders", {"title": FOLDER_TITLE, "uid": FOLDER_UID})
         mark("folder", FOLDER_UID, True)
     else:
-        api.folder.update_folder(FOLDER_UID, title=FOLDER_TITLE, overwrite=True)
+        api.put(f"/api/folders/{FOLDER_UID}", {"title": FOLDER_TITLE, "overwrite": True})
         mark("folder", FOLDER_UID, False)
 
     # data source
     ds = resolve(provisioning.datasource_json(), values)
-    if _exists(api.datasource.get_datasource_by_uid, ds["uid"]) is None:
-        api.datasource.create_datasource(ds)
+    if api.get_or_none(f"/api/datasources/uid/{ds['uid']}") is None:
+        api.post("/api/datasources", ds)
         mark("datasource", ds["uid"], True)
     else:
-        api.datasource.update_datasource_by_uid(ds["uid"], ds)
+        api.put(f"/api/datasources/uid/{ds['uid']}", ds)
         mark("datasource", ds["uid"], False)
 
     # dashboards: the endpoint upserts by uid with overwrite
     for board in BOARDS:
-        api.dashboard.update_dashboard(
+        api.post(
+            "/api/dashboards/db",
             {
                 "dashboard": {**dashboard_json(board), "id": None},
                 "folderUid": FOLDER_UID,
                 "overwrite": True,
                 "message": "finpulse grafana publish",
-            }
+            },
         )
         mark("dashboard", board.uid, False)
 
     # alert rules
-    prov = api.alertingprovisioning
+    rules = "/api/v1/provisioning/alert-rules"
     for spec in alert_rules.RULES:
         rule = {
             **alert_rules.rule_json(spec),
@@ -137,27 +149,28 @@ def publish(
             "ruleGroup": alert_rules.GROUP,
             "orgID": 1,
         }
-        if _exists(prov.get_alertrule, spec.uid) is None:
-            prov.create_alertrule(rule)
+        if api.get_or_none(f"{rules}/{spec.uid}") is None:
+            api.post(rules, rule)
             mark("alert-rule", spec.uid, True)
         else:
-            prov.update_alertrule(spec.uid, rule)
+            api.put(f"{rules}/{spec.uid}", rule)
             mark("alert-rule", spec.uid, False)
 
     # contact points (the API takes one receiver per contact point, named like its group)
-    existing = {cp.get("uid") for cp in prov.get_contactpoints() or []}
+    points = "/api/v1/provisioning/contact-points"
+    existing = {cp.get("uid") for cp in api.request("GET", points) or []}
     for group in resolve(provisioning.contact_points(), values):
         for receiver in group["receivers"]:
             cp = {"name": group["name"], **receiver}
             if cp["uid"] in existing:
-                prov.update_contactpoint(cp["uid"], cp)
+                api.put(f"{points}/{cp['uid']}", cp)
                 mark("contact-point", cp["uid"], False)
             else:
-                prov.create_contactpoint(cp)
+                api.post(points, cp)
                 mark("contact-point", cp["uid"], True)
 
     # notification policy tree (always a full replace)
-    prov.set_notification_policy_tree(provisioning.policy_tree())
+    api.put("/api/v1/provisioning/policies", provisioning.policy_tree())
     mark("policy", "root", False)
     log.info("published to %s: %s", url, done)
     return done

@@ -12,17 +12,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from grafana_client.client import GrafanaUnauthorizedError
 from pydantic import SecretStr
 
 from config.boards.alert_rules import RULES
 from config.boards.catalog import BOARDS, FOLDER_UID
+from config.boards.grafana_api import GrafanaAuthError, GrafanaError
 from config.boards.publish import PublishError, publish
 from config.boards.query import DATASOURCE_UID
 from config.settings import Settings
 from streams.cli import main
+from streams.local_stack import free_port
 
 TOKEN = "glsa_test_token"
+WRONG = "glsa_wrong_Zq9"
 
 
 class FakeGrafana:
@@ -36,9 +38,13 @@ class FakeGrafana:
         self.rules: dict[str, dict] = {}
         self.contact_points: dict[str, dict] = {}
         self.policy: dict | None = None
+        self.fail: tuple[int, str] | None = None  # answer every request with this
+        self.release = threading.Event()  # set: requests are answered; clear: they hang
 
     def handle(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         self.requests.append((method, path, body))
+        if self.fail is not None:
+            return self.fail[0], {"message": self.fail[1]}
         routes: list[tuple[str, str, Any]] = [
             ("GET", r"/api/folders/([\w-]+)", lambda m: self._get(self.folders, m[1])),
             ("POST", r"/api/folders", lambda m: self._create(self.folders, body["uid"], body)),
@@ -127,9 +133,11 @@ class FakeGrafana:
 @pytest.fixture
 def grafana() -> Iterator[tuple[str, FakeGrafana]]:
     state = FakeGrafana()
+    state.release.set()
 
     class Handler(BaseHTTPRequestHandler):
         def _serve(self) -> None:
+            state.release.wait(10)
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 code, payload = 401, {"message": "unauthorized"}
             else:
@@ -152,6 +160,7 @@ def grafana() -> Iterator[tuple[str, FakeGrafana]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", state
+    state.release.set()
     server.shutdown()
     server.server_close()
 
@@ -251,6 +260,46 @@ def test_grafana_publish_contract_cli_reads_token_from_env(grafana, monkeypatch,
     assert main(["grafana", "publish", "--url", url]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["created"]
     assert TOKEN not in repr(Settings())  # SecretStr: never printed in clear
-    monkeypatch.setenv("FINPULSE_GRAFANA_TOKEN", "wrong")
-    with pytest.raises(GrafanaUnauthorizedError):
-        main(["grafana", "publish", "--url", url])
+    monkeypatch.setenv("FINPULSE_GRAFANA_TOKEN", WRONG)
+    assert main(["grafana", "publish", "--url", url]) == 2
+    err = capsys.readouterr().err
+    assert "HTTP 401: unauthorized" in err and "FINPULSE_GRAFANA_TOKEN" in err
+    assert WRONG not in err
+
+
+def test_grafana_publish_contract_wrong_token_raises_auth_error_without_the_token(grafana, caplog):
+    url, _ = grafana
+    caplog.set_level("DEBUG")
+    with pytest.raises(GrafanaAuthError) as info:
+        publish(SETTINGS.model_copy(update={"grafana_token": SecretStr(WRONG)}), url, ENV)
+    assert info.value.status == 401 and info.value.path == f"/api/folders/{FOLDER_UID}"
+    assert WRONG not in str(info.value) and WRONG not in caplog.text and TOKEN not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"), [(403, GrafanaAuthError), (500, GrafanaError), (409, GrafanaError)]
+)
+def test_grafana_publish_contract_http_errors_carry_status_and_grafana_message(
+    grafana, status, kind
+):
+    url, state = grafana
+    state.fail = (status, f"grafana says no ({status})")
+    with pytest.raises(kind) as info:
+        publish(SETTINGS, url, ENV)
+    assert info.value.status == status
+    assert f"HTTP {status}: grafana says no ({status})" in str(info.value)
+    assert (status == 403) == isinstance(info.value, GrafanaAuthError)
+
+
+def test_grafana_publish_contract_times_out_on_a_silent_grafana(grafana):
+    url, state = grafana
+    state.release.clear()  # the server accepts the connection but does not answer
+    with pytest.raises(GrafanaError, match="timed out") as info:
+        publish(SETTINGS.model_copy(update={"grafana_timeout_s": 0.3}), url, ENV)
+    assert info.value.status is None
+
+
+def test_grafana_publish_contract_unreachable_grafana_is_a_clear_error():
+    port = free_port()
+    with pytest.raises(GrafanaError, match=f"cannot reach http://127.0.0.1:{port}"):
+        publish(SETTINGS, f"http://127.0.0.1:{port}", ENV)
