@@ -4,9 +4,13 @@
 and the customer's previous state record into a flat features dict (the names of
 :data:`FEATURES`, which policy rules reference) and the customer's next state.
 
-The state is a small JSON-able dict (lists, str keys, numbers; ~0.5-1.5 KB as JSON):
+The state is a small JSON-able dict (lists, str keys, numbers; ~0.3-1 KB as JSON):
 live it lives in a changelog-backed Faust table, offline in a dict, and a JSON
-round trip between two calls gives exactly the same numbers. Windows run on
+round trip between two calls gives exactly the same numbers. To keep it small, amounts
+are kept to the cent, the running amount statistics to 5 decimals, transaction types as
+codes (:mod:`models.codes`), and counterparties, accounts and devices as 10-letter
+hashes (:func:`short_token`; only compared for equality). A state of the previous
+version (2, full strings and floats) is upgraded on first use. Windows run on
 **event time** (the transaction's ``ts``), in compact buckets:
 
 * 1 h window: 5-minute buckets (the window covers the last 55-60 minutes);
@@ -37,16 +41,19 @@ reference table :data:`FX_TO_CNY` (documented rates, not live quotes).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from models.codes import TXN_TYPE
 from models.events import Direction, Transaction
+from models.ids import letter_hex
 from models.money import FX_TO_CNY as MONEY_FX
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 # The one fixed FX table of finpulse (models/money.py): reproducible in replay.
 FX_TO_CNY: Mapping[str, float] = MappingProxyType(MONEY_FX)
@@ -179,8 +186,68 @@ def new_state() -> dict[str, Any]:
         "cty": [],
         "cp": [],
         "acct": [],
-        "amt": {},  # txn_type -> [n, mean, var] of log amount
+        "amt": {},  # txn type code -> [n, mean, var] of log amount
     }
+
+
+_SHORT: dict[str, str] = {}  # id -> short_token(id), bounded
+_SHORT_MAX = 100_000
+
+
+def short_token(value: str) -> str:
+    """A 10-letter hash of an id (40 bits; blake2b, hex written with letters so it can
+    never look like a card number). A new id is taken for one of the customer's last 8
+    with probability 8 / 2**40 (~7e-12).
+
+    >>> short_token("acct:iopoiacmmjegmlib"), len(short_token("x"))
+    ('gdndfccjdc', 10)
+    """
+    token = _SHORT.get(value)
+    if token is None:
+        if len(_SHORT) >= _SHORT_MAX:
+            _SHORT.clear()
+        digest = hashlib.blake2b(value.encode(), digest_size=5).hexdigest()
+        token = _SHORT[value] = letter_hex(digest)
+    return token
+
+
+def _short_or_none(value: str | None) -> str | None:
+    return None if value is None else short_token(value)
+
+
+def upgrade_state(st: dict[str, Any]) -> None:
+    """Rewrite a version-2 state (full ids, txn type names, float repr) as version 3 in
+    place; any other version than 2 or 3 becomes a new state.
+
+    >>> st = {**new_state(), "v": 2, "cp": ["acct:x"], "amt": {"fx": [3, 1.234567891, 0.5]}}
+    >>> upgrade_state(st); st["v"], st["cp"] == [short_token("acct:x")], st["amt"]
+    (3, True, {'7': [3, 1.23457, 0.5]})
+    """
+    version = st.get("v")
+    if version == STATE_VERSION:
+        return
+    if version != 2:
+        st.clear()
+        st.update(new_state())
+        return
+    for name in ("dev", "cp", "acct"):
+        st[name] = [short_token(v) for v in st[name]]
+    st["cr"] = [[ts, short_token(cp) if cp else ""] for ts, cp in st["cr"]]
+    for b in st["h"]:
+        b[2:] = [round(v, 2) for v in b[2:]]
+    st["ht"][1:] = [round(v, 2) for v in st["ht"][1:]]
+    for b in st["d"]:
+        b[2], b[5], b[6] = round(b[2], 2), round(b[5], 2), round(b[6], 2)
+    t = st["dt"]
+    t[1], t[4], t[5] = round(t[1], 2), round(t[4], 2), round(t[5], 2)
+    day = st["day"]
+    day[1:] = [round(v, 2) for v in day[1:]]
+    st["amt"] = {
+        str(TXN_TYPE[k]): [n, round(mean, 5), round(var, 5)]
+        for k, (n, mean, var) in st["amt"].items()
+        if k in TXN_TYPE
+    }
+    st["v"] = STATE_VERSION
 
 
 def _seen(recent: list[str], value: str | None, has_history: bool, size: int) -> bool:
@@ -250,23 +317,23 @@ def _window_1h(st: dict[str, Any], idx: int, amount: float, credit: bool) -> lis
     while b and b[0][0] <= cut:
         o = b.pop(0)
         t[0] -= o[1]
-        t[1] -= o[2]
-        t[2] -= o[3]
-        t[3] -= o[4]
+        t[1] = round(t[1] - o[2], 2)
+        t[2] = round(t[2] - o[3], 2)
+        t[3] = round(t[3] - o[4], 2)
     if not b:
         t[:] = _ZERO_1H
     cur = _bucket(b, idx, _SLOTS_1H, _ZERO_1H)
     if cur is not None:
         cur[1] += 1
-        cur[2] += amount
+        cur[2] = round(cur[2] + amount, 2)
         t[0] += 1
-        t[1] += amount
+        t[1] = round(t[1] + amount, 2)
         if credit:
-            cur[3] += amount
-            t[2] += amount
+            cur[3] = round(cur[3] + amount, 2)
+            t[2] = round(t[2] + amount, 2)
         else:
-            cur[4] += amount
-            t[3] += amount
+            cur[4] = round(cur[4] + amount, 2)
+            t[3] = round(t[3] + amount, 2)
     return t
 
 
@@ -280,19 +347,19 @@ def _window_24h(
     while b and b[0][0] <= cut:
         o = b.pop(0)
         t[0] -= o[1]
-        t[1] -= o[2]
+        t[1] = round(t[1] - o[2], 2)
         t[2] -= o[3]
         t[3] -= o[4]
-        t[4] -= o[5]
-        t[5] -= o[6]
+        t[4] = round(t[4] - o[5], 2)
+        t[5] = round(t[5] - o[6], 2)
     if not b:
         t[:] = _ZERO_24H
     cur = _bucket(b, idx, _SLOTS_24H, _ZERO_24H)
     if cur is not None:
         cur[1] += 1
-        cur[2] += amount
+        cur[2] = round(cur[2] + amount, 2)
         t[0] += 1
-        t[1] += amount
+        t[1] = round(t[1] + amount, 2)
         if near_cash:
             cur[3] += 1
             t[2] += 1
@@ -300,14 +367,15 @@ def _window_24h(
             cur[4] += 1
             t[3] += 1
         if credit:
-            cur[5] += amount
-            t[4] += amount
+            cur[5] = round(cur[5] + amount, 2)
+            t[4] = round(t[4] + amount, 2)
         else:
-            cur[6] += amount
-            t[5] += amount
+            cur[6] = round(cur[6] + amount, 2)
+            t[5] = round(t[5] + amount, 2)
     return t
 
 
+_TYPE_CODE: Mapping[str, str] = MappingProxyType({k: str(c) for k, c in TXN_TYPE.items()})
 _VALUE: dict[Any, str] = {}  # enum member -> its string value (faster than .value)
 
 
@@ -321,8 +389,7 @@ def _val(member: Any) -> str:
 def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) -> dict[str, Any]:
     """Like :func:`extract`, but updates the state record ``st`` in place (faster)."""
     if st.get("v") != STATE_VERSION:
-        st.clear()
-        st.update(new_state())
+        upgrade_state(st)
     ts = txn.ts.timestamp()
     txn_type = _val(txn.txn_type)
     ctype = _val(txn.customer_type)
@@ -373,9 +440,9 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
         day = [day_idx, 0.0, 0.0] if day[0] is None or day_idx > day[0] else None
     if day is not None:
         if is_cash:
-            day[1] += amount
+            day[1] = round(day[1] + amount, 2)
         elif is_transfer:
-            day[2] += amount
+            day[2] = round(day[2] + amount, 2)
         st["day"] = day
         cash_day, transfer_day = day[1], day[2]
     else:
@@ -397,7 +464,8 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
     if credits and credits[0][0] <= ts - 86400.0:
         credits = st["cr"] = [c for c in credits if c[0] > ts - 86400.0]
     if credit:
-        credits.append([ts, txn.counterparty_id or ""])
+        cp_id = txn.counterparty_id
+        credits.append([ts, short_token(cp_id) if cp_id else ""])
         if len(credits) > _CREDITS_KEEP:
             del credits[:-_CREDITS_KEEP]
     if credits:
@@ -410,17 +478,18 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
     # --- first-seen flags ---------------------------------------------------------------------
     size = config.recent_set_size
     country = txn.ip_country or txn.counterparty_country
-    new_device = _seen(st["dev"], txn.device_id, has_history, size)
+    new_device = _seen(st["dev"], _short_or_none(txn.device_id), has_history, size)
     new_country = _seen(st["cty"], country, has_history, size)
-    new_cp = _seen(st["cp"], txn.counterparty_id, has_history, size)
-    new_account = _seen(st["acct"], txn.account_id, has_history, size)
+    new_cp = _seen(st["cp"], _short_or_none(txn.counterparty_id), has_history, size)
+    new_account = _seen(st["acct"], _short_or_none(txn.account_id), has_history, size)
 
     # --- amount vs own history (EW mean / variance of log amount, per txn type) -------------
     la = math.log1p(amount)
-    stats = st["amt"].get(txn_type)
+    type_code = _TYPE_CODE[txn_type]
+    stats = st["amt"].get(type_code)
     if stats is None:
         z = 0.0
-        st["amt"][txn_type] = [1, la, 0.0]
+        st["amt"][type_code] = [1, round(la, 5), 0.0]
     else:
         n, mean, var = stats
         k = config.zscore_prior_weight
@@ -433,8 +502,8 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
             alpha = config.zscore_min_alpha
         diff = la - mean
         stats[0] = n + 1 if n < _HISTORY_CAP else n
-        stats[1] = mean + alpha * diff
-        stats[2] = (1 - alpha) * (var + alpha * diff * diff)
+        stats[1] = round(mean + alpha * diff, 5)
+        stats[2] = round((1 - alpha) * (var + alpha * diff * diff), 5)
 
     cross = txn.cross_border
     if cross is None:
@@ -494,8 +563,13 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
 
 def copy_state(state: dict[str, Any]) -> dict[str, Any]:
     """A copy deep enough that ``extract_into`` never mutates the caller's record."""
-    if not state or state.get("v") != STATE_VERSION:
+    if not state or state.get("v") not in (2, STATE_VERSION):
         return new_state()
+    if state["v"] != STATE_VERSION:
+        state = copy_state({**state, "v": STATE_VERSION})  # deep enough to upgrade
+        state["v"] = 2
+        upgrade_state(state)
+        return state
     return {
         "v": STATE_VERSION,
         "n": state["n"],

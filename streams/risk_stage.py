@@ -13,9 +13,7 @@ State: ONE keyed record per customer (``risk_customers``: ``{"f": feature state,
 "p": pending}``), written once per customer per batch. The models live in the worker
 and are checkpointed as ``model_checkpoints`` rows; the first batch restores the latest.
 
->>> import numpy as np
-
-from config.settings import Settings
+>>> from config.settings import Settings
 >>> from streams.pipeline import Pipeline
 >>> p = Pipeline(Settings(risk_restore_checkpoint=False), stages=risk_stages)
 >>> [s.name for s in p.stages]
@@ -24,15 +22,12 @@ from config.settings import Settings
 
 from __future__ import annotations
 
-import base64
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, cast
-
-import numpy as np
 
 from config.settings import Settings
 from models.alerts import AlertCandidate
@@ -41,9 +36,11 @@ from models.events import Feedback, FeedbackKind, Transaction
 from models.features import FeatureConfig, extract_into
 from models.ids import no_card_runs
 from models.online import RiverHalfSpaceTrees
+from models.packing import pack_rows
 from models.risk import MODEL_NAME, SUPERVISED_NAMES, RiskAssessment, RiskModel, features_matrix
 from sinks.checkpoints import CheckpointStore, ClickHouseCheckpoints, checkpoint_row
 from sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE, RISK_SCORES_TABLE
+from streams import risk_pending as pending_entry
 from streams.decode import RawRecord
 from streams.state import KeyedState
 
@@ -138,7 +135,7 @@ class RiskStage:
                 if rec is None:
                     # updated in place: a failed batch is re-run after the worker restarts
                     # from the changelog, which never saw the partial update
-                    rec = get(cid) or {"f": {}, "p": []}
+                    rec = _load(get(cid))
                     records[cid] = rec
                 scored.append((txn, extract_into(txn, rec["f"], cfg), rec))
                 last_record[cid] = raw
@@ -152,7 +149,7 @@ class RiskStage:
                 cid = fb.customer_id
                 rec = records.get(cid)
                 if rec is None:
-                    rec = get(cid) or {"f": {}, "p": []}
+                    rec = _load(get(cid))
                     records[cid] = rec
                 if self._label(fb, rec, out):
                     last_record[cid] = raw
@@ -170,7 +167,7 @@ class RiskStage:
         """Score a batch with the model as of its start, then let the anomaly part learn it."""
         m = self.m
         X = features_matrix([f for _, f, _ in scored])
-        packed = _pack_rows(m.model.supervised_matrix(X))
+        packed = pack_rows(m.model.supervised_matrix(X), "e")
         amounts = X[:, 0].tolist()  # log amount, log hourly velocity: drift inputs
         velocity = X[:, 2].tolist()
         assessments = m.model.assess_many(X)
@@ -231,39 +228,23 @@ class RiskStage:
             if self.candidates is not None:
                 out.candidates.extend(self.candidates(txn, f, a))
             pending = rec["p"]
-            cutoff = ts_ms - ttl_ms
-            if pending and pending[0][1] < cutoff:
-                before = len(pending)
-                pending[:] = [p for p in pending if p[1] >= cutoff]
-                self.counts["pending_expired"] += before - len(pending)
-            pending.append(
-                [
-                    eid,
-                    ts_ms,
-                    x_packed,
-                    a.score,
-                    a.anomaly,
-                    a.supervised,
-                    reasons,
-                    a.model_version,
-                    meta,
-                ]
+            blob = pending_entry.encode(
+                ts_ms, x_packed, a.score, a.anomaly, a.supervised, reasons, meta
             )
-            if len(pending) > keep:
-                del pending[:-keep]
+            pending_entry.append(pending, eid, blob, a.model_version)
+            self.counts["pending_expired"] += pending_entry.prune(pending, ts_ms - ttl_ms, keep)
         out.add_rows(RISK_SCORES_TABLE, score_rows)
 
     def _label(self, fb: Feedback, rec: dict[str, Any], out: BatchOutput) -> bool:
         """Learn from one fraud label; True if it matched a pending transaction."""
         y = LABELS[fb.kind]
-        pending = rec["p"]
-        idx = next((i for i, p in enumerate(pending) if p[0] == fb.ref_event_id), None)
-        if idx is None:
+        entry = pending_entry.pop(rec["p"], fb.ref_event_id)
+        if entry is None:
             self.counts["labels_unmatched"] += 1
             return False
-        eid, ts_ms, packed, score, anomaly, supervised, reasons, version, meta = pending.pop(idx)
+        eid, ts_ms, inputs, score, anomaly, supervised, reasons, version, meta = entry
         m = self.m
-        x = dict(zip(SUPERVISED_NAMES, _unpack_row(packed), strict=True))
+        x = dict(zip(SUPERVISED_NAMES, inputs, strict=True))
         before = m.model.supervised.score_one(x)
         m.model.learn_one(x, y)
         m.labels += 1
@@ -323,20 +304,15 @@ class RiskStage:
         log.info("checkpoint %s (%d labels, %d scored)", version, m.labels, m.scored)
 
 
-def _pack_rows(X: Any) -> list[str]:
-    """Model inputs of each row as one compact JSON-able string (float32, base64)."""
-    X32 = X.astype(np.float32)
-    return [base64.b64encode(row.tobytes()).decode() for row in X32]
-
-
-def _unpack_row(packed: str) -> list[float]:
-    """Inverse of :func:`_pack_rows` for one row.
-
-    >>> import numpy as np
-    >>> _unpack_row(_pack_rows(np.array([[1.5, -2.0]]))[0])
-    [1.5, -2.0]
-    """
-    return np.frombuffer(base64.b64decode(packed), dtype=np.float32).astype(float).tolist()
+def _load(rec: dict[str, Any] | None) -> dict[str, Any]:
+    """A customer's record as stored, or a new one; entries of the previous format are
+    rewritten (a rolling upgrade restores them from the changelog)."""
+    if rec is None:
+        return {"f": {}, "p": []}
+    pending = rec["p"]
+    if pending and len(pending[0]) > 3:
+        pending_entry.upgrade(pending)
+    return rec
 
 
 def _metric_rows(m: RiskModels, ts: datetime) -> list[tuple[Any, ...]]:

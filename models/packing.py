@@ -1,0 +1,115 @@
+"""Compact binary encodings of numeric vectors for JSON state (base64 text).
+
+A vector is written as its length (one byte), a 2-bit tag per value (0 = zero, 1 = one,
+2 = minus one, 3 = stored) and the stored values as little-endian float16 (``"e"``) or
+float32 (``"f"``). Model inputs are mostly zeros and 0/1 flags, so a 36-input row takes
+~30 bytes instead of 144 as dense float32.
+
+>>> import numpy as np
+>>> X = np.array([[0.0, 1.0, 2.5, -1.0, 0.0], [3.25, 0.0, 0.0, 0.0, 1.0]])
+>>> blobs = pack_rows(X, "e")
+>>> [len(b) for b in blobs], unpack_vector(blobs[0], 0, "e")
+([5, 5], ([0.0, 1.0, 2.5, -1.0, 0.0], 5))
+>>> b64(b"\\x01\\x02"), unb64("AQI")
+('AQI', b'\\x01\\x02')
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from typing import Any
+
+import numpy as np
+
+_SIZE = {"e": 2, "f": 4}
+_NP = {"e": np.float16, "f": np.float32}
+_FIXED = (0.0, 1.0, -1.0)
+
+
+def pack_rows(X: Any, dtype: str = "e") -> list[bytes]:
+    """Each row of the 2-D array ``X`` as one encoded vector (vectorized over rows)."""
+    X = np.asarray(X, dtype=float)
+    n, d = X.shape
+    if d > 255:
+        raise ValueError("at most 255 values per vector")
+    Xc = X.astype(_NP[dtype])
+    tags = np.full((n, d), 3, dtype=np.uint8)
+    tags[Xc == 0] = 0
+    tags[Xc == 1] = 1
+    tags[Xc == -1] = 2
+    pad = (-d) % 4
+    if pad:
+        tags = np.hstack((tags, np.zeros((n, pad), dtype=np.uint8)))
+    t4 = tags.reshape(n, -1, 4)
+    packed = t4[:, :, 0] | (t4[:, :, 1] << 2) | (t4[:, :, 2] << 4) | (t4[:, :, 3] << 6)
+    stored = tags[:, :d] == 3
+    head = bytes((d,))
+    return [
+        head + packed[i].tobytes() + Xc[i][stored[i]].astype("<" + dtype).tobytes()
+        for i in range(n)
+    ]
+
+
+def pack_vector(values: Any, dtype: str = "e") -> bytes:
+    """One vector (see :func:`pack_rows`)."""
+    return pack_rows(np.asarray(values, dtype=float).reshape(1, -1), dtype)[0]
+
+
+def unpack_vector(data: bytes, offset: int, dtype: str = "e") -> tuple[list[float], int]:
+    """The vector encoded at ``data[offset:]`` and the offset just after it."""
+    d = data[offset]
+    pos = offset + 1
+    n_tag_bytes = (d + 3) // 4
+    tag_bytes = data[pos : pos + n_tag_bytes]
+    pos += n_tag_bytes
+    tags = [(tag_bytes[i >> 2] >> ((i & 3) * 2)) & 3 for i in range(d)]
+    n_stored = tags.count(3)
+    size = _SIZE[dtype]
+    stored = struct.unpack_from(f"<{n_stored}{dtype}", data, pos)
+    pos += n_stored * size
+    out: list[float] = []
+    k = 0
+    for t in tags:
+        if t == 3:
+            out.append(float(stored[k]))
+            k += 1
+        else:
+            out.append(_FIXED[t])
+    return out, pos
+
+
+def put_varint(buf: bytearray, value: int) -> None:
+    """Append a non-negative int as LEB128 (1 byte below 128).
+
+    >>> b = bytearray(); put_varint(b, 300); get_varint(bytes(b), 0)
+    (300, 2)
+    """
+    if value < 0:
+        raise ValueError("varint must be >= 0")
+    while value >= 0x80:
+        buf.append((value & 0x7F) | 0x80)
+        value >>= 7
+    buf.append(value)
+
+
+def get_varint(data: bytes, offset: int) -> tuple[int, int]:
+    """The varint at ``data[offset:]`` and the offset after it."""
+    value = shift = 0
+    while True:
+        b = data[offset]
+        offset += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, offset
+        shift += 7
+
+
+def b64(data: bytes) -> str:
+    """Unpadded standard base64 text."""
+    return base64.b64encode(data).decode().rstrip("=")
+
+
+def unb64(text: str) -> bytes:
+    """Inverse of :func:`b64` (accepts padded text too)."""
+    return base64.b64decode(text + "=" * (-len(text) % 4))
