@@ -85,7 +85,9 @@ def state_bytes_per_customer(
     """JSON bytes of every stage's keyed state after an offline replay, per customer seen.
 
     This is what the changelog topics hold (and what a restart restores), per customer;
-    per-partition state is included, amortized over the customers. ``memory_bytes_*`` is
+    per-partition state is included, amortized over the customers. ``bytes_*`` count
+    ``json.dumps`` defaults (", " and ": "); ``changelog_bytes_per_customer`` counts them
+    as Faust's JSON codec writes them (no spaces). ``memory_bytes_*`` is
     the same state as resident Python objects (:func:`deep_size`), which take several times
     more than their JSON.
 
@@ -126,6 +128,9 @@ def state_bytes_per_customer(
     by_state = {
         name: sum(len(json.dumps(v)) for _k, v in st.items()) for name, st in states.items()
     }
+    compact = sum(
+        len(json.dumps(v, separators=(",", ":"))) for st in states.values() for _k, v in st.items()
+    )
     memory_by_state = {name: deep_size(st.data) for name, st in states.items()}
     total = sum(by_state.values())
     n = len(customers)
@@ -134,6 +139,7 @@ def state_bytes_per_customer(
         "customers": n,
         "bytes_per_customer": round(total / n),
         "bytes_by_state": by_state,
+        "changelog_bytes_per_customer": round(compact / n),
         "memory_bytes_per_customer": round(memory / n),
         "memory_bytes_by_state": memory_by_state,
         "memory_mb_per_100k_customers": round(memory / n * 100_000 / 1e6, 1),

@@ -3,14 +3,16 @@
 The risk stage keeps each scored transaction in the customer's ``risk_customers`` record
 until its fraud label arrives (or the TTL ends), so that the supervised model can learn
 from the inputs it was scored with and the ``risk_scores`` row can be re-written with its
-label. An entry is ``[event_id, blob]`` or ``[event_id, blob, model_version]``: the
-version is written only where it differs from the previous entry's. ``blob`` is base64
-of (little endian):
+label. An entry is the text ``"<blob> <event_id>"``, or ``["<blob> <event_id>",
+model_version]`` on the last entry of a run of entries with the same version (so the
+newest entry always has its version). ``blob`` (never a space) is base64 of (little
+endian):
 
 =======  ================================================================
-1        format (1) + flags: 16 = no amount, 32 = amount as float64
+1        format (1) + flags: 16 = no amount, 32 = amount as float64, 64 = wide codes
 6        event time, epoch ms
-4        segment, customer type, channel, txn type (:mod:`models.codes`)
+2 (4)    segment, customer type, channel, txn type (:mod:`models.codes`), 4 bits each
+         (a byte each with the wide-codes flag, needed once a code reaches 16)
 varints  score x 1e4, anomaly x 1e4, supervised x 1e4 + 1 (0: none),
          txn_count_1h, txn_count_24h, amount CNY in cents (unless a flag)
 (8)      amount CNY as float64 if it is not whole cents
@@ -25,8 +27,9 @@ read by :func:`upgrade`, so state restored from an older changelog keeps its lab
 >>> p = []
 >>> blob = encode(1767921444550, pack_vector([1.5, 0.0]), 5.2095, 0.4671, None,
 ...     ["amount_cny"], ["retail", "individual", "app", "transfer", 19676.94, 1, 26])
->>> append(p, "t-1", blob, "risk-v1+0"); append(p, "t-2", blob, "risk-v1+0"); len(p[1])
-2
+>>> append(p, "t-1", blob, "risk-v1+0"); append(p, "t-2", blob, "risk-v1+0")
+>>> [type(e).__name__ for e in p], p[0]
+(['str', 'list'], 'AcZmVKCbARER/5YDvyQAARrOjHgBAQIDAD4 t-1')
 >>> e = pop(p, "t-2")
 >>> e.ts_ms, e.inputs, e.score, e.supervised, e.reasons, e.version, e.meta[4]
 (1767921444550, [1.5, 0.0], 5.2095, None, ['amount_cny'], 'risk-v1+0', 19676.94)
@@ -34,6 +37,7 @@ read by :func:`upgrade`, so state restored from an older changelog keeps its lab
 
 from __future__ import annotations
 
+import base64
 import struct
 from typing import Any, NamedTuple
 
@@ -45,7 +49,8 @@ from models.packing import b64, get_varint, pack_vector, put_varint, unb64, unpa
 FORMAT = 1
 _NO_AMOUNT = 16
 _FLOAT_AMOUNT = 32
-_HEAD = struct.Struct("<B6s4B")
+_WIDE_CODES = 64
+_HEAD = struct.Struct("<B6s")  # format + flags, ts
 _F64 = struct.Struct("<d")
 _LEGACY_LEN = 9
 
@@ -64,8 +69,52 @@ class Pending(NamedTuple):
     meta: list[Any]  # segment, customer_type, channel, txn_type, amount_cny, count_1h, count_24h
 
 
-def _q(value: float) -> int:
-    return round(value * 1e4)
+_SMALL = tuple(bytes((i,)) for i in range(128))
+_HEADS: dict[tuple[str, str, str, str], tuple[int, bytes]] = {}  # flag, codes of 4 enums
+_REASONS: dict[tuple[str, ...], bytes] = {}  # count + codes of a reason tuple, bounded
+_CACHE_MAX = 50_000
+
+
+def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return _SMALL[value]
+    if value < 0x4000:
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
+    if value < 0x200000:
+        return bytes(((value & 0x7F) | 0x80, ((value >> 7) & 0x7F) | 0x80, value >> 14))
+    buf = bytearray()
+    put_varint(buf, value)
+    return bytes(buf)
+
+
+def _head(key: tuple[str, str, str, str]) -> tuple[int, bytes]:
+    """The codes of the 4 enum fields: 2 bytes of nibbles while all codes are below 16."""
+    head = _HEADS.get(key)
+    if head is None:
+        segment, ctype, channel, txn_type = key
+        c = (
+            codes.encode(codes.SEGMENT, segment),
+            codes.encode(codes.CUSTOMER_TYPE, ctype),
+            codes.encode(codes.TXN_CHANNEL, channel),
+            codes.encode(codes.TXN_TYPE, txn_type),
+        )
+        if max(c) < 16:
+            head = (0, bytes((c[0] << 4 | c[1], c[2] << 4 | c[3])))
+        else:
+            head = (_WIDE_CODES, bytes(c))
+        _HEADS[key] = head
+    return head
+
+
+def _reasons(reasons: tuple[str, ...]) -> bytes:
+    packed = _REASONS.get(reasons)
+    if packed is None:
+        if len(_REASONS) >= _CACHE_MAX:
+            _REASONS.clear()
+        packed = _REASONS[reasons] = bytes(
+            (len(reasons), *(codes.encode(codes.RISK_INPUT, r) for r in reasons))
+        )
+    return packed
 
 
 def encode(
@@ -74,55 +123,71 @@ def encode(
     score: float,
     anomaly: float,
     supervised: float | None,
-    reasons: list[str],
+    reasons: list[str] | tuple[str, ...],
     meta: list[Any],
 ) -> str:
     """The blob of one entry; ``inputs`` encoded by :func:`models.packing.pack_rows`."""
     segment, ctype, channel, txn_type, amount, c1h, c24h = meta
-    cents = None if amount is None else round(amount * 100)
-    if cents is None:
-        flags = _NO_AMOUNT
-    elif cents < 0 or cents / 100 != amount:
-        flags = _FLOAT_AMOUNT
+    if amount is None:
+        flags, tail = _NO_AMOUNT, b""
     else:
-        flags = 0
-    buf = bytearray(
-        _HEAD.pack(
-            FORMAT | flags,
-            ts_ms.to_bytes(6, "little"),
-            codes.encode(codes.SEGMENT, segment),
-            codes.encode(codes.CUSTOMER_TYPE, ctype),
-            codes.encode(codes.TXN_CHANNEL, channel),
-            codes.encode(codes.TXN_TYPE, txn_type),
+        cents = round(amount * 100)
+        if cents < 0 or cents / 100 != amount:
+            flags, tail = _FLOAT_AMOUNT, _F64.pack(amount)
+        else:
+            flags, tail = 0, _varint(cents)
+    wide, head = _head((segment, ctype, channel, txn_type))
+    return b64(
+        b"".join(
+            (
+                _SMALL[FORMAT | flags | wide],
+                ts_ms.to_bytes(6, "little"),
+                head,
+                _varint(round(score * 1e4)),
+                _varint(round(anomaly * 1e4)),
+                _varint(0 if supervised is None else round(supervised * 1e4) + 1),
+                _varint(c1h),
+                _varint(c24h),
+                tail,
+                _reasons(tuple(reasons)),
+                inputs,
+            )
         )
     )
-    put_varint(buf, _q(score))
-    put_varint(buf, _q(anomaly))
-    put_varint(buf, 0 if supervised is None else _q(supervised) + 1)
-    put_varint(buf, c1h)
-    put_varint(buf, c24h)
-    if flags == 0 and cents is not None:
-        put_varint(buf, cents)
-    elif flags == _FLOAT_AMOUNT:
-        buf.extend(_F64.pack(amount))
-    buf.append(len(reasons))
-    buf.extend(codes.encode(codes.RISK_INPUT, r) for r in reasons)
-    buf.extend(inputs)
-    return b64(bytes(buf))
 
 
-def entry_ts(entry: list[Any]) -> int:
+Entry = str | list[str]  # "<blob> <event_id>" | ["<blob> <event_id>", model_version]
+
+
+def _text(entry: Entry) -> str:
+    return entry if isinstance(entry, str) else entry[0]
+
+
+def entry_eid(entry: Entry) -> str:
+    """The event id of an entry."""
+    return _text(entry).partition(" ")[2]
+
+
+def entry_ts(entry: Entry) -> int:
     """Event time (ms) of an entry, without decoding the rest."""
-    return int.from_bytes(unb64(entry[1][:12])[1:7], "little")
+    return int.from_bytes(base64.b64decode(_text(entry)[:12])[1:7], "little")
 
 
-def decode(entry: list[Any], version: str) -> Pending:
+def decode(entry: Entry, version: str) -> Pending:
     """The decoded entry (``version``: its effective model version, see :func:`versions`)."""
-    data = unb64(entry[1])
-    fmt, ts, seg, ctype, channel, txn_type = _HEAD.unpack_from(data)
+    blob, _, eid = _text(entry).partition(" ")
+    data = unb64(blob)
+    fmt, ts = _HEAD.unpack_from(data)
     if fmt & 15 != FORMAT:
         raise ValueError(f"unknown pending entry format {fmt & 15}")
     pos = _HEAD.size
+    if fmt & _WIDE_CODES:
+        seg, ctype, channel, txn_type = data[pos : pos + 4]
+        pos += 4
+    else:
+        a, b = data[pos : pos + 2]
+        seg, ctype, channel, txn_type = a >> 4, a & 15, b >> 4, b & 15
+        pos += 2
     values = []
     for _ in range(5):
         v, pos = get_varint(data, pos)
@@ -148,7 +213,7 @@ def decode(entry: list[Any], version: str) -> Pending:
         c24h,
     ]
     return Pending(
-        entry[0],
+        eid,
         int.from_bytes(ts, "little"),
         inputs,
         score / 1e4,
@@ -160,40 +225,44 @@ def decode(entry: list[Any], version: str) -> Pending:
     )
 
 
-def versions(pending: list[list[Any]]) -> list[str]:
+def versions(pending: list[Entry]) -> list[str]:
     """The effective model version of every entry."""
     out: list[str] = []
     current = ""
-    for e in pending:
-        if len(e) > 2:
-            current = e[2]
+    for e in reversed(pending):
+        if not isinstance(e, str):
+            current = e[1]
         out.append(current)
+    out.reverse()
     return out
 
 
-def _set_versions(pending: list[list[Any]], effective: list[str]) -> None:
-    previous = None
-    for e, v in zip(pending, effective, strict=True):
-        del e[2:]
-        if v != previous:
-            e.append(v)
-        previous = v
+def _set_versions(pending: list[Entry], effective: list[str]) -> None:
+    following = None
+    texts = [_text(e) for e in pending]
+    for i in range(len(pending) - 1, -1, -1):
+        v = effective[i]
+        pending[i] = texts[i] if v == following else [texts[i], v]
+        following = v
 
 
-def append(pending: list[list[Any]], eid: str, blob: str, version: str) -> None:
-    """Add an entry at the end (the version only if it differs from the previous one)."""
-    last = next((e[2] for e in reversed(pending) if len(e) > 2), None)
-    pending.append([eid, blob] if last == version else [eid, blob, version])
+def append(pending: list[Entry], eid: str, blob: str, version: str) -> None:
+    """Add an entry at the end with its version (moved from the previous entry if equal)."""
+    if pending:
+        last = pending[-1]
+        if not isinstance(last, str) and last[1] == version:
+            pending[-1] = last[0]
+    pending.append([f"{blob} {eid}", version])
 
 
-def remove(pending: list[list[Any]], keep: list[bool]) -> None:
+def remove(pending: list[Entry], keep: list[bool]) -> None:
     """Keep only the entries whose flag is true, preserving every entry's version."""
     effective = versions(pending)
     pending[:] = [e for e, k in zip(pending, keep, strict=True) if k]
     _set_versions(pending, [v for v, k in zip(effective, keep, strict=True) if k])
 
 
-def prune(pending: list[list[Any]], cutoff_ms: int, keep: int) -> int:
+def prune(pending: list[Entry], cutoff_ms: int, keep: int) -> int:
     """Drop entries older than ``cutoff_ms`` (if the oldest is), then all but the newest
     ``keep``; returns how many expired by time."""
     expired = 0
@@ -206,9 +275,12 @@ def prune(pending: list[list[Any]], cutoff_ms: int, keep: int) -> int:
     return expired
 
 
-def pop(pending: list[list[Any]], eid: str) -> Pending | None:
+def pop(pending: list[Entry], eid: str) -> Pending | None:
     """Remove and return the entry of ``eid`` (None if not pending)."""
-    idx = next((i for i, e in enumerate(pending) if e[0] == eid), None)
+    idx = next(
+        (i for i, e in enumerate(pending) if _text(e).endswith(eid) and entry_eid(e) == eid),
+        None,
+    )
     if idx is None:
         return None
     effective = versions(pending)
@@ -217,7 +289,12 @@ def pop(pending: list[list[Any]], eid: str) -> Pending | None:
     return entry
 
 
-def upgrade(pending: list[list[Any]]) -> None:
+def is_legacy(pending: list[Any]) -> bool:
+    """Whether ``pending`` holds entries of the previous format (9-item lists)."""
+    return any(isinstance(e, list) and len(e) == _LEGACY_LEN for e in pending)
+
+
+def upgrade(pending: list[Any]) -> None:
     """Rewrite entries of the previous format (9-item lists) in place.
 
     >>> import base64, numpy as np
@@ -227,21 +304,24 @@ def upgrade(pending: list[list[Any]]) -> None:
     >>> upgrade(p); pop(p, "t-1").inputs
     [0.5, 0.0]
     """
-    if not any(len(e) == _LEGACY_LEN for e in pending):
+    if not is_legacy(pending):
         return
-    effective = versions(pending)
-    out: list[list[Any]] = []
+    effective = versions([e for e in pending if not _is_legacy_entry(e)])
+    out: list[Entry] = []
     new_versions: list[str] = []
-    for e, v in zip(pending, effective, strict=True):
-        if len(e) == _LEGACY_LEN:
+    for e in pending:
+        if _is_legacy_entry(e):
             eid, ts_ms, packed, score, anomaly, sup, reasons, version, meta = e
-            raw = unb64(packed)
-            x = np.frombuffer(raw, dtype=np.float32).astype(float)
+            x = np.frombuffer(unb64(packed), dtype=np.float32).astype(float)
             blob = encode(ts_ms, pack_vector(x), score, anomaly, sup, list(reasons), list(meta))
-            out.append([eid, blob])
+            out.append(f"{blob} {eid}")
             new_versions.append(version)
         else:
-            out.append(list(e[:2]))
-            new_versions.append(v)
+            out.append(e)
+            new_versions.append(effective.pop(0))
     pending[:] = out
     _set_versions(pending, new_versions)
+
+
+def _is_legacy_entry(e: Any) -> bool:
+    return isinstance(e, list) and len(e) == _LEGACY_LEN

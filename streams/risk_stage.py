@@ -310,7 +310,7 @@ def _load(rec: dict[str, Any] | None) -> dict[str, Any]:
     if rec is None:
         return {"f": {}, "p": []}
     pending = rec["p"]
-    if pending and len(pending[0]) > 3:
+    if pending and not isinstance(pending[0], str) and len(pending[0]) > 2:
         pending_entry.upgrade(pending)
     return rec
 

@@ -24,24 +24,35 @@ def blob(ts_ms: int = 1_767_921_444_550, meta: list | None = None, **over) -> st
 )
 def test_what_rewrites_the_risk_row_round_trips_exactly(amount, supervised):
     meta = [*META[:4], amount, 70_000, 0]
-    e = rp.decode(["t-1", blob(meta=meta, supervised=supervised, score=0.0)], "v")
+    e = rp.decode(f"{blob(meta=meta, supervised=supervised, score=0.0)} t 1", "v")
     assert e.meta == meta and e.supervised == supervised and e.score == 0.0
     assert (e.anomaly, e.reasons, e.inputs, e.version) == (1.0, ["anomaly"], [0.25, 0.0, 1.0], "v")
+    assert e.eid == "t 1"  # an event id may hold spaces: the blob never does
 
 
 def test_an_entry_is_a_fraction_of_the_previous_format():
-    assert len(json.dumps(["t-1-3480", blob(), "risk-v1+0"])) < 80
+    p: list = []
+    rp.append(p, "t-1-3480", blob(), "risk-v1+0")
+    rp.append(p, "t-1-3481", blob(), "risk-v1+0")
+    assert len(json.dumps(p[0])) < 60 and len(json.dumps(p[1])) < 75
 
 
 def test_versions_are_written_once_and_survive_removals():
     p: list = []
     for i, v in enumerate(["a", "a", "b", "b", "b", "a"]):
         rp.append(p, f"t-{i}", blob(ts_ms=1000 * i), v)
-    assert [len(e) for e in p] == [3, 2, 3, 2, 2, 3]
+    assert [isinstance(e, list) for e in p] == [0, 1, 0, 0, 1, 1]  # on the last of each run
     assert rp.pop(p, "t-2").version == "b"
-    assert rp.versions(p) == ["a", "a", "b", "b", "a"] and len(p[2]) == 3
+    assert rp.versions(p) == ["a", "a", "b", "b", "a"] and [isinstance(e, list) for e in p] == [
+        0,
+        1,
+        0,
+        1,
+        1,
+    ]
     assert rp.prune(p, cutoff_ms=1500, keep=32) == 2  # t-0, t-1 expired
-    assert [e[0] for e in p] == ["t-3", "t-4", "t-5"] and rp.versions(p) == ["b", "b", "a"]
+    assert [rp.entry_eid(e) for e in p] == ["t-3", "t-4", "t-5"]
+    assert rp.versions(p) == ["b", "b", "a"]
     assert rp.prune(p, cutoff_ms=0, keep=1) == 0 and rp.versions(p) == ["a"]
     assert rp.pop(p, "nope") is None and rp.entry_ts(p[0]) == 5000
 
@@ -50,4 +61,14 @@ def test_an_unknown_format_is_refused_not_misread():
     data = bytearray(unb64(blob()))
     data[0] = 7
     with pytest.raises(ValueError, match="format"):
-        rp.decode(["t-1", b64(bytes(data))], "v")
+        rp.decode(f"{b64(bytes(data))} t-1", "v")
+
+
+def test_codes_from_16_on_take_a_byte_each(monkeypatch):
+    wide = {**rp.codes.SEGMENT, "test-segment": 200}
+    monkeypatch.setattr(rp.codes, "SEGMENT", wide)
+    monkeypatch.setattr(rp.codes, "SEGMENT_NAMES", {c: n for n, c in wide.items()})
+    meta = ["test-segment", *META[1:]]
+    narrow = rp.decode(f"{blob()} t-1", "v")
+    e = rp.decode(f"{blob(meta=meta)} t-1", "v")
+    assert e.meta == meta and e.inputs == narrow.inputs and e.reasons == narrow.reasons
