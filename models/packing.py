@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -55,9 +56,26 @@ def pack_rows(X: Any, dtype: str = "e") -> list[bytes]:
     return out
 
 
-def pack_vector(values: Any, dtype: str = "e") -> bytes:
-    """One vector (see :func:`pack_rows`)."""
-    return pack_rows(np.asarray(values, dtype=float).reshape(1, -1), dtype)[0]
+def pack_vector(values: Sequence[float], dtype: str = "e") -> bytes:
+    """One vector, the same bytes as :func:`pack_rows` gives its row (pure Python: faster
+    than numpy for a single short vector)."""
+    d = len(values)
+    if d > 255:
+        raise ValueError("at most 255 values per vector")
+    tags = bytearray((d + 3) // 4)
+    stored = []
+    for i, v in enumerate(values):
+        if v == 0:
+            continue
+        if v == 1:
+            t = 1
+        elif v == -1:
+            t = 2
+        else:
+            t = 3
+            stored.append(v)
+        tags[i >> 2] |= t << ((i & 3) * 2)
+    return bytes((d,)) + tags + struct.pack(f"<{len(stored)}{dtype}", *stored)
 
 
 def unpack_vector(data: bytes, offset: int, dtype: str = "e") -> tuple[list[float], int]:

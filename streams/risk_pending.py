@@ -312,7 +312,7 @@ def upgrade(pending: list[Any]) -> None:
     for e in pending:
         if _is_legacy_entry(e):
             eid, ts_ms, packed, score, anomaly, sup, reasons, version, meta = e
-            x = np.frombuffer(unb64(packed), dtype=np.float32).astype(float)
+            x = np.frombuffer(unb64(packed), dtype=np.float32).astype(float).tolist()
             blob = encode(ts_ms, pack_vector(x), score, anomaly, sup, list(reasons), list(meta))
             out.append(f"{blob} {eid}")
             new_versions.append(version)

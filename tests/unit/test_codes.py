@@ -14,7 +14,7 @@ from models.events import (
     TxnChannel,
     TxnType,
 )
-from models.packing import pack_rows, unpack_vector
+from models.packing import pack_rows, pack_vector, unpack_vector
 from models.risk import SUPERVISED_NAMES
 
 
@@ -56,6 +56,7 @@ def test_vectors_round_trip_within_the_dtype_precision(dtype):
     X[rng.random(X.shape) < 0.1] = 1.0
     X[rng.random(X.shape) < 0.05] = -1.0
     for row, blob in zip(X, pack_rows(X, dtype), strict=True):
+        assert pack_vector(row.tolist(), dtype) == blob  # one row, pure Python: same bytes
         values, end = unpack_vector(blob + b"tail", 0, dtype)
         assert end == len(blob)
         rel = 1e-3 if dtype == "e" else 1e-7
