@@ -179,8 +179,10 @@ class RiskStage:
         keep = self.settings.risk_pending_max
         score_rows = []
         annotations = out.annotations
-        for (txn, f, rec), a, x_packed, amount, vel in zip(
-            scored, assessments, packed, amounts, velocity, strict=True
+        times: list[int] = []
+        metas: list[list[Any]] = []
+        for (txn, f, _rec), a, amount, vel in zip(
+            scored, assessments, amounts, velocity, strict=True
         ):
             ts_s = txn.ts.timestamp()
             ts_ms = int(ts_s * 1000)
@@ -227,13 +229,24 @@ class RiskStage:
             )
             if self.candidates is not None:
                 out.candidates.extend(self.candidates(txn, f, a))
-            pending = rec["p"]
-            blob = pending_entry.encode(
-                ts_ms, x_packed, a.score, a.anomaly, a.supervised, reasons, meta
-            )
-            pending_entry.append(pending, eid, blob, a.model_version)
-            self.counts["pending_expired"] += pending_entry.prune(pending, ts_ms - ttl_ms, keep)
+            times.append(ts_ms)
+            metas.append(meta)
         out.add_rows(RISK_SCORES_TABLE, score_rows)
+        blobs = pending_entry.encode_many(
+            times,
+            packed,
+            [a.score for a in assessments],
+            [a.anomaly for a in assessments],
+            [a.supervised for a in assessments],
+            [a.reason_codes for a in assessments],
+            metas,
+        )
+        expired = 0
+        for (txn, _f, rec), a, blob, ts_ms in zip(scored, assessments, blobs, times, strict=True):
+            pending = rec["p"]
+            pending_entry.append(pending, txn.event_id, blob, a.model_version)
+            expired += pending_entry.prune(pending, ts_ms - ttl_ms, keep)
+        self.counts["pending_expired"] += expired
 
     def _label(self, fb: Feedback, rec: dict[str, Any], out: BatchOutput) -> bool:
         """Learn from one fraud label; True if it matched a pending transaction."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from models.packing import b64, pack_vector, unb64
@@ -72,3 +73,30 @@ def test_codes_from_16_on_take_a_byte_each(monkeypatch):
     narrow = rp.decode(f"{blob()} t-1", "v")
     e = rp.decode(f"{blob(meta=meta)} t-1", "v")
     assert e.meta == meta and e.inputs == narrow.inputs and e.reasons == narrow.reasons
+
+
+def test_encode_many_gives_the_same_blobs_as_encode():
+    rng = np.random.default_rng(5)
+    n = 300
+    amounts = [
+        None if i % 17 == 0 else round(float(x), int(i % 4 + 1))
+        for i, x in enumerate(rng.lognormal(6, 3, n))
+    ]
+    amounts[1:5] = [0.29, 0.005, 9e11 + 0.07, 12345.678901]
+    scores = np.round(rng.random(n) * 100, 4).tolist()
+    anomalies = np.round(rng.random(n), 4).tolist()
+    sup = [None if i % 5 == 0 else round(float(x), 4) for i, x in enumerate(rng.random(n))]
+    metas = [
+        [META[0], META[1], ("app", "atm", "api")[i % 3], META[3], amounts[i], i % 200, i * 97]
+        for i in range(n)
+    ]
+    reasons = [("amount_cny", "anomaly")[: i % 3] for i in range(n)]
+    ts = [1_767_921_444_550 + 1000 * i for i in range(n)]
+    inputs = [pack_vector([0.5 * i, 0.0, 1.0]) for i in range(n)]
+    many = rp.encode_many(ts, inputs, scores, anomalies, sup, reasons, metas)
+    one = [
+        rp.encode(ts[i], inputs[i], scores[i], anomalies[i], sup[i], reasons[i], metas[i])
+        for i in range(n)
+    ]
+    assert many == one
+    assert rp.decode(f"{many[4]} t", "v").meta[4] == 12345.678901
