@@ -29,7 +29,7 @@ read by :func:`upgrade`, so state restored from an older changelog keeps its lab
 ...     ["amount_cny"], ["retail", "individual", "app", "transfer", 19676.94, 1, 26])
 >>> append(p, "t-1", blob, "risk-v1+0"); append(p, "t-2", blob, "risk-v1+0")
 >>> [type(e).__name__ for e in p], p[0]
-(['str', 'list'], 'AcZmVKCbARER/5YDvyQAARrOjHgBAQIDAD4 t-1')
+(['str', 'list'], 'AcZmVKCbARER/(YDvyQAARrOjHgBAQIDAD& t-1')
 >>> e = pop(p, "t-2")
 >>> e.ts_ms, e.inputs, e.score, e.supervised, e.reasons, e.version, e.meta[4]
 (1767921444550, [1.5, 0.0], 5.2095, None, ['amount_cny'], 'risk-v1+0', 19676.94)
@@ -37,7 +37,6 @@ read by :func:`upgrade`, so state restored from an older changelog keeps its lab
 
 from __future__ import annotations
 
-import base64
 import math
 import struct
 from collections.abc import Sequence
@@ -247,7 +246,7 @@ def entry_eid(entry: Entry) -> str:
 
 def entry_ts(entry: Entry) -> int:
     """Event time (ms) of an entry, without decoding the rest."""
-    return int.from_bytes(base64.b64decode(_text(entry)[:12])[1:7], "little")
+    return int.from_bytes(unb64(_text(entry)[:12])[1:7], "little")
 
 
 def decode(entry: Entry, version: str) -> Pending:
