@@ -4,9 +4,15 @@
 and the customer's previous state record into a flat features dict (the names of
 :data:`FEATURES`, which policy rules reference) and the customer's next state.
 
-The state is a small JSON-able dict (lists, str keys, numbers; ~0.5-1.5 KB as JSON):
+The state is a small JSON-able dict (lists, str keys, numbers; ~0.3-1 KB as JSON):
 live it lives in a changelog-backed Faust table, offline in a dict, and a JSON
-round trip between two calls gives exactly the same numbers. Windows run on
+round trip between two calls gives exactly the same numbers. To keep it small, window
+and same-day sums are whole cents (each amount floored to the cent, so a sum never
+reaches a threshold before the exact one would), the running amount statistics have 5
+decimals, transaction types are codes (:mod:`models.codes`), and counterparties,
+accounts and devices are 8-letter hashes (:func:`short_token`; only compared for
+equality). A state of the previous
+version (2, full strings and floats) is upgraded on first use. Windows run on
 **event time** (the transaction's ``ts``), in compact buckets:
 
 * 1 h window: 5-minute buckets (the window covers the last 55-60 minutes);
@@ -37,16 +43,19 @@ reference table :data:`FX_TO_CNY` (documented rates, not live quotes).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from models.codes import TXN_TYPE
 from models.events import Direction, Transaction
+from models.ids import letter_hex
 from models.money import FX_TO_CNY as MONEY_FX
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 # The one fixed FX table of finpulse (models/money.py): reproducible in replay.
 FX_TO_CNY: Mapping[str, float] = MappingProxyType(MONEY_FX)
@@ -168,19 +177,87 @@ def new_state() -> dict[str, Any]:
         "v": STATE_VERSION,
         "n": 0,
         "last": None,
-        "h": [],  # [slot, n, sum, credit_sum, debit_sum] 5-min buckets
-        "ht": [0, 0.0, 0.0, 0.0],  # totals of "h"
-        "d": [],  # [hour, n, sum, near_cash, near_transfer, credit_sum, debit_sum]
-        "dt": [0, 0.0, 0, 0, 0.0, 0.0],  # totals of "d"
-        "day": [None, 0.0, 0.0],  # [local day index, cash sum, transfer sum]
+        "h": [],  # [slot, n, credit_sum, debit_sum] 5-min buckets, sums in cents
+        "ht": [0, 0, 0],  # totals of "h"
+        "d": [],  # [hour, n, near_cash, near_transfer, credit_sum, debit_sum]
+        "dt": [0, 0, 0, 0, 0],  # totals of "d"
+        "day": [None, 0, 0],  # [local day index, cash sum, transfer sum] (cents)
         "tiny": [],  # ts of tiny card payments
         "cr": [],  # [ts, counterparty] of recent credits
         "dev": [],
         "cty": [],
         "cp": [],
         "acct": [],
-        "amt": {},  # txn_type -> [n, mean, var] of log amount
+        "amt": {},  # txn type code -> [n, mean, var] of log amount
     }
+
+
+_SHORT: dict[str, str] = {}  # id -> short_token(id), bounded
+_SHORT_MAX = 100_000
+
+
+def short_token(value: str) -> str:
+    """An 8-letter hash of an id (32 bits; blake2b, hex written with letters so it can
+    never look like a card number). A new id is taken for one of the customer's last 8
+    with probability 8 / 2**32 (~2e-9): one missed ``new_counterparty`` in ~500 million
+    transactions.
+
+    >>> short_token("acct:iopoiacmmjegmlib"), len(short_token("x"))
+    ('kjllghlh', 8)
+    """
+    token = _SHORT.get(value)
+    if token is None:
+        if len(_SHORT) >= _SHORT_MAX:
+            _SHORT.clear()
+        digest = hashlib.blake2b(value.encode(), digest_size=4).hexdigest()
+        token = _SHORT[value] = letter_hex(digest)
+    return token
+
+
+def _short_or_none(value: str | None) -> str | None:
+    return None if value is None else short_token(value)
+
+
+def _cents(amount: float) -> int:
+    return max(round(amount * 100), 0)  # version 2 kept float sums (which drift ~1e-9)
+
+
+def upgrade_state(st: dict[str, Any]) -> None:
+    """Rewrite a version-2 state (full ids, txn type names, float repr) as version 3 in
+    place; any other version than 2 or 3 becomes a new state.
+
+    >>> st = {"v": 2, "n": 3, "last": 0.0, "h": [[0, 1, 2.5, 0.0, 2.5]],
+    ...     "ht": [1, 2.5, 0.0, 2.5], "d": [], "dt": [0, 0.0, 0, 0, 0.0, 0.0],
+    ...     "day": [None, 0.0, 0.0], "tiny": [], "cr": [], "dev": [], "cty": [],
+    ...     "cp": ["acct:x"], "acct": [], "amt": {"fx": [3, 1.234567891, 0.5]}}
+    >>> upgrade_state(st); st["v"], st["cp"] == [short_token("acct:x")], st["amt"], st["h"]
+    (3, True, {'7': [3, 1.23457, 0.5]}, [[0, 1, 0, 250]])
+    """
+    version = st.get("v")
+    if version == STATE_VERSION:
+        return
+    if version != 2:
+        st.clear()
+        st.update(new_state())
+        return
+    for name in ("dev", "cp", "acct"):
+        st[name] = [short_token(v) for v in st[name]]
+    st["cr"] = [[ts, short_token(cp) if cp else ""] for ts, cp in st["cr"]]
+    # buckets lose their total amount (= credit + debit sums), amounts become cents
+    st["h"] = [[slot, n, _cents(cr), _cents(db)] for slot, n, _sum, cr, db in st["h"]]
+    n, _sum, cr, db = st["ht"]
+    st["ht"] = [n, _cents(cr), _cents(db)]
+    st["d"] = [[h, n, nc, nt, _cents(cr), _cents(db)] for h, n, _s, nc, nt, cr, db in st["d"]]
+    n, _sum, nc, nt, cr, db = st["dt"]
+    st["dt"] = [n, nc, nt, _cents(cr), _cents(db)]
+    day = st["day"]
+    day[1:] = [_cents(v) for v in day[1:]]
+    st["amt"] = {
+        str(TXN_TYPE[k]): [n, round(mean, 5), round(var, 5)]
+        for k, (n, mean, var) in st["amt"].items()
+        if k in TXN_TYPE
+    }
+    st["v"] = STATE_VERSION
 
 
 def _seen(recent: list[str], value: str | None, has_history: bool, size: int) -> bool:
@@ -238,13 +315,16 @@ def _bucket(buckets: list[list[Any]], idx: int, width: int, zero: list[Any]) -> 
     return cur
 
 
-_ZERO_1H = [0, 0.0, 0.0, 0.0]
-_ZERO_24H = [0, 0.0, 0, 0, 0.0, 0.0]
+# Amounts in whole cents (ints: exact sums, short JSON); a window's total amount is its
+# credit sum + its debit sum.
+_ZERO_1H = [0, 0, 0]
+_ZERO_24H = [0, 0, 0, 0, 0]
 
 
-def _window_1h(st: dict[str, Any], idx: int, amount: float, credit: bool) -> list[Any]:
-    """Add one transaction to the 1 h window (5-minute buckets); returns the totals
-    ``[n, sum, credit_sum, debit_sum]`` of the window ending at the newest bucket."""
+def _window_1h(st: dict[str, Any], idx: int, amount: int, credit: bool) -> list[Any]:
+    """Add one transaction (``amount`` in cents) to the 1 h window (5-minute buckets
+    ``[slot, n, credit_sum, debit_sum]``); returns the totals ``[n, credit_sum,
+    debit_sum]`` (cents) of the window ending at the newest bucket."""
     b, t = st["h"], st["ht"]
     cut = idx - _SLOTS_1H
     while b and b[0][0] <= cut:
@@ -252,29 +332,27 @@ def _window_1h(st: dict[str, Any], idx: int, amount: float, credit: bool) -> lis
         t[0] -= o[1]
         t[1] -= o[2]
         t[2] -= o[3]
-        t[3] -= o[4]
     if not b:
         t[:] = _ZERO_1H
     cur = _bucket(b, idx, _SLOTS_1H, _ZERO_1H)
     if cur is not None:
         cur[1] += 1
-        cur[2] += amount
         t[0] += 1
-        t[1] += amount
         if credit:
+            cur[2] += amount
+            t[1] += amount
+        else:
             cur[3] += amount
             t[2] += amount
-        else:
-            cur[4] += amount
-            t[3] += amount
     return t
 
 
 def _window_24h(
-    st: dict[str, Any], idx: int, amount: float, credit: bool, near_cash: bool, near_tr: bool
+    st: dict[str, Any], idx: int, amount: int, credit: bool, near_cash: bool, near_tr: bool
 ) -> list[Any]:
-    """Add one transaction to the 24 h window (1-hour buckets); returns the totals
-    ``[n, sum, near_cash, near_transfer, credit_sum, debit_sum]``."""
+    """Add one transaction (``amount`` in cents) to the 24 h window (1-hour buckets
+    ``[hour, n, near_cash, near_transfer, credit_sum, debit_sum]``); returns the totals
+    ``[n, near_cash, near_transfer, credit_sum, debit_sum]``."""
     b, t = st["d"], st["dt"]
     cut = idx - _SLOTS_24H
     while b and b[0][0] <= cut:
@@ -284,30 +362,28 @@ def _window_24h(
         t[2] -= o[3]
         t[3] -= o[4]
         t[4] -= o[5]
-        t[5] -= o[6]
     if not b:
         t[:] = _ZERO_24H
     cur = _bucket(b, idx, _SLOTS_24H, _ZERO_24H)
     if cur is not None:
         cur[1] += 1
-        cur[2] += amount
         t[0] += 1
-        t[1] += amount
         if near_cash:
+            cur[2] += 1
+            t[1] += 1
+        if near_tr:
             cur[3] += 1
             t[2] += 1
-        if near_tr:
-            cur[4] += 1
-            t[3] += 1
         if credit:
+            cur[4] += amount
+            t[3] += amount
+        else:
             cur[5] += amount
             t[4] += amount
-        else:
-            cur[6] += amount
-            t[5] += amount
     return t
 
 
+_TYPE_CODE: Mapping[str, str] = MappingProxyType({k: str(c) for k, c in TXN_TYPE.items()})
 _VALUE: dict[Any, str] = {}  # enum member -> its string value (faster than .value)
 
 
@@ -321,8 +397,7 @@ def _val(member: Any) -> str:
 def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) -> dict[str, Any]:
     """Like :func:`extract`, but updates the state record ``st`` in place (faster)."""
     if st.get("v") != STATE_VERSION:
-        st.clear()
-        st.update(new_state())
+        upgrade_state(st)
     ts = txn.ts.timestamp()
     txn_type = _val(txn.txn_type)
     ctype = _val(txn.customer_type)
@@ -332,6 +407,9 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
         amount = 0.0
     else:
         amount = float(txn.amount) if rate == 1.0 else round(float(txn.amount) * rate, 2)
+    cents = round(amount * 100)  # floored to the cent: sums never cross a threshold early
+    if cents / 100 > amount:
+        cents -= 1
     is_cash = txn_type == "cash_deposit" or txn_type == "cash_withdrawal"
     is_transfer = txn_type == "transfer"
     is_card = txn_type == "card_payment"
@@ -352,17 +430,14 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
     near_transfer = is_transfer and near * tr_thr <= amount < tr_thr
 
     # --- sliding windows: 1 h in 5-minute buckets, 24 h in 1-hour buckets --------------------
-    count_1h, sum_1h, credit_1h, debit_1h = _window_1h(st, int(ts // _SLOT_1H_S), amount, credit)
-    count_24h, sum_24h, near_cash_24h, near_tr_24h, credit_24h, debit_24h = _window_24h(
-        st, int(ts // _SLOT_24H_S), amount, credit, near_cash, near_transfer
+    count_1h, credit_1h, debit_1h = _window_1h(st, int(ts // _SLOT_1H_S), cents, credit)
+    count_24h, near_cash_24h, near_tr_24h, credit_24h, debit_24h = _window_24h(
+        st, int(ts // _SLOT_24H_S), cents, credit, near_cash, near_transfer
     )
-    # running float totals may drift by ~1e-9 after subtractions: clamp
-    sum_1h = sum_1h if sum_1h > 0.005 else 0.0
-    credit_1h = credit_1h if credit_1h > 0.005 else 0.0
-    debit_1h = debit_1h if debit_1h > 0.005 else 0.0
-    sum_24h = sum_24h if sum_24h > 0.005 else 0.0
-    credit_24h = credit_24h if credit_24h > 0.005 else 0.0
-    debit_24h = debit_24h if debit_24h > 0.005 else 0.0
+    sum_1h, sum_24h = (credit_1h + debit_1h) / 100, (credit_24h + debit_24h) / 100
+    credit_1h, debit_1h, credit_24h, debit_24h = (
+        credit_1h / 100, debit_1h / 100, credit_24h / 100, debit_24h / 100
+    )  # fmt: skip
 
     # --- same local day cash / transfer totals ----------------------------------------------
     local_s = ts + config.utc_offset_hours * 3600.0
@@ -370,14 +445,14 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
     day: list[Any] | None = st["day"]
     if day is not None and day[0] != day_idx:
         # a new day resets the totals; a late event from an earlier day counts alone
-        day = [day_idx, 0.0, 0.0] if day[0] is None or day_idx > day[0] else None
+        day = [day_idx, 0, 0] if day[0] is None or day_idx > day[0] else None
     if day is not None:
         if is_cash:
-            day[1] += amount
+            day[1] += cents
         elif is_transfer:
-            day[2] += amount
+            day[2] += cents
         st["day"] = day
-        cash_day, transfer_day = day[1], day[2]
+        cash_day, transfer_day = day[1] / 100, day[2] / 100
     else:
         cash_day = amount if is_cash else 0.0
         transfer_day = amount if is_transfer else 0.0
@@ -397,7 +472,8 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
     if credits and credits[0][0] <= ts - 86400.0:
         credits = st["cr"] = [c for c in credits if c[0] > ts - 86400.0]
     if credit:
-        credits.append([ts, txn.counterparty_id or ""])
+        cp_id = txn.counterparty_id
+        credits.append([ts, short_token(cp_id) if cp_id else ""])
         if len(credits) > _CREDITS_KEEP:
             del credits[:-_CREDITS_KEEP]
     if credits:
@@ -410,17 +486,18 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
     # --- first-seen flags ---------------------------------------------------------------------
     size = config.recent_set_size
     country = txn.ip_country or txn.counterparty_country
-    new_device = _seen(st["dev"], txn.device_id, has_history, size)
+    new_device = _seen(st["dev"], _short_or_none(txn.device_id), has_history, size)
     new_country = _seen(st["cty"], country, has_history, size)
-    new_cp = _seen(st["cp"], txn.counterparty_id, has_history, size)
-    new_account = _seen(st["acct"], txn.account_id, has_history, size)
+    new_cp = _seen(st["cp"], _short_or_none(txn.counterparty_id), has_history, size)
+    new_account = _seen(st["acct"], _short_or_none(txn.account_id), has_history, size)
 
     # --- amount vs own history (EW mean / variance of log amount, per txn type) -------------
     la = math.log1p(amount)
-    stats = st["amt"].get(txn_type)
+    type_code = _TYPE_CODE[txn_type]
+    stats = st["amt"].get(type_code)
     if stats is None:
         z = 0.0
-        st["amt"][txn_type] = [1, la, 0.0]
+        st["amt"][type_code] = [1, round(la, 5), 0.0]
     else:
         n, mean, var = stats
         k = config.zscore_prior_weight
@@ -433,8 +510,8 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
             alpha = config.zscore_min_alpha
         diff = la - mean
         stats[0] = n + 1 if n < _HISTORY_CAP else n
-        stats[1] = mean + alpha * diff
-        stats[2] = (1 - alpha) * (var + alpha * diff * diff)
+        stats[1] = round(mean + alpha * diff, 5)
+        stats[2] = round((1 - alpha) * (var + alpha * diff * diff), 5)
 
     cross = txn.cross_border
     if cross is None:
@@ -494,8 +571,13 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
 
 def copy_state(state: dict[str, Any]) -> dict[str, Any]:
     """A copy deep enough that ``extract_into`` never mutates the caller's record."""
-    if not state or state.get("v") != STATE_VERSION:
+    if not state or state.get("v") not in (2, STATE_VERSION):
         return new_state()
+    if state["v"] != STATE_VERSION:
+        state = copy_state({**state, "v": STATE_VERSION})  # deep enough to upgrade
+        state["v"] = 2
+        upgrade_state(state)
+        return state
     return {
         "v": STATE_VERSION,
         "n": state["n"],

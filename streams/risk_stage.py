@@ -13,9 +13,7 @@ State: ONE keyed record per customer (``risk_customers``: ``{"f": feature state,
 "p": pending}``), written once per customer per batch. The models live in the worker
 and are checkpointed as ``model_checkpoints`` rows; the first batch restores the latest.
 
->>> import numpy as np
-
-from config.settings import Settings
+>>> from config.settings import Settings
 >>> from streams.pipeline import Pipeline
 >>> p = Pipeline(Settings(risk_restore_checkpoint=False), stages=risk_stages)
 >>> [s.name for s in p.stages]
@@ -24,15 +22,12 @@ from config.settings import Settings
 
 from __future__ import annotations
 
-import base64
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, cast
-
-import numpy as np
 
 from config.settings import Settings
 from models.alerts import AlertCandidate
@@ -41,9 +36,11 @@ from models.events import Feedback, FeedbackKind, Transaction
 from models.features import FeatureConfig, extract_into
 from models.ids import no_card_runs
 from models.online import RiverHalfSpaceTrees
+from models.packing import pack_rows
 from models.risk import MODEL_NAME, SUPERVISED_NAMES, RiskAssessment, RiskModel, features_matrix
 from sinks.checkpoints import CheckpointStore, ClickHouseCheckpoints, checkpoint_row
 from sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE, RISK_SCORES_TABLE
+from streams import risk_pending as pending_entry
 from streams.decode import RawRecord
 from streams.state import KeyedState
 
@@ -144,14 +141,15 @@ class RiskStage:
                 if rec is None:
                     # updated in place: a failed batch is re-run after the worker restarts
                     # from the changelog, which never saw the partial update
-                    rec = get(cid) or {"f": {}, "p": []}
+                    rec = _load(get(cid))
                     records[cid] = rec
                 if _already_applied(rec, raw, TXN_OFFSET):
                     self.counts["redelivered_skipped"] += 1
                     continue
                 scored.append((txn, extract_into(txn, rec["f"], cfg), rec))
                 last_record[cid] = raw
-            self._score_batch(scored, out)
+            if scored:
+                self._score_batch(scored, out)
         else:
             last_label: Feedback | None = None
             for event, raw in batch:
@@ -161,7 +159,7 @@ class RiskStage:
                 cid = fb.customer_id
                 rec = records.get(cid)
                 if rec is None:
-                    rec = get(cid) or {"f": {}, "p": []}
+                    rec = _load(get(cid))
                     records[cid] = rec
                 if _already_applied(rec, raw, LABEL_OFFSET):
                     self.counts["redelivered_skipped"] += 1
@@ -182,7 +180,7 @@ class RiskStage:
         """Score a batch with the model as of its start, then let the anomaly part learn it."""
         m = self.m
         X = features_matrix([f for _, f, _ in scored])
-        packed = _pack_rows(m.model.supervised_matrix(X))
+        packed = pack_rows(m.model.supervised_matrix(X), "e")
         amounts = X[:, 0].tolist()  # log amount, log hourly velocity: drift inputs
         velocity = X[:, 2].tolist()
         assessments = m.model.assess_many(X)
@@ -194,8 +192,10 @@ class RiskStage:
         keep = self.settings.risk_pending_max
         score_rows = []
         annotations = out.annotations
-        for (txn, f, rec), a, x_packed, amount, vel in zip(
-            scored, assessments, packed, amounts, velocity, strict=True
+        times: list[int] = []
+        metas: list[list[Any]] = []
+        for (txn, f, _rec), a, amount, vel in zip(
+            scored, assessments, amounts, velocity, strict=True
         ):
             ts_s = txn.ts.timestamp()
             ts_ms = int(ts_s * 1000)
@@ -242,40 +242,35 @@ class RiskStage:
             )
             if self.candidates is not None:
                 out.candidates.extend(self.candidates(txn, f, a))
-            pending = rec["p"]
-            cutoff = ts_ms - ttl_ms
-            if pending and pending[0][1] < cutoff:
-                before = len(pending)
-                pending[:] = [p for p in pending if p[1] >= cutoff]
-                self.counts["pending_expired"] += before - len(pending)
-            pending.append(
-                [
-                    eid,
-                    ts_ms,
-                    x_packed,
-                    a.score,
-                    a.anomaly,
-                    a.supervised,
-                    reasons,
-                    a.model_version,
-                    meta,
-                ]
-            )
-            if len(pending) > keep:
-                del pending[:-keep]
+            times.append(ts_ms)
+            metas.append(meta)
         out.add_rows(RISK_SCORES_TABLE, score_rows)
+        blobs = pending_entry.encode_many(
+            times,
+            packed,
+            [a.score for a in assessments],
+            [a.anomaly for a in assessments],
+            [a.supervised for a in assessments],
+            [a.reason_codes for a in assessments],
+            metas,
+        )
+        expired = 0
+        for (txn, _f, rec), a, blob, ts_ms in zip(scored, assessments, blobs, times, strict=True):
+            pending = rec["p"]
+            pending_entry.append(pending, txn.event_id, blob, a.model_version)
+            expired += pending_entry.prune(pending, ts_ms - ttl_ms, keep)
+        self.counts["pending_expired"] += expired
 
     def _label(self, fb: Feedback, rec: dict[str, Any], out: BatchOutput) -> bool:
         """Learn from one fraud label; True if it matched a pending transaction."""
         y = LABELS[fb.kind]
-        pending = rec["p"]
-        idx = next((i for i, p in enumerate(pending) if p[0] == fb.ref_event_id), None)
-        if idx is None:
+        entry = pending_entry.pop(rec["p"], fb.ref_event_id)
+        if entry is None:
             self.counts["labels_unmatched"] += 1
             return False
-        eid, ts_ms, packed, score, anomaly, supervised, reasons, version, meta = pending.pop(idx)
+        eid, ts_ms, inputs, score, anomaly, supervised, reasons, version, meta = entry
         m = self.m
-        x = dict(zip(SUPERVISED_NAMES, _unpack_row(packed), strict=True))
+        x = dict(zip(SUPERVISED_NAMES, inputs, strict=True))
         before = m.model.supervised.score_one(x)
         m.model.learn_one(x, y)
         m.labels += 1
@@ -359,20 +354,15 @@ def _already_applied(rec: dict[str, Any], raw: RawRecord, position: int) -> bool
     return False
 
 
-def _pack_rows(X: Any) -> list[str]:
-    """Model inputs of each row as one compact JSON-able string (float32, base64)."""
-    X32 = X.astype(np.float32)
-    return [base64.b64encode(row.tobytes()).decode() for row in X32]
-
-
-def _unpack_row(packed: str) -> list[float]:
-    """Inverse of :func:`_pack_rows` for one row.
-
-    >>> import numpy as np
-    >>> _unpack_row(_pack_rows(np.array([[1.5, -2.0]]))[0])
-    [1.5, -2.0]
-    """
-    return np.frombuffer(base64.b64decode(packed), dtype=np.float32).astype(float).tolist()
+def _load(rec: dict[str, Any] | None) -> dict[str, Any]:
+    """A customer's record as stored, or a new one; entries of the previous format are
+    rewritten (a rolling upgrade restores them from the changelog)."""
+    if rec is None:
+        return {"f": {}, "p": []}
+    pending = rec["p"]
+    if pending and not isinstance(pending[0], str) and len(pending[0]) > 2:
+        pending_entry.upgrade(pending)
+    return rec
 
 
 def _metric_rows(m: RiskModels, ts: datetime) -> list[tuple[Any, ...]]:

@@ -8,10 +8,11 @@ partition-local), updated once per batch:
 ``f``   first seen (event ms), ``l`` last seen
 ``dy``  events per day index, last 60 days
 ``cn``  contact times within the last 24 h
-``wt``  log wait ratios of the last 5 contacts
+``wt``  log wait ratios of the last 5 contacts (4 decimals)
 ``cs``  [sum, n] of survey answers, ``lc`` last answer
 ``pd``  moving average of the predicted P(dissatisfied)
 ``pe``  interactions waiting for a survey: event_id -> [ms, x, yhat, p, channel]
+        (x and channel encoded, :mod:`streams.service.pending`)
 ``cm``  open complaints: complaint_id -> [open day, [interaction event ids]]
 ``st``  lifecycle stage last written, ``v`` row version
 ======  ===============================================================

@@ -56,6 +56,7 @@ from streams.decode import RawRecord
 from streams.pipeline import BatchOutput, StateFactory, Valid
 from streams.rules import RuleEngine
 from streams.service import customers as cu
+from streams.service import pending as survey
 from streams.service.cache import BatchCache
 from streams.service.checkpoint import Checkpoint
 from streams.service.complaints import ComplaintBook, ComplaintChange
@@ -308,10 +309,11 @@ class ServiceStage:
         predicted = self.model.predict_one(x)
         p_dissat = self.model.score_one(x)
         reasons = self.model.explain_one(x)
-        cust["wt"] = [*waits, math.log1p(ev.wait_seconds / threshold)][-cu.RECENT_WAITS :]
+        wait = round(math.log1p(ev.wait_seconds / threshold), 4)
+        cust["wt"] = [*waits, wait][-cu.RECENT_WAITS :]
         cust["pd"] = round(0.7 * float(cust.get("pd", p_dissat)) + 0.3 * p_dissat, 4)
         pending = cust.setdefault("pe", {})
-        pending[ev.event_id] = [ms, x, round(predicted, 4), round(p_dissat, 4), channel]
+        pending[ev.event_id] = survey.entry(ms, x, round(predicted, 4), round(p_dissat, 4), channel)
         cu.prune_pending(cust, ms, self._ttl_ms)
         out.annotate(
             ev.event_id,
@@ -361,7 +363,7 @@ class ServiceStage:
             if entry is None:
                 self.counts["service.csat_unmatched"] += 1
                 return False
-            _ms, x, predicted, p_dissat, channel = entry
+            _ms, x, predicted, p_dissat, channel = survey.read(entry)
             y = float(fb.value)
             self.monitor.update(predicted, p_dissat, y)
             self.model.learn_one(x, y)

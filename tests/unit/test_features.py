@@ -206,3 +206,21 @@ def test_extract_does_not_modify_its_input_and_extract_into_does():
     extract_into(txn(60), state, CFG)
     assert json.dumps(state) != frozen
     assert new_state()["n"] == 0
+
+
+def test_a_version_2_state_is_upgraded_and_extract_leaves_it_unchanged():
+    v2 = {
+        "v": 2, "n": 2, "last": T0.timestamp(),
+        "h": [[int(T0.timestamp() // 300), 2, 250.5, 0.0, 250.5]], "ht": [2, 250.5, 0.0, 250.5],
+        "d": [[int(T0.timestamp() // 3600), 2, 250.5, 0, 0, 0.0, 250.5]],
+        "dt": [2, 250.5, 0, 0, 0.0, 250.5], "day": [None, 0.0, 0.0], "tiny": [], "cr": [],
+        "dev": ["d-1"], "cty": ["CN"], "cp": [], "acct": ["a-1"],
+        "amt": {"card_payment": [2, 4.8, 0.01]},
+    }  # fmt: skip
+    before = json.dumps(v2)
+    f, st = extract(txn(60, amount=100), v2, CFG)
+    assert json.dumps(v2) == before and st["v"] == 3
+    assert (f["txn_count_1h"], f["txn_sum_1h_cny"], f["history_count"]) == (3, 350.5, 2)
+    assert not f["new_device"] and not f["new_account"]
+    inplace = json.loads(before)
+    assert extract_into(txn(60, amount=100), inplace, CFG) == f and inplace == st

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import numpy as np
 
 from config.policy import load_policy
 from config.settings import Settings
 from models.alerts import Severity
+from models.risk import SUPERVISED_NAMES
 from sinks.checkpoints import MemoryCheckpoints
 from sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE, RISK_SCORES_TABLE
+from streams import risk_pending as pending_entry
 from streams.decode import RawRecord
 from streams.pipeline import Pipeline
 from streams.risk_stage import STATE_NAME, RiskStage, risk_stages
@@ -206,3 +212,79 @@ def test_model_score_alerts_come_from_the_policy_thresholds():
     assert cand.subject_id == "c-1" and cand.score == score and cand.reason_codes
     assert cand.severity == Severity.ORANGE
     assert cand.model_version == "risk-v1+0"
+
+
+def _legacy_inputs(values: dict[int, float]) -> str:
+    """Model inputs as the previous format stored them: base64 of dense float32."""
+    x = np.zeros(len(SUPERVISED_NAMES), dtype=np.float32)
+    for i, v in values.items():
+        x[i] = v
+    return base64.b64encode(x.tobytes()).decode()
+
+
+def _legacy_record(ms: int, token: Any) -> dict[str, Any]:
+    """A ``risk_customers`` record exactly as the previous worker version wrote it
+    (``token``: the pipeline's account tokenizer)."""
+    s = ms / 1000
+    meta = ["private", "individual", "app", "transfer", 12345.678901, 2, 5]
+    return {
+        "f": {
+            "v": 2, "n": 5, "last": s,
+            "h": [[int(s // 300), 2, 300.10000000000002, 0.0, 300.10000000000002]],
+            "ht": [2, 300.10000000000002, 0.0, 300.10000000000002],
+            "d": [[int(s // 3600), 5, 900.3, 0, 0, 100.0, 800.3]],
+            "dt": [5, 900.3, 0, 0, 100.0, 800.3],
+            "day": [None, 0.0, 0.0], "tiny": [], "cr": [[s, token("payer-1")]],
+            "dev": ["d-1"], "cty": ["CN"], "cp": [token("shop-1")], "acct": [token("a-1")],
+            "amt": {"card_payment": [4, 4.802979842, 0.012345678], "fx": [1, 3.3, 0.0]},
+        },
+        "p": [
+            ["t-old-1", ms - 60_000, _legacy_inputs({0: 9.42, 8: 1.0, 35: 0.693}), 61.2345,
+             0.4321, 0.7777, ["amount_cny", "new_device"], "risk-v1+0", meta],
+            ["t-old-2", ms, _legacy_inputs({0: 5.5}), 3.5, 0.25, None, [], "risk-v1+3",
+             ["retail", "individual", "pos", "card_payment", None, 1, 1]],
+        ],
+    }  # fmt: skip
+
+
+def test_state_restored_in_the_previous_format_keeps_labels_and_history():
+    """Rolling upgrade: a record from the old changelog is read, its pending entries still
+    match labels (row re-written with the stored values), the feature history goes on, and
+    the record is written back in the new format."""
+    pipeline, stage, states = make()
+    ms = int(T0.timestamp() * 1000)
+    states[STATE_NAME].data["c-5"] = _legacy_record(ms, pipeline.masker.account)
+    out = pipeline.process("feedback", records(FEEDBACK, [label("t-old-1", "c-5", 30, True)]))
+    assert stage.counts["labels"] == 1 and stage.m.model.supervised.n_seen == [0, 1]
+    (row,) = out.rows[RISK_SCORES_TABLE]
+    r = dict(zip(COLS, row, strict=True))
+    assert r["ts"] == T0 - timedelta(seconds=60) and (r["label"], r["row_version"]) == (1, 1)
+    assert (r["segment"], r["customer_type"], r["channel"], r["txn_type"]) == (
+        "private", "individual", "app", "transfer",
+    )  # fmt: skip
+    assert (r["amount_cny"], r["txn_count_1h"], r["txn_count_24h"]) == (12345.678901, 2, 5)
+    assert (r["score"], r["anomaly"], r["supervised"]) == (61.2345, 0.4321, 0.7777)
+    assert r["reason_codes"] == ["amount_cny", "new_device"]
+    assert r["model_version"] == "risk-v1+0"
+    stored = states[STATE_NAME].get("c-5")
+    assert [type(e) for e in stored["p"]] == [list]  # new format: ["<blob> <eid>", version]
+
+    # the feature history continues: same device, account and counterparty are not new
+    t = txn(9, 120, customer_id="c-5", counterparty_id="shop-1", account_id="a-1")
+    out = pipeline.process("transaction", records(TRANSACTIONS, [t]))
+    f = out.annotations["t-9"]["features"]
+    assert f["history_count"] == 5 and f["txn_count_1h"] == 3
+    assert not (f["new_device"] or f["new_counterparty"] or f["new_account"])
+    assert abs(f["amount_zscore"]) < 3  # card payment stats carried over (log 120.5 ~ 4.8)
+    assert states[STATE_NAME].get("c-5")["f"]["v"] == 3
+
+    out = pipeline.process("feedback", records(FEEDBACK, [label("t-old-2", "c-5", 200, False)]))
+    (row,) = out.rows[RISK_SCORES_TABLE]
+    r = dict(zip(COLS, row, strict=True))
+    assert (r["event_id"], r["amount_cny"], r["supervised"], r["model_version"]) == (
+        "t-old-2", None, None, "risk-v1+3",
+    )  # fmt: skip
+    assert stage.counts["labels"] == 2 and stage.counts["labels_unmatched"] == 0
+    pending = states[STATE_NAME].get("c-5")["p"]
+    assert [pending_entry.entry_eid(e) for e in pending] == ["t-9"]
+    assert len(json.dumps(pending)) < 100

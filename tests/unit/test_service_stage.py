@@ -21,6 +21,7 @@ from streams.service.names import (
     RULE_RISK_FRICTION,
     RULE_SLA,
 )
+from streams.service.pending import read
 from streams.topics import ALERTS, INTERACTIONS
 from tests import factories as f
 from tests.service_helpers import Driver, at, contact
@@ -225,3 +226,25 @@ def test_one_batch_spanning_many_minutes_writes_every_minute_row():
     d.interactions([contact("c-late", at(minutes=1, seconds=40))])
     assert d.stage.counts["service.late_dropped"] == 1
     assert _minute_rows(d)[next(iter(sorted(rows)))]["contacts"] == 1
+
+
+def test_pending_surveys_in_the_previous_format_are_still_learned():
+    """Rolling upgrade: interactions waiting for a survey in a record restored from the old
+    changelog (inputs as a dict of named floats, the channel as a string) still learn."""
+    d = Driver(satisfaction_warmup=0)
+    events = [contact("c-1", at(minutes=k), wait_seconds=30.0 + k) for k in range(2)]
+    d.interactions(events)
+    cust = d.stage.customers.get("c-1")
+    new = cust["pe"][events[0]["event_id"]]
+    ms, x, predicted, p, channel = read(new)
+    assert isinstance(new[1], str) and isinstance(new[4], int) and isinstance(channel, str)
+    legacy = [ms, x, predicted, p, channel]  # what the previous version stored
+    assert len(json.dumps(new)) * 3 < len(json.dumps(legacy))
+    cust["pe"][events[0]["event_id"]] = legacy
+    surveys = [
+        f.feedback(customer_id="c-1", ref_event_id=e["event_id"], ts=at(hours=1), value=4)
+        for e in events
+    ]
+    d.feedback(surveys)
+    assert d.stage.model.n_learned == 2 and d.stage.counts["service.csat_unmatched"] == 0
+    assert d.stage.customers.get("c-1")["pe"] == {}
