@@ -14,6 +14,10 @@ visible is executed. ``ingested_at - ts`` per row is therefore produce-to-visibl
 measured on one host clock, without a schema change. (Malformed events, ~0.5 %, keep
 their payloads and only count in the reconciliation.)
 
+**Alert latency.** :class:`streams.alert_latency.AlertWatcher` consumes ``finpulse.alerts``
+during each phase; an alert's arrival time minus the send time of its source event is
+produce-to-alert latency as an on-call consumer of the topic sees it.
+
 **Throughput** of a saturation phase is the number of rows stored after the first
 insert, divided by the time from the first to the last insert (``ingested_at``), so worker
 start-up and group join are excluded. Every phase ends with a count reconciliation
@@ -50,6 +54,7 @@ from config.settings import Settings, local_stack_settings
 from sinks.clickhouse import make_client
 from sinks.migrate import migrate
 from sinks.tables import EVENT_TABLES
+from streams.alert_latency import AlertWatcher, latencies_ms
 from streams.local_stack import LocalStack, free_port
 from streams.reconcile import wait_reconciled
 from streams.topics import TRANSACTIONS, create_topics
@@ -59,6 +64,7 @@ log = logging.getLogger(__name__)
 
 WARMUP_TIMEOUT_S = 60.0
 DRAIN_TIMEOUT_S = 180.0
+ALERT_GRACE_S = 1.0
 BURST_S = 0.005  # the fixed-rate producer sends what is due every ~5 ms
 
 
@@ -79,6 +85,11 @@ class PhaseResult:
     # Worker CPU (all its processes) for the phase: a load-independent efficiency figure.
     worker_cpu_s: float = 0.0
     events_per_cpu_s: float = 0.0
+    # produce → alert arriving at a consumer of finpulse.alerts (streams.alert_latency)
+    alerts: int = 0
+    alert_p50_ms: float = 0.0
+    alert_p95_ms: float = 0.0
+    alert_p99_ms: float = 0.0
     rss_mb: list[float] = field(default_factory=list)
     peak_rss_mb: list[float] = field(default_factory=list)
     reconciled: bool = False
@@ -136,8 +147,16 @@ def _stamp(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
-async def _produce(settings: Settings, events: Sequence[Any], rate: float | None) -> float:
-    """Send ``events`` (paced at ``rate``/s, or flat out); returns the seconds it took."""
+async def _produce(
+    settings: Settings,
+    events: Sequence[Any],
+    rate: float | None,
+    sent_at: dict[str, float] | None = None,
+) -> float:
+    """Send ``events`` (paced at ``rate``/s, or flat out); returns the seconds it took.
+
+    ``sent_at`` collects the wall-clock send time of each event id.
+    """
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(
@@ -159,7 +178,10 @@ async def _produce(settings: Settings, events: Sequence[Any], rate: float | None
             )
             while sent < due:
                 topic, key, value = events[sent]
-                pending.append(await producer.send(topic, _stamp(value), key=key))
+                payload = _stamp(value)
+                if sent_at is not None and isinstance(value, dict):
+                    sent_at[value["event_id"]] = time.time()
+                pending.append(await producer.send(topic, payload, key=key))
                 sent += 1
             if rate is not None and sent < len(events):
                 await asyncio.sleep(max(min(t0 + sent / rate - time.monotonic(), BURST_S), 0))
@@ -257,10 +279,16 @@ class Bench:
             events = list(bench_events(n, self.seed, self.n_customers))
             pids = [w.proc.pid for w in workers if w.proc is not None]
             cpu0 = sum(proc_cpu_s(pid) for pid in pids)
-            produce_s = asyncio.run(_produce(settings, events, rate))
-            result = wait_reconciled(
-                client, settings.clickhouse_database, n + warm, DRAIN_TIMEOUT_S
-            )
+            sent_at: dict[str, float] = {}
+            watcher = AlertWatcher(settings).start()
+            try:
+                produce_s = asyncio.run(_produce(settings, events, rate, sent_at))
+                result = wait_reconciled(
+                    client, settings.clickhouse_database, n + warm, DRAIN_TIMEOUT_S
+                )
+                time.sleep(ALERT_GRACE_S)  # the last batch's alerts are published with it
+            finally:
+                alerts = latencies_ms(sent_at, watcher.stop())
             cpu_s = sum(proc_cpu_s(pid) for pid in pids) - cpu0
             memory = [proc_memory_mb(w.proc.pid) for w in workers if w.proc is not None]
             figures = _figures(client, settings.clickhouse_database)
@@ -276,6 +304,7 @@ class Bench:
                 peak_rss_mb=[round(m[1], 1) for m in memory],
                 reconciled=result.ok,
                 issues=result.issues(),
+                **_alert_figures(alerts),
                 **figures,
             )
         finally:
@@ -319,7 +348,7 @@ def _warm_event(i: int) -> dict[str, Any]:
     }
 
 
-def _figures(client: Any, db: str) -> dict[str, float]:
+def _figures(client: Any, db: str) -> dict[str, Any]:
     union = " UNION ALL ".join(
         f"SELECT ts, ingested_at FROM {db}.{t.name} FINAL WHERE event_id NOT LIKE 'warmup-%'"
         for t in EVENT_TABLES.values()
@@ -341,6 +370,23 @@ def _figures(client: Any, db: str) -> dict[str, float]:
         "p95_ms": _pct(lats, 0.95),
         "p99_ms": _pct(lats, 0.99),
         "max_ms": lats[-1],
+    }
+
+
+def _alert_figures(latencies: Sequence[float]) -> dict[str, Any]:
+    """Count and percentiles of produce → alert latencies (zeros without alerts).
+
+    >>> _alert_figures([30.0, 10.0, 20.0])["alert_p50_ms"]
+    20.0
+    """
+    if not latencies:
+        return {"alerts": 0}
+    lats = sorted(latencies)
+    return {
+        "alerts": len(lats),
+        "alert_p50_ms": _pct(lats, 0.50),
+        "alert_p95_ms": _pct(lats, 0.95),
+        "alert_p99_ms": _pct(lats, 0.99),
     }
 
 
@@ -373,6 +419,9 @@ def summary(
         "p50_ms": fixed.p50_ms if fixed else None,
         "p95_ms": fixed.p95_ms if fixed else None,
         "p99_ms": fixed.p99_ms if fixed else None,
+        "alert_p50_ms": fixed.alert_p50_ms if fixed else None,
+        "alert_p95_ms": fixed.alert_p95_ms if fixed else None,
+        "alert_p99_ms": fixed.alert_p99_ms if fixed else None,
         "scoring_events_per_s": scoring_events_per_s,
         "bytes_per_customer": bytes_per_customer,  # JSON state (changelog) per customer
         "two_workers_events_per_s": by_name["saturation-2"].events_per_s
@@ -389,15 +438,18 @@ def format_table(result: dict[str, Any]) -> str:
     """A plain-text table of the phases."""
     head = (
         f"{'phase':<14}{'workers':>8}{'offered/s':>11}{'events':>8}{'events/s':>10}"
-        f"{'p50 / p95 / p99 ms':>26}{'max ms':>8}{'ev/CPU s':>10}{'RSS MB':>14}{'ok':>5}"
+        f"{'p50 / p95 / p99 ms':>26}{'max ms':>8}{'alert p50 / p99':>17}{'ev/CPU s':>10}"
+        f"{'RSS MB':>14}{'ok':>5}"
     )
     lines = [head, "-" * len(head)]
     for p in result["phases"]:
         offered = f"{p['offered_rate']:.0f}" if p["offered_rate"] else "max"
         rss = "/".join(f"{m:.0f}" for m in p["rss_mb"])
+        alerts = f"{p['alert_p50_ms']:.0f} / {p['alert_p99_ms']:.0f}" if p["alerts"] else "-"
         lines.append(
             f"{p['name']:<14}{p['workers']:>8}{offered:>11}{p['events']:>8}"
             f"{p['events_per_s']:>10.0f}{percentile_row(p):>26}{p['max_ms']:>8.0f}"
+            f"{alerts:>17}"
             f"{p['events_per_cpu_s']:>10.0f}"
             f"{rss:>14}{'yes' if p['reconciled'] else 'NO':>5}"
         )

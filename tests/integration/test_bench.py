@@ -24,6 +24,10 @@ def test_bench_runs_its_phases_and_reports_the_contract_fields(tmp_path):
     assert result["scoring_events_per_s"] > 0 and result["bytes_per_customer"] > 0
     assert 50 < result["worker_rss_mb"] < 2000
     assert result["events_per_cpu_s"] > 0
+    with_alerts = [p for p in result["phases"] if p["alerts"]]
+    assert with_alerts, "no alert arrived on finpulse.alerts during the bench"
+    for p in with_alerts:
+        assert 0 < p["alert_p50_ms"] <= p["alert_p95_ms"] <= p["alert_p99_ms"] < 120_000
     fixed = result["phases"][0]
     assert fixed["events"] == 1000 and 0.9 * 2 <= fixed["produce_s"] < 10  # paced, not flat out
     json.dumps(result)  # one JSON object

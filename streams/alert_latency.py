@@ -1,0 +1,83 @@
+"""Produce → alert latency for the bench: when does an event's alert reach a consumer?
+
+:class:`AlertWatcher` reads ``finpulse.alerts`` in a background thread from the moment
+it starts, and notes the wall-clock time at which each alert arrives. The producer notes
+the wall-clock time at which it hands each event to the broker client (``sent_at``);
+an alert's ``source_event_id`` joins the two. The figure therefore includes everything
+an on-call consumer of the topic would wait for: broker, batching, scoring, rules,
+alerting, the delivery of the batch, and the consumer's own fetch.
+
+>>> latencies_ms({"e1": 10.0}, [(10.25, {"source_event_id": "e1"}), (11.0, {})])
+[250.0]
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from config.settings import Settings
+from streams.topics import ALERTS
+
+
+def latencies_ms(
+    sent_at: Mapping[str, float], received: Sequence[tuple[float, dict[str, Any]]]
+) -> list[float]:
+    """Milliseconds from each alert's source event being sent to the alert arriving."""
+    out = []
+    for at, alert in received:
+        sent = sent_at.get(alert.get("source_event_id") or "")
+        if sent is not None:
+            out.append(round((at - sent) * 1000, 3))
+    return out
+
+
+class AlertWatcher:
+    """Collects ``(arrival time, alert)`` of every alert published while it runs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.received: list[tuple[float, dict[str, Any]]] = []
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="alert-watcher", daemon=True)
+
+    def start(self, timeout_s: float = 30.0) -> AlertWatcher:
+        self._thread.start()
+        if not self._ready.wait(timeout_s):
+            raise RuntimeError("alert watcher could not reach the broker")
+        return self
+
+    def stop(self) -> list[tuple[float, dict[str, Any]]]:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        return self.received
+
+    def _run(self) -> None:
+        from kafka import KafkaConsumer
+
+        consumer = KafkaConsumer(
+            ALERTS,
+            bootstrap_servers=self.settings.broker_bootstrap,
+            auto_offset_reset="latest",
+            enable_auto_commit=False,
+            group_id=None,
+            fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
+        )
+        try:
+            consumer.poll(timeout_ms=100)  # assigns the partitions, seeks to the end
+            consumer.seek_to_end()
+            for tp in consumer.assignment():
+                consumer.position(tp)
+            self._ready.set()
+            while not self._stop.is_set():
+                batches = consumer.poll(timeout_ms=50)
+                now = time.time()
+                for records in batches.values():
+                    for r in records:
+                        self.received.append((now, json.loads(r.value)))
+        finally:
+            consumer.close()
