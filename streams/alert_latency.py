@@ -57,21 +57,23 @@ class AlertWatcher:
         return self.received
 
     def _run(self) -> None:
-        from kafka import KafkaConsumer
+        from kafka import KafkaConsumer, TopicPartition
 
         consumer = KafkaConsumer(
-            ALERTS,
             bootstrap_servers=self.settings.broker_bootstrap,
-            auto_offset_reset="latest",
             enable_auto_commit=False,
             group_id=None,
             fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
         )
         try:
-            consumer.poll(timeout_ms=100)  # assigns the partitions, seeks to the end
+            ids = consumer.partitions_for_topic(ALERTS) or set()
+            if not ids:
+                raise RuntimeError(f"topic {ALERTS} has no partitions (not created?)")
+            partitions = [TopicPartition(ALERTS, p) for p in sorted(ids)]
+            consumer.assign(partitions)
             consumer.seek_to_end()
-            for tp in consumer.assignment():
-                consumer.position(tp)
+            for tp in partitions:
+                consumer.position(tp)  # resolve "end" now, before the producer starts
             self._ready.set()
             while not self._stop.is_set():
                 batches = consumer.poll(timeout_ms=50)
