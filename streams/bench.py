@@ -255,6 +255,7 @@ class Bench:
             phases,
             scoring_events_per_s=float(scoring["events_per_s"]),
             bytes_per_customer=state["bytes_per_customer"],
+            memory_mb_per_100k_customers=state["memory_mb_per_100k_customers"],
         )
 
     def _phase(
@@ -404,6 +405,7 @@ def summary(
     phases: Sequence[PhaseResult],
     scoring_events_per_s: float | None = None,
     bytes_per_customer: float | None = None,
+    memory_mb_per_100k_customers: float | None = None,
 ) -> dict[str, Any]:
     """The bench's JSON object: headline figures plus every phase.
 
@@ -424,6 +426,8 @@ def summary(
         "alert_p99_ms": fixed.alert_p99_ms if fixed else None,
         "scoring_events_per_s": scoring_events_per_s,
         "bytes_per_customer": bytes_per_customer,  # JSON state (changelog) per customer
+        # the same state as Python objects (deep size), per 100k customers
+        "memory_mb_per_100k_customers": memory_mb_per_100k_customers,
         "two_workers_events_per_s": by_name["saturation-2"].events_per_s
         if "saturation-2" in by_name
         else None,
