@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -37,6 +38,26 @@ def deadletter_message(dl: object) -> Outgoing:
     """The ``finpulse.deadletter`` message of a dead letter (key = its stable id)."""
     payload = dl.model_dump(mode="json")  # type: ignore[attr-defined]
     return Outgoing(DEADLETTER, payload["id"].encode(), json.dumps(payload).encode())
+
+
+TIMING_WINDOW = 5000
+
+
+def _quantiles(values: Sequence[float]) -> dict[str, float]:
+    """p50 / p99 / max of ``values`` (rounded), empty without values.
+
+    >>> _quantiles([1.0, 2.0, 3.0, 4.0])
+    {'p50': 3.0, 'p99': 4.0, 'max': 4.0, 'n': 4}
+    """
+    if not values:
+        return {}
+    v = sorted(values)
+    return {
+        "p50": round(v[len(v) // 2], 2),
+        "p99": round(v[min(len(v) - 1, int(len(v) * 0.99))], 2),
+        "max": round(v[-1], 2),
+        "n": len(v),
+    }
 
 
 class Runtime:
@@ -66,6 +87,9 @@ class Runtime:
         self.alerts_published = 0
         self.notified = 0
         self.notify_failed = 0
+        # The latest batches' timings for stats: where a batch's latency goes (processing,
+        # each table's insert, publishing, the changelog).
+        self.timings: dict[str, deque[float]] = {}
 
     def setup(self) -> None:
         if not self._started:
@@ -91,11 +115,17 @@ class Runtime:
     def process(self, kind: str, records: Sequence[RawRecord]) -> BatchOutput:
         """Run the pipeline on one batch (CPU only: no I/O until :meth:`complete`)."""
         self.setup()
-        return self.pipeline.process(kind, records)
+        started = time.perf_counter()
+        out = self.pipeline.process(kind, records)
+        self._timing("process_ms").append((time.perf_counter() - started) * 1000)
+        self._timing("batch_events").append(len(records))
+        return out
 
     async def complete(self, kind: str, out: BatchOutput) -> None:
         """Deliver a processed batch (rows, dead letters, messages), then count it."""
+        started = time.perf_counter()
         await self.deliver(out)
+        self._timing("deliver_ms").append((time.perf_counter() - started) * 1000)
         self.processed += out.valid_count
         self.deadlettered += len(out.deadletters)
         self.alerts_published += sum(m.topic == ALERTS for m in out.messages)
@@ -115,13 +145,25 @@ class Runtime:
             rows[DEADLETTERS_TABLE] = [deadletter_row(d) for d in out.deadletters]
             messages.extend(deadletter_message(d) for d in out.deadletters)
         jobs: list[Awaitable[None]] = [
-            self.sink_for(table).write(batch) for table, batch in rows.items() if batch
+            self._timed(f"insert_ms.{table.name}", self.sink_for(table).write(batch))
+            for table, batch in rows.items()
+            if batch
         ]
         if messages:
-            jobs.append(self.publish(messages))
+            jobs.append(self._timed("publish_ms", self.publish(messages)))
         await asyncio.gather(*jobs)
         if out.changelog:
-            await self.publish(out.changelog)
+            await self._timed("changelog_ms", self.publish(out.changelog))
+
+    async def _timed(self, name: str, job: Awaitable[None]) -> None:
+        started = time.perf_counter()
+        await job
+        self._timing(name).append((time.perf_counter() - started) * 1000)
+
+    def _timing(self, name: str) -> deque[float]:
+        if name not in self.timings:
+            self.timings[name] = deque(maxlen=TIMING_WINDOW)
+        return self.timings[name]
 
     def stats(self) -> dict[str, object]:
         """Counters of this worker since it started (re-deliveries count again)."""
@@ -134,6 +176,7 @@ class Runtime:
             "notified": self.notified,
             "notify_failed": self.notify_failed,
             "counts": dict(self.pipeline.counts),
+            "batches": {k: _quantiles(v) for k, v in self.timings.items()},
         }
 
     def write_stats(self, path: Path) -> None:

@@ -80,3 +80,8 @@ def test_malformed_events_become_deadletters_and_worker_keeps_going(env):
         lambda: (s := worker.stats()) and s["deadletters"] == len(bad) and s, 10, "worker counters"
     )
     assert stats["processed"] == 50
+    # where the batches' time went: processing, each table's insert, publishing
+    timings = stats["batches"]
+    assert timings["process_ms"]["n"] >= 1 and timings["batch_events"]["max"] >= 1
+    assert 0 < timings["insert_ms.transactions"]["p50"] <= timings["insert_ms.transactions"]["max"]
+    assert timings["publish_ms"]["n"] >= 1  # the dead letters
