@@ -2,12 +2,15 @@
 
 Nothing is created at import; tests build their own app per test.
 
-**Batches overlap.** An ingest agent processes batch N+1 (CPU) while batch N is still
-being stored and published (I/O: ClickHouse inserts in threads, broker acks), with at most
-one batch in flight per agent, delivered in order. Each event's message gets one extra
-reference before processing, so ``take_events``' own acknowledgement is not the final one;
-the final one comes after the batch's rows are stored and its messages acknowledged by the
-broker. Offsets therefore still commit only after delivery (at-least-once).
+**Batches overlap.** An ingest agent goes on taking and processing batches (CPU) while the
+earlier ones are still being stored and published (I/O: ClickHouse inserts in threads,
+broker acks): up to ``stream_batches_in_flight`` per agent, each stored after the one
+before it. A batch's alerts and dead letters are
+published as soon as it is processed (they do not wait for the previous batch's inserts).
+Each event's message gets one extra reference before processing, so ``take_events``' own
+acknowledgement is not the final one; the final one comes after the batch's rows are
+stored and its messages acknowledged by the broker. Offsets therefore still commit only
+after delivery (at-least-once).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import faust
@@ -139,10 +143,18 @@ def _raw_records(events: Sequence[Any]) -> list[RawRecord]:
 
 
 async def _deliver_then_ack(
-    runtime: Runtime, kind: str, out: BatchOutput, events: Sequence[Any]
+    runtime: Runtime,
+    kind: str,
+    out: BatchOutput,
+    events: Sequence[Any],
+    published: Awaitable[None] | None,
+    previous: Awaitable[None] | None,
 ) -> None:
-    """Store and publish a batch's results, then acknowledge its events (at-least-once)."""
-    await runtime.complete(kind, out)
+    """Store and publish a batch's results after the previous batch's, then acknowledge its
+    events (at-least-once)."""
+    if previous is not None:
+        await asyncio.shield(previous)
+    await runtime.complete(kind, out, published)
     for e in events:
         e.ack()
 
@@ -158,7 +170,7 @@ def _add_ingest_agent(
     )
 
     async def ingest(stream: faust.StreamT) -> None:
-        delivering: asyncio.Future[None] | None = None
+        in_flight: deque[asyncio.Future[None]] = deque()
         try:
             # take_events exists on faust-streaming's Stream but not on its StreamT protocol.
             async for events in stream.take_events(  # type: ignore[attr-defined]
@@ -167,11 +179,19 @@ def _add_ingest_agent(
                 for e in events:
                     e.message.incref()  # take_events' own ack is then not the last one
                 out = runtime.process(kind, _raw_records(events))
-                if delivering is not None:
-                    await delivering  # batches are stored in order, one in flight
-                delivering = asyncio.ensure_future(_deliver_then_ack(runtime, kind, out, events))
+                published = runtime.publish_early(out)  # alerts out now
+                previous = in_flight[-1] if in_flight else None
+                in_flight.append(
+                    asyncio.ensure_future(
+                        _deliver_then_ack(runtime, kind, out, events, published, previous)
+                    )
+                )
+                while in_flight and in_flight[0].done():
+                    in_flight.popleft().result()  # a failed delivery fails the agent
+                if len(in_flight) > settings.stream_batches_in_flight:
+                    await in_flight[0]  # backpressure: a slow sink stops the intake
         finally:
-            if delivering is not None and not delivering.done():
-                delivering.cancel()  # not acked: re-delivered, absorbed by idempotent writes
+            for job in in_flight:
+                job.cancel()  # not acked: re-delivered, absorbed by idempotent writes
 
     app.agent(topic, name=f"finpulse.ingest.{kind}")(ingest)

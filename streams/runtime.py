@@ -121,10 +121,27 @@ class Runtime:
         self._timing("batch_events").append(len(records))
         return out
 
-    async def complete(self, kind: str, out: BatchOutput) -> None:
-        """Deliver a processed batch (rows, dead letters, messages), then count it."""
+    def publish_early(self, out: BatchOutput) -> asyncio.Future[None] | None:
+        """Start publishing a processed batch's alerts and dead-letter messages now.
+
+        On-call consumers see an alert as soon as it is decided, without waiting for the
+        previous batch's inserts; :meth:`complete` still waits for the publication before
+        the batch is acknowledged.
+        """
+        messages = self._messages(out)
+        if not messages:
+            return None
+        return asyncio.ensure_future(self._timed("publish_ms", self.publish(messages)))
+
+    async def complete(
+        self, kind: str, out: BatchOutput, published: Awaitable[None] | None = None
+    ) -> None:
+        """Deliver a processed batch (rows, dead letters, messages), then count it.
+
+        ``published`` is the batch's :meth:`publish_early`, if it was started.
+        """
         started = time.perf_counter()
-        await self.deliver(out)
+        await self.deliver(out, published)
         self._timing("deliver_ms").append((time.perf_counter() - started) * 1000)
         self.processed += out.valid_count
         self.deadlettered += len(out.deadletters)
@@ -138,22 +155,27 @@ class Runtime:
                 out.deadletters[0].error[:200],
             )
 
-    async def deliver(self, out: BatchOutput) -> None:
+    async def deliver(self, out: BatchOutput, published: Awaitable[None] | None = None) -> None:
+        """Store the rows and publish the messages (or await ``published``), then the changelog."""
         rows = dict(out.rows)
-        messages = list(out.messages)
         if out.deadletters:
             rows[DEADLETTERS_TABLE] = [deadletter_row(d) for d in out.deadletters]
-            messages.extend(deadletter_message(d) for d in out.deadletters)
         jobs: list[Awaitable[None]] = [
             self._timed(f"insert_ms.{table.name}", self.sink_for(table).write(batch))
             for table, batch in rows.items()
             if batch
         ]
-        if messages:
+        if published is not None:
+            jobs.append(published)
+        elif messages := self._messages(out):
             jobs.append(self._timed("publish_ms", self.publish(messages)))
         await asyncio.gather(*jobs)
         if out.changelog:
             await self._timed("changelog_ms", self.publish(out.changelog))
+
+    @staticmethod
+    def _messages(out: BatchOutput) -> list[Outgoing]:
+        return [*out.messages, *(deadletter_message(d) for d in out.deadletters)]
 
     async def _timed(self, name: str, job: Awaitable[None]) -> None:
         started = time.perf_counter()
