@@ -152,6 +152,11 @@ class Settings(BaseSettings):
     gc_threshold0: int = Field(
         100_000, ge=0, description="worker GC gen-0 threshold (0 = Python's default)"
     )
+    # The insert threads hand the GIL back and forth with the busy event loop at every socket
+    # operation; each hand-off can wait a whole switch interval (Python's default 5 ms).
+    gil_switch_interval_s: float = Field(
+        0.005, gt=0, le=0.1, description="worker sys.setswitchinterval (Python's default 0.005)"
+    )
     risk_metrics_every_labels: int = Field(
         100, ge=1, description="model_metrics rows after this many labels (and per label batch)"
     )

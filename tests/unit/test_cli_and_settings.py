@@ -63,3 +63,19 @@ def test_worker_logging_keeps_its_level_without_the_spinner() -> None:
     finally:
         root.setLevel(before[0])
         root.handlers[:] = before[1]
+
+
+def test_worker_tuning_sets_the_gil_switch_interval() -> None:
+    import gc
+    import sys
+
+    from streams.cli import tune_gc
+
+    before = (sys.getswitchinterval(), gc.get_threshold())
+    try:
+        tune_gc(Settings(gil_switch_interval_s=0.002))
+        assert abs(sys.getswitchinterval() - 0.002) < 1e-9
+        assert gc.get_threshold()[0] == Settings().gc_threshold0
+    finally:
+        sys.setswitchinterval(before[0])
+        gc.set_threshold(*before[1])
