@@ -130,21 +130,14 @@ class RiskStage:
         self._restore()
         records: dict[str, dict[str, Any]] = {}
         last_record: dict[str, RawRecord] = {}
-        get = self.state.get
         if kind == "transaction":
             scored = []
             cfg = self.config
             for event, raw in batch:
                 txn = cast(Transaction, event)
                 cid = txn.customer_id
-                rec = records.get(cid)
+                rec = self._record(records, cid, raw, TXN_OFFSET)
                 if rec is None:
-                    # updated in place: a failed batch is re-run after the worker restarts
-                    # from the changelog, which never saw the partial update
-                    rec = _load(get(cid))
-                    records[cid] = rec
-                if _already_applied(rec, raw, TXN_OFFSET):
-                    self.counts["redelivered_skipped"] += 1
                     continue
                 scored.append((txn, extract_into(txn, rec["f"], cfg), rec))
                 last_record[cid] = raw
@@ -157,12 +150,8 @@ class RiskStage:
                 if fb.kind not in LABELS:
                     continue
                 cid = fb.customer_id
-                rec = records.get(cid)
+                rec = self._record(records, cid, raw, LABEL_OFFSET)
                 if rec is None:
-                    rec = _load(get(cid))
-                    records[cid] = rec
-                if _already_applied(rec, raw, LABEL_OFFSET):
-                    self.counts["redelivered_skipped"] += 1
                     continue
                 if self._label(fb, rec, out):
                     last_record[cid] = raw
@@ -173,6 +162,21 @@ class RiskStage:
             self.state.put(cid, records[cid], raw)
         self._maybe_checkpoint(out)
         self.seconds += time.perf_counter() - started
+
+    def _record(
+        self, records: dict[str, dict[str, Any]], cid: str, raw: RawRecord, position: int
+    ) -> dict[str, Any] | None:
+        """The batch's record of ``cid`` (read once per batch), or None if ``raw`` was already
+        applied to it (a re-delivery, counted)."""
+        rec = records.get(cid)
+        if rec is None:
+            # updated in place: a failed batch is re-run after the worker restarts from the
+            # changelog, which never saw the partial update
+            rec = records[cid] = _load(self.state.get(cid))
+        if _already_applied(rec, raw, position):
+            self.counts["redelivered_skipped"] += 1
+            return None
+        return rec
 
     def _score_batch(
         self, scored: list[tuple[Transaction, dict[str, Any], dict[str, Any]]], out: BatchOutput
