@@ -5,12 +5,11 @@ Nothing is created at import; tests build their own app per test.
 **Batches overlap.** An ingest agent goes on taking and processing batches (CPU) while the
 earlier ones are still being stored and published (I/O: ClickHouse inserts in threads,
 broker acks): up to ``stream_batches_in_flight`` per agent, each stored after the one
-before it. A batch's alerts and dead letters are
-published as soon as it is processed (they do not wait for the previous batch's inserts).
-Each event's message gets one extra reference before processing, so ``take_events``' own
-acknowledgement is not the final one; the final one comes after the batch's rows are
-stored and its messages acknowledged by the broker. Offsets therefore still commit only
-after delivery (at-least-once).
+before it. A batch's alerts and dead letters are published as soon as it is processed
+(they do not wait for the previous batch's inserts). Each event's message gets one extra
+reference before processing, so ``take_events``' own acknowledgement is not the final one;
+the final one comes after the batch's rows are stored and its messages acknowledged by the
+broker. Offsets therefore still commit only after delivery (at-least-once).
 """
 
 from __future__ import annotations

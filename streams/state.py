@@ -4,8 +4,8 @@ Live, every write must reach the changelog partition of the event that caused it
 is what recovery after a restart or rebalance reads back). :class:`FaustTableState`
 keeps the table's in-memory store up to date and collects the batch's changes, one
 record per key (the last value wins); :meth:`KeyedState.changelog` hands them to the
-pipeline, and the runtime publishes them with the batch's other messages, before the
-batch's offsets are acknowledged. That skips Faust's per-write path (``on_key_set`` →
+pipeline, and the runtime publishes them after the batch's rows and messages are stored,
+before the batch's offsets are acknowledged. That skips Faust's per-write path (``on_key_set`` →
 ``send_soon`` → its producer buffer), which cost ~18 % of a worker at saturation, and
 writes the same records: JSON key and value (Faust's json codec, orjson), ``None`` value
 to delete, on ``<app>-<table>-changelog``.
