@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     stream_batch_max: int = Field(2000, ge=1, description="events per processing batch")
     stream_batch_within_s: float = Field(0.1, gt=0, description="max wait to fill a batch")
     stream_batches_in_flight: int = Field(
-        1, ge=1, description="processed batches per agent still being stored (backpressure)"
+        8, ge=1, description="processed batches per agent still being stored (backpressure)"
     )
     max_event_bytes: int = Field(65536, ge=256, description="larger payloads are dead-lettered")
     max_future_skew_s: float | None = Field(

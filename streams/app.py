@@ -4,29 +4,33 @@ Nothing is created at import; tests build their own app per test.
 
 **Batches overlap.** An ingest agent goes on taking and processing batches (CPU) while the
 earlier ones are still being stored and published (I/O: ClickHouse inserts in threads,
-broker acks): up to ``stream_batches_in_flight`` per agent, each stored after the one
-before it. A batch's alerts and dead letters are published as soon as it is processed
-(they do not wait for the previous batch's inserts). Each event's message gets one extra
-reference before processing, so ``take_events``' own acknowledgement is not the final one;
-the final one comes after the batch's rows are stored and its messages acknowledged by the
-broker. Offsets therefore still commit only after delivery (at-least-once).
+broker acks): up to ``stream_batches_in_flight`` per agent. The three agents hand their
+processed batches to one :class:`streams.group_commit.GroupCommit`, which stores all that
+gathered during the previous flush with one insert per table. A batch's alerts and dead
+letters are published as soon as it is processed (they wait for no insert). Each event's
+message gets one extra reference before processing, so ``take_events``' own
+acknowledgement is not the final one; the final one comes after the batch's rows are
+stored and its messages acknowledged by the broker. Offsets therefore still commit only
+after delivery (at-least-once).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import faust
 
 from config.settings import Settings
 from streams.decode import RawRecord
+from streams.gc_pauses import GcPauses
 from streams.notifier import add_notifier_agent
-from streams.pipeline import BatchOutput, Outgoing, Pipeline
+from streams.pipeline import Outgoing, Pipeline
 from streams.runtime import Runtime
 from streams.state import FaustTableState
 from streams.topics import INPUT_TOPICS
@@ -108,6 +112,7 @@ def build_app(settings: Settings) -> faust.App:
         return tables[name]
 
     runtime = Runtime(settings, publish, pipeline=Pipeline(settings, state=faust_state))
+    runtime.gc_pauses = GcPauses().install()
     app.finpulse_runtime = runtime  # type: ignore[attr-defined]
     for topic_name, kind in INPUT_TOPICS.items():
         _add_ingest_agent(app, settings, runtime, topic_name, kind)
@@ -141,19 +146,7 @@ def _raw_records(events: Sequence[Any]) -> list[RawRecord]:
     ]  # fmt: skip
 
 
-async def _deliver_then_ack(
-    runtime: Runtime,
-    kind: str,
-    out: BatchOutput,
-    events: Sequence[Any],
-    published: Awaitable[None] | None,
-    previous: Awaitable[None] | None,
-) -> None:
-    """Store and publish a batch's results after the previous batch's, then acknowledge its
-    events (at-least-once)."""
-    if previous is not None:
-        await asyncio.shield(previous)
-    await runtime.complete(kind, out, published)
+def _ack(events: Sequence[Any]) -> None:
     for e in events:
         e.ack()
 
@@ -177,16 +170,13 @@ def _add_ingest_agent(
             ):
                 for e in events:
                     e.message.incref()  # take_events' own ack is then not the last one
+                runtime.note_arrival(events[0].message.timestamp)
                 out = runtime.process(kind, _raw_records(events))
-                published = runtime.publish_early(out)  # alerts out now
-                previous = in_flight[-1] if in_flight else None
                 in_flight.append(
-                    asyncio.ensure_future(
-                        _deliver_then_ack(runtime, kind, out, events, published, previous)
-                    )
+                    runtime.group_commit.submit(kind, out, functools.partial(_ack, events))
                 )
                 while in_flight and in_flight[0].done():
-                    in_flight.popleft().result()  # a failed delivery fails the agent
+                    in_flight.popleft().result()  # a failed flush fails the agent
                 if len(in_flight) > settings.stream_batches_in_flight:
                     await in_flight[0]  # backpressure: a slow sink stops the intake
         finally:

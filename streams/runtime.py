@@ -26,6 +26,8 @@ from sinks.base import Sink
 from sinks.clickhouse import ClickHouseSink
 from sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES, Table, deadletter_row
 from streams.decode import RawRecord
+from streams.gc_pauses import GcPauses
+from streams.group_commit import GroupCommit
 from streams.pipeline import BatchOutput, Outgoing, Pipeline
 from streams.topics import ALERTS, DEADLETTER
 
@@ -90,6 +92,9 @@ class Runtime:
         # The latest batches' timings for stats: where a batch's latency goes (processing,
         # each table's insert, publishing, the changelog).
         self.timings: dict[str, deque[float]] = {}
+        # The live agents store their batches through this (one flush at a time).
+        self.group_commit = GroupCommit(self)
+        self.gc_pauses: GcPauses | None = None  # the live worker records collector pauses
 
     def setup(self) -> None:
         if not self._started:
@@ -143,6 +148,10 @@ class Runtime:
         started = time.perf_counter()
         await self.deliver(out, published)
         self._timing("deliver_ms").append((time.perf_counter() - started) * 1000)
+        self.count(kind, out)
+
+    def count(self, kind: str, out: BatchOutput) -> None:
+        """Count a delivered batch (and log its dead letters)."""
         self.processed += out.valid_count
         self.deadlettered += len(out.deadletters)
         self.alerts_published += sum(m.topic == ALERTS for m in out.messages)
@@ -154,6 +163,17 @@ class Runtime:
                 out.deadletters[0].error_type,
                 out.deadletters[0].error[:200],
             )
+
+    def note_arrival(self, produced_at_s: float) -> None:
+        """Note how old a batch's oldest event is when processing starts (its record
+        timestamp, set by the producer, to now): the broker's and the batching's share of
+        the latency."""
+        self._timing("oldest_event_age_ms").append((time.time() - produced_at_s) * 1000)
+
+    def record_flush(self, batches: int, elapsed_ms: float) -> None:
+        """Note one group-commit flush: how many batches it stored, how long it took."""
+        self._timing("deliver_ms").append(elapsed_ms)
+        self._timing("flush_batches").append(batches)
 
     async def deliver(self, out: BatchOutput, published: Awaitable[None] | None = None) -> None:
         """Store the rows and publish the messages (or await ``published``), then the changelog."""
@@ -199,6 +219,16 @@ class Runtime:
             "notify_failed": self.notify_failed,
             "counts": dict(self.pipeline.counts),
             "batches": {k: _quantiles(v) for k, v in self.timings.items()},
+            "insert_round_trip_ms": {
+                name: _quantiles(trips)
+                for name, sink in self.sinks.items()
+                if (trips := getattr(sink, "round_trips_ms", None))
+            },
+            "gc_pause_ms": {
+                f"gen{g}": _quantiles(v) for g, v in self.gc_pauses.ms.items() if v
+            }
+            if self.gc_pauses is not None
+            else {},
         }
 
     def write_stats(self, path: Path) -> None:
@@ -208,6 +238,9 @@ class Runtime:
         os.replace(tmp, path)
 
     async def close(self) -> None:
+        await self.group_commit.close()
+        if self.gc_pauses is not None:
+            self.gc_pauses.uninstall()
         for sink in self.sinks.values():
             await sink.flush()
             await sink.close()
