@@ -1,7 +1,8 @@
 """The contract every sink follows: ``setup()``, ``write(batch)``, ``flush()``, ``close()``.
 
 A sink that cannot write raises :class:`SinkUnavailable` (retryable, with a
-``retry_after`` hint) from its low-level ``_write_chunk``; :class:`BatchingSink`
+``retry_after`` hint) from its low-level ``_store`` (async) or ``_write_chunk`` (blocking,
+run in a thread); :class:`BatchingSink`
 turns that into wait-and-retry with capped exponential backoff, so callers see a
 slow ``write`` (backpressure), never a dropped batch.
 """
@@ -77,9 +78,13 @@ class BatchingSink(Sink):
         self.retry_max_s = retry_max_s
         self.retries = 0  # total failed attempts, exposed for metrics and tests
 
-    @abstractmethod
     def _write_chunk(self, chunk: Sequence[Any]) -> None:
         """Write one chunk synchronously; raise :class:`SinkUnavailable` on failure."""
+        raise NotImplementedError
+
+    async def _store(self, chunk: Sequence[Any]) -> None:
+        """Write one chunk: by default ``_write_chunk`` in a thread; async sinks override."""
+        await asyncio.to_thread(self._write_chunk, chunk)
 
     async def write(self, batch: Sequence[Any]) -> None:
         for start in range(0, len(batch), self.max_rows):
@@ -89,7 +94,7 @@ class BatchingSink(Sink):
         backoff = Backoff(self.retry_initial_s, self.retry_max_s)
         while True:
             try:
-                await asyncio.to_thread(self._write_chunk, chunk)
+                await self._store(chunk)
                 return
             except SinkUnavailable as exc:
                 self.retries += 1

@@ -1,4 +1,7 @@
-"""Batched, idempotent inserts into ClickHouse over HTTP (clickhouse-connect).
+"""Batched, idempotent inserts into ClickHouse.
+
+Writes go over HTTP as JSON from the event loop (:mod:`sinks.http_insert`); queries,
+migrations and tests use a clickhouse-connect client (:func:`make_client`).
 
 Idempotency has two layers:
 
@@ -13,14 +16,14 @@ Idempotency has two layers:
 from __future__ import annotations
 
 import hashlib
-import logging
+import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 from config.settings import Settings
 from sinks.base import BatchingSink, SinkUnavailable
-
-log = logging.getLogger(__name__)
+from sinks.http_insert import HttpInserter, encode_rows, insert_query
 
 
 def make_client(settings: Settings, database: str | None = None) -> Any:
@@ -59,6 +62,8 @@ def dedup_token(table: str, ids: Sequence[str]) -> str:
 class ClickHouseSink(BatchingSink):
     """Writes tuples (in ``columns`` order) into one table; ``id_column`` names the row id.
 
+    Inserts go over HTTP from the event loop (:mod:`sinks.http_insert`).
+
     >>> sink = ClickHouseSink(Settings(), "transactions", ["event_id", "amount"])
     >>> sink.table, sink.id_index
     ('transactions', 0)
@@ -74,54 +79,38 @@ class ClickHouseSink(BatchingSink):
         self.table = table
         self.columns = list(columns)
         self.id_index = self.columns.index(id_column or self.columns[0])
-        self._client: Any = None
-        self._column_types: Any = None  # fetched once, so inserts skip a DESCRIBE round trip
+        self._query = insert_query(settings.clickhouse_database, table, self.columns)
+        self._inserter: HttpInserter | None = None  # opened on first write, again after a failure
         self.rows_written = 0
+        # Round trips of the latest inserts (ms): with the caller's insert time, tells
+        # waiting to be sent from waiting for the server.
+        self.round_trips_ms: deque[float] = deque(maxlen=5000)
 
     def setup(self) -> None:
-        """Connect now if ClickHouse is up; otherwise the first write connects (and waits)."""
-        try:
-            self._connect()
-        except SinkUnavailable as exc:
-            log.warning("ClickHouse not reachable yet (%s); will retry on write", exc)
+        """Nothing to do: the first write connects (and waits while ClickHouse is down)."""
 
-    def _connect(self) -> Any:
-        if self._client is None:
-            try:
-                self._client = make_client(self.settings)
-            except Exception as exc:  # connection refused, DNS, auth: all retryable here
-                raise SinkUnavailable(_describe(exc)) from exc
-        return self._client
-
-    def _write_chunk(self, chunk: Sequence[Any]) -> None:
-        client = self._connect()
+    async def _store(self, chunk: Sequence[Any]) -> None:
         token = dedup_token(self.table, [str(row[self.id_index]) for row in chunk])
-        try:
-            if self._column_types is None:
-                context = client.create_insert_context(self.table, self.columns)
-                self._column_types = context.column_types
-            client.insert(
-                self.table,
-                chunk if isinstance(chunk, list) else list(chunk),
-                column_names=self.columns,
-                column_types=self._column_types,
-                settings={"insert_deduplication_token": token},
+        body = encode_rows(chunk)
+        if self._inserter is None:
+            self._inserter = HttpInserter(
+                self.settings.clickhouse_url,
+                self.settings.clickhouse_user,
+                self.settings.clickhouse_password.get_secret_value(),
             )
-        except Exception as exc:
-            # Network errors and server errors alike: keep the rows and try again later.
-            self._client = None
-            raise SinkUnavailable(_describe(exc)) from exc
+        started = time.perf_counter()
+        try:
+            await self._inserter.insert(self._query, body, {"insert_deduplication_token": token})
+        except SinkUnavailable:
+            await self.close()  # the next attempt reconnects (and re-reads the settings)
+            raise
+        self.round_trips_ms.append((time.perf_counter() - started) * 1000)
         self.rows_written += len(chunk)
 
     async def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+        if self._inserter is not None:
+            await self._inserter.close()
+            self._inserter = None
 
 
 def count_rows(client: Any, database: str, tables: Sequence[str]) -> dict[str, int]:

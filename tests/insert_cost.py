@@ -1,5 +1,5 @@
 """Client CPU and wall time per ClickHouse insert, through the worker's path
-(``ClickHouseSink._write_chunk``): a dev measurement, not a test.
+(``ClickHouseSink._store``: JSON over HTTP): a dev measurement, not a test.
 
 ``python -m tests.insert_cost [--url URL --database DB] [-n 300]`` prints one JSON line per
 case (2,000 and 50 ``transactions`` rows, 10 ``model_metrics`` rows) with mean/p50/p99 of
@@ -13,6 +13,7 @@ client's own; wall time includes the server and is noisy on a shared machine.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import itertools
 import json
 import statistics
@@ -87,21 +88,23 @@ def measure(
     """Insert ``WARMUP + n`` chunks of ``n_rows`` rows; per-insert figures of the last ``n``."""
     run = f"cost-{time.time_ns()}"
     sink = ClickHouseSink(settings, table.name, table.columns, table.id_column)
-    sink.setup()
     cpu: list[float] = []
     wall: list[float] = []
-    try:
-        for k in range(WARMUP + n):
-            chunk = rows(run, n_rows)
-            c0, w0 = time.process_time(), time.perf_counter()
-            sink._write_chunk(chunk)
-            c1, w1 = time.process_time(), time.perf_counter()
-            if k >= WARMUP:
-                cpu.append((c1 - c0) * 1e3)
-                wall.append((w1 - w0) * 1e3)
-    finally:
-        if sink._client is not None:
-            sink._client.close()
+
+    async def inserts() -> None:
+        try:
+            for k in range(WARMUP + n):
+                chunk = rows(run, n_rows)
+                c0, w0 = time.process_time(), time.perf_counter()
+                await sink._store(chunk)
+                c1, w1 = time.process_time(), time.perf_counter()
+                if k >= WARMUP:
+                    cpu.append((c1 - c0) * 1e3)
+                    wall.append((w1 - w0) * 1e3)
+        finally:
+            await sink.close()
+
+    asyncio.run(inserts())
     return {
         "table": table.name,
         "rows": n_rows,
