@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     stream_batch_max: int = Field(2000, ge=1, description="events per processing batch")
     stream_batch_within_s: float = Field(0.1, gt=0, description="max wait to fill a batch")
     stream_batches_in_flight: int = Field(
-        8, ge=1, description="processed batches per agent still being stored (backpressure)"
+        8, ge=1, description="processed batches per agent not yet stored (backpressure)"
     )
     max_event_bytes: int = Field(65536, ge=256, description="larger payloads are dead-lettered")
     max_future_skew_s: float | None = Field(
@@ -152,9 +152,9 @@ class Settings(BaseSettings):
     gc_threshold0: int = Field(
         100_000, ge=0, description="worker GC gen-0 threshold (0 = Python's default)"
     )
-    # The insert threads and the busy event loop hand the GIL over at every socket operation,
-    # and a hand-off can wait a whole switch interval. Shorter intervals did not measurably
-    # shorten inserts here (README, Benchmarks): the default is Python's.
+    # The event loop shares the GIL with Faust's consumer thread (aiokafka runs there), and a
+    # hand-off can wait a whole switch interval. Shorter intervals did not measurably help
+    # here (README, Benchmarks; 0.5 ms was worse): the default is Python's.
     gil_switch_interval_s: float = Field(
         0.005, gt=0, le=0.1, description="worker sys.setswitchinterval (Python's default 0.005)"
     )

@@ -84,7 +84,7 @@ class ClickHouseSink(BatchingSink):
         self.rows_written = 0
         # Round trips of the latest inserts (ms): with the caller's insert time, tells
         # waiting to be sent from waiting for the server.
-        self.round_trips_ms: deque[float] = deque(maxlen=5000)
+        self.round_trips_ms: deque[float] = deque(maxlen=1000)
 
     def setup(self) -> None:
         """Nothing to do: the first write connects (and waits while ClickHouse is down)."""

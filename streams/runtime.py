@@ -42,7 +42,9 @@ def deadletter_message(dl: object) -> Outgoing:
     return Outgoing(DEADLETTER, payload["id"].encode(), json.dumps(payload).encode())
 
 
-TIMING_WINDOW = 5000
+# The latest batches kept per timing: sorting them for stats (every second) stalls the loop,
+# ~20 ms for 30 timings of 5,000, ~3 ms at 1,000.
+TIMING_WINDOW = 1000
 
 
 def _quantiles(values: Sequence[float]) -> dict[str, float]:
@@ -224,9 +226,7 @@ class Runtime:
                 for name, sink in self.sinks.items()
                 if (trips := getattr(sink, "round_trips_ms", None))
             },
-            "gc_pause_ms": {
-                f"gen{g}": _quantiles(v) for g, v in self.gc_pauses.ms.items() if v
-            }
+            "gc_pause_ms": {f"gen{g}": _quantiles(v) for g, v in self.gc_pauses.ms.items() if v}
             if self.gc_pauses is not None
             else {},
         }
