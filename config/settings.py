@@ -63,7 +63,7 @@ class Settings(BaseSettings):
 
     # --- stream processing ---------------------------------------------------------------------
     stream_batch_max: int = Field(2000, ge=1, description="events per processing batch")
-    stream_batch_within_s: float = Field(0.1, gt=0, description="max wait to fill a batch")
+    stream_batch_within_s: float = Field(0.05, gt=0, description="max wait to fill a batch")
     stream_batches_in_flight: int = Field(
         8, ge=1, description="processed batches per agent not yet stored (backpressure)"
     )
