@@ -64,8 +64,10 @@ class Settings(BaseSettings):
     # --- stream processing ---------------------------------------------------------------------
     stream_batch_max: int = Field(2000, ge=1, description="events per processing batch")
     stream_batch_within_s: float = Field(0.05, gt=0, description="max wait to fill a batch")
-    stream_batches_in_flight: int = Field(
-        8, ge=1, description="processed batches per agent not yet stored (backpressure)"
+    # Counted in events, not batches: at 1,000 events/s a batch is a few dozen events, and a
+    # bound of 8 batches paused the intake whenever a flush took 300-500 ms.
+    stream_unstored_events_max: int = Field(
+        10000, ge=1, description="processed events per agent not yet stored (backpressure)"
     )
     max_event_bytes: int = Field(65536, ge=256, description="larger payloads are dead-lettered")
     max_future_skew_s: float | None = Field(

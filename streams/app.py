@@ -4,7 +4,7 @@ Nothing is created at import; tests build their own app per test.
 
 **Batches overlap.** An ingest agent goes on taking and processing batches (CPU) while the
 earlier ones are still being stored and published (I/O: ClickHouse inserts in threads,
-broker acks): up to ``stream_batches_in_flight`` per agent. The three agents hand their
+broker acks): up to ``stream_unstored_events_max`` events per agent. The three agents hand their
 processed batches to one :class:`streams.group_commit.GroupCommit`, which stores all that
 gathered during the previous flush with one insert per table. A batch's alerts and dead
 letters are published as soon as it is processed (they wait for no insert). Each event's
@@ -162,7 +162,8 @@ def _add_ingest_agent(
     )
 
     async def ingest(stream: faust.StreamT) -> None:
-        in_flight: deque[asyncio.Future[None]] = deque()
+        in_flight: deque[tuple[asyncio.Future[None], int]] = deque()  # (stored, events)
+        unstored = 0
         try:
             # take_events exists on faust-streaming's Stream but not on its StreamT protocol.
             async for events in stream.take_events(  # type: ignore[attr-defined]
@@ -172,15 +173,18 @@ def _add_ingest_agent(
                     e.message.incref()  # take_events' own ack is then not the last one
                 runtime.note_arrival(events[0].message.timestamp)
                 out = runtime.process(kind, _raw_records(events))
-                in_flight.append(
-                    runtime.group_commit.submit(kind, out, functools.partial(_ack, events))
-                )
-                while in_flight and in_flight[0].done():
-                    in_flight.popleft().result()  # a failed flush fails the agent
-                if len(in_flight) > settings.stream_batches_in_flight:
-                    await in_flight[0]  # backpressure: a slow sink stops the intake
+                stored = runtime.group_commit.submit(kind, out, functools.partial(_ack, events))
+                in_flight.append((stored, len(events)))
+                unstored += len(events)
+                while in_flight and (
+                    in_flight[0][0].done() or unstored > settings.stream_unstored_events_max
+                ):
+                    # Backpressure: a slow sink stops the intake. A failed flush fails the agent.
+                    done, n = in_flight.popleft()
+                    await done
+                    unstored -= n
         finally:
-            for job in in_flight:
+            for job, _ in in_flight:
                 job.cancel()  # not acked: re-delivered, absorbed by idempotent writes
 
     app.agent(topic, name=f"finpulse.ingest.{kind}")(ingest)
