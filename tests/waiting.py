@@ -21,3 +21,19 @@ def wait_for(
         time.sleep(interval_s)  # poll interval inside a deadline wait
         last = fn()
     return last
+
+
+async def wait_until(
+    fn: Callable[[], T], timeout_s: float = 5.0, what: str = "condition", interval_s: float = 0.001
+) -> T:
+    """:func:`wait_for` inside an event loop: other tasks run while it polls."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout_s
+    last: T = fn()
+    while not last:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}: {last!r}")
+        await asyncio.sleep(interval_s)  # poll interval inside a deadline wait
+        last = fn()
+    return last

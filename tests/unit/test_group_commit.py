@@ -14,6 +14,7 @@ from sinks.base import Sink
 from sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES, TRANSACTIONS_TABLE
 from streams.pipeline import BatchOutput, Outgoing
 from streams.runtime import Runtime
+from tests.waiting import wait_until
 
 CHANGELOG = "finpulse-state-changelog"
 
@@ -23,6 +24,7 @@ class GatedSink(Sink):
 
     def __init__(self, log: list[str], fail: bool = False) -> None:
         self.writes: list[list[Any]] = []
+        self.waiting = 0  # writes that reached the gate
         self.gate = asyncio.Event()
         self.gate.set()
         self.log = log
@@ -32,6 +34,7 @@ class GatedSink(Sink):
         pass
 
     async def write(self, batch: Sequence[Any]) -> None:
+        self.waiting += 1
         await self.gate.wait()
         if self.fail:
             raise ValueError("a bug in a row builder")
@@ -69,7 +72,7 @@ def test_batches_submitted_during_a_flush_are_stored_with_one_insert_in_order():
         first = runtime.group_commit.submit(
             "transaction", batch(0, 2, {b"a": b"1"}), lambda: acked.append(1)
         )
-        await asyncio.sleep(0.01)
+        await wait_until(lambda: sink.waiting == 1, what="the first flush's insert")
         later = [
             runtime.group_commit.submit(
                 "transaction", batch(2 + 3 * i, 3, {b"a": b"%d" % (i + 2), b"b": b"x"}),
@@ -77,7 +80,6 @@ def test_batches_submitted_during_a_flush_are_stored_with_one_insert_in_order():
             )
             for i in range(3)
         ]  # fmt: skip
-        await asyncio.sleep(0.01)
         assert acked == [] and not first.done()  # nothing acknowledged before it is stored
         sink.gate.set()
         await asyncio.gather(first, *later)
@@ -109,7 +111,7 @@ def test_alerts_are_published_before_the_flush_stores_the_rows():
         out = batch(0, 1, {})
         out.messages.append(Outgoing("finpulse.alerts", b"k", b"{}"))
         done = runtime.group_commit.submit("transaction", out, lambda: log.append("ack"))
-        await asyncio.sleep(0.01)
+        await wait_until(lambda: sink.waiting == 1, what="the flush's insert")
         assert log == ["publish finpulse.alerts"]
         sink.gate.set()
         await done
@@ -149,7 +151,7 @@ def test_close_leaves_unstored_batches_unacknowledged():
         queued = runtime.group_commit.submit(
             "transaction", batch(1, 1, {}), lambda: acked.append(2)
         )
-        await asyncio.sleep(0.01)
+        await wait_until(lambda: sink.waiting == 1, what="the flush's insert")
         await runtime.group_commit.close()
         assert acked == [] and sink.writes == []
         assert queued.cancelled()
