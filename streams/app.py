@@ -111,7 +111,8 @@ def build_app(settings: Settings) -> faust.App:
             tables[name] = FaustTableState(table)
         return tables[name]
 
-    runtime = Runtime(settings, publish, pipeline=Pipeline(settings, state=faust_state))
+    pipeline = Pipeline(settings, state=faust_state, defer_changelog=True)
+    runtime = Runtime(settings, publish, pipeline=pipeline)
     runtime.gc_pauses = GcPauses().install()
     app.finpulse_runtime = runtime  # type: ignore[attr-defined]
     for topic_name, kind in INPUT_TOPICS.items():

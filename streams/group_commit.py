@@ -3,15 +3,20 @@
 A flush takes every batch processed since the previous flush began, merges them, and
 stores the merge with **one insert per table** (tables in parallel), then publishes their
 changelog records, then acknowledges the batches' events in the order they were submitted.
-While a flush runs, the next batches gather for the following one. The number of inserts
-therefore follows the server's speed, not the event rate: ClickHouse creates one part per
-insert and merges them in the background, so dozens of small inserts a second cost it more
-than a few larger ones, and each insert waited ~100-200 ms behind the others.
+While a flush runs, the next batches gather for the following one, and a flush starts no
+sooner than ``sink_flush_interval_s`` (1 s) after the previous one started, unless the
+batches waiting hold half of ``stream_unstored_events_max`` events (so the agents'
+backpressure does not stall on the interval). The number of inserts therefore follows
+neither the event rate nor the batch rate: ClickHouse creates one part per insert (~20 ms of
+server CPU even for 50 rows, then merges), so dozens of small inserts a second took most of a
+core on a two-core machine, and each insert waited ~100-200 ms behind the others.
 
 The guarantees of :mod:`streams.runtime` hold for the merge as for one batch: rows and
 messages are stored before the changelog is published, the changelog before offsets are
-acknowledged. Changelog records of the same key in one flush collapse to the newest (each
-was serialized when its batch ended, so no record carries state of a batch not in it).
+acknowledged. The live pipeline defers its changelog (``Pipeline(defer_changelog=True)``):
+the flush takes it in the same synchronous step as its group, so each changed key is
+serialized once per flush, with the state after the group's last batch and of no batch
+outside it. Records a batch carries itself (offline pipelines) collapse to the newest per key.
 
 >>> a, b = BatchOutput(valid_count=2), BatchOutput(valid_count=3)
 >>> a.changelog = [Outgoing("t", b"k", b"1", 0), Outgoing("t", b"j", b"1", 0)]
@@ -80,6 +85,11 @@ class GroupCommit:
         self._queue: list[_Submitted] = []
         self._flushing: list[_Submitted] = []
         self._wake: asyncio.Event | None = None
+        self._full: asyncio.Event | None = None  # the waiting batches should not wait longer
+        self._queued_events = 0
+        settings = runtime.settings
+        self.interval_s = settings.sink_flush_interval_s
+        self.full_events = max(1, settings.stream_unstored_events_max // 2)
         self._task: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
 
@@ -92,35 +102,47 @@ class GroupCommit:
             failed.set_exception(self._error)
             return failed
         if self._task is None or self._task.done():
-            self._wake = asyncio.Event()
+            self._wake, self._full = asyncio.Event(), asyncio.Event()
             self._task = loop.create_task(self._run(), name="finpulse.group_commit")
         item = _Submitted(
             kind, out, self.runtime.publish_early(out), on_stored, loop.create_future()
         )
         self._queue.append(item)
-        assert self._wake is not None
+        self._queued_events += out.valid_count + len(out.deadletters)
+        assert self._wake is not None and self._full is not None
         self._wake.set()
+        if self._queued_events >= self.full_events:
+            self._full.set()
         return item.done
 
     async def _run(self) -> None:
-        assert self._wake is not None
+        assert self._wake is not None and self._full is not None
+        loop = asyncio.get_running_loop()
+        started = -self.interval_s
         while True:
             await self._wake.wait()
             self._wake.clear()
-            group, self._queue = self._queue, []
+            wait_s = started + self.interval_s - loop.time()
+            if wait_s > 0 and not self._full.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), wait_s)
+            self._full.clear()
+            group, self._queue, self._queued_events = self._queue, [], 0
             if group:
+                started = loop.time()
+                # Synchronous with the take: the state now is that after the group's last batch.
+                changelog = self.runtime.pipeline.take_changelog()
                 self._flushing = group
-                await self._flush(group)
+                await self._flush(group, changelog)
                 self._flushing = []
 
-    async def _flush(self, group: list[_Submitted]) -> None:
+    async def _flush(self, group: list[_Submitted], changelog: list[Outgoing]) -> None:
         started = time.perf_counter()
         try:
             published = [g.published for g in group if g.published is not None]
-            await self.runtime.deliver(
-                merge_outputs([g.out for g in group]),
-                _all(published) if published else None,
-            )
+            merged = merge_outputs([g.out for g in group])
+            merged.changelog.extend(changelog)
+            await self.runtime.deliver(merged, _all(published) if published else None)
             for g in group:
                 g.on_stored()
                 self.runtime.count(g.kind, g.out)
@@ -131,7 +153,7 @@ class GroupCommit:
             for g in (*group, *self._queue):
                 if not g.done.done():
                     g.done.set_exception(exc)
-            self._queue = []
+            self._queue, self._queued_events = [], 0
             raise
         self.runtime.record_flush(len(group), (time.perf_counter() - started) * 1000)
         for g in group:
@@ -147,7 +169,7 @@ class GroupCommit:
             self._task = None
         for g in (*self._flushing, *self._queue):
             g.done.cancel()
-        self._flushing, self._queue = [], []
+        self._flushing, self._queue, self._queued_events = [], [], 0
 
 
 async def _all(jobs: Sequence[asyncio.Future[None]]) -> None:

@@ -109,9 +109,13 @@ class Pipeline:
         settings: Settings,
         stages: StageBuilder = default_stages,
         state: StateFactory = MemoryState,
+        defer_changelog: bool = False,
     ) -> None:
         self.settings = settings
         self.states: list[KeyedState] = []
+        # Live, the group commit takes the changelog once per flush (take_changelog): each
+        # key is then serialized once per flush, not once per batch that touched it.
+        self.defer_changelog = defer_changelog
 
         def make_state(name: str) -> KeyedState:
             self.states.append(state(name))
@@ -149,6 +153,11 @@ class Pipeline:
             for stage in self.stages:
                 if kind in stage.kinds:
                     stage.process(kind, valid, out)
-            for st in self.states:  # the batch's state changes, published with its results
-                out.changelog.extend(st.changelog())
+            if not self.defer_changelog:  # the batch's state changes, published with it
+                out.changelog.extend(self.take_changelog())
         return out
+
+    def take_changelog(self) -> list[Outgoing]:
+        """The state changes of every batch processed since the last call, one record per
+        key (the newest value), as changelog messages."""
+        return [record for st in self.states for record in st.changelog()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,8 +13,10 @@ import pytest
 from config.settings import Settings
 from sinks.base import Sink
 from sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES, TRANSACTIONS_TABLE
-from streams.pipeline import BatchOutput, Outgoing
+from streams.decode import RawRecord
+from streams.pipeline import BatchOutput, Outgoing, Pipeline
 from streams.runtime import Runtime
+from streams.state import FaustTableState, KeyedState
 from tests.waiting import wait_until
 
 CHANGELOG = "finpulse-state-changelog"
@@ -42,7 +45,12 @@ class GatedSink(Sink):
         self.log.append(f"rows {len(batch)}")
 
 
-def make_runtime(log: list[str], fail: bool = False) -> tuple[Runtime, GatedSink, list[Outgoing]]:
+def make_runtime(
+    log: list[str],
+    fail: bool = False,
+    settings: Settings | None = None,
+    pipeline: Pipeline | None = None,
+) -> tuple[Runtime, GatedSink, list[Outgoing]]:
     published: list[Outgoing] = []
 
     async def publish(messages: Sequence[Outgoing]) -> None:
@@ -53,7 +61,8 @@ def make_runtime(log: list[str], fail: bool = False) -> tuple[Runtime, GatedSink
     sinks: dict[str, Sink] = {t.name: GatedSink(log) for t in EVENT_TABLES.values()}
     sinks[DEADLETTERS_TABLE.name] = GatedSink(log)
     sinks[TRANSACTIONS_TABLE.name] = sink
-    return Runtime(Settings(), publish, sinks=sinks), sink, published
+    runtime = Runtime(settings or Settings(), publish, sinks=sinks, pipeline=pipeline)
+    return runtime, sink, published
 
 
 def batch(first_row: int, n: int, changed: dict[bytes, bytes]) -> BatchOutput:
@@ -156,5 +165,85 @@ def test_close_leaves_unstored_batches_unacknowledged():
         assert acked == [] and sink.writes == []
         assert queued.cancelled()
         assert done.cancelled()
+
+    asyncio.run(scenario())
+
+
+def test_a_flush_waits_for_the_interval_unless_half_the_backpressure_limit_waits():
+    async def scenario() -> None:
+        log: list[str] = []
+        settings = Settings(sink_flush_interval_s=0.3, stream_unstored_events_max=8)
+        runtime, sink, _ = make_runtime(log, settings=settings)
+        loop = asyncio.get_running_loop()
+        starts: list[float] = []
+        write = sink.write
+
+        async def timed_write(rows: Sequence[Any]) -> None:
+            starts.append(loop.time())
+            await write(rows)
+
+        sink.write = timed_write  # type: ignore[method-assign]
+        commit = runtime.group_commit
+        await commit.submit("transaction", batch(0, 1, {}), lambda: None)
+        await commit.submit("transaction", batch(1, 1, {}), lambda: None)  # 1 < 4 events
+        assert starts[1] - starts[0] >= 0.3  # it waited for the interval
+
+        commit.interval_s = 30.0  # the next flush would wait this long...
+        await asyncio.wait_for(
+            commit.submit("transaction", batch(2, 4, {}), lambda: None), 10.0
+        )  # ...but 4 events are half the limit of 8: it starts at once
+        assert [len(w) for w in sink.writes] == [1, 1, 4]
+        await runtime.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_deferred_changelog_is_taken_with_its_group_one_record_per_key():
+    def fake_table(name: str) -> Any:
+        return SimpleNamespace(
+            name=name,
+            data=SimpleNamespace(data={}),
+            changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG),
+        )
+
+    states: dict[str, KeyedState] = {}
+
+    def stages(settings: Settings, make: Any) -> list[Any]:
+        states["customers"] = make("customers")
+        return []
+
+    pipeline = Pipeline(
+        Settings(),
+        stages=stages,
+        state=lambda name: FaustTableState(fake_table(name)),
+        defer_changelog=True,
+    )
+    state = states["customers"]
+    raw = RawRecord("finpulse.transactions", 0, 0, b"{}")
+
+    async def scenario() -> None:
+        log: list[str] = []
+        runtime, sink, published = make_runtime(
+            log, settings=Settings(sink_flush_interval_s=0), pipeline=pipeline
+        )
+        commit = runtime.group_commit
+        sink.gate.clear()
+        state.put("c-1", {"n": 1}, raw)
+        first = commit.submit("transaction", batch(0, 1, {}), lambda: None)
+        await wait_until(lambda: sink.waiting == 1, what="the first flush's insert")
+        state.put("c-1", {"n": 2}, raw)
+        state.put("c-2", {"n": 1}, raw)
+        second = commit.submit("transaction", batch(1, 1, {}), lambda: None)
+        state.put("c-1", {"n": 3}, raw)
+        third = commit.submit("transaction", batch(2, 1, {}), lambda: None)
+        sink.gate.set()
+        await asyncio.gather(first, second, third)
+        changelog = [(m.key, m.value) for m in published if m.topic == CHANGELOG]
+        assert changelog == [
+            (b'"c-1"', b'{"n":1}'),  # the first flush: the state after its only batch
+            (b'"c-1"', b'{"n":3}'),  # the second: each key once, as after its last batch
+            (b'"c-2"', b'{"n":1}'),
+        ]
+        await runtime.close()
 
     asyncio.run(scenario())
