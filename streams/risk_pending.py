@@ -172,6 +172,11 @@ def _varint_columns(v: Any) -> tuple[Any, Any]:
     return ((parts & 0x7F) | (cont * 0x80)).astype(np.uint8), mask
 
 
+# The vectorized path has ~0.2 ms of fixed numpy overhead: 24 µs an entry at 12 entries and
+# 8 µs at 40, against ~5 µs per entry with encode(); the two meet at ~400 entries.
+VECTOR_MIN = 256
+
+
 def encode_many(
     ts_ms: Sequence[int],
     inputs: Sequence[bytes],
@@ -181,7 +186,24 @@ def encode_many(
     reasons: Sequence[Sequence[str]],
     metas: Sequence[Sequence[Any]],
 ) -> list[str]:
-    """:func:`encode` of many entries (the same blobs), vectorized over the numbers."""
+    """:func:`encode` of many entries (the same blobs), vectorized over the numbers from
+    :data:`VECTOR_MIN` entries; smaller batches (the live worker's, a few dozen events at
+    1,000 events/s) call :func:`encode` per entry."""
+    if len(ts_ms) < VECTOR_MIN:
+        columns = (ts_ms, inputs, scores, anomalies, supervised, reasons, metas)
+        return [encode(*entry) for entry in zip(*columns, strict=True)]
+    return _encode_vectorized(ts_ms, inputs, scores, anomalies, supervised, reasons, metas)
+
+
+def _encode_vectorized(
+    ts_ms: Sequence[int],
+    inputs: Sequence[bytes],
+    scores: Sequence[float],
+    anomalies: Sequence[float],
+    supervised: Sequence[float | None],
+    reasons: Sequence[Sequence[str]],
+    metas: Sequence[Sequence[Any]],
+) -> list[str]:
     n = len(ts_ms)
     if n == 0:
         return []

@@ -93,11 +93,15 @@ def test_encode_many_gives_the_same_blobs_as_encode():
     reasons = [("amount_cny", "anomaly")[: i % 3] for i in range(n)]
     ts = [1_767_921_444_550 + 1000 * i for i in range(n)]
     inputs = [pack_vector([0.5 * i, 0.0, 1.0]) for i in range(n)]
-    many = rp.encode_many(ts, inputs, scores, anomalies, sup, reasons, metas)
+    args = (ts, inputs, scores, anomalies, sup, reasons, metas)
+    assert n >= rp.VECTOR_MIN
+    many = rp.encode_many(*args)  # vectorized
     one = [
         rp.encode(ts[i], inputs[i], scores[i], anomalies[i], sup[i], reasons[i], metas[i])
         for i in range(n)
     ]
     assert many == one
+    few = [a[:7] for a in args]  # a small batch: encode() per entry, and still the same blobs
+    assert rp.encode_many(*few) == rp._encode_vectorized(*few) == one[:7]
     assert not any(c.isdigit() for b in many for c in b)  # PCI: no digit run can look like a PAN
     assert rp.decode(f"{many[4]} t", "v").meta[4] == 12345.678901
