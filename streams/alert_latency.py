@@ -9,6 +9,8 @@ alerting, the delivery of the batch, and the consumer's own fetch.
 
 >>> latencies_ms({"e1": 10.0}, [(10.25, {"source_event_id": "e1"}), (11.0, {})])
 [250.0]
+>>> latency_timeline({"e1": 10.0}, [(10.25, {"source_event_id": "e1"})])
+[(10.0, 250.0)]
 """
 
 from __future__ import annotations
@@ -23,16 +25,24 @@ from config.settings import Settings
 from streams.topics import ALERTS
 
 
-def latencies_ms(
+def latency_timeline(
     sent_at: Mapping[str, float], received: Sequence[tuple[float, dict[str, Any]]]
-) -> list[float]:
-    """Milliseconds from each alert's source event being sent to the alert arriving."""
+) -> list[tuple[float, float]]:
+    """(send time of the source event, milliseconds until its alert arrived) per alert,
+    in arrival order; alerts whose source event was not sent by the producer are left out."""
     out = []
     for at, alert in received:
         sent = sent_at.get(alert.get("source_event_id") or "")
         if sent is not None:
-            out.append(round((at - sent) * 1000, 3))
+            out.append((sent, round((at - sent) * 1000, 3)))
     return out
+
+
+def latencies_ms(
+    sent_at: Mapping[str, float], received: Sequence[tuple[float, dict[str, Any]]]
+) -> list[float]:
+    """Milliseconds from each alert's source event being sent to the alert arriving."""
+    return [ms for _, ms in latency_timeline(sent_at, received)]
 
 
 class AlertWatcher:

@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("bench", _bench, "end-to-end throughput/latency/memory on a fresh local stack")
     p.add_argument("--events", type=int, default=50_000, help="events per saturation phase")
     p.add_argument("--rate", type=float, default=1000.0, help="offered load of the fixed phase")
-    p.add_argument("--fixed-seconds", type=float, default=15.0, help="length of the fixed phase")
+    p.add_argument("--fixed-seconds", type=float, default=60.0, help="length of the fixed phase")
     p.add_argument("--workers", default="1,2", help="worker counts of the saturation phases")
     p.add_argument("--keep", action="store_true", help="keep the bench folder (logs)")
     p.add_argument("--json", action="store_true", help="print one JSON object (table on stderr)")

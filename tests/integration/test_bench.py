@@ -28,6 +28,9 @@ def test_bench_runs_its_phases_and_reports_the_contract_fields(tmp_path):
     assert with_alerts, "no alert arrived on finpulse.alerts during the bench"
     for p in with_alerts:
         assert 0 < p["alert_p50_ms"] <= p["alert_p95_ms"] <= p["alert_p99_ms"] < 120_000
+        windows = p["alert_windows"]  # by send time: every alert in exactly one window
+        assert sum(w["alerts"] for w in windows) == p["alerts"]
+        assert all(0 < w["p50_ms"] <= w["p99_ms"] for w in windows)
     fixed = result["phases"][0]
     assert fixed["events"] == 1000 and 0.9 * 2 <= fixed["produce_s"] < 10  # paced, not flat out
     json.dumps(result)  # one JSON object
