@@ -1,0 +1,143 @@
+"""What Faust's stream path costs per event with no work at all: a dev measurement, not a test.
+
+``python -m tests.faust_floor [--rate 1000] [--tables 0]`` starts a local Tansu broker and a
+Faust app built like the worker (:class:`streams.transport.FinpulseApp`, the three input
+topics, ``take_events`` batches of up to 2,000 within 50 ms, one extra reference per event
+acknowledged after the batch, as :mod:`streams.app` does) whose agents do nothing else. A
+child process produces simulator-sized events at ``--rate``; after a warm-up, the app
+measures 8 s of CPU time of its main thread (the event loop) and of its other threads (the
+broker client's), and prints one JSON line. ``--tables N`` adds N changelog-backed tables
+that are never written (the worker has five).
+
+>>> "main_us_per_event" in json.dumps(floor_figures(1000, 0.5, 0.3, 8.0))
+True
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from config.settings import local_stack_settings
+from streams.local_stack import LocalStack, free_port
+from streams.topics import INPUT_TOPICS, create_topics
+from streams.transport import FinpulseApp
+
+WARMUP_S, MEASURE_S = 4.0, 8.0
+PAYLOAD = b'{"x":"' + b"1" * 400 + b'"}'  # ~ the size of a simulator transaction
+
+
+def floor_figures(events: int, main_cpu_s: float, other_cpu_s: float, wall_s: float) -> dict:
+    """Rates and CPU shares of one measurement window."""
+    return {
+        "events_per_s": round(events / wall_s),
+        "main_thread_cpu_pct": round(100 * main_cpu_s / wall_s, 1),
+        "other_threads_cpu_pct": round(100 * other_cpu_s / wall_s, 1),
+        "main_us_per_event": round(1e6 * main_cpu_s / events) if events else None,
+    }
+
+
+def _thread_cpu_s() -> dict[str, float]:
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        out[tid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def produce(bootstrap: str, rate: float, seconds: float) -> None:
+    """The child process: ``rate`` events/s for ``seconds``, 80/15/5 % over the topics."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
+    topics = list(INPUT_TOPICS)
+    t0, sent = time.monotonic(), 0
+    while time.monotonic() - t0 < seconds:
+        due = int((time.monotonic() - t0) * rate) + 1
+        while sent < due:
+            k = sent % 20
+            topic = topics[0] if k < 16 else topics[1] if k < 19 else topics[2]
+            producer.produce(topic, PAYLOAD, key=str(sent % 2000).encode())
+            sent += 1
+        producer.poll(0)
+        time.sleep(0.005)
+    producer.flush(30)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--rate", type=float, default=1000.0)
+    p.add_argument("--tables", type=int, default=0)
+    p.add_argument("--produce", help=argparse.SUPPRESS)  # the child: bootstrap address
+    args = p.parse_args(argv)
+    if args.produce:
+        produce(args.produce, args.rate, WARMUP_S + MEASURE_S + 4)
+        return
+    root = Path(tempfile.mkdtemp(prefix="faust-floor-"))
+    settings = local_stack_settings(data_dir=root, local_broker_port=free_port())
+    stack = LocalStack(settings)
+    stack.start_broker()
+    settings = settings.model_copy(update={"broker_url": stack.broker_url})
+    create_topics(settings)
+    app = FinpulseApp(
+        "floor", fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms, broker=settings.broker_url,
+        value_serializer="raw", key_serializer="raw", topic_partitions=settings.topic_partitions,
+        topic_disable_leader=True, consumer_auto_offset_reset="earliest",
+        broker_session_timeout=2, broker_heartbeat_interval=0.5, broker_rebalance_timeout=5,
+        web_port=free_port(), web_enabled=False, store="memory://",
+    )  # fmt: skip
+    for i in range(args.tables):
+        app.Table(f"t{i}", default=None, partitions=settings.topic_partitions)
+    taken = [0]
+    for name in INPUT_TOPICS:
+        topic = app.topic(name, value_serializer="raw", key_serializer="raw")
+
+        async def ingest(stream: Any) -> None:
+            async for events in stream.take_events(2000, within=0.05):
+                for e in events:
+                    e.message.incref()
+                taken[0] += len(events)
+                for e in events:
+                    e.ack()
+
+        app.agent(topic, name=f"floor.{name}")(ingest)
+
+    @app.task
+    async def measure() -> None:
+        await asyncio.sleep(3)  # group join
+        child = subprocess.Popen(
+            [sys.executable, "-m", "tests.faust_floor", "--rate", str(args.rate),
+             "--produce", settings.broker_bootstrap[0]]
+        )  # fmt: skip
+        await asyncio.sleep(WARMUP_S)
+        c0, n0, w0 = _thread_cpu_s(), taken[0], time.monotonic()
+        await asyncio.sleep(MEASURE_S)
+        c1, n1, wall = _thread_cpu_s(), taken[0], time.monotonic() - w0
+        main_tid = str(os.getpid())
+        main_s = c1[main_tid] - c0[main_tid]
+        other_s = sum(c1[t] - c0.get(t, 0.0) for t in c1 if t != main_tid)
+        # Faust redirects stdout to its logs: write to the terminal's file descriptor.
+        os.write(1, (json.dumps(floor_figures(n1 - n0, main_s, other_s, wall)) + "\n").encode())
+        child.wait()
+        stack.stop()
+        os._exit(0)
+
+    from faust.worker import Worker
+
+    try:
+        Worker(app, loglevel="warning", redirect_stdouts=False).execute_from_commandline()
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()
