@@ -369,7 +369,9 @@ def prune(pending: list[Entry], cutoff_ms: int, keep: int) -> int:
         expired = flags.count(False)
         remove(pending, flags)
     if len(pending) > keep:
-        remove(pending, [i >= len(pending) - keep for i in range(len(pending))])
+        # The oldest go. That leaves every other entry's version as it was (an entry's version
+        # is that of the first version marker at or after it), so no re-marking is needed.
+        del pending[: len(pending) - keep]
     return expired
 
 

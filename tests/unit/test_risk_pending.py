@@ -58,6 +58,24 @@ def test_versions_are_written_once_and_survive_removals():
     assert rp.pop(p, "nope") is None and rp.entry_ts(p[0]) == 5000
 
 
+def test_trimming_to_the_newest_keeps_each_entry_and_its_version():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        p: list = []
+        for i in range(int(rng.integers(1, 40))):
+            rp.append(p, f"t-{i}", blob(ts_ms=1000 * i), str(rng.integers(0, 3)))
+        keep = int(rng.integers(1, 34))
+        before = list(zip([rp.entry_eid(e) for e in p], rp.versions(p), strict=True))
+        assert rp.prune(p, cutoff_ms=0, keep=keep) == 0
+        assert (
+            list(zip([rp.entry_eid(e) for e in p], rp.versions(p), strict=True)) == (before[-keep:])
+        )
+        # and markers only where a run of one version ends, as append writes them
+        marks = [isinstance(e, list) for e in p]
+        versions = rp.versions(p)
+        assert marks == [i == len(p) - 1 or versions[i] != versions[i + 1] for i in range(len(p))]
+
+
 def test_an_unknown_format_is_refused_not_misread():
     data = bytearray(unb64(blob()))
     data[0] = 7
