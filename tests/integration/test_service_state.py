@@ -67,7 +67,10 @@ def test_minute_aggregates_and_complaints_continue_after_restart(env, how):
     _send(env, INTERACTIONS, second)
     _send(env, FEEDBACK, [closed])
     # the minute row rewritten after the restart holds both halves (state came back)
-    wait_for(lambda: _scalar(env, contacts) == 55, 60, "55 contacts after the restart")
+    try:
+        wait_for(lambda: _scalar(env, contacts) == 55, 60, "55 contacts after the restart")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; contacts now {_scalar(env, contacts)}") from None
     statuses = (
         "SELECT groupArray(status) FROM (SELECT status FROM {db}.complaints FINAL "
         "WHERE complaint_id = 'cmp-restart' ORDER BY ts)"
