@@ -190,20 +190,8 @@ def encode_many(
     :data:`VECTOR_MIN` entries; smaller batches (the live worker's, a few dozen events at
     1,000 events/s) call :func:`encode` per entry."""
     if len(ts_ms) < VECTOR_MIN:
-        columns = (ts_ms, inputs, scores, anomalies, supervised, reasons, metas)
-        return [encode(*entry) for entry in zip(*columns, strict=True)]
-    return _encode_vectorized(ts_ms, inputs, scores, anomalies, supervised, reasons, metas)
-
-
-def _encode_vectorized(
-    ts_ms: Sequence[int],
-    inputs: Sequence[bytes],
-    scores: Sequence[float],
-    anomalies: Sequence[float],
-    supervised: Sequence[float | None],
-    reasons: Sequence[Sequence[str]],
-    metas: Sequence[Sequence[Any]],
-) -> list[str]:
+        fields = (ts_ms, inputs, scores, anomalies, supervised, reasons, metas)
+        return [encode(*entry) for entry in zip(*fields, strict=True)]
     n = len(ts_ms)
     if n == 0:
         return []
