@@ -1,13 +1,14 @@
-"""What Faust's stream path costs per event with no work at all: a dev measurement, not a test.
+"""Benchmark of Faust's stream path alone: the CPU it costs per event with no work at all.
 
-``python -m tests.faust_floor [--rate 1000] [--tables 0]`` starts a local Tansu broker and a
-Faust app built like the worker (:class:`streams.transport.FinpulseApp`, the three input
-topics, ``take_events`` batches of up to 2,000 within 50 ms, one extra reference per event
-acknowledged after the batch, as :mod:`streams.app` does) whose agents do nothing else. A
-child process produces simulator-sized events at ``--rate``; after a warm-up, the app
-measures 8 s of CPU time of its main thread (the event loop) and of its other threads (the
-broker client's), and prints one JSON line. ``--tables N`` adds N changelog-backed tables
-that are never written (the worker has five).
+``python -m streams.bench_faust_floor [--rate 1000] [--tables 0]`` starts a local Tansu
+broker and a Faust app built like the worker (:class:`streams.transport.FinpulseApp`, the
+three input topics, ``take_events`` batches of up to 2,000 within 50 ms, one extra reference
+per event acknowledged after the batch, as :mod:`streams.app` does) whose agents do nothing
+else. A child process produces simulator-sized events at ``--rate``; once the agents take
+events (within 60 s) and after a 4 s warm-up, the app measures 8 s of CPU time of its main
+thread (the event loop) and of its other threads (the broker client's), and prints one JSON
+line. ``--tables N`` adds N changelog-backed tables that are never written (the worker has
+five).
 
 >>> "main_us_per_event" in json.dumps(floor_figures(1000, 0.5, 0.3, 8.0))
 True
@@ -31,7 +32,9 @@ from streams.local_stack import LocalStack, free_port
 from streams.topics import INPUT_TOPICS, create_topics
 from streams.transport import FinpulseApp
 
-WARMUP_S, MEASURE_S = 4.0, 8.0
+WARMUP_S, MEASURE_S = 4.0, 8.0  # the measured window (not a wait for a condition)
+FLOWING_TIMEOUT_S = 60.0
+BURST_S = 0.005
 PAYLOAD = b'{"x":"' + b"1" * 400 + b'"}'  # ~ the size of a simulator transaction
 
 
@@ -61,6 +64,7 @@ def produce(bootstrap: str, rate: float, seconds: float) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
     topics = list(INPUT_TOPICS)
     t0, sent = time.monotonic(), 0
+    burst_at = t0
     while time.monotonic() - t0 < seconds:
         due = int((time.monotonic() - t0) * rate) + 1
         while sent < due:
@@ -69,7 +73,8 @@ def produce(bootstrap: str, rate: float, seconds: float) -> None:
             producer.produce(topic, PAYLOAD, key=str(sent % 2000).encode())
             sent += 1
         producer.poll(0)
-        time.sleep(0.005)
+        burst_at += BURST_S  # pacing: what is due goes out in bursts every BURST_S
+        time.sleep(max(burst_at - time.monotonic(), 0))
     producer.flush(30)
 
 
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--produce", help=argparse.SUPPRESS)  # the child: bootstrap address
     args = p.parse_args(argv)
     if args.produce:
-        produce(args.produce, args.rate, WARMUP_S + MEASURE_S + 4)
+        produce(args.produce, args.rate, FLOWING_TIMEOUT_S + WARMUP_S + MEASURE_S)
         return
     root = Path(tempfile.mkdtemp(prefix="faust-floor-"))
     settings = local_stack_settings(data_dir=root, local_broker_port=free_port())
@@ -98,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     for i in range(args.tables):
         app.Table(f"t{i}", default=None, partitions=settings.topic_partitions)
     taken = [0]
+    flowing = asyncio.Event()  # set once the agents take events
     for name in INPUT_TOPICS:
         topic = app.topic(name, value_serializer="raw", key_serializer="raw")
 
@@ -106,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
                 for e in events:
                     e.message.incref()
                 taken[0] += len(events)
+                flowing.set()
                 for e in events:
                     e.ack()
 
@@ -113,15 +120,17 @@ def main(argv: list[str] | None = None) -> None:
 
     @app.task
     async def measure() -> None:
-        await asyncio.sleep(3)  # group join
         child = subprocess.Popen(
-            [sys.executable, "-m", "tests.faust_floor", "--rate", str(args.rate),
+            [sys.executable, "-m", "streams.bench_faust_floor", "--rate", str(args.rate),
              "--produce", settings.broker_bootstrap[0]]
         )  # fmt: skip
-        await asyncio.sleep(WARMUP_S)
+        # raises TimeoutError if no event reaches the agents in time
+        await asyncio.wait_for(flowing.wait(), FLOWING_TIMEOUT_S)
+        await asyncio.sleep(WARMUP_S)  # warm-up: the rate settles before the measured window
         c0, n0, w0 = _thread_cpu_s(), taken[0], time.monotonic()
         await asyncio.sleep(MEASURE_S)
         c1, n1, wall = _thread_cpu_s(), taken[0], time.monotonic() - w0
+        child.terminate()
         main_tid = str(os.getpid())
         main_s = c1[main_tid] - c0[main_tid]
         other_s = sum(c1[t] - c0.get(t, 0.0) for t in c1 if t != main_tid)
