@@ -76,8 +76,17 @@ def test_malformed_events_become_deadletters_and_worker_keeps_going(env):
     assert "unknown_field" in by_offset[7]["error"]
     assert all(d["source_topic"] == TRANSACTIONS for d in letters)
     assert worker.alive()
+    # Counters are reported once a flush is complete (rows, then changelog), on the stats timer:
+    # wait for both, not only the dead letters, which the first flush may already hold.
     stats = wait_for(
-        lambda: (s := worker.stats()) and s["deadletters"] == len(bad) and s, 10, "worker counters"
+        lambda: (
+            (s := worker.stats())
+            and s["deadletters"] == len(bad)
+            and s["processed"] >= len(good)
+            and s
+        ),
+        10,
+        "worker counters",
     )
     assert stats["processed"] == 50
     # where the batches' time went: processing, each table's insert, publishing
