@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # --- stream processing ---------------------------------------------------------------------
     stream_batch_max: int = Field(2000, ge=1, description="events per processing batch")
     stream_batch_within_s: float = Field(0.05, gt=0, description="max wait to fill a batch")
+    stream_intake_buffer_max: int = Field(
+        4096, ge=1, description="fetched events per input topic not yet taken (backpressure)"
+    )
     # Counted in events, not batches: at 1,000 events/s a batch is a few dozen events, and a
     # bound of 8 batches paused the intake whenever a flush took 300-500 ms.
     stream_unstored_events_max: int = Field(

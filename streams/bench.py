@@ -480,7 +480,7 @@ def format_table(result: dict[str, Any]) -> str:
     """A plain-text table of the phases."""
     head = (
         f"{'phase':<14}{'workers':>8}{'offered/s':>11}{'events':>8}{'events/s':>10}"
-        f"{'p50 / p95 / p99 ms':>26}{'max ms':>8}{'alert p50 / p99':>17}{'ev/CPU s':>10}"
+        f"{'p50 / p95 / p99 ms':>29}{'max ms':>8}{'alert p50 / p99':>17}{'ev/CPU s':>10}"
         f"{'RSS MB':>14}{'ok':>5}"
     )
     lines = [head, "-" * len(head)]
@@ -490,7 +490,7 @@ def format_table(result: dict[str, Any]) -> str:
         alerts = f"{p['alert_p50_ms']:.0f} / {p['alert_p99_ms']:.0f}" if p["alerts"] else "-"
         lines.append(
             f"{p['name']:<14}{p['workers']:>8}{offered:>11}{p['events']:>8}"
-            f"{p['events_per_s']:>10.0f}{percentile_row(p):>26}{p['max_ms']:>8.0f}"
+            f"{p['events_per_s']:>10.0f}{percentile_row(p):>29}{p['max_ms']:>8.0f}"
             f"{alerts:>17}"
             f"{p['events_per_cpu_s']:>10.0f}"
             f"{rss:>14}{'yes' if p['reconciled'] else 'NO':>5}"

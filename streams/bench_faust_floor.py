@@ -1,14 +1,15 @@
-"""Benchmark of Faust's stream path alone: the CPU it costs per event with no work at all.
+"""Benchmark of the worker's intake alone: the CPU it costs per event with no work at all.
 
-``python -m streams.bench_faust_floor [--rate 1000] [--tables 0]`` starts a local Tansu
-broker and a Faust app built like the worker (:class:`streams.transport.FinpulseApp`, the
-three input topics, ``take_events`` batches of up to 2,000 within 50 ms, one extra reference
-per event acknowledged after the batch, as :mod:`streams.app` does) whose agents do nothing
-else. A child process produces simulator-sized events at ``--rate``; once the agents take
-events (within 60 s) and after a 4 s warm-up, the app measures 8 s of CPU time of its main
-thread (the event loop) and of its other threads (the broker client's), and prints one JSON
-line. ``--tables N`` adds N changelog-backed tables that are never written (the worker has
-five).
+``python -m streams.bench_faust_floor [--rate 1000] [--tables 0] [--faust-stream]`` starts a
+local Tansu broker and a Faust app built like the worker (:class:`streams.transport.FinpulseApp`,
+the three input topics, batches of up to 2,000 within 50 ms, each message acknowledged after
+its batch, as :mod:`streams.app` does) whose agents do nothing else. A child process
+produces simulator-sized events at ``--rate``; once the agents take events (within 60 s) and
+after a 4 s warm-up, the app measures 8 s of CPU time of its main thread (the event loop)
+and of its other threads (the broker client's), and prints one JSON line. ``--tables N``
+adds N changelog-backed tables that are never written (the worker has five). The agents
+take their batches from the bulk intake (:mod:`streams.intake`), as the worker does;
+``--faust-stream`` takes them with Faust's ``take_events`` instead.
 
 >>> "main_us_per_event" in json.dumps(floor_figures(1000, 0.5, 0.3, 8.0))
 True
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--rate", type=float, default=1000.0)
     p.add_argument("--tables", type=int, default=0)
+    p.add_argument("--faust-stream", action="store_true", help="take batches with take_events")
     p.add_argument("--produce", help=argparse.SUPPRESS)  # the child: bootstrap address
     args = p.parse_args(argv)
     if args.produce:
@@ -116,7 +118,18 @@ def main(argv: list[str] | None = None) -> None:
                 for e in events:
                     e.ack()
 
-        app.agent(topic, name=f"floor.{name}")(ingest)
+        buffer = None if args.faust_stream else app.bulk_intake.subscribe(app, topic)
+
+        async def ingest_bulk(stream: Any, buffer: Any = buffer) -> None:
+            consumer = app.consumer
+            while True:
+                messages = await buffer.take(2000, 0.05, consumer)
+                taken[0] += len(messages)
+                flowing.set()
+                for m in messages:
+                    m.ack(consumer)
+
+        app.agent(topic, name=f"floor.{name}")(ingest if args.faust_stream else ingest_bulk)
 
     @app.task
     async def measure() -> None:
