@@ -209,6 +209,10 @@ class LocalStack:
         wait_for_port(self.broker_port, timeout_s, proc)
         self._write_pids()
 
+    def pid(self, name: str) -> int:
+        """The process id of a started service (``"broker"`` or ``"clickhouse"``)."""
+        return self._procs[name].pid
+
     def start_clickhouse(self, timeout_s: float = 60.0) -> None:
         self._require_free(self.http_port, "ClickHouse HTTP")
         self._require_free(self.tcp_port, "ClickHouse TCP")

@@ -35,3 +35,13 @@ def test_bench_runs_its_phases_and_reports_the_contract_fields(tmp_path):
     assert fixed["events"] == 1000 and 0.9 * 2 <= fixed["produce_s"] < 10  # paced, not flat out
     json.dumps(result)  # one JSON object
     assert "saturation-1" in format_table(result)
+
+
+def test_broker_bench_consumes_every_sent_event_and_reports_windows():
+    from streams.bench_broker import run
+
+    result = run(rate=300, seconds=3)
+    windows = result["windows"]
+    assert sum(w["events"] for w in windows) == result["sent"] > 800  # the probe is left out
+    assert all(0 < w["p50_ms"] <= w["p99_ms"] < 60_000 for w in windows)
+    assert windows[0]["from_s"] == 0.0

@@ -1,0 +1,192 @@
+"""Benchmark of the local broker alone: produce → consume latency and broker CPU over time.
+
+``python -m streams.bench_broker [--rate 1000] [--seconds 70]`` starts a local Tansu broker
+with the finpulse topics, a consumer in a child process (librdkafka, 25 ms fetch wait, as
+the worker's) and a producer in this one (librdkafka, linger 5 ms, paced in 5 ms bursts, the
+bench's 80/15/5 % topic mix, ~420-byte payloads stamped with their send time). No finpulse
+code touches the events. Per 10 s of send time it prints the consumed count, produce →
+consume p50/p99 and the broker's CPU share, then one JSON line.
+
+It separates what the broker costs from what the worker costs in ``finpulse bench``: on the
+development machine Tansu's CPU rises with the data it holds while the offered load stays
+constant (see the README's Benchmarks).
+
+>>> w = latency_windows([(0.0, 10.0), (1.0, 30.0), (12.0, 20.0)], [(0.01, 40.0)], 10.0)
+>>> [(x["from_s"], x["events"], x["p50_ms"], x["broker_cpu_pct"]) for x in w]
+[(0.0, 2, 30.0, 40.0), (10.0, 1, 20.0, None)]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from config.settings import local_stack_settings
+from streams.local_stack import LocalStack, free_port
+from streams.topics import INPUT_TOPICS, create_topics
+
+WINDOW_S = 10.0
+BURST_S = 0.005
+JOIN_TIMEOUT_S = 60.0
+PAD = b"x" * 400
+
+
+def latency_windows(
+    received: Sequence[tuple[float, float]],
+    broker_cpu: Sequence[tuple[float, float]],
+    window_s: float = WINDOW_S,
+) -> list[dict[str, float | None]]:
+    """Per window of send time: events, p50/p99 ms, the broker's CPU % over that window.
+
+    ``received`` holds (seconds since the first send, latency ms); ``broker_cpu`` holds (start
+    of a sampling interval of ``window_s`` in the same seconds, CPU %).
+    """
+    by_window: dict[int, list[float]] = {}
+    for sent_s, ms in received:
+        by_window.setdefault(int(sent_s // window_s), []).append(ms)
+    cpu = {round(at / window_s): pct for at, pct in broker_cpu}
+    out: list[dict[str, float | None]] = []
+    for w, lats in sorted(by_window.items()):
+        lats.sort()
+        out.append(
+            {
+                "from_s": w * window_s,
+                "events": len(lats),
+                "p50_ms": round(lats[len(lats) // 2], 1),
+                "p99_ms": round(lats[min(len(lats) - 1, int(len(lats) * 0.99))], 1),
+                "broker_cpu_pct": cpu.get(w),
+            }
+        )
+    return out
+
+
+def consume(bootstrap: str, out_path: str) -> None:
+    """The child process: consume until 3 s pass with nothing new; write the latencies.
+
+    Creates ``out_path + ".ready"`` once the first message (the parent's probe) arrives.
+    """
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "bench-broker",
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 25,
+            "session.timeout.ms": 6000,  # Tansu holds a join for half of it (INFRA.md)
+            "heartbeat.interval.ms": 500,
+        }
+    )
+    consumer.subscribe(list(INPUT_TOPICS))
+    received: list[tuple[float, float]] = []
+    last, idle_s = time.monotonic(), JOIN_TIMEOUT_S
+    while time.monotonic() - last < idle_s:
+        for m in consumer.consume(500, 0.1):
+            value = m.value()
+            if m.error() is None and value is not None:
+                now = time.time()
+                sent = float(value[:20])
+                received.append((sent, (now - sent) * 1000))
+                if idle_s == JOIN_TIMEOUT_S:
+                    Path(out_path + ".ready").touch()
+                last, idle_s = time.monotonic(), 3.0
+    consumer.close()
+    Path(out_path).write_text(json.dumps(received))
+
+
+def _cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(rate: float, seconds: float) -> dict[str, Any]:
+    """Start the broker and consumer, produce for ``seconds`` and return the figures."""
+    from confluent_kafka import Producer
+
+    root = Path(tempfile.mkdtemp(prefix="bench-broker-"))
+    settings = local_stack_settings(data_dir=root, local_broker_port=free_port())
+    stack = LocalStack(settings)
+    stack.start_broker()
+    try:
+        settings = settings.model_copy(update={"broker_url": stack.broker_url})
+        create_topics(settings)
+        bootstrap = settings.broker_bootstrap[0]
+        out_path = str(root / "received.json")
+        child = subprocess.Popen(
+            [sys.executable, "-m", "streams.bench_broker", "--consume", bootstrap, out_path]
+        )
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
+        _wait_until_consumed(producer, Path(out_path + ".ready"))
+        topics = list(INPUT_TOPICS)
+        pid = stack.pid("broker")
+        t0 = time.monotonic()
+        sent, burst_at = 0, t0
+        samples: list[tuple[float, float]] = []
+        cpu_at, cpu0 = t0, _cpu_s(pid)
+        while time.monotonic() - t0 < seconds:
+            due = int((time.monotonic() - t0) * rate) + 1
+            while sent < due:
+                k = sent % 20
+                topic = topics[0] if k < 16 else topics[1] if k < 19 else topics[2]
+                stamp = f"{time.time():<20.6f}".encode()
+                producer.produce(topic, stamp + PAD, key=str(sent % 2000).encode())
+                sent += 1
+            producer.poll(0)
+            now = time.monotonic()
+            if now - cpu_at >= WINDOW_S:
+                cpu1 = _cpu_s(pid)
+                samples.append((cpu_at - t0, round(100 * (cpu1 - cpu0) / (now - cpu_at), 1)))
+                cpu_at, cpu0 = now, cpu1
+            burst_at += BURST_S
+            time.sleep(max(burst_at - time.monotonic(), 0))
+        producer.flush(30)
+        child.wait(timeout=JOIN_TIMEOUT_S + seconds)
+        received = json.loads(Path(out_path).read_text())
+        first = min(s for s, _ in received if s > 0) if received else 0.0
+        timeline = [(s - first, ms) for s, ms in received if s > 0]
+        return {"rate": rate, "sent": sent, "windows": latency_windows(timeline, samples)}
+    finally:
+        stack.stop()
+
+
+def _wait_until_consumed(producer: Any, ready: Path) -> None:
+    # One probe (stamped 0, left out of the figures), so that the measured sends start
+    # once the consumer has joined its group and fetches.
+    producer.produce(next(iter(INPUT_TOPICS)), f"{0.0:<20.6f}".encode())
+    producer.flush(10)
+    deadline = time.monotonic() + JOIN_TIMEOUT_S
+    while not ready.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the consumer received nothing within {JOIN_TIMEOUT_S} s")
+        time.sleep(0.1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--rate", type=float, default=1000.0)
+    p.add_argument("--seconds", type=float, default=70.0)
+    p.add_argument("--consume", nargs=2, help=argparse.SUPPRESS)  # the child: bootstrap, file
+    args = p.parse_args(argv)
+    if args.consume:
+        consume(args.consume[0], args.consume[1])
+        return
+    result = run(args.rate, args.seconds)
+    for w in result["windows"]:
+        print(
+            f"{w['from_s']:>5.0f} s  {w['events']:>6} events  p50 {w['p50_ms']:>7} ms  "
+            f"p99 {w['p99_ms']:>7} ms  broker CPU {w['broker_cpu_pct']} %"
+        )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
