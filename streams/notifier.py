@@ -3,7 +3,8 @@
 It is its own agent, so a slow or failing endpoint holds back only notifications,
 never scoring. An alert that still fails after the last retry becomes a dead
 letter (``error_type = notify_failed``) with the alert as payload; the offset is
-acknowledged only after delivery or dead-lettering (at-least-once notifications).
+acknowledged only after delivery or dead-lettering (at-least-once notifications). Like the
+ingest agents, it takes its messages from the bulk intake (:mod:`streams.intake`).
 """
 
 from __future__ import annotations
@@ -35,15 +36,18 @@ def add_notifier_agent(app: faust.App, settings: Settings, runtime: Runtime) -> 
         ALERTS, value_serializer="raw", key_serializer="raw", partitions=settings.topic_partitions
     )
 
+    intake = app.bulk_intake.subscribe(app, topic)  # type: ignore[attr-defined]
+
     async def notify(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(NOTIFY_BATCH, within=0.2):  # type: ignore[attr-defined]
-            payloads = [e.message.value for e in events]
+        consumer = app.consumer
+        while True:
+            messages = await intake.take(NOTIFY_BATCH, 0.2, consumer)
+            payloads = [m.value for m in messages]
             results = await notifier.deliver(payloads)
             out = BatchOutput()
-            for event, failure in zip(events, results, strict=True):
+            for m, failure in zip(messages, results, strict=True):
                 if failure is None:
                     continue
-                m = event.message
                 record = RawRecord(m.topic, m.partition, m.offset, m.value, m.key)
                 reason = (
                     f"webhook delivery failed after {failure.attempts} attempts: {failure.error}"
@@ -56,6 +60,8 @@ def add_notifier_agent(app: faust.App, settings: Settings, runtime: Runtime) -> 
                 await runtime.deliver(out)
                 runtime.notify_failed += len(out.deadletters)
             runtime.notified += len(payloads) - len(out.deadletters)
+            for m in messages:
+                m.ack(consumer)  # after delivery or dead-lettering
 
     app.agent(topic, name="finpulse.notify.webhook")(notify)
     return notifier
