@@ -22,8 +22,9 @@ including after recovery, when the stream partitions are already fetching and th
 the committed offsets is still under way. A message fetched in that window was dropped, and
 on a partition that had no committed offset yet the seek does not fetch it again: it was
 lost until the next rebalance (a restarted worker that never saw a partition's first events;
-reproduced with the restart tests). The buffers are never cleared: a message fetched again
-after a seek within one generation is recognised by its offset and dropped instead.
+reproduced with the restart tests; faust-streaming/faust#596 describes the same race). The
+buffers are never cleared: a message fetched again after a seek within one generation is
+recognised by its offset and dropped instead.
 
 >>> from faust.types import TP
 >>> class M:
