@@ -10,7 +10,7 @@ The consumer's drain loop is Faust's (``faust.transport.consumer.Consumer._drain
 faust-streaming 0.15) with one branch added: a message of a topic registered in
 ``app.bulk_intake`` (:mod:`streams.intake`) is appended to that topic's buffer instead of
 going through the conductor, and the buffers are notified after each fetch. Every other
-message (table changelogs during recovery, the alerts topic) takes Faust's path unchanged.
+message (the table changelogs read during recovery) takes Faust's path unchanged.
 
 >>> app = FinpulseApp("doc", broker="kafka://localhost:9092", fetch_max_wait_ms=40)
 >>> type(app.transport).__name__, app.fetch_max_wait_ms
@@ -115,7 +115,11 @@ class FinpulseTransport(faust_aiokafka.Transport):
 
 
 class FinpulseApp(faust.App):
-    """A Faust app whose consumer transport is :class:`FinpulseTransport`."""
+    """A Faust app whose consumer transport is :class:`FinpulseTransport`.
+
+    ``bulk_intake`` holds the intake buffers (``intake_buffer_max`` messages per topic) that
+    agents subscribe with :meth:`streams.intake.BulkIntake.subscribe` while the app is built.
+    """
 
     def __init__(
         self,
