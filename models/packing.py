@@ -129,17 +129,18 @@ def get_varint(data: bytes, offset: int) -> tuple[int, int]:
 
 # Base64 with the digits written as punctuation: stored blobs never hold a digit run that
 # a PCI scanner could take for a card number. None of these needs escaping in JSON.
-_DIGITS = "0123456789"
-_PUNCT = "!#$%&()*.:"
-_TO_TEXT = str.maketrans(_DIGITS, _PUNCT)
-_FROM_TEXT = str.maketrans(_PUNCT, _DIGITS)
+# The tables are for bytes.translate (a C table lookup; str.translate with a dict cost
+# 1.6-4.6 us per call against 0.4-0.6 us, ~3 % of a saturated worker).
+_TO_TEXT = bytes.maketrans(b"0123456789", b"!#$%&()*.:")
+_FROM_TEXT = bytes.maketrans(b"!#$%&()*.:", b"0123456789")
 
 
 def b64(data: bytes) -> str:
     """Unpadded base64 text of ``data``, digits written as ``!#$%&()*.:``."""
-    return base64.b64encode(data).decode().rstrip("=").translate(_TO_TEXT)
+    return base64.b64encode(data).rstrip(b"=").translate(_TO_TEXT).decode()
 
 
 def unb64(text: str) -> bytes:
     """Inverse of :func:`b64`; also reads standard (padded) base64."""
-    return base64.b64decode(text.translate(_FROM_TEXT) + "=" * (-len(text) % 4))
+    raw = text.encode().translate(_FROM_TEXT)
+    return base64.b64decode(raw + b"=" * (-len(raw) % 4))
