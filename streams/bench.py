@@ -408,25 +408,37 @@ def _alert_figures(timeline: Sequence[tuple[float, float]]) -> dict[str, Any]:
     if not timeline:
         return {"alerts": 0}
     lats = sorted(ms for _, ms in timeline)
-    start = min(sent for sent, _ in timeline)
-    windows: dict[int, list[float]] = {}
-    for sent, ms in timeline:
-        windows.setdefault(int((sent - start) // ALERT_WINDOW_S), []).append(ms)
     return {
         "alerts": len(lats),
         "alert_p50_ms": _pct(lats, 0.50),
         "alert_p95_ms": _pct(lats, 0.95),
         "alert_p99_ms": _pct(lats, 0.99),
-        "alert_windows": [
-            {
-                "from_s": k * ALERT_WINDOW_S,
-                "alerts": len(v),
-                "p50_ms": _pct(sorted(v), 0.50),
-                "p99_ms": _pct(sorted(v), 0.99),
-            }
-            for k, v in sorted(windows.items())
-        ],
+        "alert_windows": latency_windows(timeline, ALERT_WINDOW_S, "alerts"),
     }
+
+
+def latency_windows(
+    timeline: Sequence[tuple[float, float]], window_s: float, count_key: str
+) -> list[dict[str, Any]]:
+    """Count (under ``count_key``), p50 and p99 of (send time, ms) pairs per ``window_s`` of
+    send time, counted from the earliest send.
+
+    >>> w = latency_windows([(5.0, 30.0), (6.0, 10.0), (17.0, 20.0)], 10.0, "n")
+    >>> [(x["from_s"], x["n"], x["p50_ms"], x["p99_ms"]) for x in w]
+    [(0.0, 2, 10.0, 30.0), (10.0, 1, 20.0, 20.0)]
+    """
+    if not timeline:
+        return []
+    start = min(sent for sent, _ in timeline)
+    windows: dict[int, list[float]] = {}
+    for sent, ms in timeline:
+        windows.setdefault(int((sent - start) // window_s), []).append(ms)
+    out = []
+    for k, v in sorted(windows.items()):
+        v.sort()
+        p50, p99 = _pct(v, 0.5), _pct(v, 0.99)
+        out.append({"from_s": k * window_s, count_key: len(v), "p50_ms": p50, "p99_ms": p99})
+    return out
 
 
 def _pct(sorted_values: Sequence[float], q: float) -> float:

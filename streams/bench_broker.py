@@ -11,16 +11,15 @@ It separates what the broker costs from what the worker costs in ``finpulse benc
 development machine Tansu's CPU rises with the data it holds while the offered load stays
 constant (see the README's Benchmarks).
 
->>> w = latency_windows([(0.0, 10.0), (1.0, 30.0), (12.0, 20.0)], [(0.01, 40.0)], 10.0)
+>>> w = broker_windows([(0.0, 10.0), (1.0, 30.0), (12.0, 20.0)], [(0.01, 40.0)], 10.0)
 >>> [(x["from_s"], x["events"], x["p50_ms"], x["broker_cpu_pct"]) for x in w]
-[(0.0, 2, 30.0, 40.0), (10.0, 1, 20.0, None)]
+[(0.0, 2, 10.0, 40.0), (10.0, 1, 20.0, None)]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import local_stack_settings
+from streams.bench import latency_windows, proc_cpu_s
+from streams.bench_faust_floor import mixed_topic
 from streams.local_stack import LocalStack, free_port
 from streams.topics import INPUT_TOPICS, create_topics
 
@@ -39,33 +40,21 @@ JOIN_TIMEOUT_S = 60.0
 PAD = b"x" * 400
 
 
-def latency_windows(
+def broker_windows(
     received: Sequence[tuple[float, float]],
     broker_cpu: Sequence[tuple[float, float]],
     window_s: float = WINDOW_S,
-) -> list[dict[str, float | None]]:
+) -> list[dict[str, Any]]:
     """Per window of send time: events, p50/p99 ms, the broker's CPU % over that window.
 
     ``received`` holds (seconds since the first send, latency ms); ``broker_cpu`` holds (start
     of a sampling interval of ``window_s`` in the same seconds, CPU %).
     """
-    by_window: dict[int, list[float]] = {}
-    for sent_s, ms in received:
-        by_window.setdefault(int(sent_s // window_s), []).append(ms)
     cpu = {round(at / window_s): pct for at, pct in broker_cpu}
-    out: list[dict[str, float | None]] = []
-    for w, lats in sorted(by_window.items()):
-        lats.sort()
-        out.append(
-            {
-                "from_s": w * window_s,
-                "events": len(lats),
-                "p50_ms": round(lats[len(lats) // 2], 1),
-                "p99_ms": round(lats[min(len(lats) - 1, int(len(lats) * 0.99))], 1),
-                "broker_cpu_pct": cpu.get(w),
-            }
-        )
-    return out
+    windows = latency_windows(received, window_s, "events")
+    for w in windows:
+        w["broker_cpu_pct"] = cpu.get(round(w["from_s"] / window_s))
+    return windows
 
 
 def consume(bootstrap: str, out_path: str) -> None:
@@ -102,12 +91,6 @@ def consume(bootstrap: str, out_path: str) -> None:
     Path(out_path).write_text(json.dumps(received))
 
 
-def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run(rate: float, seconds: float) -> dict[str, Any]:
     """Start the broker and consumer, produce for ``seconds`` and return the figures."""
     from confluent_kafka import Producer
@@ -126,24 +109,22 @@ def run(rate: float, seconds: float) -> dict[str, Any]:
         )
         producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
         _wait_until_consumed(producer, Path(out_path + ".ready"))
-        topics = list(INPUT_TOPICS)
         pid = stack.pid("broker")
         t0 = time.monotonic()
         sent, burst_at = 0, t0
         samples: list[tuple[float, float]] = []
-        cpu_at, cpu0 = t0, _cpu_s(pid)
+        cpu_at, cpu0 = t0, proc_cpu_s(pid)
         while time.monotonic() - t0 < seconds:
             due = int((time.monotonic() - t0) * rate) + 1
             while sent < due:
-                k = sent % 20
-                topic = topics[0] if k < 16 else topics[1] if k < 19 else topics[2]
+                topic = mixed_topic(sent)
                 stamp = f"{time.time():<20.6f}".encode()
                 producer.produce(topic, stamp + PAD, key=str(sent % 2000).encode())
                 sent += 1
             producer.poll(0)
             now = time.monotonic()
             if now - cpu_at >= WINDOW_S:
-                cpu1 = _cpu_s(pid)
+                cpu1 = proc_cpu_s(pid)
                 samples.append((cpu_at - t0, round(100 * (cpu1 - cpu0) / (now - cpu_at), 1)))
                 cpu_at, cpu0 = now, cpu1
             burst_at += BURST_S
@@ -153,7 +134,7 @@ def run(rate: float, seconds: float) -> dict[str, Any]:
         received = json.loads(Path(out_path).read_text())
         first = min(s for s, _ in received if s > 0) if received else 0.0
         timeline = [(s - first, ms) for s, ms in received if s > 0]
-        return {"rate": rate, "sent": sent, "windows": latency_windows(timeline, samples)}
+        return {"rate": rate, "sent": sent, "windows": broker_windows(timeline, samples)}
     finally:
         stack.stop()
 

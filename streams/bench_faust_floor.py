@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import local_stack_settings
+from streams.bench import proc_cpu_s
 from streams.local_stack import LocalStack, free_port
 from streams.topics import INPUT_TOPICS, create_topics
 from streams.transport import FinpulseApp
@@ -37,6 +38,7 @@ WARMUP_S, MEASURE_S = 4.0, 8.0  # the measured window (not a wait for a conditio
 FLOWING_TIMEOUT_S = 60.0
 BURST_S = 0.005
 PAYLOAD = b'{"x":"' + b"1" * 400 + b'"}'  # ~ the size of a simulator transaction
+_TOPICS = list(INPUT_TOPICS)
 
 
 def floor_figures(events: int, main_cpu_s: float, other_cpu_s: float, wall_s: float) -> dict:
@@ -50,12 +52,17 @@ def floor_figures(events: int, main_cpu_s: float, other_cpu_s: float, wall_s: fl
 
 
 def _thread_cpu_s() -> dict[str, float]:
-    out = {}
-    for tid in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{tid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        out[tid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return out
+    return {tid: proc_cpu_s(int(tid)) for tid in os.listdir("/proc/self/task")}
+
+
+def mixed_topic(i: int) -> str:
+    """The input topic of the ``i``-th event: 80 % transactions, 15 % interactions, 5 % feedback.
+
+    >>> [mixed_topic(i) for i in (0, 16, 19)] == list(INPUT_TOPICS)
+    True
+    """
+    k = i % 20
+    return _TOPICS[0] if k < 16 else _TOPICS[1] if k < 19 else _TOPICS[2]
 
 
 def produce(bootstrap: str, rate: float, seconds: float) -> None:
@@ -63,15 +70,12 @@ def produce(bootstrap: str, rate: float, seconds: float) -> None:
     from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
-    topics = list(INPUT_TOPICS)
     t0, sent = time.monotonic(), 0
     burst_at = t0
     while time.monotonic() - t0 < seconds:
         due = int((time.monotonic() - t0) * rate) + 1
         while sent < due:
-            k = sent % 20
-            topic = topics[0] if k < 16 else topics[1] if k < 19 else topics[2]
-            producer.produce(topic, PAYLOAD, key=str(sent % 2000).encode())
+            producer.produce(mixed_topic(sent), PAYLOAD, key=str(sent % 2000).encode())
             sent += 1
         producer.poll(0)
         burst_at += BURST_S  # pacing: what is due goes out in bursts every BURST_S

@@ -13,6 +13,7 @@ from config.settings import Settings
 from streams.app import build_app
 from streams.intake import IntakeBuffer
 from streams.topics import TRANSACTIONS
+from tests.waiting import wait_until
 
 
 def _message(offset: int, generation: int = 0) -> ConsumerMessage:
@@ -20,6 +21,11 @@ def _message(offset: int, generation: int = 0) -> ConsumerMessage:
     return ConsumerMessage(
         TRANSACTIONS, 0, offset, 0.0, 0, None, b"k", b"v", None, tp=tp, generation_id=generation
     )
+
+
+def _waiting_on(event: asyncio.Event) -> bool:
+    """Whether a task is blocked on ``event`` (asyncio keeps its waiters' futures)."""
+    return bool(event._waiters)  # type: ignore[attr-defined]
 
 
 def _run(scenario: Callable[[Any, IntakeBuffer], Coroutine[Any, Any, None]]) -> None:
@@ -47,16 +53,12 @@ def test_take_returns_at_most_max_and_leaves_the_rest_in_order() -> None:
 def test_take_waits_within_for_a_full_batch_and_no_longer() -> None:
     async def scenario(consumer: Any, buf: IntakeBuffer) -> None:
         buf.put(_message(0))
-
-        async def later() -> None:
-            await asyncio.sleep(0.02)
-            buf.put(_message(1))
-            buf.put(_message(2))
-            buf.notify()  # the drain loop's end of a fetch
-
-        putting = asyncio.ensure_future(later())
-        full = await asyncio.wait_for(buf.take(3, 5.0, consumer), 2.0)  # full before `within`
-        await putting
+        taking = asyncio.ensure_future(buf.take(3, 5.0, consumer))
+        await wait_until(lambda: _waiting_on(buf._ready), 2.0, "take waiting to fill its batch")
+        buf.put(_message(1))
+        buf.put(_message(2))
+        buf.notify()  # the drain loop's end of a fetch
+        full = await asyncio.wait_for(taking, 2.0)  # full before `within`
         assert [m.offset for m in full] == [0, 1, 2]
         buf.put(_message(3))
         partial = await asyncio.wait_for(buf.take(3, 0.05, consumer), 2.0)  # `within` ran out
@@ -95,7 +97,7 @@ def test_a_full_buffer_holds_the_drain_until_a_take_makes_room() -> None:
         assert buf.put(_message(0)) is False
         assert buf.put(_message(1)) is True  # full: the drain loop waits for room
         room = asyncio.ensure_future(buf.wait_for_space())
-        await asyncio.sleep(0.01)
+        await wait_until(lambda: _waiting_on(buf._space), 2.0, "the drain waiting for room")
         assert not room.done()
         assert [m.offset for m in await buf.take(1, 0.01, consumer)] == [0]
         await asyncio.wait_for(room, 2.0)
@@ -108,8 +110,10 @@ def test_nothing_is_taken_while_a_rebalance_suspends_the_flow() -> None:
         buf.put(_message(0))
         consumer.app.flow_control.suspend()
         taking = asyncio.ensure_future(buf.take(10, 0.01, consumer))
-        await asyncio.sleep(0.05)
-        assert not taking.done() and len(buf) == 0 and not consumer.unacked  # dropped
+        await wait_until(
+            lambda: len(buf) == 0 and _waiting_on(buf._ready), 2.0, "take dropping and waiting"
+        )
+        assert not taking.done() and not consumer.unacked  # dropped, nothing tracked
         taking.cancel()
 
     _run(scenario)
