@@ -11,6 +11,15 @@ alerting, the delivery of the batch, and the consumer's own fetch.
 [250.0]
 >>> latency_timeline({"e1": 10.0}, [(10.25, {"source_event_id": "e1"})])
 [(10.0, 250.0)]
+
+:func:`creation_timeline` splits that wait: from the send to the alert's ``created_at`` (the
+worker's wall clock when it decided the alert) is the input broker, the batching and the
+scoring; the rest is the worker's publication, the broker again and the consumer's fetch.
+
+>>> from datetime import UTC
+>>> at = datetime.fromtimestamp(10.2, UTC).isoformat()
+>>> creation_timeline({"e1": 10.0}, [(10.25, {"source_event_id": "e1", "created_at": at})])
+[(10.0, 200.0)]
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from config.settings import Settings
@@ -34,6 +44,21 @@ def latency_timeline(
     for at, alert in received:
         sent = sent_at.get(alert.get("source_event_id") or "")
         if sent is not None:
+            out.append((sent, round((at - sent) * 1000, 3)))
+    return out
+
+
+def creation_timeline(
+    sent_at: Mapping[str, float], received: Sequence[tuple[float, dict[str, Any]]]
+) -> list[tuple[float, float]]:
+    """(send time of the source event, milliseconds until the worker created its alert) per
+    alert with a ``created_at``, in arrival order (see the module text)."""
+    out = []
+    for _, alert in received:
+        sent = sent_at.get(alert.get("source_event_id") or "")
+        created = alert.get("created_at")
+        if sent is not None and created:
+            at = datetime.fromisoformat(created).timestamp()
             out.append((sent, round((at - sent) * 1000, 3)))
     return out
 

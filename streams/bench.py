@@ -56,7 +56,7 @@ from config.settings import Settings, local_stack_settings
 from sinks.clickhouse import make_client
 from sinks.migrate import migrate
 from sinks.tables import EVENT_TABLES
-from streams.alert_latency import AlertWatcher, latency_timeline
+from streams.alert_latency import AlertWatcher, creation_timeline, latency_timeline
 from streams.local_stack import LocalStack, free_port
 from streams.reconcile import wait_reconciled
 from streams.topics import TRANSACTIONS, create_topics
@@ -94,7 +94,12 @@ class PhaseResult:
     alert_p50_ms: float = 0.0
     alert_p95_ms: float = 0.0
     alert_p99_ms: float = 0.0
-    # the same by send time, per ALERT_WINDOW_S: {"from_s", "alerts", "p50_ms", "p99_ms"}
+    # produce → the worker creating the alert (its created_at): the rest of the wait above
+    # is the alert's own trip through the broker to the consumer
+    alert_created_p50_ms: float = 0.0
+    alert_created_p99_ms: float = 0.0
+    # by send time, per ALERT_WINDOW_S: {"from_s", "alerts", "p50_ms", "p99_ms",
+    # "created_p50_ms", "created_p99_ms"}
     alert_windows: list[dict[str, float]] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
     peak_rss_mb: list[float] = field(default_factory=list)
@@ -312,7 +317,9 @@ class Bench:
                 )
                 time.sleep(ALERT_GRACE_S)  # the last batch's alerts are published with it
             finally:
-                alerts = latency_timeline(sent_at, watcher.stop())
+                received = watcher.stop()
+                alerts = latency_timeline(sent_at, received)
+                created = creation_timeline(sent_at, received)
             cpu_s = sum(proc_cpu_s(pid) for pid in pids) - cpu0
             memory = [proc_memory_mb(w.proc.pid) for w in workers if w.proc is not None]
             figures = _figures(client, settings.clickhouse_database)
@@ -328,7 +335,7 @@ class Bench:
                 peak_rss_mb=[round(m[1], 1) for m in memory],
                 reconciled=result.ok,
                 issues=result.issues(),
-                **_alert_figures(alerts),
+                **_alert_figures(alerts, created),
                 **figures,
             )
         finally:
@@ -397,31 +404,53 @@ def _figures(client: Any, db: str) -> dict[str, Any]:
     }
 
 
-def _alert_figures(timeline: Sequence[tuple[float, float]]) -> dict[str, Any]:
+def _alert_figures(
+    timeline: Sequence[tuple[float, float]], created: Sequence[tuple[float, float]] = ()
+) -> dict[str, Any]:
     """Count and percentiles of produce → alert latencies (zeros without alerts), overall
-    and per window of send time.
+    and per window of send time; with ``created`` (produce → alert created, the same
+    alerts), its p50 and p99 too.
 
-    >>> f = _alert_figures([(0.0, 30.0), (1.0, 10.0), (12.0, 20.0)])
+    >>> f = _alert_figures([(0.0, 30.0), (1.0, 10.0), (12.0, 20.0)], [(0.0, 20.0), (12.0, 5.0)])
     >>> f["alert_p50_ms"], [(w["from_s"], w["alerts"], w["p50_ms"]) for w in f["alert_windows"]]
     (20.0, [(0.0, 2, 10.0), (10.0, 1, 20.0)])
+    >>> f["alert_created_p99_ms"], [w["created_p99_ms"] for w in f["alert_windows"]]
+    (20.0, [20.0, 5.0])
     """
     if not timeline:
         return {"alerts": 0}
     lats = sorted(ms for _, ms in timeline)
-    return {
+    windows = latency_windows(timeline, ALERT_WINDOW_S, "alerts")
+    figures: dict[str, Any] = {
         "alerts": len(lats),
         "alert_p50_ms": _pct(lats, 0.50),
         "alert_p95_ms": _pct(lats, 0.95),
         "alert_p99_ms": _pct(lats, 0.99),
-        "alert_windows": latency_windows(timeline, ALERT_WINDOW_S, "alerts"),
+        "alert_windows": windows,
     }
+    if created:
+        c = sorted(ms for _, ms in created)
+        figures["alert_created_p50_ms"], figures["alert_created_p99_ms"] = (
+            _pct(c, 0.50),
+            _pct(c, 0.99),
+        )
+        start = min(t for t, _ in timeline)  # the same windows as the end-to-end figures
+        by_from = {w["from_s"]: w for w in windows}
+        for w in latency_windows(created, ALERT_WINDOW_S, "n", start=start):
+            target = by_from.get(w["from_s"])
+            if target is not None:
+                target["created_p50_ms"], target["created_p99_ms"] = w["p50_ms"], w["p99_ms"]
+    return figures
 
 
 def latency_windows(
-    timeline: Sequence[tuple[float, float]], window_s: float, count_key: str
+    timeline: Sequence[tuple[float, float]],
+    window_s: float,
+    count_key: str,
+    start: float | None = None,
 ) -> list[dict[str, Any]]:
     """Count (under ``count_key``), p50 and p99 of (send time, ms) pairs per ``window_s`` of
-    send time, counted from the earliest send.
+    send time, counted from ``start`` (default: the earliest send).
 
     >>> w = latency_windows([(5.0, 30.0), (6.0, 10.0), (17.0, 20.0)], 10.0, "n")
     >>> [(x["from_s"], x["n"], x["p50_ms"], x["p99_ms"]) for x in w]
@@ -429,7 +458,8 @@ def latency_windows(
     """
     if not timeline:
         return []
-    start = min(sent for sent, _ in timeline)
+    if start is None:
+        start = min(sent for sent, _ in timeline)
     windows: dict[int, list[float]] = {}
     for sent, ms in timeline:
         windows.setdefault(int((sent - start) // window_s), []).append(ms)
@@ -515,9 +545,24 @@ def format_table(result: dict[str, Any]) -> str:
     lines[-1] += f"state per customer: {state:,.0f} bytes (JSON)" if state else "state: n/a"
     for p in result["phases"]:
         if p["offered_rate"] and p.get("alert_windows"):
-            p50s = ", ".join(f"{w['p50_ms']:.0f}" for w in p["alert_windows"])
-            lines.append(f"{p['name']}: alert p50 ms per {ALERT_WINDOW_S:.0f} s of sends: {p50s}")
+            lines.append(f"{p['name']}: alert p50 / p99 ms per {ALERT_WINDOW_S:.0f} s of sends:")
+            lines.append("  at the consumer: " + _window_pairs(p["alert_windows"], ""))
+            if any("created_p50_ms" in w for w in p["alert_windows"]):
+                pairs = _window_pairs(p["alert_windows"], "created_")
+                lines.append("  created by the worker: " + pairs)
     return "\n".join(lines)
+
+
+def _window_pairs(windows: Sequence[dict[str, Any]], prefix: str) -> str:
+    """``p50/p99`` of each window, comma-separated (``-`` where a window lacks them).
+
+    >>> _window_pairs([{"p50_ms": 80.2, "p99_ms": 190.0}, {}], "")
+    '80/190, -'
+    """
+    return ", ".join(
+        f"{w[prefix + 'p50_ms']:.0f}/{w[prefix + 'p99_ms']:.0f}" if prefix + "p50_ms" in w else "-"
+        for w in windows
+    )
 
 
 def run_bench(settings: Settings, keep: bool = False, **kwargs: Any) -> dict[str, Any]:

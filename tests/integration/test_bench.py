@@ -31,6 +31,10 @@ def test_bench_runs_its_phases_and_reports_the_contract_fields(tmp_path):
         windows = p["alert_windows"]  # by send time: every alert in exactly one window
         assert sum(w["alerts"] for w in windows) == p["alerts"]
         assert all(0 < w["p50_ms"] <= w["p99_ms"] for w in windows)
+        # created by the worker before it reached the consumer: a part of the same wait
+        assert 0 < p["alert_created_p50_ms"] <= p["alert_created_p99_ms"] <= p["alert_p99_ms"]
+        assert p["alert_created_p50_ms"] <= p["alert_p50_ms"]
+        assert all(w["created_p50_ms"] <= w["created_p99_ms"] <= w["p99_ms"] for w in windows)
     fixed = result["phases"][0]
     assert fixed["events"] == 1000 and 0.9 * 2 <= fixed["produce_s"] < 10  # paced, not flat out
     json.dumps(result)  # one JSON object
