@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from models.events import EVENT_MODELS, MAX_TS, DeadLetter, control_char_fields
+from models.events import EVENT_MODELS, DeadLetter, control_char_fields
 from models.ids import letter_hex
 from models.masking import Masker
 
@@ -133,11 +133,14 @@ def decode(
             raw_size=size,
         )
     try:
-        context = {MAX_TS: max_ts} if max_ts is not None else None
-        event = EVENT_MODELS[kind].model_validate_json(value, context=context)
+        event = EVENT_MODELS[kind].model_validate_json(value)
     except ValidationError as exc:
         error_type, text = describe_validation(exc)
         return make_deadletter(record, error_type, text, max_bytes, raw_size=size)
+    if max_ts is not None and event.ts > max_ts:  # type: ignore[attr-defined]
+        ts = event.ts.isoformat()  # type: ignore[attr-defined]
+        text = f"ts: timestamp {ts} is after {max_ts.isoformat()} (now + the allowed clock skew)"
+        return make_deadletter(record, "invalid_fields", text, max_bytes, raw_size=size)
     if b"\\" in value and (bad := control_char_fields(event)):
         text = "; ".join(f"{name}: control characters are not allowed" for name in bad)
         return make_deadletter(record, "invalid_fields", text, max_bytes, raw_size=size)

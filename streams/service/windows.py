@@ -54,13 +54,16 @@ AGG_FIELDS: tuple[str, ...] = (
 _IDX = {name: i for i, name in enumerate(AGG_FIELDS)}
 
 
+_MS = timedelta(milliseconds=1)
+
+
 def to_ms(ts: datetime) -> int:
     """Epoch milliseconds of an aware datetime.
 
     >>> to_ms(datetime(1970, 1, 1, 0, 1, tzinfo=UTC))
     60000
     """
-    return (ts - EPOCH) // timedelta(milliseconds=1)
+    return (ts - EPOCH) // _MS
 
 
 def from_ms(ms: int) -> datetime:
