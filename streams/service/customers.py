@@ -66,7 +66,8 @@ def note_activity(c: dict[str, Any], ms: int, customer_type: str, segment: str) 
     c["l"] = max(c.get("l", ms), ms)
     days: dict[str, int] = c.setdefault("dy", {})
     day = ms // DAY_MS
-    days[str(day)] = days.get(str(day), 0) + 1
+    key = str(day)
+    days[key] = days.get(key, 0) + 1
     if len(days) > ACTIVITY_DAYS:
         newest = max(int(d) for d in days)
         for d in [d for d in days if int(d) <= newest - ACTIVITY_DAYS]:
@@ -108,11 +109,12 @@ def dissatisfaction(c: dict[str, Any]) -> float:
     return min(1.0, d + 0.15 * len(c.get("cm", {})))
 
 
-def lifecycle(c: dict[str, Any], now_ms: int) -> str:
-    """The lifecycle stage (see module doc)."""
+def lifecycle(c: dict[str, Any], now_ms: int, counts: tuple[int, int] | None = None) -> str:
+    """The lifecycle stage (see module doc); ``counts`` is ``activity(c, now_ms)`` if the
+    caller has it."""
     if now_ms - c.get("l", now_ms) >= DORMANT_DAYS * DAY_MS:
         return "dormant"
-    last, prev = activity(c, now_ms)
+    last, prev = activity(c, now_ms) if counts is None else counts
     falling = prev >= 4 and last < 0.5 * prev
     last_csat = c.get("lc")
     dissatisfied = (last_csat is not None and last_csat <= 2) or float(c.get("pd", 0.0)) >= 0.5

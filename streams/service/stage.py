@@ -554,11 +554,11 @@ class ServiceStage:
         self, cid: str, cust: dict[str, Any], record: RawRecord, ms: int, out: BatchOutput
     ) -> None:
         risks = self.risks.get(cid)
-        stage = cu.lifecycle(cust, ms)
+        last_events, prev_events = counts = cu.activity(cust, ms)
+        stage = cu.lifecycle(cust, ms, counts)
         dissat = cu.dissatisfaction(cust)
         risk = cu.risk_score(risks, ms)
         score = cu.health(risk, dissat)
-        last_events, prev_events = cu.activity(cust, ms)
         last_risk = risks["a"][-1] if risks and risks.get("a") else None
         n_contacts = cu.contacts_24h(cust, ms)
         # Write a row only when something the customer view shows changed (or a new day began),
