@@ -30,6 +30,7 @@ from typing import Any
 import faust
 
 from config.settings import Settings
+from streams.batch_publish import publish_batched
 from streams.decode import RawRecord
 from streams.gc_pauses import GcPauses
 from streams.notifier import add_notifier_agent
@@ -96,11 +97,8 @@ def build_app(settings: Settings) -> faust.App:
     )
 
     async def publish(messages: Sequence[Outgoing]) -> None:
-        pending = [
-            await app.producer.send(m.topic, m.key, m.value, m.partition, None, None)
-            for m in messages
-        ]
-        await asyncio.gather(*pending)
+        # aiokafka's producer under Faust's, in record batches (streams.batch_publish)
+        await publish_batched(app.producer._ensure_producer(), messages)  # type: ignore[attr-defined]
 
     tables: dict[str, FaustTableState] = {}
 
