@@ -72,7 +72,9 @@ def from_ms(ms: int) -> datetime:
     >>> from_ms(60000).isoformat()
     '1970-01-01T00:01:00+00:00'
     """
-    return EPOCH + timedelta(milliseconds=ms)
+    # Exact for whole milliseconds: the float's error (< 0.5 µs up to year 2100) is rounded
+    # away to the microsecond; 0.4 µs a call against 1.3 µs for EPOCH + timedelta.
+    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def minute_of(ms: int) -> int:

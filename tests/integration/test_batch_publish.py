@@ -34,9 +34,7 @@ async def _publish(bootstrap: str, messages: list[Outgoing]) -> None:
 def test_every_message_arrives_once_in_order_on_its_partition(env):
     pad = b"x" * 300
     keyed = [Outgoing(ALERTS, f"alert-{i}".encode(), b"%d|" % i + pad) for i in range(400)]
-    placed = [
-        Outgoing(DEADLETTER, f"dl-{i}".encode(), b"%d|" % i + pad, i % 2) for i in range(400)
-    ]
+    placed = [Outgoing(DEADLETTER, f"dl-{i}".encode(), b"%d|" % i + pad, i % 2) for i in range(400)]
     big = Outgoing(DEADLETTER, b"dl-big", b"400|" + b"y" * (BATCH_BYTES * 2), 0)
     after_big = Outgoing(DEADLETTER, b"dl-after", b"401|" + pad, 0)
     asyncio.run(_publish(env.settings.broker_bootstrap, [*keyed, *placed, big, after_big]))

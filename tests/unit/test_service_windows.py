@@ -131,3 +131,16 @@ def test_partial_aggregates_of_partitions_sum_to_the_whole():
 def test_minute_of_floors_to_the_minute():
     assert minute_of(T0 + 59_999) == T0
     assert minute_of(T0 + 60_000) == T0 + MINUTE_MS
+
+
+def test_from_ms_is_exact_and_inverts_to_ms():
+    import random
+    from datetime import timedelta
+
+    from streams.service.windows import EPOCH, from_ms, to_ms
+
+    rng = random.Random(7)
+    for _ in range(20_000):  # 1938 .. 2100, whole milliseconds
+        ms = rng.randrange(-(10**12), 4_102_444_800_000)
+        assert from_ms(ms) == EPOCH + timedelta(milliseconds=ms)
+        assert to_ms(from_ms(ms)) == ms
