@@ -11,8 +11,8 @@ aiokafka's ``MessageBatch.done``, the event loop's ``call_soon``).
 producer's partitioner, as ``send`` would) and fills aiokafka record batches
 (``create_batch``, ``send_batch``) with them, in order. Partitions are submitted
 concurrently; within one, batches are submitted in order (aiokafka queues a partition's
-batches and sends them in turn). A message that does not fit an empty batch takes the
-per-message path, which reports it as ``send`` would (too large for a request).
+batches and sends them in turn). An empty batch takes any message, so one larger than the
+batch size goes alone in its own batch, as ``send`` would put it.
 
 >>> from streams.messages import Outgoing
 >>> groups = by_partition([Outgoing("t", b"a", b"1", 0), Outgoing("t", b"b", b"2", 1),
@@ -64,20 +64,11 @@ async def _submit(
 ) -> list[asyncio.Future[Any]]:
     """Queue one partition's messages in order; the futures of their batches."""
     futures: list[asyncio.Future[Any]] = []
-    batch, count = producer.create_batch(), 0
+    batch = producer.create_batch()
     for m in messages:
-        if batch.append(key=m.key, value=m.value, timestamp=None) is not None:
-            count += 1
-            continue
-        if count:  # full: submit it, then start the next one with this message
+        if batch.append(key=m.key, value=m.value, timestamp=None) is None:  # full
             futures.append(await producer.send_batch(batch, topic, partition=partition))
-            batch, count = producer.create_batch(), 0
-            if batch.append(key=m.key, value=m.value, timestamp=None) is not None:
-                count = 1
-                continue
-        # larger than an empty batch: the per-message path (it raises if too large)
-        futures.append(await producer.send(topic, m.value, key=m.key, partition=partition))
-        batch = producer.create_batch()
-    if count:
-        futures.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = producer.create_batch()
+            batch.append(key=m.key, value=m.value, timestamp=None)  # an empty batch takes it
+    futures.append(await producer.send_batch(batch, topic, partition=partition))
     return futures
