@@ -48,10 +48,10 @@ DEVELOPMENT_KEY = b"finpulse-development-pii-key-not-secret"
 # A candidate: >= 13 digits, each pair separated by at most one space or dash, not glued
 # to further digits. Matching is on bytes, so it also covers non-UTF-8 payloads.
 _CANDIDATE = re.compile(rb"(?<![0-9])[0-9](?:[ \-]?[0-9]){12,}(?![0-9])")
-# Cheap pre-scan (no look-around): a stretch of 13+ digits, spaces and dashes. Every
-# candidate lies inside one, so _CANDIDATE only runs on these stretches.
+# A stretch of 13+ digits, spaces and dashes (no look-around). Every candidate lies inside
+# one, so _CANDIDATE only runs on these stretches.
 _RUN = re.compile(rb"[0-9][0-9 \-]{11,}[0-9]")
-# Cheaper still (bytes.translate and a substring search, in C): a stretch of 13+ bytes that
+# The fast path (bytes.translate and a substring search, in C): a stretch of 13+ bytes that
 # are digits, spaces or dashes, each mapped to "#"; without one, _RUN cannot match.
 _RUN_CLASS = bytes(0x23 if chr(b) in "0123456789 -" else 0x2E for b in range(256))
 _RUN_MIN = b"#" * 13
@@ -180,7 +180,7 @@ class Masker:
         >>> Masker(b"k").mask_bytes(b"no digits here") == b"no digits here"
         True
         """
-        if _RUN_MIN not in raw.translate(_RUN_CLASS) or not _RUN.search(raw):
+        if _RUN_MIN not in raw.translate(_RUN_CLASS):
             return raw  # fast path: no run of 13+ digits/separators at all
         masked = _RUN.sub(lambda run: _CANDIDATE.sub(self._replace, run.group()), raw)
         return raw if masked == raw else masked
