@@ -31,7 +31,6 @@ TS_MAX = datetime.fromisoformat("2100-01-01T00:00:00+00:00")
 # Amounts above this are treated as absurd input, not as a very large payment.
 AMOUNT_MAX = Decimal("1e12")
 
-
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
