@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -137,6 +138,7 @@ def run(rate: float, seconds: float) -> dict[str, Any]:
         return {"rate": rate, "sent": sent, "windows": broker_windows(timeline, samples)}
     finally:
         stack.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _wait_until_consumed(producer: Any, ready: Path) -> None:
