@@ -2,10 +2,10 @@
 
 ``python -m streams.bench_broker [--rate 1000] [--seconds 70]`` starts a local Tansu broker
 with the finpulse topics, a consumer in a child process (librdkafka, 25 ms fetch wait, as
-the worker's) and a producer in this one (librdkafka, linger 5 ms, paced in 5 ms bursts, the
-bench's 80/15/5 % topic mix, ~420-byte payloads stamped with their send time). No finpulse
-code touches the events. Per 10 s of send time it prints the consumed count, produce →
-consume p50/p99 and the broker's CPU share, then one JSON line.
+the worker's) and a producer in this one (librdkafka, linger 5 ms or ``--linger-ms``, paced in
+5 ms bursts, the bench's 80/15/5 % topic mix, ~420-byte payloads stamped with their send
+time). No finpulse code touches the events. Per 10 s of send time it prints the consumed
+count, produce → consume p50/p99 and the broker's CPU share, then one JSON line.
 
 It separates what the broker costs from what the worker costs in ``finpulse bench``: on the
 development machine Tansu's CPU rises with the data it holds while the offered load stays
@@ -79,7 +79,7 @@ def consume(bootstrap: str, out_path: str) -> None:
     received: list[tuple[float, float]] = []
     last, idle_s = time.monotonic(), JOIN_TIMEOUT_S
     while time.monotonic() - last < idle_s:
-        for m in consumer.consume(500, 0.1):
+        for m in consumer.consume(500, 0.005):  # returns at 500 or the timeout
             value = m.value()
             if m.error() is None and value is not None:
                 now = time.time()
@@ -92,8 +92,12 @@ def consume(bootstrap: str, out_path: str) -> None:
     Path(out_path).write_text(json.dumps(received))
 
 
-def run(rate: float, seconds: float) -> dict[str, Any]:
-    """Start the broker and consumer, produce for ``seconds`` and return the figures."""
+def run(rate: float, seconds: float, linger_ms: float = 5.0) -> dict[str, Any]:
+    """Start the broker and consumer, produce for ``seconds`` and return the figures.
+
+    The producer lingers ``linger_ms``: at 1,000 events/s over 4 partitions per topic, 5 ms
+    stores nearly every event as its own batch, which Tansu's fetches get slower with.
+    """
     from confluent_kafka import Producer
 
     root = Path(tempfile.mkdtemp(prefix="bench-broker-"))
@@ -108,7 +112,7 @@ def run(rate: float, seconds: float) -> dict[str, Any]:
         child = subprocess.Popen(
             [sys.executable, "-m", "streams.bench_broker", "--consume", bootstrap, out_path]
         )
-        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": linger_ms, "acks": "all"})
         _wait_until_consumed(producer, Path(out_path + ".ready"))
         pid = stack.pid("broker")
         t0 = time.monotonic()
@@ -135,7 +139,12 @@ def run(rate: float, seconds: float) -> dict[str, Any]:
         received = json.loads(Path(out_path).read_text())
         first = min(s for s, _ in received if s > 0) if received else 0.0
         timeline = [(s - first, ms) for s, ms in received if s > 0]
-        return {"rate": rate, "sent": sent, "windows": broker_windows(timeline, samples)}
+        return {
+            "rate": rate,
+            "linger_ms": linger_ms,
+            "sent": sent,
+            "windows": broker_windows(timeline, samples),
+        }
     finally:
         stack.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -157,12 +166,13 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--rate", type=float, default=1000.0)
     p.add_argument("--seconds", type=float, default=70.0)
+    p.add_argument("--linger-ms", type=float, default=5.0, help="the producer's linger.ms")
     p.add_argument("--consume", nargs=2, help=argparse.SUPPRESS)  # the child: bootstrap, file
     args = p.parse_args(argv)
     if args.consume:
         consume(args.consume[0], args.consume[1])
         return
-    result = run(args.rate, args.seconds)
+    result = run(args.rate, args.seconds, args.linger_ms)
     for w in result["windows"]:
         print(
             f"{w['from_s']:>5.0f} s  {w['events']:>6} events  p50 {w['p50_ms']:>7} ms  "

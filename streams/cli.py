@@ -207,6 +207,7 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
         rate=args.rate,
         fixed_s=args.fixed_seconds,
         workers=[int(w) for w in args.workers.split(",") if w],
+        **({} if args.linger_ms is None else {"linger_ms": args.linger_ms}),
     )
     print(format_table(result), file=sys.stderr if args.json else sys.stdout)
     if args.json:
@@ -288,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=1000.0, help="offered load of the fixed phase")
     p.add_argument("--fixed-seconds", type=float, default=60.0, help="length of the fixed phase")
     p.add_argument("--workers", default="1,2", help="worker counts of the saturation phases")
+    p.add_argument(
+        "--linger-ms",
+        type=float,
+        default=None,
+        help="the load producer's linger.ms (bench default)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the bench folder (logs)")
     p.add_argument("--json", action="store_true", help="print one JSON object (table on stderr)")
     return parser

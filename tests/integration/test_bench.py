@@ -44,7 +44,8 @@ def test_bench_runs_its_phases_and_reports_the_contract_fields(tmp_path):
 def test_broker_bench_consumes_every_sent_event_and_reports_windows():
     from streams.bench_broker import run
 
-    result = run(rate=300, seconds=3)
+    result = run(rate=300, seconds=3, linger_ms=20)
+    assert result["linger_ms"] == 20
     windows = result["windows"]
     assert sum(w["events"] for w in windows) == result["sent"] > 800  # the probe is left out
     assert all(0 < w["p50_ms"] <= w["p99_ms"] < 60_000 for w in windows)
