@@ -1,6 +1,6 @@
 """Benchmark of the local broker alone: produce → consume latency and broker CPU over time.
 
-``python -m streams.bench_broker [--rate 1000] [--seconds 70]`` starts a local Tansu broker
+``python -m streams.bench_broker [--rate 1000] [--seconds 70] [--linger-ms 5]`` starts Tansu
 with the finpulse topics, a consumer in a child process (librdkafka, 25 ms fetch wait, as
 the worker's) and a producer in this one (librdkafka, linger 5 ms or ``--linger-ms``, paced in
 5 ms bursts, the bench's 80/15/5 % topic mix, ~420-byte payloads stamped with their send
