@@ -39,6 +39,7 @@ WINDOW_S = 10.0
 BURST_S = 0.005
 JOIN_TIMEOUT_S = 60.0
 PAD = b"x" * 400
+LINGER_MS = 5.0  # Kafka's default: the one whose batches pile up in Tansu
 
 
 def broker_windows(
@@ -92,7 +93,7 @@ def consume(bootstrap: str, out_path: str) -> None:
     Path(out_path).write_text(json.dumps(received))
 
 
-def run(rate: float, seconds: float, linger_ms: float = 5.0) -> dict[str, Any]:
+def run(rate: float, seconds: float, linger_ms: float = LINGER_MS) -> dict[str, Any]:
     """Start the broker and consumer, produce for ``seconds`` and return the figures.
 
     The producer lingers ``linger_ms``: at 1,000 events/s over 4 partitions per topic, 5 ms
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--rate", type=float, default=1000.0)
     p.add_argument("--seconds", type=float, default=70.0)
-    p.add_argument("--linger-ms", type=float, default=5.0, help="the producer's linger.ms")
+    p.add_argument("--linger-ms", type=float, default=LINGER_MS, help="the producer's linger.ms")
     p.add_argument("--consume", nargs=2, help=argparse.SUPPRESS)  # the child: bootstrap, file
     args = p.parse_args(argv)
     if args.consume:
