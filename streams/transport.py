@@ -26,6 +26,7 @@ import faust
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from config.settings import Settings
 from streams.intake import BulkIntake
 
 FAUST_FETCH_MAX_WAIT_MS = 1500
@@ -114,6 +115,10 @@ class FinpulseTransport(faust_aiokafka.Transport):
     Consumer = _Consumer
 
 
+# The worker's default (FINPULSE_STREAM_INTAKE_BUFFER_MAX), for apps built without settings.
+_INTAKE_BUFFER_MAX: int = Settings.model_fields["stream_intake_buffer_max"].default
+
+
 class FinpulseApp(faust.App):
     """A Faust app whose consumer transport is :class:`FinpulseTransport`.
 
@@ -125,7 +130,7 @@ class FinpulseApp(faust.App):
         self,
         *args: Any,
         fetch_max_wait_ms: int = FAUST_FETCH_MAX_WAIT_MS,
-        intake_buffer_max: int = 10_000,
+        intake_buffer_max: int = _INTAKE_BUFFER_MAX,
         **kwargs: Any,
     ) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
