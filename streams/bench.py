@@ -130,10 +130,17 @@ def proc_memory_mb(pid: int) -> tuple[float, float]:
     return values["VmRSS"], values["VmHWM"]
 
 
-def proc_cpu_s(pid: int) -> float:
-    """User + system CPU seconds used so far by ``pid`` (0 if gone), from ``/proc``."""
+def proc_cpu_s(pid: int, tid: int | None = None) -> float:
+    """User + system CPU seconds used so far by process ``pid`` (all its threads), or by its
+    thread ``tid`` alone (0 if gone), from ``/proc``. ``/proc/<tid>/stat`` would give the
+    whole process for any of its threads: a thread's own figures are under ``task/``.
+
+    >>> proc_cpu_s(os.getpid()) >= proc_cpu_s(os.getpid(), os.getpid()) > 0
+    True
+    """
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     try:
-        with open(f"/proc/{pid}/stat") as fh:
+        with open(path) as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0

@@ -11,8 +11,8 @@ adds N changelog-backed tables that are never written (the worker has five). The
 take their batches from the bulk intake (:mod:`streams.intake`), as the worker does;
 ``--faust-stream`` takes them with Faust's ``take_events`` instead.
 
->>> "main_us_per_event" in json.dumps(floor_figures(1000, 0.5, 0.3, 8.0))
-True
+>>> floor_figures(1000, 0.5, 0.3, 8.0)["other_us_per_event"]
+300
 """
 
 from __future__ import annotations
@@ -48,11 +48,13 @@ def floor_figures(events: int, main_cpu_s: float, other_cpu_s: float, wall_s: fl
         "main_thread_cpu_pct": round(100 * main_cpu_s / wall_s, 1),
         "other_threads_cpu_pct": round(100 * other_cpu_s / wall_s, 1),
         "main_us_per_event": round(1e6 * main_cpu_s / events) if events else None,
+        "other_us_per_event": round(1e6 * other_cpu_s / events) if events else None,
     }
 
 
 def _thread_cpu_s() -> dict[str, float]:
-    return {tid: proc_cpu_s(int(tid)) for tid in os.listdir("/proc/self/task")}
+    pid = os.getpid()
+    return {tid: proc_cpu_s(pid, int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
 
 
 def mixed_topic(i: int) -> str:
@@ -159,8 +161,10 @@ def main(argv: list[str] | None = None) -> None:
 
     from faust.worker import Worker
 
+    worker = Worker(app, loglevel="warning", redirect_stdouts=False)
+    worker.spinner = None  # as the worker does (streams.cli.make_worker): no DEBUG records
     try:
-        Worker(app, loglevel="warning", redirect_stdouts=False).execute_from_commandline()
+        worker.execute_from_commandline()
     finally:
         stack.stop()
 
