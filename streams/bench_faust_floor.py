@@ -159,12 +159,10 @@ def main(argv: list[str] | None = None) -> None:
         stack.stop()
         os._exit(0)
 
-    from faust.worker import Worker
+    from streams.cli import quiet_worker
 
-    worker = Worker(app, loglevel="warning", redirect_stdouts=False)
-    worker.spinner = None  # as the worker does (streams.cli.make_worker): no DEBUG records
     try:
-        worker.execute_from_commandline()
+        quiet_worker(app, "warning").execute_from_commandline()  # as the worker's
     finally:
         stack.stop()
 

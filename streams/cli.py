@@ -72,23 +72,29 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def make_worker(settings: Settings, loglevel: str) -> Any:
-    """The Faust worker of :func:`streams.app.build_app`, logging at ``loglevel``.
+def quiet_worker(app: Any, loglevel: str) -> Any:
+    """A Faust worker for ``app`` logging at ``loglevel``, without Faust's terminal spinner.
 
-    Faust's terminal spinner would set the ROOT logger to DEBUG so that it spins on every
-    record; every aiokafka/Faust debug call then builds a LogRecord (~4 % of a worker at
-    saturation). Without the spinner the root logger keeps ``loglevel``.
+    The spinner would set the ROOT logger to DEBUG so that it spins on every record; every
+    aiokafka/Faust debug call then builds a LogRecord (~4 % of a worker at saturation).
+    Without it the root logger keeps ``loglevel``.
+    """
+    from faust.worker import Worker
+
+    worker = Worker(app, loglevel=loglevel, redirect_stdouts=False)
+    worker.spinner = None
+    return worker
+
+
+def make_worker(settings: Settings, loglevel: str) -> Any:
+    """The worker of :func:`streams.app.build_app` (see :func:`quiet_worker`).
 
     >>> make_worker(Settings(), "warning").spinner is None
     True
     """
-    from faust.worker import Worker
-
     from streams.app import build_app
 
-    worker = Worker(build_app(settings), loglevel=loglevel, redirect_stdouts=False)
-    worker.spinner = None
-    return worker
+    return quiet_worker(build_app(settings), loglevel)
 
 
 def tune_gc(settings: Settings) -> None:

@@ -8,13 +8,14 @@ from streams.bench import proc_cpu_s
 from streams.bench_faust_floor import _thread_cpu_s
 
 
-def _spin_in_thread(cpu_s: float) -> None:
-    def spin() -> None:
-        end = time.thread_time() + cpu_s
-        while time.thread_time() < end:
-            pass
+def _spin(cpu_s: float) -> None:
+    end = time.thread_time() + cpu_s
+    while time.thread_time() < end:
+        pass
 
-    t = threading.Thread(target=spin)
+
+def _spin_in_thread(cpu_s: float) -> None:
+    t = threading.Thread(target=_spin, args=(cpu_s,))
     t.start()
     t.join()
 
@@ -34,9 +35,7 @@ def test_the_floor_bench_threads_add_up_to_the_process():
     spun, done = threading.Event(), threading.Event()
 
     def spin_then_wait() -> None:
-        end = time.thread_time() + 0.3
-        while time.thread_time() < end:
-            pass
+        _spin(0.3)
         spun.set()
         done.wait()
 
