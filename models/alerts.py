@@ -1,7 +1,7 @@
 """Early-warning contract: severities, what rules and models emit, and the published alert.
 
 Rules and models emit :class:`AlertCandidate` objects; the alert manager
-(:mod:`streams.alerting`) deduplicates, escalates and routes them into
+(:mod:`streams.stages.alerting`) deduplicates, escalates and routes them into
 :class:`Alert` records published on ``finpulse.alerts`` and stored in ClickHouse.
 
 >>> Severity.RED.rank > Severity.BLUE.rank

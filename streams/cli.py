@@ -11,7 +11,6 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from config.settings import Settings
 
@@ -32,7 +31,7 @@ def _schema(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _topics(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.topics import create_topics
+    from streams.core.topics import create_topics
 
     print(json.dumps(create_topics(settings)))
     return 0
@@ -47,7 +46,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _services(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.local_stack import LocalStack, stop_recorded
+    from streams.local.stack import LocalStack, stop_recorded
 
     if args.action == "down":
         print(json.dumps({"stopped": stop_recorded(settings)}))
@@ -67,49 +66,16 @@ def _services(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.worker.launch import make_worker, tune_gc
+
     tune_gc(settings)
     make_worker(settings, args.loglevel).execute_from_commandline()
     return 0
 
 
-def quiet_worker(app: Any, loglevel: str) -> Any:
-    """A Faust worker for ``app`` logging at ``loglevel``, without Faust's terminal spinner.
-
-    The spinner would set the ROOT logger to DEBUG so that it spins on every record; every
-    aiokafka/Faust debug call then builds a LogRecord (~4 % of a worker at saturation).
-    Without it the root logger keeps ``loglevel``.
-    """
-    from faust.worker import Worker
-
-    worker = Worker(app, loglevel=loglevel, redirect_stdouts=False)
-    worker.spinner = None
-    return worker
-
-
-def make_worker(settings: Settings, loglevel: str) -> Any:
-    """The worker of :func:`streams.app.build_app` (see :func:`quiet_worker`).
-
-    >>> make_worker(Settings(), "warning").spinner is None
-    True
-    """
-    from streams.app import build_app
-
-    return quiet_worker(build_app(settings), loglevel)
-
-
-def tune_gc(settings: Settings) -> None:
-    """Raise the cyclic GC's first threshold: per-customer state is many small, long-lived
-    containers, and default collections cost ~35 % of the scoring path (see README); and set
-    the GIL switch interval (``gil_switch_interval_s``)."""
-    import gc
-
-    if settings.gc_threshold0:
-        gc.set_threshold(settings.gc_threshold0, 50, 1000)
-    sys.setswitchinterval(settings.gil_switch_interval_s)
-
-
 def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.evaluate import evaluate
+    from streams.tools.evaluate import evaluate
+    from streams.worker.launch import tune_gc
 
     tune_gc(settings)
     result = evaluate(
@@ -140,16 +106,21 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.demo import run_demo
+    from streams.tools.demo import run_demo
 
     summary = run_demo(
-        settings, duration_s=args.duration, rate=args.rate, seed=args.seed, as_json=args.json
+        settings,
+        duration_s=args.duration,
+        rate=args.rate,
+        seed=args.seed,
+        as_json=args.json,
+        speedup=args.speedup,
     )
     return 0 if summary.get("ok") else 1
 
 
 def _evaluate_service(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.evaluate_service import service_figures
+    from streams.tools.evaluate_service import service_figures
 
     figures = [
         service_figures(
@@ -204,7 +175,7 @@ def _config(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _bench(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.bench import format_table, run_bench
+    from streams.tools.bench import format_table, run_bench
 
     result = run_bench(
         settings,
@@ -225,12 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finpulse", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    commands: dict[str, Callable[[Settings, argparse.Namespace], int]] = {}
 
     def add(
         name: str, fn: Callable[[Settings, argparse.Namespace], int], help_: str
     ) -> argparse.ArgumentParser:
-        commands[name] = fn
         p = sub.add_parser(name, help=help_)
         p.set_defaults(handler=fn)
         return p
@@ -313,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     settings = Settings()
-    from streams.local_stack import StackError
+    from streams.local.stack import StackError
 
     try:
         return int(args.handler(settings, args))

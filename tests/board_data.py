@@ -16,9 +16,11 @@ from config.settings import Settings
 from sinks.clickhouse import make_client
 from sinks.migrate import migrate
 from sinks.rollups import refresh_rollups
-from streams.decode import RawRecord
-from streams.runtime import Runtime
-from streams.topics import FEEDBACK, INTERACTIONS, TRANSACTIONS
+from streams.core.decode import RawRecord
+from streams.core.topics import FEEDBACK, INTERACTIONS, TRANSACTIONS
+from streams.worker.app import default_stages
+from streams.worker.pipeline import Pipeline
+from streams.worker.runtime import Runtime
 from tests import factories as f
 
 _db = itertools.count()
@@ -130,7 +132,7 @@ def fill_through_pipeline(settings: Settings, now: datetime) -> dict[str, Any]:
         published.extend(messages)
 
     async def run() -> None:
-        rt = Runtime(settings, publish)
+        rt = Runtime(settings, publish, Pipeline(settings, default_stages))
         for kind, evs in events.items():
             recs = _records(kind, evs)
             for i in range(0, len(recs), 100):

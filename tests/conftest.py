@@ -18,9 +18,9 @@ import pytest
 from config.settings import Settings, local_stack_settings
 from sinks.clickhouse import count_rows, make_client
 from sinks.migrate import migrate
-from streams.local_stack import LocalStack, free_port
-from streams.topics import create_topics
-from streams.worker_process import WorkerProcess
+from streams.core.topics import create_topics
+from streams.local.stack import LocalStack, free_port
+from streams.worker.process import WorkerProcess
 from tests.waiting import wait_for
 
 _db_ids = itertools.count()

@@ -29,7 +29,7 @@ from config.settings import Settings, local_stack_settings
 from sinks.clickhouse import ClickHouseSink
 from sinks.migrate import migrate
 from sinks.tables import MODEL_METRICS_TABLE, TRANSACTIONS_TABLE, Table
-from streams.local_stack import LocalStack, free_port
+from streams.local.stack import LocalStack, free_port
 
 WARMUP = 20
 _ids = itertools.count()

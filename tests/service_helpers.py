@@ -8,11 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from config.settings import Settings
-from streams.decode import RawRecord
-from streams.pipeline import BatchOutput, Pipeline, StageBuilder, default_stages
-from streams.service.stage import ServiceStage
-from streams.state import MemoryState
-from streams.topics import FEEDBACK, INPUT_TOPICS, INTERACTIONS, TRANSACTIONS
+from streams.core.batch import BatchOutput, StageBuilder
+from streams.core.decode import RawRecord
+from streams.core.state import MemoryState
+from streams.core.topics import FEEDBACK, INPUT_TOPICS, INTERACTIONS, TRANSACTIONS
+from streams.stages.service.stage import ServiceStage
+from streams.worker.app import default_stages
+from streams.worker.pipeline import Pipeline
 from tests import factories as f
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)

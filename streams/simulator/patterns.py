@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from streams.core.topics import INTERACTIONS, TRANSACTIONS
 from streams.simulator.interactions import OUTAGE_CHANNELS, InteractionFactory, Outage
 from streams.simulator.population import (
     FOREIGN,
@@ -32,7 +33,6 @@ from streams.simulator.transactions import (
     TRANSFER_THRESHOLD_INSTITUTION,
     TxnFactory,
 )
-from streams.topics import INTERACTIONS, TRANSACTIONS
 
 FRAUD_PATTERNS = ("account_takeover", "card_testing", "mule")
 PATTERNS = (*FRAUD_PATTERNS, "structuring", "large_value", "channel_outage")

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from streams.core.topics import FEEDBACK, INTERACTIONS, TRANSACTIONS
 from streams.simulator.feedback import (
     CLEAR_RATE_ORDINARY,
     CLEAR_RATE_UNUSUAL,
@@ -34,7 +35,6 @@ from streams.simulator.patterns import PatternInstance, PatternPlanner, pattern_
 from streams.simulator.population import Customer, build_population
 from streams.simulator.timeline import ArrivalClock, hour_of_week, iso, to_datetime, to_ms
 from streams.simulator.transactions import TxnFactory
-from streams.topics import FEEDBACK, INTERACTIONS, TRANSACTIONS
 
 INTERACTION_SHARE = 0.13  # of background slots: ~1 interaction per 6-7 transactions
 OUTAGE_EXTRA_SHARE = 0.06  # extra contacts in the failing channel while an outage lasts

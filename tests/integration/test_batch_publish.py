@@ -9,9 +9,9 @@ import asyncio
 import pytest
 from kafka.partitioner.default import murmur2
 
-from streams.batch_publish import publish_batched
-from streams.messages import Outgoing
-from streams.topics import ALERTS, DEADLETTER
+from streams.core.batch import Outgoing
+from streams.core.topics import ALERTS, DEADLETTER
+from streams.worker.batch_publish import publish_batched
 
 pytestmark = pytest.mark.integration
 

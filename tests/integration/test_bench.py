@@ -7,7 +7,7 @@ import json
 import pytest
 
 from config.settings import Settings
-from streams.bench import Bench, format_table
+from streams.tools.bench import Bench, format_table
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ def test_bench_runs_its_phases_and_reports_the_contract_fields(tmp_path):
 
 
 def test_broker_bench_consumes_every_sent_event_and_reports_windows():
-    from streams.bench_broker import run
+    from streams.tools.bench_broker import run
 
     result = run(rate=300, seconds=3, linger_ms=20)
     assert result["linger_ms"] == 20

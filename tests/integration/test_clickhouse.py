@@ -13,7 +13,7 @@ from config.settings import Settings
 from sinks.clickhouse import ClickHouseSink, make_client
 from sinks.migrate import discover, migrate
 from sinks.tables import TRANSACTIONS_TABLE
-from streams.local_stack import free_port
+from streams.local.stack import free_port
 
 pytestmark = pytest.mark.integration
 _n = itertools.count()

@@ -9,11 +9,11 @@ import sys
 import pytest
 
 from config.settings import Settings
-from streams.demo import run_demo
-from streams.local_stack import clickhouse_ping, free_port
+from streams.core.topics import FEEDBACK, INTERACTIONS, TRANSACTIONS
+from streams.local.stack import clickhouse_ping, free_port
 from streams.simulator import run_simulation
-from streams.topics import FEEDBACK, INTERACTIONS, TRANSACTIONS
-from streams.worker_process import settings_env
+from streams.tools.demo import run_demo
+from streams.worker.process import settings_env
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,10 @@ import time
 import pytest
 
 from config.settings import Settings
-from streams.durable_storage import TANSU_STORAGE, SeaweedS3
-from streams.local_stack import LocalStack, free_port
-from streams.reconcile import Reconciliation, wait_reconciled
-from streams.topics import TRANSACTIONS, create_topics
+from streams.core.topics import TRANSACTIONS, create_topics
+from streams.local.durable_storage import TANSU_STORAGE, SeaweedS3
+from streams.local.stack import LocalStack, free_port
+from streams.tools.reconcile import Reconciliation, wait_reconciled
 from tests import factories as f
 from tests.waiting import wait_for
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.topics import TRANSACTIONS
+from streams.core.topics import TRANSACTIONS
 from tests import factories as f
 from tests.waiting import wait_for
 

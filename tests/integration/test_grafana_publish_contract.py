@@ -21,7 +21,7 @@ from config.boards.publish import PublishError, publish
 from config.boards.query import DATASOURCE_UID
 from config.settings import Settings
 from streams.cli import main
-from streams.local_stack import free_port
+from streams.local.stack import free_port
 
 TOKEN = "glsa_test_token"
 WRONG = "glsa_wrong_Zq9"

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streams.bench import _produce
-from streams.reconcile import reconcile
-from streams.topics import DEADLETTER, TRANSACTIONS
+from streams.core.topics import DEADLETTER, TRANSACTIONS
+from streams.tools.bench import _produce
+from streams.tools.reconcile import reconcile
 from tests import factories as f
 from tests.waiting import wait_for
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from streams.topics import DEADLETTER, FEEDBACK, INTERACTIONS, TRANSACTIONS
+from streams.core.topics import DEADLETTER, FEEDBACK, INTERACTIONS, TRANSACTIONS
 from tests import factories as f
 from tests.waiting import wait_for
 

@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from models.masking import ACCOUNT_PREFIX, CARD_PREFIX, find_card_numbers, luhn_valid
-from streams.topics import ALERTS, DEADLETTER, INTERACTIONS, TRANSACTIONS
+from streams.core.topics import ALERTS, DEADLETTER, INTERACTIONS, TRANSACTIONS
 from tests import factories as f
 from tests.waiting import wait_for
 

@@ -15,9 +15,9 @@ import pytest
 from pydantic import SecretStr
 
 from sinks.migrate import migrate
-from streams.local_stack import LocalStack, free_port
-from streams.topics import TRANSACTIONS
-from streams.worker_process import settings_env
+from streams.core.topics import TRANSACTIONS
+from streams.local.stack import LocalStack, free_port
+from streams.worker.process import settings_env
 from tests import factories as f
 from tests.waiting import wait_for
 

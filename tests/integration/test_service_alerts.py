@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streams.service.names import RULE_SLA
-from streams.topics import ALERTS, INTERACTIONS
+from streams.core.topics import ALERTS, INTERACTIONS
+from streams.stages.service.names import RULE_SLA
 from tests import factories as f
 from tests.waiting import wait_for
 from tests.webhook_server import RecordingWebhook
@@ -129,7 +129,7 @@ def test_two_workers_write_partial_rows_that_sum_exactly_and_both_see_the_outage
     )
     alerts = [json.loads(m.value) for m in env.consume(ALERTS, 1)]
     # Each worker judges its own partition; both may publish the channel's alert (see
-    # streams/service/stage.py), every one of them for the SLA rule on call_center.
+    # streams/stages/service/stage.py), every one of them for the SLA rule on call_center.
     assert alerts and {(a["rule_id"], a["subject_id"]) for a in alerts} == {
         (RULE_SLA, "call_center")
     }

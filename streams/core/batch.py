@@ -1,0 +1,106 @@
+"""The batch vocabulary of the delivery core: what a stage receives and what it returns.
+
+A batch of one input kind is validated into :data:`Valid` pairs (event, raw record); each
+:class:`Stage` appends its results to one :class:`BatchOutput` (rows per ClickHouse table,
+dead letters, alert candidates, broker messages as :class:`Outgoing`). This module imports
+no stage and no worker code, so every layer can use it.
+
+>>> out = BatchOutput(valid_count=1)
+>>> out.messages.append(Outgoing("finpulse.alerts", b"k", b"{}"))
+>>> out.messages[0].partition is None, out.valid_count
+(True, 1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel
+
+from config.settings import Settings
+from models.alerts import AlertCandidate
+from models.events import DeadLetter
+from sinks.tables import Table
+from streams.core.decode import RawRecord
+
+__all__ = [
+    "BatchOutput",
+    "KeyedState",
+    "Outgoing",
+    "Stage",
+    "StageBuilder",
+    "StateFactory",
+    "Valid",
+]
+
+
+@dataclass
+class Outgoing:
+    """A message to publish: topic, key, JSON value (``None`` = tombstone), partition.
+
+    ``partition`` is ``None`` for the key's default partition; changelog records name the
+    partition of the event that caused them.
+    """
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int | None = None
+
+
+@dataclass
+class BatchOutput:
+    """Everything one batch produced; stages append to it."""
+
+    rows: dict[Table, list[tuple[Any, ...]]] = field(default_factory=dict)
+    deadletters: list[DeadLetter] = field(default_factory=list)
+    candidates: list[AlertCandidate] = field(default_factory=list)
+    messages: list[Outgoing] = field(default_factory=list)
+    # Per-event results shared between stages, e.g. annotations[event_id]["features"].
+    annotations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    valid_count: int = 0
+
+    def annotate(self, event_id: str, name: str, value: Any) -> None:
+        self.annotations.setdefault(event_id, {})[name] = value
+
+    def add_rows(self, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Queue ``rows`` (tuples in ``table.columns`` order) for ClickHouse."""
+        if rows:
+            self.rows.setdefault(table, []).extend(rows)
+
+
+class KeyedState(Protocol):
+    """What a stage may do with its state."""
+
+    name: str
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def put(self, key: str, value: Any, record: RawRecord | None) -> None: ...
+
+    def delete(self, key: str, record: RawRecord | None) -> None: ...
+
+    def items(self) -> Iterator[tuple[str, Any]]: ...
+
+    def changelog(self) -> list[Outgoing]:
+        """The changes since the last call, as broker messages (empty if not durable)."""
+        ...
+
+
+Valid = list[tuple[BaseModel, RawRecord]]
+StateFactory = Callable[[str], KeyedState]
+
+
+class Stage(Protocol):
+    """One step after validation. ``state_names`` are the keyed states it owns."""
+
+    name: ClassVar[str]
+    kinds: ClassVar[frozenset[str]]
+    state_names: ClassVar[tuple[str, ...]]
+
+    def process(self, kind: str, batch: Valid, out: BatchOutput) -> None: ...
+
+
+StageBuilder = Callable[[Settings, StateFactory], Sequence[Stage]]

@@ -1,0 +1,1 @@
+"""The local embedded stack: broker and ClickHouse as child processes, and the demo."""

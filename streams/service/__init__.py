@@ -1,4 +1,0 @@
-"""Service quality: minute metrics and SLA, complaints, satisfaction, customer view, service x risk.
-
-See :mod:`streams.service.stage` for how the pieces run in the pipeline.
-"""

@@ -1,0 +1,1 @@
+"""The processing stages run after validation: risk, rules, service quality, alerting."""

@@ -1,0 +1,419 @@
+"""The risk stage: features → risk score → ``risk_scores`` rows, labels → learning.
+
+For each transaction: per-customer features (:func:`models.features.extract`), the
+combined risk assessment (:class:`models.risk.RiskModel`), annotations ``"features"``
+and ``"risk"`` for later stages, a ``risk_scores`` row, and the scored inputs kept
+*pending* in the customer's state record until a label arrives or the TTL ends. For
+each ``fraud_confirmed`` / ``fraud_cleared`` feedback (keyed by customer, so on the
+same partition as the transaction): the pending inputs are looked up by
+``ref_event_id``, the supervised model learns, online metrics and drift detectors are
+updated, and the ``risk_scores`` row is re-written with its label.
+
+State: ONE keyed record per customer (``risk_customers``: ``{"f": feature state,
+"p": pending}``), written once per customer per batch. The models live in the worker
+and are checkpointed as ``model_checkpoints`` rows; the first batch restores the latest.
+
+>>> from config.settings import Settings
+>>> from streams.worker.pipeline import Pipeline
+>>> p = Pipeline(Settings(risk_restore_checkpoint=False), stages=risk_stages)
+>>> [s.name for s in p.stages]
+['risk']
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from config.settings import Settings
+from models.alerts import AlertCandidate
+from models.evaluation import DriftMonitor, OnlineEvaluator
+from models.events import Feedback, FeedbackKind, Transaction
+from models.features import FeatureConfig, extract_into
+from models.ids import no_card_runs
+from models.online import RiverHalfSpaceTrees
+from models.packing import pack_rows
+from models.risk import MODEL_NAME, SUPERVISED_NAMES, RiskAssessment, RiskModel, features_matrix
+from sinks.checkpoints import CheckpointStore, ClickHouseCheckpoints, checkpoint_row
+from sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE, RISK_SCORES_TABLE
+from streams.core.batch import KeyedState
+from streams.core.decode import RawRecord
+from streams.stages import risk_pending as pending_entry
+
+if TYPE_CHECKING:
+    from streams.core.batch import BatchOutput, StateFactory, Valid
+
+log = logging.getLogger(__name__)
+
+STATE_NAME = "risk_customers"
+SCORE_MODEL = "risk_score"  # the policy's model-threshold entry for the combined score
+RESTORE_RETRY_S = 30.0
+LABELS = {FeedbackKind.FRAUD_CONFIRMED: 1, FeedbackKind.FRAUD_CLEARED: 0}
+
+# A function that turns one scored transaction into alert candidates (rules + score alert).
+CandidateFn = Callable[[Transaction, dict[str, Any], RiskAssessment], list[AlertCandidate]]
+
+
+class RiskModels:
+    """Everything the stage learns, pickled as one checkpoint."""
+
+    def __init__(self, settings: Settings) -> None:
+        anomaly = None
+        if settings.risk_anomaly_model == "hst":
+            anomaly = RiverHalfSpaceTrees(seed=7)
+        self.model = RiskModel(anomaly=anomaly)
+        self.evaluator = OnlineEvaluator()
+        self.drift = DriftMonitor(MODEL_NAME)
+        self.labels = 0
+        self.scored = 0
+
+
+class RiskStage:
+    """Scores transactions and learns from fraud labels (see module doc)."""
+
+    name: ClassVar[str] = "risk"
+    kinds: ClassVar[frozenset[str]] = frozenset({"transaction", "feedback"})
+    state_names: ClassVar[tuple[str, ...]] = (STATE_NAME,)
+
+    def __init__(
+        self,
+        settings: Settings,
+        state: KeyedState,
+        config: FeatureConfig | None = None,
+        checkpoints: CheckpointStore | None = None,
+        candidates: CandidateFn | None = None,
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self.config = config or FeatureConfig()
+        self.checkpoints = checkpoints
+        self.candidates = candidates
+        self.m = RiskModels(settings)
+        self._restored = checkpoints is None
+        self._restore_after = 0.0
+        self._labels_at_checkpoint = 0
+        self._scored_at_checkpoint = 0
+        self._labels_at_metrics = 0
+        self.seconds = 0.0  # time spent in process(): the scoring path
+        self.counts = {
+            "scored": 0,
+            "labels": 0,
+            "labels_unmatched": 0,
+            "pending_expired": 0,
+            "redelivered_skipped": 0,
+        }
+
+    # ------------------------------------------------------------------------------ restore
+    def _restore(self) -> None:
+        if self._restored or time.monotonic() < self._restore_after:
+            return
+        assert self.checkpoints is not None
+        try:
+            restored = self.checkpoints.load_latest(MODEL_NAME)
+        except Exception as exc:  # ClickHouse down: keep scoring, don't overwrite checkpoints
+            log.warning("cannot restore %s checkpoint yet (%s); retrying", MODEL_NAME, exc)
+            self._restore_after = time.monotonic() + RESTORE_RETRY_S
+            return
+        if isinstance(restored, RiskModels):
+            self.m = restored
+            self._labels_at_checkpoint = self._labels_at_metrics = restored.labels
+            self._scored_at_checkpoint = restored.scored
+        self._restored = True
+
+    # ------------------------------------------------------------------------------ process
+    def process(self, kind: str, batch: Valid, out: BatchOutput) -> None:
+        started = time.perf_counter()
+        self._restore()
+        records: dict[str, dict[str, Any]] = {}
+        last_record: dict[str, RawRecord] = {}
+        if kind == "transaction":
+            scored = []
+            cfg = self.config
+            for event, raw in batch:
+                txn = cast(Transaction, event)
+                cid = txn.customer_id
+                rec = self._record(records, cid, raw, TXN_OFFSET)
+                if rec is None:
+                    continue
+                scored.append((txn, extract_into(txn, rec["f"], cfg), rec))
+                last_record[cid] = raw
+            if scored:
+                self._score_batch(scored, out)
+        else:
+            last_label: Feedback | None = None
+            for event, raw in batch:
+                fb = cast(Feedback, event)
+                if fb.kind not in LABELS:
+                    continue
+                cid = fb.customer_id
+                rec = self._record(records, cid, raw, LABEL_OFFSET)
+                if rec is None:
+                    continue
+                if self._label(fb, rec, out):
+                    last_record[cid] = raw
+                    last_label = fb
+            if last_label is not None and self.m.labels > self._labels_at_metrics:
+                self._write_metrics(last_label.ts, out)  # and at the end of every label batch
+        for cid, raw in last_record.items():
+            self.state.put(cid, records[cid], raw)
+        self._maybe_checkpoint(out)
+        self.seconds += time.perf_counter() - started
+
+    def _record(
+        self, records: dict[str, dict[str, Any]], cid: str, raw: RawRecord, position: int
+    ) -> dict[str, Any] | None:
+        """The batch's record of ``cid`` (read once per batch), or None if ``raw`` was already
+        applied to it (a re-delivery, counted)."""
+        rec = records.get(cid)
+        if rec is None:
+            # updated in place: a failed batch is re-run after the worker restarts from the
+            # changelog, which never saw the partial update
+            rec = records[cid] = _load(self.state.get(cid))
+        if _already_applied(rec, raw, position):
+            self.counts["redelivered_skipped"] += 1
+            return None
+        return rec
+
+    def _score_batch(
+        self, scored: list[tuple[Transaction, dict[str, Any], dict[str, Any]]], out: BatchOutput
+    ) -> None:
+        """Score a batch with the model as of its start, then let the anomaly part learn it."""
+        m = self.m
+        X = features_matrix([f for _, f, _ in scored])
+        packed = pack_rows(m.model.supervised_matrix(X), "e")
+        amounts = X[:, 0].tolist()  # log amount, log hourly velocity: drift inputs
+        velocity = X[:, 2].tolist()
+        assessments = m.model.assess_many(X)
+        m.model.learn_many(X)
+        m.scored += len(scored)
+        self.counts["scored"] += len(scored)
+        drift = m.drift
+        ttl_ms = int(self.settings.risk_pending_ttl_s * 1000)
+        keep = self.settings.risk_pending_max
+        score_rows = []
+        annotations = out.annotations
+        times: list[int] = []
+        metas: list[list[Any]] = []
+        for (txn, f, _rec), a, amount, vel in zip(
+            scored, assessments, amounts, velocity, strict=True
+        ):
+            ts_s = txn.ts.timestamp()
+            ts_ms = int(ts_s * 1000)
+            ts = datetime.fromtimestamp(ts_ms / 1000, UTC)  # ms, as stored: the label row matches
+            eid = txn.event_id
+            for c in drift.observe_inputs(amount, vel, ts, a.model_version):
+                out.candidates.append(c)
+            reasons = list(a.reason_codes)
+            ann = annotations.get(eid)
+            if ann is None:
+                ann = annotations[eid] = {}
+            ann["features"] = f
+            ann["risk"] = {
+                "score": a.score,
+                "anomaly": a.anomaly,
+                "supervised": a.supervised,
+                "reason_codes": reasons,
+                "model_version": a.model_version,
+                "customer_id": txn.customer_id,
+            }
+            meta = [
+                f["segment"],
+                f["customer_type"],
+                f["channel"],
+                f["txn_type"],
+                f["amount_cny"],
+                f["txn_count_1h"],
+                f["txn_count_24h"],
+            ]
+            score_rows.append(
+                (
+                    eid,
+                    ts,
+                    txn.customer_id,
+                    *meta,
+                    a.score,
+                    a.anomaly,
+                    a.supervised,
+                    reasons,
+                    a.model_version,
+                    None,
+                    0,
+                )
+            )
+            if self.candidates is not None:
+                out.candidates.extend(self.candidates(txn, f, a))
+            times.append(ts_ms)
+            metas.append(meta)
+        out.add_rows(RISK_SCORES_TABLE, score_rows)
+        blobs = pending_entry.encode_many(
+            times,
+            packed,
+            [a.score for a in assessments],
+            [a.anomaly for a in assessments],
+            [a.supervised for a in assessments],
+            [a.reason_codes for a in assessments],
+            metas,
+        )
+        expired = 0
+        for (txn, _f, rec), a, blob, ts_ms in zip(scored, assessments, blobs, times, strict=True):
+            pending = rec["p"]
+            pending_entry.append(pending, txn.event_id, blob, a.model_version)
+            expired += pending_entry.prune(pending, ts_ms - ttl_ms, keep)
+        self.counts["pending_expired"] += expired
+
+    def _label(self, fb: Feedback, rec: dict[str, Any], out: BatchOutput) -> bool:
+        """Learn from one fraud label; True if it matched a pending transaction."""
+        y = LABELS[fb.kind]
+        entry = pending_entry.pop(rec["p"], fb.ref_event_id)
+        if entry is None:
+            self.counts["labels_unmatched"] += 1
+            return False
+        eid, ts_ms, inputs, score, anomaly, supervised, reasons, version, meta = entry
+        m = self.m
+        x = dict(zip(SUPERVISED_NAMES, inputs, strict=True))
+        before = m.model.supervised.score_one(x)
+        m.model.learn_one(x, y)
+        m.labels += 1
+        self.counts["labels"] += 1
+        m.evaluator.update(MODEL_NAME, score, y)
+        m.evaluator.update(f"{MODEL_NAME}.anomaly", 100.0 * anomaly, y)
+        m.evaluator.update(f"{MODEL_NAME}.supervised", 100.0 * before, y)
+        drift = m.drift.observe_error(abs(y - before), fb.ts, m.model.model_version)
+        if drift is not None:
+            out.candidates.append(drift)
+        ts = datetime.fromtimestamp(ts_ms / 1000, UTC)
+        out.add_rows(
+            RISK_SCORES_TABLE,
+            [
+                (
+                    eid,
+                    ts,
+                    fb.customer_id,
+                    *meta,
+                    score,
+                    anomaly,
+                    supervised,
+                    reasons,
+                    version,
+                    y,
+                    1,
+                )
+            ],
+        )
+        if m.labels - self._labels_at_metrics >= self.settings.risk_metrics_every_labels:
+            self._write_metrics(fb.ts, out)
+        return True
+
+    def _write_metrics(self, ts: datetime, out: BatchOutput) -> None:
+        self._labels_at_metrics = self.m.labels
+        out.add_rows(MODEL_METRICS_TABLE, _metric_rows(self.m, ts))
+
+    # --------------------------------------------------------------------------- checkpoint
+    def _maybe_checkpoint(self, out: BatchOutput) -> None:
+        if not self._restored:
+            return  # never overwrite a checkpoint we could not read yet
+        m = self.m
+        s = self.settings
+        due_labels = s.risk_checkpoint_every_labels and (
+            m.labels - self._labels_at_checkpoint >= s.risk_checkpoint_every_labels
+        )
+        due_events = s.risk_checkpoint_every_events and (
+            m.scored - self._scored_at_checkpoint >= s.risk_checkpoint_every_events
+        )
+        if not (due_labels or due_events):
+            return
+        version = m.model.mark_checkpoint()
+        self._labels_at_checkpoint = m.labels
+        self._scored_at_checkpoint = m.scored
+        row = checkpoint_row(MODEL_NAME, version, m.labels, m)
+        out.add_rows(MODEL_CHECKPOINTS_TABLE, [row])
+        log.info("checkpoint %s (%d labels, %d scored)", version, m.labels, m.scored)
+
+
+TXN_OFFSET, LABEL_OFFSET = 1, 2  # positions in the record's "o": [partition, txn, label]
+
+
+def _already_applied(rec: dict[str, Any], raw: RawRecord, position: int) -> bool:
+    """True if ``raw`` is at or below the last offset applied to ``rec`` (a re-delivery);
+    else records ``raw`` as applied.
+
+    A customer's transactions and labels share its partition (co-partitioned topics);
+    ``rec["o"]`` is ``[partition, last transaction offset, last label offset]``.
+
+    >>> rec = {}
+    >>> r = RawRecord("t", 3, 10, b"")
+    >>> _already_applied(rec, r, TXN_OFFSET), _already_applied(rec, r, TXN_OFFSET), rec["o"]
+    (False, True, [3, 10, -1])
+    """
+    o = rec.get("o")
+    if o is None or o[0] != raw.partition:
+        o = rec["o"] = [raw.partition, -1, -1]
+    if raw.offset <= o[position]:
+        return True
+    o[position] = raw.offset
+    return False
+
+
+def _load(rec: dict[str, Any] | None) -> dict[str, Any]:
+    """A customer's record as stored, or a new one; entries of the previous format are
+    rewritten (a rolling upgrade restores them from the changelog)."""
+    if rec is None:
+        return {"f": {}, "p": []}
+    pending = rec["p"]
+    if pending and not isinstance(pending[0], str) and len(pending[0]) > 2:
+        pending_entry.upgrade(pending)
+    return rec
+
+
+def _metric_rows(m: RiskModels, ts: datetime) -> list[tuple[Any, ...]]:
+    rows = []
+    millis = int(ts.timestamp() * 1000)
+    for ts_, model, metric, value, n, version in m.evaluator.rows(ts, m.model.model_version):
+        if math.isfinite(value):
+            metric_id = no_card_runs(f"{model}:{metric}:{millis}:{n}")
+            rows.append((metric_id, ts_, model, metric, value, n, version))
+    return rows
+
+
+def risk_candidates(engine: Any) -> CandidateFn:
+    """Model-score alert candidates (policy ``models.risk_score`` thresholds) of one scored
+    transaction. The policy's rules on the same features run in the RuleStage after this
+    stage (it reads the ``"features"`` and ``"risk"`` annotations)."""
+
+    alerting = engine.policy.models.get(SCORE_MODEL)
+    lowest = min(alerting.thresholds.values()) if alerting is not None else math.inf
+
+    def candidates(
+        txn: Transaction, features: dict[str, Any], a: RiskAssessment
+    ) -> list[AlertCandidate]:
+        if a.score < lowest:  # the common case, without building keyword arguments
+            return []
+        c = engine.score_alert(
+            SCORE_MODEL,
+            a.score,
+            subject_id=txn.customer_id,
+            ts=txn.ts,
+            source_event_id=txn.event_id,
+            customer_id=txn.customer_id,
+            segment=features["segment"],
+            channel=features["channel"],
+            reason_codes=list(a.reason_codes),
+            model_version=a.model_version,
+        )
+        return [] if c is None else [c]
+
+    return candidates
+
+
+def risk_stages(settings: Settings, state: StateFactory, engine: Any = None) -> Sequence[RiskStage]:
+    """The stage builder for :func:`streams.worker.pipeline.default_stages`; with a
+    :class:`~streams.stages.rules.RuleEngine` it also emits the model-score alert candidates."""
+    store = ClickHouseCheckpoints(settings) if settings.risk_restore_checkpoint else None
+    fn = risk_candidates(engine) if engine is not None else None
+    config = FeatureConfig.from_parameters(engine.policy.parameters) if engine else None
+    stage = RiskStage(settings, state(STATE_NAME), config, checkpoints=store, candidates=fn)
+    return (stage,)

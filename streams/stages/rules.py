@@ -1,0 +1,224 @@
+"""Evaluate the policy's rules and model thresholds into alert candidates.
+
+>>> from datetime import datetime, UTC
+>>> from config.policy import load_policy
+>>> engine = RuleEngine(load_policy())
+>>> ts = datetime(2026, 1, 9, 10, tzinfo=UTC)  # a Friday
+>>> [c.rule_id for c in engine.evaluate("transaction",
+...     {"is_cash": True, "amount_cny": 50000.0}, subject_id="c-1", ts=ts)]
+['large_cash_single']
+>>> engine.evaluate("transaction", {"is_cash": True, "amount_cny": 49999.99},
+...                 subject_id="c-1", ts=ts)
+[]
+>>> engine.score_alert("risk_score", 91.0, subject_id="c-1", ts=ts).severity
+<Severity.RED: 'red'>
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any, ClassVar
+
+from config.policy import Policy, Rule
+from models.alerts import AlertCandidate
+from models.base_features import base_features
+from streams.core.batch import BatchOutput, Valid
+
+LOCAL_TZ_OFFSET = timedelta(hours=8)  # reporting days are China Standard Time days
+
+
+def add_working_days(day: date, n: int) -> date:
+    """``n`` working days (Mon–Fri) after ``day``; public holidays are not modelled.
+
+    >>> add_working_days(date(2026, 1, 9), 5)  # Friday + 5 working days
+    datetime.date(2026, 1, 16)
+    """
+    current = day
+    while n > 0:
+        current += timedelta(days=1)
+        if current.weekday() < 5:
+            n -= 1
+    return current
+
+
+def _evidence(features: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in names:
+        value = features.get(name)
+        out[name] = (
+            value if isinstance(value, int | float | str | bool) or value is None else str(value)
+        )
+    return out
+
+
+class RuleEngine:
+    """Turns features into :class:`AlertCandidate` objects according to the policy."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._by_on = {
+            on: policy.rules_on(on)
+            for on in (
+                "transaction",
+                "interaction",
+                "feedback",
+                "channel_minute",
+                "complaint",
+                "customer",
+                "model",
+            )
+        }
+        self._predicates = {
+            on: [(r, r.condition.compile()) for r in rules if r.condition is not None]
+            for on, rules in self._by_on.items()
+        }
+
+    def matching(self, on: str, features: Mapping[str, Any]) -> list[Rule]:
+        """The enabled rules on ``on`` whose condition holds (compiled predicates)."""
+        return [rule for rule, holds in self._predicates.get(on, ()) if holds(features)]
+
+    def evaluate(
+        self,
+        on: str,
+        features: Mapping[str, Any],
+        *,
+        subject_id: str,
+        ts: datetime,
+        subjects: Mapping[str, str] | None = None,
+        source_event_id: str | None = None,
+        customer_id: str | None = None,
+        segment: str | None = None,
+        channel: str | None = None,
+        score: float | None = None,
+        reason_codes: Sequence[str] = (),
+        model_version: str | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> list[AlertCandidate]:
+        """Candidates for every enabled rule on ``on`` whose condition holds."""
+        fired = []
+        for rule in self.matching(on, features):
+            condition = rule.condition
+            assert condition is not None
+            evidence = _evidence(features, condition.features())
+            evidence.update(
+                {
+                    f"threshold: {k}": v
+                    for k, v in condition.thresholds().items()
+                    if isinstance(v, int | float | str | bool)
+                }
+            )
+            fired.append(
+                self._candidate(
+                    rule,
+                    subject_id=(subjects or {}).get(rule.subject, subject_id),
+                    ts=ts,
+                    evidence=evidence,
+                    source_event_id=source_event_id,
+                    customer_id=customer_id,
+                    segment=segment,
+                    channel=channel,
+                    score=score,
+                    reason_codes=reason_codes,
+                    model_version=model_version,
+                    context=context,
+                )
+            )
+        return fired
+
+    def score_alert(
+        self, model: str, score: float, *, subject_id: str, ts: datetime, **kwargs: Any
+    ) -> AlertCandidate | None:
+        """A candidate when ``score`` reaches one of the model's severity thresholds."""
+        alerting = self.policy.models.get(model)
+        if alerting is None:
+            return None
+        severity = alerting.severity_for(score)
+        if severity is None:
+            return None
+        rule = alerting.as_rule(model)
+        evidence = {
+            "score": round(score, 3),
+            f"threshold: {severity.value}": alerting.thresholds[severity],
+        }
+        kwargs.setdefault("score", score)
+        return self._candidate(
+            rule, subject_id=subject_id, ts=ts, evidence=evidence, severity=severity, **kwargs
+        )
+
+    def _candidate(
+        self,
+        rule: Rule,
+        *,
+        subject_id: str,
+        ts: datetime,
+        evidence: dict[str, Any],
+        severity: Any = None,
+        context: Mapping[str, Any] | None = None,
+        reason_codes: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> AlertCandidate:
+        due = None
+        if rule.report_due_working_days:
+            due = add_working_days((ts + LOCAL_TZ_OFFSET).date(), rule.report_due_working_days)
+        return AlertCandidate(
+            rule_id=rule.id,
+            domain=rule.domain,
+            severity=severity or rule.severity,
+            subject_type=rule.subject,
+            subject_id=subject_id,
+            ts=ts,
+            evidence=evidence,
+            report_due=due,
+            context=dict(context or {}),
+            reason_codes=list(reason_codes),
+            **kwargs,
+        )
+
+
+class RuleStage:
+    """Evaluates the policy's transaction and interaction rules on each event.
+
+    Features are the event's own facts (:func:`base_features`) overlaid with what
+    earlier stages annotated under ``"features"``; a model score annotated under
+    ``"risk"`` (``{"score", "reason_codes", "model_version"}``) is attached.
+    """
+
+    name: ClassVar[str] = "rules"
+    kinds: ClassVar[frozenset[str]] = frozenset({"transaction", "interaction"})
+    state_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, engine: RuleEngine) -> None:
+        self.engine = engine
+
+    def process(self, kind: str, batch: Valid, out: BatchOutput) -> None:
+        matching = self.engine.matching
+        for event, _record in batch:
+            ann = out.annotations.get(event.event_id, {})  # type: ignore[attr-defined]
+            annotated = ann.get("features")
+            if annotated and "channel" in annotated:  # the risk stage's are a superset
+                features = annotated
+            else:
+                features = {**base_features(event), **(annotated or {})}
+            if not matching(kind, features):
+                continue  # the common case: nothing fires, build nothing
+            risk = ann.get("risk") or {}
+            out.candidates.extend(
+                self.engine.evaluate(
+                    kind,
+                    features,
+                    subject_id=event.customer_id,  # type: ignore[attr-defined]
+                    subjects={
+                        "account": getattr(event, "account_id", None) or "",
+                        "channel": features.get("channel") or "",
+                    },
+                    ts=event.ts,  # type: ignore[attr-defined]
+                    source_event_id=event.event_id,  # type: ignore[attr-defined]
+                    customer_id=event.customer_id,  # type: ignore[attr-defined]
+                    segment=features.get("segment"),
+                    channel=features.get("channel"),
+                    score=risk.get("score"),
+                    reason_codes=risk.get("reason_codes", ()),
+                    model_version=risk.get("model_version"),
+                )
+            )

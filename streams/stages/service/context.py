@@ -1,0 +1,95 @@
+"""After the rule stage: remember risk alerts per customer and join both contexts on alerts.
+
+On transaction batches, every candidate of a ``risk``-domain rule or model is recorded in the
+customer's "last risk alerts" state (the last 24 h, partition-local, keyed by customer), which
+the service stage reads for friction and for the satisfaction model's context. On every batch,
+each candidate about a customer gets the other side's context: risk alerts the service context
+(``service.contacts_24h``, ``service.open_complaints``, ``service.last_csat``,
+``service.dissatisfaction``, ``service.lifecycle``), service alerts the risk context
+(``risk.last_rule``, ``risk.last_severity``, ``risk.last_at``, ``risk.hours_since``,
+``risk.score``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from models.alerts import AlertCandidate
+from streams.core.batch import BatchOutput, KeyedState, Valid
+from streams.stages.service import customers as cu
+from streams.stages.service.cache import BatchCache
+from streams.stages.service.names import RISK_STATE
+from streams.stages.service.windows import from_ms, to_ms
+
+RISK_DOMAINS = frozenset({"risk"})
+
+
+class ServiceContextStage:
+    """After the rules: remember risk alerts per customer, join both contexts on candidates."""
+
+    name: ClassVar[str] = "service_context"
+    kinds: ClassVar[frozenset[str]] = frozenset({"transaction", "interaction", "feedback"})
+    state_names: ClassVar[tuple[str, ...]] = (RISK_STATE,)
+
+    def __init__(self, customers: KeyedState, risks: KeyedState) -> None:
+        self.customers = customers
+        self.risks = risks
+
+    def process(self, kind: str, batch: Valid, out: BatchOutput) -> None:
+        if not out.candidates:
+            return
+        records = {ev.event_id: rec for ev, rec in batch}  # type: ignore[attr-defined]
+        cache = BatchCache(self.risks)
+        if kind == "transaction":
+            for cand in out.candidates:
+                if cand.domain not in RISK_DOMAINS or not cand.customer_id:
+                    continue
+                record = records.get(cand.source_event_id or "")
+                if record is None:
+                    continue
+                entry = cache.get(cand.customer_id, dict)
+                ms = to_ms(cand.ts)
+                alerts = [a for a in entry.get("a", []) if ms - a[0] <= cu.CONTACT_WINDOW_MS]
+                alerts.append([ms, cand.rule_id, cand.severity.value, cand.score])
+                entry["a"] = alerts[-10:]
+                cache.touch(cand.customer_id, record)
+        enriched: list[AlertCandidate] = []
+        for cand in out.candidates:
+            if cand.customer_id:
+                ms = to_ms(cand.ts)
+                extra = self._context(cand, cache.peek(cand.customer_id), ms)
+                if extra:
+                    cand = cand.model_copy(update={"context": {**extra, **cand.context}})
+            enriched.append(cand)
+        out.candidates[:] = enriched
+        cache.flush()
+
+    def _context(
+        self, cand: AlertCandidate, risks: dict[str, Any] | None, ms: int
+    ) -> dict[str, float | str | bool | None]:
+        ctx: dict[str, float | str | bool | None] = {}
+        cust = self.customers.get(cand.customer_id or "")
+        if cand.domain != "service" and cust:
+            ctx.update(
+                {
+                    "service.contacts_24h": cu.contacts_24h(cust, ms),
+                    "service.open_complaints": len(cust.get("cm", {})),
+                    "service.last_csat": cust.get("lc"),
+                    "service.dissatisfaction": round(cu.dissatisfaction(cust), 4),
+                    "service.lifecycle": cust.get("st"),
+                }
+            )
+        if cand.domain == "service":
+            prior = [a for a in (risks or {}).get("a", []) if a[0] <= ms]
+            if prior:
+                last = prior[-1]
+                ctx.update(
+                    {
+                        "risk.last_rule": last[1],
+                        "risk.last_severity": last[2],
+                        "risk.last_at": from_ms(last[0]).isoformat(),
+                        "risk.hours_since": round((ms - last[0]) / 3.6e6, 3),
+                        "risk.score": cu.risk_score({"a": prior}, ms),
+                    }
+                )
+        return ctx

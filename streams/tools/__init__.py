@@ -1,0 +1,1 @@
+"""Operator and developer tools: benchmarks, offline evaluation, reconciliation, alert feeds."""

@@ -1,0 +1,172 @@
+"""Benchmark of the scoring path: features + models (+ the policy's rules) on decoded events.
+
+Decoding (pydantic) and the broker are outside the measured path: the simulator's
+transactions are decoded first, then fed in batches to the risk stage (and the rule
+stage, which reads its features) exactly as the Pipeline would, with the worker's GC
+setting. Run: ``python -m streams.tools.bench_scoring --events 60000``.
+
+>>> r = bench(n_events=2000, n_customers=200, batch=500)
+>>> r["transactions"] > 1000 and r["events_per_s"] > 0
+True
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import time
+from typing import Any
+
+from config.policy import load_policy
+from config.settings import Settings
+from models.events import Transaction
+from streams.core.batch import BatchOutput
+from streams.core.decode import RawRecord
+from streams.core.state import MemoryState
+from streams.core.topics import TRANSACTIONS
+from streams.simulator import Simulator
+from streams.stages.risk import risk_stages
+from streams.stages.rules import RuleEngine, RuleStage
+from streams.tools.evaluate import SIM_START
+
+
+def bench(
+    n_events: int = 60_000, n_customers: int = 3000, batch: int = 2000, seed: int = 1
+) -> dict[str, Any]:
+    """Events/s of :class:`RiskStage` over the transactions of one simulator run."""
+    sim = Simulator(
+        seed=seed, start=SIM_START, n_events=n_events, sim_span_s=7 * 86400.0,
+        n_customers=n_customers, malformed_share=0.0,
+    )  # fmt: skip
+    txns = []
+    for i, ev in enumerate(sim.events()):
+        if ev.topic == TRANSACTIONS:
+            raw = RawRecord(ev.topic, 0, i, ev.value, ev.key)
+            txns.append((Transaction.model_validate_json(ev.value), raw))
+    settings = Settings(risk_restore_checkpoint=False)
+    engine = RuleEngine(load_policy(settings.policy_path))
+    if settings.gc_threshold0:  # as the worker does (streams.worker.launch.tune_gc)
+        gc.set_threshold(settings.gc_threshold0, 50, 1000)
+    result: dict[str, Any] = {"transactions": len(txns), "batch": batch}
+    for label, with_rules in (("risk", False), ("risk_and_rules", True)):
+        stages: list[Any] = [risk_stages(settings, MemoryState, engine)[0]]
+        if with_rules:
+            stages.append(RuleStage(engine))
+        started = time.perf_counter()
+        for k in range(0, len(txns), batch):
+            out = BatchOutput()
+            for stage in stages:
+                stage.process("transaction", txns[k : k + batch], out)
+        elapsed = time.perf_counter() - started
+        result[f"{label}_seconds"] = round(elapsed, 3)
+        result[f"{label}_events_per_s"] = round(len(txns) / elapsed)
+    result["events_per_s"] = result["risk_and_rules_events_per_s"]
+    return result
+
+
+def main() -> None:  # pragma: no cover - CLI
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--customers", type=int, default=3000)
+    parser.add_argument("--batch", type=int, default=2000)
+    args = parser.parse_args()
+    print(json.dumps(bench(args.events, args.customers, args.batch)))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+
+
+def state_bytes_per_customer(
+    n_events: int = 30_000, n_customers: int = 2000, seed: int = 1, batch: int = 500
+) -> dict[str, Any]:
+    """JSON bytes of every stage's keyed state after an offline replay, per customer seen.
+
+    This is what the changelog topics hold (and what a restart restores), per customer;
+    per-partition state is included, amortized over the customers. ``bytes_*`` count
+    ``json.dumps`` defaults (", " and ": "); ``changelog_bytes_per_customer`` counts them
+    as Faust's JSON codec writes them (no spaces). ``memory_bytes_*`` is
+    the same state as resident Python objects (:func:`deep_size`), which take several times
+    more than their JSON.
+
+    >>> r = state_bytes_per_customer(n_events=1500, n_customers=100)
+    >>> r["customers"] > 50 and r["memory_bytes_per_customer"] > r["bytes_per_customer"] > 0
+    True
+    """
+    from streams.core.topics import INPUT_TOPICS
+    from streams.worker.app import default_stages
+    from streams.worker.pipeline import Pipeline
+
+    states: dict[str, MemoryState] = {}
+
+    def factory(name: str) -> MemoryState:
+        states[name] = MemoryState(name)
+        return states[name]
+
+    settings = Settings(risk_restore_checkpoint=False, satisfaction_checkpoint_every=0)
+    pipeline = Pipeline(settings, default_stages, state=factory)
+    sim = Simulator(
+        seed=seed,
+        start=SIM_START,
+        n_events=n_events,
+        sim_span_s=6 * 86400.0,
+        n_customers=n_customers,
+    )
+    pending: dict[str, list[RawRecord]] = {}
+    customers: set[bytes] = set()
+    for i, ev in enumerate(sim.events()):
+        pending.setdefault(ev.topic, []).append(RawRecord(ev.topic, 0, i, ev.value, ev.key))
+        if ev.key and not ev.malformed:
+            customers.add(ev.key)
+        if i % batch == batch - 1:
+            for topic, records in pending.items():
+                pipeline.process(INPUT_TOPICS[topic], records)
+            pending = {}
+    for topic, records in pending.items():
+        pipeline.process(INPUT_TOPICS[topic], records)
+    by_state = {
+        name: sum(len(json.dumps(v)) for _k, v in st.items()) for name, st in states.items()
+    }
+    compact = sum(
+        len(json.dumps(v, separators=(",", ":"))) for st in states.values() for _k, v in st.items()
+    )
+    memory_by_state = {name: deep_size(st.data) for name, st in states.items()}
+    total = sum(by_state.values())
+    n = len(customers)
+    memory = sum(memory_by_state.values())
+    return {
+        "customers": n,
+        "bytes_per_customer": round(total / n),
+        "bytes_by_state": by_state,
+        "changelog_bytes_per_customer": round(compact / n),
+        "memory_bytes_per_customer": round(memory / n),
+        "memory_bytes_by_state": memory_by_state,
+        "memory_mb_per_100k_customers": round(memory / n * 100_000 / 1e6, 1),
+    }
+
+
+def deep_size(obj: Any) -> int:
+    """Resident bytes of a tree of dicts / lists / tuples / scalars (``sys.getsizeof`` of
+    every distinct object reached, so shared objects such as interned strings and small
+    ints are counted once). The allocator's rounding and free lists are not included.
+
+    >>> deep_size([]) < deep_size([1.5, "abc"]) < deep_size([[1.5, "abc"], {"k": 2.5}])
+    True
+    """
+    seen: set[int] = set()
+    total = 0
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        if id(o) in seen:
+            continue
+        seen.add(id(o))
+        total += sys.getsizeof(o)
+        if isinstance(o, dict):
+            stack.extend(o.keys())
+            stack.extend(o.values())
+        elif isinstance(o, list | tuple | set):
+            stack.extend(o)
+    return total

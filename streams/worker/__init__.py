@@ -1,0 +1,1 @@
+"""The Faust worker: app factory, bulk intake, the pipeline run, the committer, publishing."""

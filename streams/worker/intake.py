@@ -1,0 +1,176 @@
+"""Bulk intake: the worker's input messages in lists, beneath Faust's per-message stream path.
+
+Faust hands every fetched message to its conductor, which decodes it into an event, puts
+it on each subscribed channel's queue, and the agent's stream takes it from there one at
+a time (``take_events``). At saturation that path alone costs ~150 µs of the event loop an
+event (``python -m streams.tools.bench_faust_floor``). For the topics registered here, the
+consumer's drain loop (:mod:`streams.worker.transport`) appends each message to the topic's
+:class:`IntakeBuffer` instead, and the agent takes whole lists with :meth:`IntakeBuffer.take`.
+
+What Faust's path did and this one keeps:
+
+- **Acknowledgement.** A taken message is tracked as unacknowledged by the consumer (what
+  rebalances and shutdown wait for) and holds one reference; ``message.ack(consumer)``
+  releases it, and the consumer commits offsets only past acknowledged messages.
+- **Rebalance.** Nothing is taken while Faust's flow control is suspended (a rebalance is
+  under way), and a message fetched in an earlier consumer generation is dropped when
+  taken: after a rebalance Faust seeks every partition back to its committed offset.
+- **Backpressure.** The drain loop waits while a buffer holds ``maxsize`` messages.
+
+What it does differently: Faust clears its stream queues whenever the flow resumes,
+including after recovery, when the stream partitions are already fetching and the seek to
+the committed offsets is still under way. A message fetched in that window was dropped, and
+on a partition that had no committed offset yet the seek does not fetch it again: it was
+lost until the next rebalance (a restarted worker that never saw a partition's first events;
+reproduced with the restart tests; faust-streaming/faust#596 describes the same race). The
+buffers are never cleared: a message fetched again after a seek within one generation is
+recognised by its offset and dropped instead.
+
+>>> from faust.types import TP
+>>> class M:
+...     def __init__(self, offset): self.tp, self.offset, self.generation_id = TP("t", 0), offset, 1
+>>> buf = IntakeBuffer(maxsize=4)
+>>> [buf.put(M(o)) for o in (0, 1, 0, 1, 2)]  # 0 and 1 fetched again after a seek
+[False, False, False, False, False]
+>>> [m.offset for m in buf.messages]
+[0, 1, 2]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+class IntakeBuffer:
+    """The fetched, not yet taken messages of one topic (oldest first)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self.messages: list[Any] = []
+        self._generation: int | None = None
+        self._next_offset: dict[Any, int] = {}  # per partition, in ``_generation``
+        self._ready = asyncio.Event()  # set while messages wait to be taken
+        self._space = asyncio.Event()  # set while there is room below ``maxsize``
+        self._space.set()
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def put(self, message: Any) -> bool:
+        """Append one message; ``True`` when the buffer is now full (the drain should wait).
+
+        A message at an offset already put in the same consumer generation is dropped (it
+        was fetched again after a seek back to the committed offset).
+        """
+        if message.generation_id != self._generation:
+            self._generation = message.generation_id
+            self._next_offset = {}
+        tp, offset = message.tp, message.offset
+        if offset < self._next_offset.get(tp, -1):
+            return False
+        self._next_offset[tp] = offset + 1
+        messages = self.messages
+        messages.append(message)
+        if len(messages) >= self.maxsize:
+            self._space.clear()
+            self._ready.set()
+            return True
+        return False
+
+    def notify(self) -> None:
+        """Wake the taker if messages wait (the drain loop calls this after each fetch)."""
+        if self.messages:
+            self._ready.set()
+
+    async def wait_for_space(self) -> None:
+        await self._space.wait()
+
+    async def take(self, max_: int, within: float, consumer: Any) -> list[Any]:
+        """Up to ``max_`` messages: waits for the first, then up to ``within`` s for ``max_``.
+
+        Each returned message is tracked by ``consumer`` and holds one reference until
+        ``message.ack(consumer)``. Messages taken while Faust's flow control is suspended
+        or fetched in an earlier consumer generation are dropped (see the module docstring).
+        """
+        while True:
+            while not self.messages:
+                self._ready.clear()
+                await self._ready.wait()
+            deadline = time.monotonic() + within
+            while len(self.messages) < max_:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._ready.clear()
+                try:
+                    await asyncio.wait_for(self._ready.wait(), left)
+                except TimeoutError:
+                    break
+            batch = _track(self._pop(max_), consumer)
+            if batch:
+                return batch
+
+    def _pop(self, max_: int) -> list[Any]:
+        messages = self.messages
+        if len(messages) <= max_:
+            batch, self.messages = messages, []
+        else:
+            batch, self.messages = messages[:max_], messages[max_:]
+        if len(self.messages) < self.maxsize:
+            self._space.set()
+        return batch
+
+
+def _track(batch: list[Any], consumer: Any) -> list[Any]:
+    if not consumer.app.flow_control.is_active():
+        return []  # a rebalance is under way: fetched again from the committed offsets
+    generation = consumer.app.consumer_generation_id
+    unacked = consumer._unacked_messages  # what Faust's stream path adds taken messages to
+    kept = []
+    for m in batch:
+        if m.generation_id != generation:
+            continue  # fetched before a rebalance: fetched again from the committed offset
+        m.tracked = True
+        m.incref()
+        unacked.add(m)
+        kept.append(m)
+    return kept
+
+
+class BulkIntake:
+    """The intake buffers of an app, by topic name."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self.buffers: dict[str, IntakeBuffer] = {}
+
+    def subscribe(self, app: Any, topic: Any) -> IntakeBuffer:
+        """The buffer of ``topic`` (a Faust topic of one name); the app's consumer subscribes it.
+
+        Call while building the app, before the worker starts, so the topic is in the
+        consumer's first subscription.
+        """
+        (name,) = topic.topics
+        buf = self.buffers.get(name)
+        if buf is None:
+            buf = self.buffers[name] = IntakeBuffer(self.maxsize)
+            app.topics.add(topic.clone(is_iterator=True))  # what iterating the topic does
+        return buf
+
+    def notify(self) -> None:
+        for buf in self.buffers.values():
+            buf.notify()
+
+
+def acknowledger(messages: Sequence[Any], consumer: Any) -> Callable[[], None]:
+    """The acknowledgement of ``messages`` taken from the intake: called once their
+    batch is committed, it releases their offsets to Faust's periodic commit."""
+
+    def acknowledge() -> None:
+        for m in messages:
+            m.ack(consumer)
+
+    return acknowledge

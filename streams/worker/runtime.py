@@ -1,0 +1,158 @@
+"""One worker's runtime: its pipeline, its sinks, its committer and its figures.
+
+``Runtime.process`` runs the pipeline on a batch (CPU only); the batch then goes through
+the worker's one :class:`~streams.worker.committer.Committer`, which stores rows and
+messages, then the state, then acknowledges the input (at-least-once; re-deliveries are
+absorbed by idempotent writes and the state's re-delivery guard).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+
+from config.settings import Settings
+from sinks.base import Sink
+from sinks.clickhouse import ClickHouseSink
+from sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES, Table
+from streams.core.batch import BatchOutput
+from streams.core.decode import RawRecord
+from streams.core.quantiles import summary
+from streams.core.topics import ALERTS
+from streams.worker.committer import Committer, Publisher
+from streams.worker.gc_pauses import GcPauses
+from streams.worker.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+# The latest batches kept per timing: sorting them for stats (every second) stalls the loop,
+# ~20 ms for 30 timings of 5,000, ~3 ms at 1,000.
+TIMING_WINDOW = 1000
+
+
+class Runtime:
+    """Owns the pipeline, the sinks and the committer of one worker."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        publish: Publisher,
+        pipeline: Pipeline,
+        sinks: dict[str, Sink] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.publish = publish
+        self.sinks: dict[str, Sink] = {} if sinks is None else sinks
+        self.processed = 0
+        self.deadlettered = 0
+        self.alerts_published = 0
+        self.notified = 0
+        self.notify_failed = 0
+        # The latest batches' timings for stats: where a batch's latency goes (processing,
+        # each table's insert, publishing, the changelog).
+        self.timings: dict[str, deque[float]] = {}
+        self.committer = Committer(
+            self.sink_for,
+            publish,
+            pipeline.take_changelog,
+            self,
+            interval_s=settings.sink_flush_interval_s,
+            full_events=settings.stream_unstored_events_max // 2,
+        )
+        self.gc_pauses: GcPauses | None = None  # the live worker records collector pauses
+
+    def setup(self) -> None:
+        """Create (and set up) every table's sink: connections are made here, not at init."""
+        for table in (*EVENT_TABLES.values(), DEADLETTERS_TABLE):
+            self.sink_for(table)
+
+    def sink_for(self, table: Table) -> Sink:
+        """The sink of ``table``, created (and set up) on first use."""
+        sink = self.sinks.get(table.name)
+        if sink is None:
+            sink = ClickHouseSink(self.settings, table.name, table.columns, table.id_column)
+            sink.setup()
+            self.sinks[table.name] = sink
+        return sink
+
+    async def handle(self, kind: str, records: Sequence[RawRecord]) -> BatchOutput:
+        """Process one batch and commit it at once (offline runs and tests)."""
+        out = self.process(kind, records)
+        await self.committer.submit(kind, out, acknowledge=lambda: None, urgent=True)
+        return out
+
+    def process(self, kind: str, records: Sequence[RawRecord]) -> BatchOutput:
+        """Run the pipeline on one batch (CPU only: the committer does the I/O)."""
+        started = time.perf_counter()
+        out = self.pipeline.process(kind, records)
+        self.record("process_ms", (time.perf_counter() - started) * 1000)
+        self.record("batch_events", len(records))
+        return out
+
+    def count(self, kind: str, out: BatchOutput) -> None:
+        """Count a committed batch (and log its dead letters)."""
+        self.processed += out.valid_count
+        self.deadlettered += len(out.deadletters)
+        self.alerts_published += sum(m.topic == ALERTS for m in out.messages)
+        if out.deadletters:
+            log.info(
+                "%d dead letters from %s, e.g. %s: %s",
+                len(out.deadletters),
+                kind,
+                out.deadletters[0].error_type,
+                out.deadletters[0].error[:200],
+            )
+
+    def note_arrival(self, produced_at_s: float) -> None:
+        """Note how old a batch's oldest event is when processing starts (its record
+        timestamp, set by the producer, to now): the broker's and the batching's share of
+        the latency."""
+        self.record("oldest_event_age_ms", (time.time() - produced_at_s) * 1000)
+
+    def record(self, name: str, value: float) -> None:
+        """Keep ``value`` among the latest ``TIMING_WINDOW`` of timing ``name``."""
+        if name not in self.timings:
+            self.timings[name] = deque(maxlen=TIMING_WINDOW)
+        self.timings[name].append(value)
+
+    def stats(self) -> dict[str, object]:
+        """Counters of this worker since it started (re-deliveries count again)."""
+        retries = sum(getattr(s, "retries", 0) for s in self.sinks.values())
+        return {
+            "processed": self.processed,
+            "deadletters": self.deadlettered,
+            "sink_retries": retries,
+            "alerts_published": self.alerts_published,
+            "notified": self.notified,
+            "notify_failed": self.notify_failed,
+            "counts": dict(self.pipeline.counts),
+            "batches": {k: summary(v) for k, v in self.timings.items()},
+            "insert_round_trip_ms": {
+                name: summary(trips)
+                for name, sink in self.sinks.items()
+                if (trips := getattr(sink, "round_trips_ms", None))
+            },
+            "gc_pause_ms": {f"gen{g}": summary(v) for g, v in self.gc_pauses.ms.items() if v}
+            if self.gc_pauses is not None
+            else {},
+        }
+
+    def write_stats(self, path: Path) -> None:
+        """Write :meth:`stats` as JSON atomically (tmp file + rename)."""
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**self.stats(), "pid": os.getpid(), "at": time.time()}))
+        os.replace(tmp, path)
+
+    async def close(self) -> None:
+        await self.committer.close()
+        if self.gc_pauses is not None:
+            self.gc_pauses.uninstall()
+        for sink in self.sinks.values():
+            await sink.flush()
+            await sink.close()

@@ -1,0 +1,40 @@
+"""The offline service figures on a short simulator run (deterministic for a seed)."""
+
+from __future__ import annotations
+
+import json
+
+from streams.cli import main
+from streams.tools.evaluate_service import partition_of, service_figures
+
+
+def test_short_run_detects_its_outage_without_false_alarms():
+    figs = service_figures(1, n_events=8000, sim_span_s=7200, n_customers=500)
+    [outage] = figs["outages"]
+    assert outage["channel"] == "chat"
+    assert 0 < outage["detection_delay_min"] <= 5
+    assert figs["sla_false_alarms"] == {"alerts": 0, "candidate_minutes": 0, "by_channel": {}}
+    sat = figs["satisfaction"]
+    assert sat["surveys_learned"] > 150
+    assert sat["mae"] < sat["mae_baseline"]
+    assert "mae_after_warmup" not in sat  # fewer surveys than the warm-up
+
+
+def test_keys_spread_over_partitions_and_keyless_records_round_robin():
+    from collections import Counter
+
+    counts = Counter(partition_of(f"c1-{i:06d}".encode(), 4, 0) for i in range(2000))
+    assert sorted(counts) == [0, 1, 2, 3] and min(counts.values()) > 400
+    assert [partition_of(None, 4, n) for n in range(5)] == [0, 1, 2, 3, 0]
+
+
+def test_cli_prints_the_figures_as_json(capsys):
+    args = ["evaluate-service", "--seed", "2", "--events", "3000", "--span", "3600", "--json"]
+    assert main([*args, "--customers", "300", "--partitions", "2"]) == 0
+    figs = json.loads(capsys.readouterr().out)
+    assert figs["seed"] == 2 and figs["partitions"] == 2 and figs["events"] == 3000
+    assert set(figs["targets"]) == {
+        "all_outages_detected_within_5_min",
+        "no_sla_alert_in_clean_periods",
+        "mae_20pct_below_baseline",
+    }
