@@ -3,7 +3,7 @@
 State records (Faust changelog values) store enum values and model input names as
 one-byte codes instead of strings. The tables are written out here, never derived from
 enum or dict order, so a code means the same thing in every worker version: append new
-names with new codes, never renumber or reuse one. ``tests/unit/test_codes.py`` checks
+names with new codes, never renumber or reuse one. ``tests/unit/models/test_codes.py`` checks
 that every enum value and model input has a code.
 
 >>> encode(TXN_TYPE, "cash_deposit"), decode(TXN_TYPE_NAMES, 3)
