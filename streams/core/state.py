@@ -1,14 +1,5 @@
-"""Keyed state for pipeline stages: a Faust table live, a dict offline, one interface.
-
-Live, every write must reach the changelog partition of the event that caused it (that
-is what recovery after a restart or rebalance reads back). :class:`FaustTableState`
-keeps the table's in-memory store up to date and collects the batch's changes, one
-record per key (the last value wins); :meth:`KeyedState.changelog` hands them to the
-pipeline, and the runtime publishes them after the batch's rows and messages are stored,
-before the batch's offsets are acknowledged. That skips Faust's per-write path (``on_key_set`` →
-``send_soon`` → its producer buffer), which cost ~18 % of a worker at saturation, and
-writes the same records: JSON key and value (Faust's json codec, orjson), ``None`` value
-to delete, on ``<app>-<table>-changelog``.
+"""Keyed state offline: a dict behind the :class:`~streams.core.batch.KeyedState` interface
+(the live worker's is :mod:`streams.worker.table_state`).
 
 >>> s = MemoryState("customers")
 >>> s.put("c-1", {"n": 1}, record=None)
@@ -50,58 +41,3 @@ class MemoryState:
 
     def changelog(self) -> list[Outgoing]:
         return []
-
-
-class FaustTableState:
-    """A Faust table (memory store, changelog-backed, restored on restart)."""
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-        self.name = table.name
-        self._store: dict[Any, Any] | None = None
-        self._changes: dict[tuple[int, str], Any] = {}
-
-    @property
-    def _data(self) -> dict[Any, Any]:
-        # The memory store's dict: created with the table's store on first use, then
-        # kept (recovery fills and prunes this same dict).
-        if self._store is None:
-            self._store = self.table.data.data
-        return self._store
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._data.get(key, default)
-
-    def put(self, key: str, value: Any, record: RawRecord | None) -> None:
-        self._data[key] = value
-        self._changes[(_partition(record), key)] = value
-
-    def delete(self, key: str, record: RawRecord | None) -> None:
-        self._data.pop(key, None)
-        self._changes[(_partition(record), key)] = None
-
-    def items(self) -> Iterator[tuple[str, Any]]:
-        return iter(list(self._data.items()))
-
-    def changelog(self) -> list[Outgoing]:
-        if not self._changes:
-            return []
-        topic = self.table.changelog_topic.get_topic_name()
-        dumps = orjson.dumps
-        messages = [
-            Outgoing(
-                topic,
-                dumps(key),
-                None if value is None else dumps(value, option=_JSON_OPTIONS),
-                partition,
-            )
-            for (partition, key), value in self._changes.items()
-        ]
-        self._changes = {}
-        return messages
-
-
-def _partition(record: RawRecord | None) -> int:
-    if record is None:
-        raise ValueError("a live state write needs the record that caused it (its partition)")
-    return record.partition

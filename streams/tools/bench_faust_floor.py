@@ -2,7 +2,7 @@
 
 ``python -m streams.tools.bench_faust_floor [--rate 1000] [--tables 0] [--faust-stream]`` starts
 a local Tansu broker and a Faust app built like the worker
-(:class:`streams.worker.transport.FinpulseApp`,
+(:class:`streams.worker.faust_adapter.FinpulseApp`,
 the three input topics, batches of up to 2,000 within 50 ms, each message acknowledged after
 its batch, as :mod:`streams.worker.app` does) whose agents do nothing else. A child process
 produces simulator-sized events at ``--rate``; once the agents take events (within 60 s) and
@@ -33,7 +33,7 @@ from config.settings import local_stack_settings
 from streams.core.topics import INPUT_TOPICS, create_topics
 from streams.local.stack import LocalStack, free_port
 from streams.tools.bench import proc_cpu_s
-from streams.worker.transport import FinpulseApp
+from streams.worker.faust_adapter import FinpulseApp
 
 WARMUP_S, MEASURE_S = 4.0, 8.0  # the measured window (not a wait for a condition)
 FLOWING_TIMEOUT_S = 60.0

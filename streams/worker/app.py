@@ -32,19 +32,19 @@ from config.policy import load_policy
 from config.settings import Settings
 from streams.core.batch import Outgoing, Stage, StateFactory
 from streams.core.decode import RawRecord
-from streams.core.state import FaustTableState
 from streams.core.topics import INPUT_TOPICS
 from streams.stages.alerting import STATE_NAME, AlertStage
 from streams.stages.risk import risk_stages
 from streams.stages.rules import RuleEngine, RuleStage
 from streams.stages.service.stage import service_stages
 from streams.worker.batch_publish import publish_batched
+from streams.worker.faust_adapter import FinpulseApp, aiokafka_producer
 from streams.worker.gc_pauses import GcPauses
 from streams.worker.intake import acknowledger
 from streams.worker.notifier import add_notifier_agent
 from streams.worker.pipeline import Pipeline
 from streams.worker.runtime import Runtime
-from streams.worker.transport import FinpulseApp
+from streams.worker.table_state import FaustTableState
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def build_app(settings: Settings) -> faust.App:
 
     async def publish(messages: Sequence[Outgoing]) -> None:
         # aiokafka's producer under Faust's, in record batches (streams.worker.batch_publish)
-        await publish_batched(app.producer._ensure_producer(), messages)  # type: ignore[attr-defined]
+        await publish_batched(aiokafka_producer(app), messages)
 
     tables: dict[str, FaustTableState] = {}
 

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from streams.core.batch import Outgoing
+from streams.worker.faust_adapter import default_partition, wait_on_metadata
 
 
 def by_partition(
@@ -47,10 +48,10 @@ async def publish_batched(producer: Any, messages: Sequence[Outgoing]) -> None:
     if not messages:
         return
     for topic in {m.topic for m in messages if m.partition is None}:
-        await producer.client._wait_on_metadata(topic)  # what send() does first
+        await wait_on_metadata(producer, topic)
 
     def partition_of(m: Outgoing) -> int:
-        return int(producer._partition(m.topic, None, m.key, m.value, m.key, m.value))
+        return default_partition(producer, m.topic, m.key, m.value)
 
     groups = by_partition(messages, partition_of)
     submitted = await asyncio.gather(

@@ -4,7 +4,7 @@ Faust hands every fetched message to its conductor, which decodes it into an eve
 it on each subscribed channel's queue, and the agent's stream takes it from there one at
 a time (``take_events``). At saturation that path alone costs ~150 µs of the event loop an
 event (``python -m streams.tools.bench_faust_floor``). For the topics registered here, the
-consumer's drain loop (:mod:`streams.worker.transport`) appends each message to the topic's
+consumer's ``getmany`` (:mod:`streams.worker.faust_adapter`) appends each message to the topic's
 :class:`IntakeBuffer` instead, and the agent takes whole lists with :meth:`IntakeBuffer.take`.
 
 What Faust's path did and this one keeps:
@@ -44,11 +44,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 
+def _no_tracking(consumer: Any) -> set[Any]:
+    return set()  # an intake outside a Faust worker (tests): nothing waits on acks
+
+
 class IntakeBuffer:
     """The fetched, not yet taken messages of one topic (oldest first)."""
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, unacked: Callable[[Any], Any] = _no_tracking) -> None:
         self.maxsize = maxsize
+        self.unacked = unacked  # the consumer's set of taken, unacknowledged messages
         self.messages: list[Any] = []
         self._generation: int | None = None
         self._next_offset: dict[Any, int] = {}  # per partition, in ``_generation``
@@ -109,7 +114,7 @@ class IntakeBuffer:
                     await asyncio.wait_for(self._ready.wait(), left)
                 except TimeoutError:
                     break
-            batch = _track(self._pop(max_), consumer)
+            batch = _track(self._pop(max_), consumer, self.unacked(consumer))
             if batch:
                 return batch
 
@@ -124,11 +129,10 @@ class IntakeBuffer:
         return batch
 
 
-def _track(batch: list[Any], consumer: Any) -> list[Any]:
+def _track(batch: list[Any], consumer: Any, unacked: Any) -> list[Any]:
     if not consumer.app.flow_control.is_active():
         return []  # a rebalance is under way: fetched again from the committed offsets
     generation = consumer.app.consumer_generation_id
-    unacked = consumer._unacked_messages  # what Faust's stream path adds taken messages to
     kept = []
     for m in batch:
         if m.generation_id != generation:
@@ -143,8 +147,9 @@ def _track(batch: list[Any], consumer: Any) -> list[Any]:
 class BulkIntake:
     """The intake buffers of an app, by topic name."""
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, unacked: Callable[[Any], Any] = _no_tracking) -> None:
         self.maxsize = maxsize
+        self.unacked = unacked
         self.buffers: dict[str, IntakeBuffer] = {}
 
     def subscribe(self, app: Any, topic: Any) -> IntakeBuffer:
@@ -156,7 +161,7 @@ class BulkIntake:
         (name,) = topic.topics
         buf = self.buffers.get(name)
         if buf is None:
-            buf = self.buffers[name] = IntakeBuffer(self.maxsize)
+            buf = self.buffers[name] = IntakeBuffer(self.maxsize, self.unacked)
             app.topics.add(topic.clone(is_iterator=True))  # what iterating the topic does
         return buf
 

@@ -410,7 +410,9 @@ def test_deterministic_across_processes_and_hash_seeds() -> None:
     import subprocess
     import sys
 
-    code = "from tests.unit.streams.simulator.test_simulator import _digest; print(_digest(4, 2000))"
+    code = (
+        "from tests.unit.streams.simulator.test_simulator import _digest; print(_digest(4, 2000))"
+    )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True

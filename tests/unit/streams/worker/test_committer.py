@@ -15,10 +15,10 @@ from sinks.base import Sink
 from sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES, TRANSACTIONS_TABLE
 from streams.core.batch import BatchOutput, KeyedState, Outgoing
 from streams.core.decode import RawRecord
-from streams.core.state import FaustTableState
 from streams.worker.app import default_stages
 from streams.worker.pipeline import Pipeline
 from streams.worker.runtime import Runtime
+from streams.worker.table_state import FaustTableState
 from tests.waiting import wait_until
 
 CHANGELOG = "finpulse-state-changelog"

@@ -1,0 +1,157 @@
+"""The worker's one seam with Faust's and aiokafka's internals.
+
+Every private Faust or aiokafka name finpulse relies on is used here and nowhere else;
+``tests/unit/streams/worker/test_faust_adapter.py`` pins each one (its presence and the
+source of the upstream code whose behaviour we rely on), so a library upgrade that
+changes one fails loudly there instead of misbehaving in production.
+
+What goes through the seam:
+
+- **Fetch wait.** Faust's aiokafka driver creates its consumer with
+  ``fetch_max_wait_ms=1500``, fixed. Against a broker that holds a fetch until that timeout
+  even when data has arrived (Tansu: produce→consume p50 423 ms at 1,500 ms, 6.7 ms at
+  20 ms) that wait is every event's latency floor; :class:`FinpulseApp` sets its own.
+- **Bulk intake.** :meth:`_Consumer.getmany` wraps Faust's own ``getmany`` (Faust's drain
+  loop stays Faust's): a message of a topic registered in ``app.bulk_intake``
+  (:mod:`streams.worker.intake`) goes to that topic's buffer, with the read-offset and gap
+  bookkeeping Faust's loop does for the messages it reads; every other message (the table
+  changelogs read during recovery) is yielded to Faust's loop unchanged.
+- **Publishing** record batches with aiokafka's producer (:mod:`streams.worker.batch_publish`).
+- **Table stores.** The memory store's dict of a table, written directly
+  (:mod:`streams.worker.table_state`).
+
+>>> app = FinpulseApp("doc", broker="kafka://localhost:9092", fetch_max_wait_ms=40)
+>>> type(app.transport).__name__, app.fetch_max_wait_ms
+('FinpulseTransport', 40)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+from config.settings import Settings
+from streams.worker.intake import BulkIntake
+
+FAUST_FETCH_MAX_WAIT_MS = 1500
+
+
+# -- consumer -----------------------------------------------------------------------------
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # aiokafka passes this to its Fetcher in start(), which has not run yet.
+        consumer._fetch_max_wait_ms = getattr(
+            self.app, "fetch_max_wait_ms", FAUST_FETCH_MAX_WAIT_MS
+        )
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
+        """Faust's ``getmany``, with the bulk-intake topics' messages kept back (see the
+        module text)."""
+        intake: BulkIntake | None = getattr(self.app, "bulk_intake", None)
+        buffers = intake.buffers if intake is not None else {}
+        try:
+            async for tp, message in super().getmany(timeout):
+                buffer = buffers.get(tp.topic)
+                if buffer is None:
+                    yield tp, message
+                    continue
+                if not await _note_read(self, tp, message.offset):
+                    continue  # read before, as Faust's loop skips it
+                if buffer.put(message):  # full: wait for room (or a rebalance)
+                    await self.wait_first(buffer.wait_for_space(), self.suspend_flow.wait())
+        finally:
+            if intake is not None:
+                intake.notify()  # the fetch's messages can be taken
+
+
+async def _note_read(consumer: Any, tp: TP, offset: int) -> bool:
+    """What Faust's drain loop records of a message it reads: its offset, and a gap
+    (offsets the broker skipped, e.g. transaction markers) so that offsets can be
+    committed across it once the messages around it are acknowledged. False for a message
+    below the offset read last, which Faust's loop skips."""
+    read_offset = consumer._read_offset
+    last = read_offset[tp]
+    if last is not None and offset < last:
+        return False
+    if last and offset - last > 1 and consumer.app.topics.acks_enabled_for(tp.topic):
+        await consumer._add_gap(tp, last + 1, offset)
+    read_offset[tp] = offset
+    return True
+
+
+def unacked_messages(consumer: Any) -> Any:
+    """The set Faust's stream path adds a taken message to (what rebalances and shutdown
+    wait to see acknowledged)."""
+    return consumer._unacked_messages
+
+
+class FinpulseTransport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport whose worker consumer waits ``app.fetch_max_wait_ms``."""
+
+    Consumer = _Consumer
+
+
+# The worker's default (FINPULSE_STREAM_INTAKE_BUFFER_MAX), for apps built without settings.
+_INTAKE_BUFFER_MAX: int = Settings.model_fields["stream_intake_buffer_max"].default
+
+
+class FinpulseApp(faust.App):
+    """A Faust app whose consumer transport is :class:`FinpulseTransport`.
+
+    ``bulk_intake`` holds the intake buffers (``intake_buffer_max`` messages per topic) that
+    agents subscribe with :meth:`streams.worker.intake.BulkIntake.subscribe` while the app
+    is built.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        fetch_max_wait_ms: int = FAUST_FETCH_MAX_WAIT_MS,
+        intake_buffer_max: int = _INTAKE_BUFFER_MAX,
+        **kwargs: Any,
+    ) -> None:
+        self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.bulk_intake = BulkIntake(intake_buffer_max, unacked_messages)
+        super().__init__(*args, **kwargs)
+
+    def _new_transport(self) -> Any:
+        return FinpulseTransport(self.conf.broker_consumer, self)
+
+
+# -- producer -----------------------------------------------------------------------------
+
+
+def aiokafka_producer(app: faust.App) -> Any:
+    """The aiokafka producer beneath the app's Faust producer (started with the app)."""
+    return app.producer._ensure_producer()  # type: ignore[attr-defined]
+
+
+async def wait_on_metadata(producer: Any, topic: str) -> None:
+    """Wait until ``producer`` knows ``topic``'s partitions (what ``send()`` does first)."""
+    await producer.client._wait_on_metadata(topic)
+
+
+def default_partition(producer: Any, topic: str, key: bytes | None, value: bytes | None) -> int:
+    """The partition ``producer.send`` would choose for a message without one."""
+    return int(producer._partition(topic, None, key, value, key, value))
+
+
+# -- tables -------------------------------------------------------------------------------
+
+
+def memory_store(table: Any) -> dict[Any, Any]:
+    """The dict of a table's ``memory://`` store (recovery fills and prunes this same dict)."""
+    return table.data.data  # type: ignore[no-any-return]

@@ -1,0 +1,140 @@
+"""The worker's seam with Faust and aiokafka internals (streams.worker.faust_adapter).
+
+The first test pins the upstream code the adapter relies on: a faust-streaming or aiokafka
+upgrade that changes any of it fails here, naming what to re-read, instead of quietly
+changing delivery. The others check the adapter's behaviour on the pinned versions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+from types import SimpleNamespace
+from typing import Any
+
+import aiokafka
+import aiokafka.client
+import faust
+import pytest
+from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+from config.settings import Settings
+from streams.worker import faust_adapter
+from streams.worker.app import build_app
+
+# upstream code -> (sha256 prefix of its source, why the adapter depends on it)
+PINNED: dict[str, tuple[Any, str, str]] = {
+    "faust Consumer.getmany": (
+        faust_consumer.Consumer.getmany,
+        "4b168d84882a70d6",
+        "wrapped by _Consumer.getmany: yields (tp, message) per fetched record",
+    ),
+    "faust Consumer._drain_messages": (
+        faust_consumer.Consumer._drain_messages,
+        "44a2500309e83c63",
+        "calls getmany(timeout=...) and does the read-offset/gap bookkeeping _note_read mirrors",
+    ),
+    "faust Consumer._add_gap": (
+        faust_consumer.Consumer._add_gap,
+        "4df2573ded7c1c2c",
+        "called by _note_read for offsets the broker skipped",
+    ),
+    "faust AIOKafkaConsumerThread._create_worker_consumer": (
+        faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer,
+        "c2701bfc3e6f6cad",
+        "overridden to set the consumer's fetch wait",
+    ),
+    "faust aiokafka Consumer._new_consumer_thread": (
+        faust_aiokafka.Consumer._new_consumer_thread,
+        "0870ec53dea75083",
+        "overridden to use our consumer thread",
+    ),
+    "faust aiokafka Producer._ensure_producer": (
+        faust_aiokafka.Producer._ensure_producer,
+        "5592a4bbdf251325",
+        "aiokafka_producer(): the producer batches are published with",
+    ),
+    "faust App._new_transport": (
+        faust.App._new_transport,
+        "42db531312dd776f",
+        "overridden by FinpulseApp",
+    ),
+    "aiokafka AIOKafkaConsumer.start": (
+        aiokafka.AIOKafkaConsumer.start,
+        "2f1ba70443327538",
+        "passes self._fetch_max_wait_ms to its Fetcher",
+    ),
+    "aiokafka AIOKafkaProducer._partition": (
+        aiokafka.AIOKafkaProducer._partition,
+        "e45fa9c539d431d1",
+        "default_partition(): the partition send() would choose",
+    ),
+    "aiokafka AIOKafkaClient._wait_on_metadata": (
+        aiokafka.client.AIOKafkaClient._wait_on_metadata,
+        "52b0a5ee78ef3aa0",
+        "wait_on_metadata(): what send() does first",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_the_upstream_code_the_adapter_relies_on_is_unchanged(name: str) -> None:
+    target, digest, why = PINNED[name]
+    actual = hashlib.sha256(inspect.getsource(target).encode()).hexdigest()[:16]
+    assert actual == digest, (
+        f"{name} changed upstream ({actual} != {digest}); the adapter relies on it: {why}. "
+        "Re-read it, adapt streams/worker/faust_adapter.py, then update the digest."
+    )
+
+
+def test_worker_consumer_uses_the_configured_fetch_wait() -> None:
+    async def created_wait() -> int:
+        app = build_app(Settings(consumer_fetch_max_wait_ms=37))
+        consumer = app.consumer  # Faust's Consumer of our transport
+        thread = consumer._new_consumer_thread()
+        kafka_consumer = thread._create_worker_consumer(app.transport)
+        try:
+            return int(kafka_consumer._fetch_max_wait_ms)
+        finally:
+            await kafka_consumer._client.close()
+
+    assert asyncio.run(created_wait()) == 37
+
+
+def test_consumer_instances_have_the_attributes_the_adapter_reads() -> None:
+    app = build_app(Settings())
+    consumer = app.consumer
+    unacked = faust_adapter.unacked_messages(consumer)
+    assert len(unacked) == 0 and callable(unacked.add)  # a (weak) set taken messages join
+    assert consumer._read_offset[TP("t", 0)] is None  # a defaultdict of None
+    table = app.Table("pinned", default=None, partitions=1)
+    assert faust_adapter.memory_store(table) == {}
+
+
+def _consumer(acks: bool = True) -> Any:
+    gaps: list[tuple[TP, int, int]] = []
+
+    async def add_gap(tp: TP, start: int, stop: int) -> None:
+        gaps.append((tp, start, stop))
+
+    return SimpleNamespace(
+        _read_offset={TP("t", 0): None},
+        _add_gap=add_gap,
+        app=SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda topic: acks)),
+        gaps=gaps,
+    )
+
+
+def test_note_read_records_offsets_gaps_and_skips_what_was_read_before() -> None:
+    consumer, tp = _consumer(), TP("t", 0)
+
+    async def reads() -> list[bool]:
+        return [await faust_adapter._note_read(consumer, tp, o) for o in (3, 4, 7, 5, 7, 8)]
+
+    # 5 is below the offset read last (7): skipped, as Faust's loop skips it
+    assert asyncio.run(reads()) == [True, True, True, False, True, True]
+    assert consumer.gaps == [(tp, 5, 7)]  # 5 and 6 were skipped by the broker
+    assert consumer._read_offset[tp] == 8
