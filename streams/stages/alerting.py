@@ -7,7 +7,8 @@ suppression window (event time, so replays give the same result):
 * later firings inside the window are folded in (``occurrences`` counted, not re-sent);
 * every ``escalate_every`` repeats raise the severity one level (up to ``max_severity``),
   and a severity above what was last sent publishes the alert again (``escalated``);
-* a re-delivered event (same ``source_event_id``) is not counted twice.
+* a re-delivered event is never folded twice: the pipeline's one re-delivery guard skips
+  it before any stage sees it, and this state is committed with that guard.
 
 Every change is written to the ClickHouse ``alerts`` table (one row per alert id,
 latest version wins); new and escalated alerts go to ``finpulse.alerts``.
@@ -31,7 +32,6 @@ from streams.core.topics import ALERTS
 log = logging.getLogger(__name__)
 
 STATE_NAME = "alert_state"
-RECENT_EVENTS = 32  # source event ids remembered per open alert, to ignore re-deliveries
 
 
 def alert_row(alert: Alert) -> tuple[Any, ...]:
@@ -81,11 +81,11 @@ class AlertStage:
         rule = self.policy.rule(cands[0].rule_id)
         window = timedelta(minutes=rule.suppression_minutes)
         st = self.state.get(key)
+        if st is not None:
+            st.pop("recent", None)  # the re-delivery ids of earlier releases
         latest: Alert | None = None
         changed = False
         for cand in cands:
-            if st is not None and cand.source_event_id and cand.source_event_id in st["recent"]:
-                continue  # re-delivered event: already counted
             if st is None or cand.ts >= datetime.fromisoformat(st["until"]):
                 st = {
                     "id": alert_id(
@@ -96,7 +96,6 @@ class AlertStage:
                     "n": 0,
                     "sev": cand.severity.value,
                     "sent": None,
-                    "recent": [],
                 }
             st["n"] += 1
             severity = max(Severity(st["sev"]), cand.severity, key=lambda s: s.rank)
@@ -105,8 +104,6 @@ class AlertStage:
             if severity.rank > rule.max_severity.rank:
                 severity = max(rule.max_severity, cand.severity, key=lambda s: s.rank)
             st["sev"] = severity.value
-            if cand.source_event_id:
-                st["recent"] = [*st["recent"], cand.source_event_id][-RECENT_EVENTS:]
             sent = Severity(st["sent"]) if st["sent"] else None
             status = (
                 "new" if sent is None else ("escalated" if severity.rank > sent.rank else "updated")

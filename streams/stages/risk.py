@@ -104,7 +104,6 @@ class RiskStage:
             "labels": 0,
             "labels_unmatched": 0,
             "pending_expired": 0,
-            "redelivered_skipped": 0,
         }
 
     # ------------------------------------------------------------------------------ restore
@@ -136,9 +135,7 @@ class RiskStage:
             for event, raw in batch:
                 txn = cast(Transaction, event)
                 cid = txn.customer_id
-                rec = self._record(records, cid, raw, TXN_OFFSET)
-                if rec is None:
-                    continue
+                rec = self._record(records, cid)
                 scored.append((txn, extract_into(txn, rec["f"], cfg), rec))
                 last_record[cid] = raw
             if scored:
@@ -150,9 +147,7 @@ class RiskStage:
                 if fb.kind not in LABELS:
                     continue
                 cid = fb.customer_id
-                rec = self._record(records, cid, raw, LABEL_OFFSET)
-                if rec is None:
-                    continue
+                rec = self._record(records, cid)
                 if self._label(fb, rec, out):
                     last_record[cid] = raw
                     last_label = fb
@@ -163,19 +158,14 @@ class RiskStage:
         self._maybe_checkpoint(out)
         self.seconds += time.perf_counter() - started
 
-    def _record(
-        self, records: dict[str, dict[str, Any]], cid: str, raw: RawRecord, position: int
-    ) -> dict[str, Any] | None:
-        """The batch's record of ``cid`` (read once per batch), or None if ``raw`` was already
-        applied to it (a re-delivery, counted)."""
+    def _record(self, records: dict[str, dict[str, Any]], cid: str) -> dict[str, Any]:
+        """The batch's record of ``cid``, read once per batch. Re-delivered events never get
+        here: the pipeline's one guard skips them (streams.worker.pipeline)."""
         rec = records.get(cid)
         if rec is None:
             # updated in place: a failed batch is re-run after the worker restarts from the
             # changelog, which never saw the partial update
             rec = records[cid] = _load(self.state.get(cid))
-        if _already_applied(rec, raw, position):
-            self.counts["redelivered_skipped"] += 1
-            return None
         return rec
 
     def _score_batch(
@@ -334,35 +324,12 @@ class RiskStage:
         log.info("checkpoint %s (%d labels, %d scored)", version, m.labels, m.scored)
 
 
-TXN_OFFSET, LABEL_OFFSET = 1, 2  # positions in the record's "o": [partition, txn, label]
-
-
-def _already_applied(rec: dict[str, Any], raw: RawRecord, position: int) -> bool:
-    """True if ``raw`` is at or below the last offset applied to ``rec`` (a re-delivery);
-    else records ``raw`` as applied.
-
-    A customer's transactions and labels share its partition (co-partitioned topics);
-    ``rec["o"]`` is ``[partition, last transaction offset, last label offset]``.
-
-    >>> rec = {}
-    >>> r = RawRecord("t", 3, 10, b"")
-    >>> _already_applied(rec, r, TXN_OFFSET), _already_applied(rec, r, TXN_OFFSET), rec["o"]
-    (False, True, [3, 10, -1])
-    """
-    o = rec.get("o")
-    if o is None or o[0] != raw.partition:
-        o = rec["o"] = [raw.partition, -1, -1]
-    if raw.offset <= o[position]:
-        return True
-    o[position] = raw.offset
-    return False
-
-
 def _load(rec: dict[str, Any] | None) -> dict[str, Any]:
     """A customer's record as stored, or a new one; entries of the previous format are
     rewritten (a rolling upgrade restores them from the changelog)."""
     if rec is None:
         return {"f": {}, "p": []}
+    rec.pop("o", None)  # the per-customer offset guard of earlier releases
     pending = rec["p"]
     if pending and not isinstance(pending[0], str) and len(pending[0]) > 2:
         pending_entry.upgrade(pending)

@@ -37,8 +37,9 @@ from streams.stages.alerting import STATE_NAME, AlertStage
 from streams.stages.risk import risk_stages
 from streams.stages.rules import RuleEngine, RuleStage
 from streams.stages.service.stage import service_stages
+from streams.worker import commit_log
 from streams.worker.batch_publish import publish_batched
-from streams.worker.faust_adapter import FinpulseApp, aiokafka_producer
+from streams.worker.faust_adapter import FinpulseApp, aiokafka_producer, memory_store
 from streams.worker.gc_pauses import GcPauses
 from streams.worker.intake import acknowledger
 from streams.worker.notifier import add_notifier_agent
@@ -141,7 +142,27 @@ def build_app(settings: Settings) -> faust.App:
         return tables[name]
 
     pipeline = Pipeline(settings, default_stages, state=faust_state)
-    runtime = Runtime(settings, publish, pipeline)
+    commits = app.Table(
+        commit_log.TABLE_NAME,
+        default=None,
+        partitions=settings.topic_partitions,
+        key_type=bytes,  # raw bytes both ways: the log entries are our own framing
+        value_type=bytes,
+    )
+
+    @commits.on_recover
+    async def _redo_last_commits() -> None:
+        # Faust has restored every table; complete a commit a crash cut short.
+        stores = {
+            t.table.changelog_topic.get_topic_name(): memory_store(t.table) for t in tables.values()
+        }
+        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic in INPUT_TOPICS}
+        applied = commit_log.redo(memory_store(commits), assigned, stores)
+        log.info("recovered partitions %s; %d records redone", sorted(assigned), applied)
+
+    runtime = Runtime(
+        settings, publish, pipeline, commit_log_topic=commits.changelog_topic.get_topic_name()
+    )
     runtime.gc_pauses = GcPauses().install()
     for topic_name, kind in INPUT_TOPICS.items():
         _add_ingest_agent(app, settings, runtime, topic_name, kind)

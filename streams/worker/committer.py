@@ -7,14 +7,17 @@ commit takes all of them and :meth:`Committer.commit` runs its numbered steps:
 1. **rows**: the group's rows, one insert per ClickHouse table (tables in parallel), and
    the alerts and dead letters the batches started publishing when they were submitted;
 2. **state**: the keyed-state changes of the group (one record per changed key, the value
-   after the group's last batch), published once step 1 is durable;
+   after the group's last batch, the re-delivery guard among them), published once step 1
+   is durable: first as the commit log's entries, then as the tables' changelog records
+   (:mod:`streams.worker.commit_log`: a crash between the two is redone on restart);
 3. **acknowledge**: each batch's input messages, in submission order, so offsets commit
    only past events whose rows, messages and state are all stored;
 4. **count**: the worker's counters and timings.
 
-A crash before step 2 ends re-processes the group from the state before it; rows and
-messages are idempotent (deterministic ids), so nothing is stored twice. How the state
-records of step 2 stay consistent with one another is :mod:`streams.core.state`'s job.
+A crash before the commit log is complete re-processes the group from the state before it;
+rows and messages are idempotent (deterministic ids), so nothing is stored twice. A crash
+after it finds every stage's state at the end of the group, and the guard skips the group's
+re-delivered events for all of them at once.
 
 A commit starts no sooner than ``interval_s`` after the previous one started, unless
 the waiting batches hold ``full_events`` events or a caller asked for it
@@ -43,6 +46,7 @@ from sinks.base import Sink
 from sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES, Table, deadletter_row
 from streams.core.batch import BatchOutput, Outgoing
 from streams.core.topics import DEADLETTER
+from streams.worker.commit_log import log_entries
 
 __all__ = ["EVENT_TABLES", "CommitTimings", "Committer", "merge_outputs"]
 
@@ -112,11 +116,14 @@ class Committer:
         timings: CommitTimings,
         interval_s: float = 1.0,
         full_events: int = 1,
+        log_topic: str | None = None,
     ) -> None:
         self.sink_for = sink_for
         self.publish = publish
         self.changelog = changelog
         self.timings = timings
+        self.log_topic = log_topic  # the commit log's topic; None offline (no durable state)
+        self._epoch = 0
         self.interval_s = interval_s
         self.full_events = max(1, full_events)
         self._queue: list[_Submitted] = []
@@ -199,8 +206,12 @@ class Committer:
         ]
         jobs.extend(g.published for g in group if g.published is not None)
         await asyncio.gather(*jobs)
-        # 2. state: the group's keyed-state changes, after everything they account for
+        # 2. state: the group's keyed-state changes, after everything they account for:
+        #    the commit log first, then the tables' changelogs
         if changelog:
+            if self.log_topic is not None:
+                entries = log_entries(changelog, self.log_topic, self._next_epoch())
+                await self._timed("commit_log_ms", self.publish(entries))
             await self._timed("changelog_ms", self.publish(changelog))
         # 3. acknowledge, in submission order
         for g in group:
@@ -213,6 +224,11 @@ class Committer:
         for g in group:
             if not g.done.done():
                 g.done.set_result(None)
+
+    def _next_epoch(self) -> int:
+        # unique and increasing across restarts: a restarted worker's clock has moved on
+        self._epoch = max(self._epoch + 1, time.time_ns())
+        return self._epoch
 
     def _fail(self, exc: BaseException, group: Sequence[_Submitted]) -> None:
         # Later batches are not committed either: their acknowledgements would commit

@@ -17,6 +17,8 @@ What goes through the seam:
   bookkeeping Faust's loop does for the messages it reads; every other message (the table
   changelogs read during recovery) is yielded to Faust's loop unchanged.
 - **Publishing** record batches with aiokafka's producer (:mod:`streams.worker.batch_publish`).
+- **Recovery's end offsets** come from a fetch response, not from ListOffsets
+  (:func:`fetched_high_watermarks`).
 - **Table stores.** The memory store's dict of a table, written directly
   (:mod:`streams.worker.table_state`).
 
@@ -27,6 +29,7 @@ What goes through the seam:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -38,6 +41,7 @@ from config.settings import Settings
 from streams.worker.intake import BulkIntake
 
 FAUST_FETCH_MAX_WAIT_MS = 1500
+FETCHED_END_TIMEOUT_S = 30.0
 
 
 # -- consumer -----------------------------------------------------------------------------
@@ -51,6 +55,57 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             self.app, "fetch_max_wait_ms", FAUST_FETCH_MAX_WAIT_MS
         )
         return consumer
+
+    async def _highwaters(self, partitions: Any) -> Any:
+        listed = dict(await super()._highwaters(partitions))
+        if self.consumer.in_transaction:
+            return listed  # last stable offsets: not used by finpulse
+        return await fetched_high_watermarks(self, listed)
+
+
+async def fetched_high_watermarks(thread: Any, listed: dict[TP, int]) -> dict[TP, int]:
+    """The end offsets of ``listed``'s partitions as a fetch response reports them.
+
+    Faust's table recovery reads each changelog partition up to its end offset from
+    ListOffsets. Tansu answers that with the offset after the first record of the
+    partition's last record batch, not after its last record: recovery then stopped short
+    of the newest changes and the restarted worker lost them (found by killing a worker
+    mid-stream). The high watermark of a fetch response is right on every broker, so a
+    consumer without a group fetches each partition from one before the listed end.
+    """
+    todo = {tp: end for tp, end in listed.items() if end}
+    if not todo:
+        return listed
+    import aiokafka
+
+    conf, transport = thread.app.conf, thread.transport
+    probe = aiokafka.AIOKafkaConsumer(
+        bootstrap_servers=faust_aiokafka.server_list(transport.url, transport.default_port),
+        enable_auto_commit=False,
+        group_id=None,
+        **faust_aiokafka.credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context),
+    )
+    await probe.start()
+    ends = dict(listed)
+    try:
+        parts = {aiokafka.TopicPartition(tp.topic, tp.partition): tp for tp in todo}
+        probe.assign(list(parts))
+        for part, tp in parts.items():
+            probe.seek(part, todo[tp] - 1)
+        pending = set(parts)
+        deadline = asyncio.get_running_loop().time() + FETCHED_END_TIMEOUT_S
+        while pending and asyncio.get_running_loop().time() < deadline:
+            await probe.getmany(timeout_ms=200)
+            for part in list(pending):
+                high = probe.highwater(part)
+                if high is not None:
+                    ends[parts[part]] = max(ends[parts[part]], high)
+                    pending.discard(part)
+        if pending:
+            raise RuntimeError(f"no fetch answered the end offset of {sorted(pending)}")
+    finally:
+        await probe.stop()
+    return ends
 
 
 class _Consumer(faust_aiokafka.Consumer):

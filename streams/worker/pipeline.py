@@ -42,6 +42,8 @@ from streams.core.state import MemoryState
 
 log = logging.getLogger(__name__)
 
+OFFSETS_STATE = "input_offsets"
+
 
 class Pipeline:
     """Validate a batch of one input kind, build its rows, then run the stages."""
@@ -59,6 +61,9 @@ class Pipeline:
             self.states.append(state(name))
             return self.states[-1]
 
+        # The one re-delivery guard: per input partition, the last offset applied of each
+        # kind, committed with every stage's state (streams.worker.commit_log).
+        self.offsets = make_state(OFFSETS_STATE)
         self.stages: Sequence[Stage] = stages(settings, make_state)
         self.counts: Counter[str] = Counter()
         # Input guard (hardening): PCI DSS masking and the future clock-skew limit. Offline
@@ -69,6 +74,9 @@ class Pipeline:
             log.warning("FINPULSE_PII_KEY is not set: tokens use the public development key")
 
     def process(self, kind: str, records: Sequence[RawRecord]) -> BatchOutput:
+        """The batch's results; events at or below the last applied offset of their
+        partition (re-deliveries after a restart) are skipped before any stage sees them."""
+        records = self._not_applied(kind, records)
         out = BatchOutput()
         table = EVENT_TABLES[kind]
         rows: list[tuple[Any, ...]] = []
@@ -92,6 +100,27 @@ class Pipeline:
                 if kind in stage.kinds:
                     stage.process(kind, valid, out)
         return out
+
+    def _not_applied(self, kind: str, records: Sequence[RawRecord]) -> Sequence[RawRecord]:
+        last: dict[int, int] = {}
+        newest: dict[int, RawRecord] = {}
+        fresh: list[RawRecord] = []
+        for record in records:
+            p = record.partition
+            if p not in last:
+                last[p] = (self.offsets.get(str(p)) or {}).get(kind, -1)
+            if record.offset <= last[p]:
+                continue
+            last[p] = record.offset
+            newest[p] = record
+            fresh.append(record)
+        for p, record in newest.items():
+            applied = dict(self.offsets.get(str(p)) or {})
+            applied[kind] = record.offset
+            self.offsets.put(str(p), applied, record)
+        if len(fresh) < len(records):
+            self.counts["redelivered_skipped"] += len(records) - len(fresh)
+        return fresh
 
     def take_changelog(self) -> list[Outgoing]:
         """The state changes of every batch processed since the last call, one record per

@@ -44,6 +44,7 @@ class Runtime:
         publish: Publisher,
         pipeline: Pipeline,
         sinks: dict[str, Sink] | None = None,
+        commit_log_topic: str | None = None,
     ) -> None:
         self.settings = settings
         self.pipeline = pipeline
@@ -64,6 +65,7 @@ class Runtime:
             self,
             interval_s=settings.sink_flush_interval_s,
             full_events=settings.stream_unstored_events_max // 2,
+            log_topic=commit_log_topic,
         )
         self.gc_pauses: GcPauses | None = None  # the live worker records collector pauses
 

@@ -290,10 +290,10 @@ def test_grafana_offline_every_board_is_provisioned_from_the_mounted_folder():
     assert files == {b.uid for b in BOARDS}
 
 
-def test_grafana_offline_readme_lists_every_board_url_and_compose_commands():
+def test_grafana_offline_operations_doc_lists_every_board_url_and_compose_commands():
     from config.deployment import grafana_local_url, host_broker_url
 
-    readme = (repo_root() / "README.md").read_text()
+    readme = (repo_root() / "docs/operations.md").read_text()
     for board in BOARDS:
         assert f"{grafana_local_url()}/d/{board.uid}" in readme, board.uid
     assert "docker compose up" in readme and f"--profile {SIM_PROFILE}" in readme

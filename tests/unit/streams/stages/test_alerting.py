@@ -106,13 +106,6 @@ def test_subjects_are_independent_and_ids_deterministic():
     assert [x["alert_id"] for x in a] == [x["alert_id"] for x in b]
 
 
-def test_redelivered_event_is_not_counted_twice():
-    stage = AlertStage(POLICY, MemoryState("alert_state"))
-    run(stage, cand(0, "e1"), cand(1, "e2"))
-    alerts, rows = run(stage, cand(1, "e2"))  # the same event again after a restart
-    assert alerts == [] and rows == []
-
-
 def test_higher_severity_candidate_escalates_at_once():
     stage = AlertStage(POLICY, MemoryState("alert_state"))
     run(stage, cand(0, "e1"))

@@ -47,6 +47,11 @@ PINNED: dict[str, tuple[Any, str, str]] = {
         "c2701bfc3e6f6cad",
         "overridden to set the consumer's fetch wait",
     ),
+    "faust AIOKafkaConsumerThread._highwaters": (
+        faust_aiokafka.AIOKafkaConsumerThread._highwaters,
+        "a7f4f97d9f32aca2",
+        "overridden: recovery's end offsets corrected from a fetch response",
+    ),
     "faust aiokafka Consumer._new_consumer_thread": (
         faust_aiokafka.Consumer._new_consumer_thread,
         "0870ec53dea75083",

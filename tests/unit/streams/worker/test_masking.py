@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -156,7 +157,7 @@ def test_pipeline_uses_settings_skew_and_its_clock():
     rec = RawRecord("finpulse.transactions", 0, 0, f.encode(f.transaction(ts=ts.isoformat())))
     assert len(p.process("transaction", [rec]).deadletters) == 1
     p.clock = lambda: ts  # replay with a reference time: deterministic
-    out = p.process("transaction", [rec])
+    out = p.process("transaction", [dataclasses.replace(rec, offset=1)])
     assert out.valid_count == 1
     row = next(iter(out.rows.values()))[0]
     assert not find_card_numbers(json.dumps([str(c) for c in row]))

@@ -1,0 +1,129 @@
+"""The commit log: every stage's state changes of one commit become durable all together.
+
+A commit changes keys in several tables (risk, service, alerting, the re-delivery guard),
+each with its own changelog topic, and a broker makes one record batch atomic, not a set of
+topics. A worker killed while it publishes those changelogs would leave some stages with
+the commit and others without it, and the stages would then disagree about which events
+they have seen (an alert forgotten while the event that raised it is skipped as a
+re-delivery). The commit log closes that window, as a database's redo log does:
+
+1. before any changelog record of a commit is published, the commit's records are
+   written, per partition, as **log entries** to the ``finpulse_commits`` table's changelog
+   (key ``<partition>:<chunk>``, each chunk carrying the commit's epoch and chunk count);
+2. only once every entry is acknowledged are the tables' own changelog records published.
+
+After a restart Faust restores every table from its changelog; then :func:`redo` applies,
+for each assigned partition, the latest log entry set if it is complete. A crash in step 2
+thus leaves nothing half-done: redo completes the commit. A crash in step 1 leaves an
+incomplete set (ignored) and no table record of that commit: the state is the previous
+commit's, whole. Either way every stage resumes from the same point, and the re-delivered
+events are decided again, or skipped, by one guard.
+
+>>> records = [Outgoing("app-risk-changelog", b'"c1"', b'{"n":2}', 0),
+...            Outgoing("app-alert-changelog", b'"r|c1"', None, 0)]
+>>> [e.key for e in log_entries(records, "app-finpulse_commits-changelog", epoch=7)]
+[b'0:0']
+>>> entries = {e.key: e.value for e in log_entries(records, "t", epoch=7)}
+>>> stores = {"app-risk-changelog": {}, "app-alert-changelog": {"r|c1": {"n": 1}}}
+>>> redo(entries, {0}, stores), stores
+(2, {'app-risk-changelog': {'c1': {'n': 2}}, 'app-alert-changelog': {}})
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from typing import Any
+
+import orjson
+
+from streams.core.batch import Outgoing
+
+log = logging.getLogger(__name__)
+
+TABLE_NAME = "finpulse_commits"
+# A log entry holds at most this many bytes of records (a broker's default message limit
+# is 1 MiB); a partition's changes of one commit take as many entries as they need.
+CHUNK_BYTES = 512 * 1024
+
+
+def log_entries(records: Sequence[Outgoing], topic: str, epoch: int) -> list[Outgoing]:
+    """The log entries of one commit's changelog ``records``, on ``topic``, one set per
+    partition (the partition of the records it holds)."""
+    by_partition: dict[int, list[Outgoing]] = {}
+    for r in records:
+        if r.partition is None:
+            raise ValueError(f"a changelog record needs its partition: {r.topic} {r.key!r}")
+        by_partition.setdefault(r.partition, []).append(r)
+    entries = []
+    for partition, recs in by_partition.items():
+        chunks = _chunks(recs)
+        for i, chunk in enumerate(chunks):
+            body = {
+                "e": epoch,
+                "n": len(chunks),
+                "r": [
+                    [
+                        r.topic,
+                        orjson.Fragment(r.key or b"null"),
+                        None if r.value is None else orjson.Fragment(r.value),
+                    ]
+                    for r in chunk
+                ],
+            }
+            key = f"{partition}:{i}".encode()
+            entries.append(Outgoing(topic, key, orjson.dumps(body), partition))
+    return entries
+
+
+def _chunks(records: list[Outgoing]) -> list[list[Outgoing]]:
+    chunks: list[list[Outgoing]] = [[]]
+    size = 0
+    for r in records:
+        n = len(r.topic) + len(r.key or b"") + len(r.value or b"") + 16
+        if chunks[-1] and size + n > CHUNK_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(r)
+        size += n
+    return chunks
+
+
+def redo(
+    entries: Mapping[bytes, bytes],
+    partitions: Iterable[int],
+    stores: Mapping[str, MutableMapping[Any, Any]],
+) -> int:
+    """Apply the latest complete log entry set of each of ``partitions`` to ``stores``
+    (changelog topic -> the table's store dict); returns the records applied.
+
+    A set is complete when chunk 0 and every chunk it counts carry the same epoch. Applying
+    records that are already in place changes nothing, so redo is safe after any restart.
+    """
+    applied = 0
+    for partition in partitions:
+        first = _entry(entries.get(f"{partition}:0".encode()))
+        if first is None:
+            continue
+        chunks = [first] + [
+            _entry(entries.get(f"{partition}:{i}".encode())) for i in range(1, first["n"])
+        ]
+        if any(c is None or c["e"] != first["e"] for c in chunks):
+            log.info("partition %d: the last commit's log is incomplete; not redone", partition)
+            continue
+        for chunk in chunks:
+            assert chunk is not None
+            for topic, key, value in chunk["r"]:
+                store = stores.get(topic)
+                if store is None:
+                    continue  # a table this worker no longer has
+                if value is None:
+                    store.pop(key, None)
+                else:
+                    store[key] = value
+                applied += 1
+    return applied
+
+
+def _entry(raw: bytes | None) -> dict[str, Any] | None:
+    return None if raw is None else orjson.loads(raw)  # type: ignore[no-any-return]
