@@ -21,8 +21,10 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import ErrorDetails
 
-from config.conditions import Condition, ConditionError, compile_condition
+from config.conditions import Condition, ConditionNode, error_message, field_path
 from models.alerts import Domain, Severity, SubjectType
 
 RuleOn = Literal[
@@ -38,7 +40,16 @@ class PolicyError(ValueError):
 class Rule(BaseModel):
     """One rule: when ``when`` holds on a record of kind ``on``, raise an alert."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        # in the JSON Schema too: `when` is required unless the rule is on "model"
+        json_schema_extra={
+            "if": {"properties": {"on": {"not": {"const": "model"}}}},
+            "then": {"required": ["when"]},
+        },
+    )
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_.]*$")
     on: RuleOn
@@ -54,11 +65,14 @@ class Rule(BaseModel):
     source: str | None = Field(None, description="regulation or convention the rule implements")
     description: str = ""
     enabled: bool = True
-    when: dict[str, Any] | None = Field(None, description="condition tree; None for model rules")
+    when: Condition | None = Field(
+        None, description="condition tree over the record's features; none for rules on model"
+    )
 
-    @cached_property
-    def condition(self) -> Condition | None:
-        return compile_condition(self.when) if self.when is not None else None
+    @property
+    def condition(self) -> ConditionNode | None:
+        """The validated condition tree (``evaluate``, ``compile``); None for model rules."""
+        return self.when
 
 
 class ModelAlerting(BaseModel):
@@ -106,13 +120,15 @@ class ModelAlerting(BaseModel):
 
 
 class Policy(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """The policy file: parameters, model score thresholds and rules."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="finpulse policy")
 
     version: Literal[1] = 1
     parameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
     models: dict[str, ModelAlerting] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
-    path: str = "<memory>"
+    path: SkipJsonSchema[str] = "<memory>"  # where it was loaded from, for messages
 
     @cached_property
     def _by_id(self) -> dict[str, Rule]:
@@ -147,13 +163,8 @@ def parse_policy(data: Any, path: str = "<memory>") -> Policy:
         name = raw.get("id", f"#{i}") if isinstance(raw, Mapping) else f"#{i}"
         try:
             rule = Rule.model_validate(raw)
-            rule.condition  # noqa: B018 - compiles the condition now to report errors
         except ValidationError as exc:
-            err = exc.errors(include_url=False)[0]
-            field = ".".join(str(p) for p in err["loc"]) or "rule"
-            raise PolicyError(f"{path}: rule '{name}': {field}: {err['msg']}") from None
-        except ConditionError as exc:
-            raise PolicyError(f"{path}: rule '{name}': {exc}") from None
+            raise PolicyError(f"{path}: rule '{name}': {_describe(exc, 'rule')}") from None
         if rule.on != "model" and rule.when is None:
             raise PolicyError(f"{path}: rule '{name}': when: required for rules on '{rule.on}'")
         if rule.id in seen:
@@ -163,9 +174,26 @@ def parse_policy(data: Any, path: str = "<memory>") -> Policy:
     try:
         return Policy.model_validate({**data, "rules": rules, "path": path})
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        field = ".".join(str(p) for p in err["loc"])
-        raise PolicyError(f"{path}: {field}: {err['msg']}") from None
+        raise PolicyError(f"{path}: {_describe(exc, 'policy')}") from None
+
+
+def _describe(exc: ValidationError, whole: str) -> str:
+    """``field.path: message`` of the first error (``whole`` when it is about the object)."""
+    err: ErrorDetails = exc.errors(include_url=False)[0]
+    return f"{field_path(err['loc']) or whole}: {error_message(err)}"
+
+
+def policy_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a policy file, for editors and CI checks.
+
+    >>> schema = policy_json_schema()
+    >>> schema["properties"]["rules"]["items"]["$ref"], "path" in schema["properties"]
+    ('#/$defs/Rule', False)
+    """
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **Policy.model_json_schema(by_alias=True, mode="validation"),
+    }
 
 
 def load_policy(path: Path | None = None) -> Policy:

@@ -23,6 +23,11 @@ def _schema(settings: Settings, args: argparse.Namespace) -> int:
     from models.alerts import Alert
     from models.events import EVENT_MODELS
 
+    if args.name == "policy":  # the policy file, for editors (yaml-language-server) and CI
+        from config.policy import policy_json_schema
+
+        print(json.dumps(policy_json_schema(), indent=2))
+        return 0
     models: dict[str, type[BaseModel]] = {**EVENT_MODELS, "alert": Alert}
     names = [args.name] if args.name else list(models)
     schemas = {n: models[n].model_json_schema() for n in names}
@@ -204,9 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=fn)
         return p
 
-    p = add("schema", _schema, "print the JSON Schemas of the events")
+    p = add("schema", _schema, "print the JSON Schemas of the events, or of one of them")
     p.add_argument(
-        "name", nargs="?", choices=["transaction", "interaction", "feedback", "deadletter", "alert"]
+        "name",
+        nargs="?",
+        choices=["transaction", "interaction", "feedback", "deadletter", "alert", "policy"],
+        help="one message, or `policy`: the schema of the policy file (config/policy.yaml)",
     )
     p = add("topics", _topics, "create every topic with explicit partitions (idempotent)")
     p.add_argument("action", choices=["create"])

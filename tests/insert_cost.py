@@ -6,7 +6,7 @@ case (2,000 and 50 ``transactions`` rows, 10 ``model_metrics`` rows) with mean/p
 ``time.process_time()`` and ``time.perf_counter()`` per insert, after 20 warm-up inserts.
 Without ``--url`` it starts its own local ClickHouse and migrates a database. Rows are built
 before the clock starts and carry fresh ids (a new dedup token per insert). Run it in two
-venvs against the same server, alternating, to compare HTTP stacks: the CPU figures are the
+venvs against the same server, alternating, to compare HTTP client versions: the CPU figures are the
 client's own; wall time includes the server and is noisy on a shared machine.
 """
 
@@ -115,7 +115,7 @@ def measure(
 
 
 def main(argv: list[str] | None = None) -> None:
-    import urllib3
+    import aiohttp
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--url", help="ClickHouse HTTP URL (default: start a local one)")
@@ -139,8 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings(clickhouse_url=url, clickhouse_database=args.database)
     try:
         migrate(settings)
-        stack_name = "urllib3-future" if hasattr(urllib3, "backend") else "urllib3"
-        print(json.dumps({"http_stack": stack_name, "urllib3": urllib3.__version__}))
+        print(json.dumps({"http_client": "aiohttp", "aiohttp": aiohttp.__version__}))
         cases = [
             (TRANSACTIONS_TABLE, transaction_rows, 2000),
             (TRANSACTIONS_TABLE, transaction_rows, 50),

@@ -1,8 +1,9 @@
 """A thin client for the slice of Grafana's HTTP API that ``finpulse grafana publish`` uses.
 
 JSON in, JSON out, a service-account bearer token, a timeout on every request, and typed errors
-that carry the HTTP status and Grafana's own ``message``. Built on the standard library
-(``urllib.request``) so that no HTTP stack is installed next to clickhouse-connect's urllib3.
+that carry the HTTP status and Grafana's own ``message``. Requests go through finpulse's one
+HTTP client, aiohttp, called synchronously (:func:`sinks.http_client.request_sync`); proxies
+come from ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` as before.
 
 The token is kept as a :class:`~pydantic.SecretStr`: it is only unwrapped into the
 ``Authorization`` header and never appears in a repr, a log line or an error. Redirects are not
@@ -13,12 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
-import urllib.error
-import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
+
+from sinks.http_client import Unreachable, request_sync
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +69,6 @@ def error_for(method: str, path: str, status: int, body: bytes) -> GrafanaError:
     return GrafanaError(method, path, status, message)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # urllib then raises the 3xx as an HTTPError
-
-
 class GrafanaClient:
     """JSON requests against one Grafana; paths start with ``/api/`` (any base path is kept).
 
@@ -94,7 +90,6 @@ class GrafanaClient:
         self.base_url = base_url.rstrip("/")
         self._token = token
         self.timeout_s = timeout_s
-        self._opener = urllib.request.build_opener(_NoRedirect)
 
     def __repr__(self) -> str:
         return f"GrafanaClient({self.base_url!r}, timeout_s={self.timeout_s})"
@@ -110,28 +105,33 @@ class GrafanaClient:
         status ≥ 300 and when Grafana cannot be reached or does not answer in time.
         """
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url(path), data=data, method=method)
-        req.add_header("Accept", "application/json")
-        req.add_header("Authorization", f"Bearer {self._token.get_secret_value()}")
+        headers = {
+            "Accept": "application/json",
+            "Authorization": f"Bearer {self._token.get_secret_value()}",
+        }
         if data is not None:
-            req.add_header("Content-Type", "application/json")
+            headers["Content-Type"] = "application/json"
         log.debug("grafana %s %s", method, path)
         try:
-            with self._opener.open(req, timeout=self.timeout_s) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as exc:
-            with exc:
-                if 300 <= exc.code < 400:
-                    where = exc.headers.get("Location", "?")
-                    raise GrafanaError(
-                        method, path, exc.code, f"redirected to {where}; use that base URL"
-                    ) from None
-                raise error_for(method, path, exc.code, exc.read()) from None
-        except (urllib.error.URLError, OSError) as exc:  # refused, DNS, TLS, timeout
-            reason = getattr(exc, "reason", exc)
-            message = f"cannot reach {self.base_url}: {reason}"
+            resp = request_sync(
+                method,
+                self.url(path),
+                timeout_s=self.timeout_s,
+                headers=headers,
+                data=data,
+                use_env_proxy=True,
+            )
+        except Unreachable as exc:  # refused, DNS, TLS, timeout
+            message = f"cannot reach {self.base_url}: {exc}"
             raise GrafanaError(method, path, None, message) from exc
-        text = raw.decode("utf-8", "replace").strip()
+        if 300 <= resp.status < 400:  # not followed: it could carry the token to another host
+            where = resp.headers.get("Location", "?")
+            raise GrafanaError(
+                method, path, resp.status, f"redirected to {where}; use that base URL"
+            )
+        if not resp.ok:
+            raise error_for(method, path, resp.status, resp.body)
+        text = resp.body.decode("utf-8", "replace").strip()
         if not text:
             return None
         try:

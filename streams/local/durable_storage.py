@@ -21,9 +21,9 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
+from sinks.http_client import request_sync
 from streams.local.stack import StackError, free_port
 
 log = logging.getLogger(__name__)
@@ -117,12 +117,11 @@ class SeaweedS3:
         return self
 
     def _create_bucket(self) -> bool:
-        request = urllib.request.Request(f"{self.endpoint}/{BUCKET}", method="PUT")
         try:
-            with urllib.request.urlopen(request, timeout=2) as resp:
-                return bool(200 <= resp.status < 300)
-        except OSError as exc:  # not listening yet, or 409 bucket exists
-            return "409" in str(exc)
+            resp = request_sync("PUT", f"{self.endpoint}/{BUCKET}", timeout_s=2)
+        except OSError:  # not listening yet
+            return False
+        return resp.ok or resp.status == 409  # 409: the bucket exists
 
     def stop(self) -> None:
         """SIGKILL the server's process group (it ignores SIGTERM while starting)."""

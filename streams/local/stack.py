@@ -21,10 +21,10 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from config.settings import Settings
+from sinks.http_client import request_sync
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,10 @@ def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | N
 def clickhouse_ping(url: str, timeout_s: float = 1.0) -> bool:
     """True when the ClickHouse HTTP interface answers ``/ping`` with ``Ok.``."""
     try:
-        with urllib.request.urlopen(f"{url}/ping", timeout=timeout_s) as resp:
-            return bool(resp.read().strip() == b"Ok.")
+        resp = request_sync("GET", f"{url}/ping", timeout_s=timeout_s)
     except OSError:
         return False
+    return resp.status == 200 and resp.body.strip() == b"Ok."
 
 
 def tansu_binary() -> str:

@@ -102,3 +102,77 @@ def test_thresholds_change_without_code(tmp_path):
     )
     rule = load_policy(path).rule("large_cash_single")
     assert rule.condition.evaluate({"is_cash": True, "amount_cny": 40000.0})
+
+
+# --- the condition tree is a pydantic model; its JSON Schema covers the whole file -------------
+
+
+def _shipped_policy_data():
+    text = load_policy.__globals__["resources"].files("config").joinpath("policy.yaml").read_text()
+    data = yaml.safe_load(text)
+    # YAML 1.1 (PyYAML) reads a bare `on:` key as True; editors read YAML 1.2, a string
+    for rule in data["rules"]:
+        rule["on"] = rule.pop(True, rule.get("on"))
+    return data
+
+
+@pytest.mark.parametrize(
+    ("when", "fragment"),
+    [
+        ({"all": [{"feature": "x", "eq": 1}, {"feature": "y", "gte": "ten"}]}, "when.all[1].gte:"),
+        ({"not": {"feature": "x", "in": [1, {"a": 2}]}}, "when.not.in[1]: must be a string"),
+        ({"feature": "x", "between": ["a", 1]}, "when.between[0]: must be a number"),
+        ({"feature": "x", "gte": True}, "when.gte: must be a number, got True"),
+        ({"feature": "x", "gte": 1, "lt": 2}, "when: expected exactly one operator"),
+        ({"any": [{"feature": "x", "eq": 1}], "feature": "y"}, "when.feature: unexpected key"),
+        ("is_cash", "when: expected exactly one operator"),
+    ],
+)
+def test_condition_errors_name_the_node(when, fragment):
+    with pytest.raises(PolicyError) as info:
+        parse_policy(_policy(when=when), "ops/policy.yaml")
+    assert str(info.value).startswith("ops/policy.yaml: rule 'r1': ")
+    assert fragment in str(info.value)
+
+
+def test_condition_tree_round_trips_and_keeps_numbers_as_written():
+    policy = load_policy()
+    for rule in policy.rules:
+        if rule.when is not None:
+            dumped = rule.when.model_dump(by_alias=True)
+            assert type(rule.when).model_validate(dumped) == rule.when
+    cash = policy.rule("large_cash_single").condition
+    assert cash.thresholds() == {"is_cash eq": True, "amount_cny gte": 50000}
+    assert type(cash.thresholds()["amount_cny gte"]) is int
+
+
+def test_policy_json_schema_describes_the_shipped_file():
+    from config.policy import policy_json_schema
+
+    schema = policy_json_schema()
+    data = _shipped_policy_data()
+    defs = schema["$defs"]
+    assert schema["$schema"].endswith("2020-12/schema") and schema["additionalProperties"] is False
+    assert set(schema["properties"]) == {"version", "parameters", "models", "rules"}
+    assert defs["Rule"]["then"] == {"required": ["when"]}  # unless on: model
+    assert {"$ref": "#/$defs/Condition"} in defs["Rule"]["properties"]["when"]["anyOf"]
+    tags = {ref["$ref"].rsplit("/", 1)[1] for ref in defs["Condition"]["oneOf"]}
+    assert tags == {"AllOf", "AnyOf", "Not", "Eq", "Ne", "Gt", "Gte", "Lt", "Lte", "Between", "In"}
+    assert defs["Gte"]["properties"]["gte"] == {"title": "Gte", "type": "number"}
+    assert defs["AllOf"]["properties"]["all"]["minItems"] == 1
+    assert defs["In"]["required"] == ["feature", "in"]
+    # every key the shipped file uses is a property the schema knows
+    for rule in data["rules"]:
+        assert set(rule) <= set(defs["Rule"]["properties"]), rule["id"]
+    try:
+        import jsonschema
+    except ImportError:  # not a dependency: the model is the schema's source, round-trip it
+        policy = parse_policy(data, "config/policy.yaml")
+        again = parse_policy(policy.model_dump(by_alias=True, exclude={"path"}), "again")
+        assert again.model_dump(exclude={"path"}) == policy.model_dump(exclude={"path"})
+        return
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema).validate(data)
+    bad = copy.deepcopy(data)
+    bad["rules"][0]["when"]["all"][1] = {"feature": "amount_cny", "gte": "ten"}
+    assert not jsonschema.Draft202012Validator(schema).is_valid(bad)

@@ -22,6 +22,13 @@ def test_schema_command_prints_every_json_schema(capsys):
     assert {"event_id", "ts", "customer_id", "amount", "currency"} <= set(tx["required"])
 
 
+def test_schema_policy_prints_the_policy_files_schema(capsys):
+    assert main(["schema", "policy"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["title"] == "finpulse policy" and "Condition" in schema["$defs"]
+    assert schema["properties"]["rules"]["items"] == {"$ref": "#/$defs/Rule"}
+
+
 def test_settings_come_from_finpulse_env(monkeypatch):
     monkeypatch.setenv("FINPULSE_TOPIC_PARTITIONS", "8")
     monkeypatch.setenv("FINPULSE_CLICKHOUSE_PASSWORD", "s3cret")
