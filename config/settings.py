@@ -210,6 +210,9 @@ class Settings(BaseSettings):
     local_broker_port: int = Field(19092, ge=1, le=65535)
     local_clickhouse_http_port: int = Field(18123, ge=1, le=65535)
     local_clickhouse_tcp_port: int = Field(19000, ge=1, le=65535)
+    kafka_cache_dir: Path | None = Field(
+        None, description="Apache Kafka's jars are fetched here once; unset = ~/.cache/finpulse"
+    )
 
     @property
     def broker_bootstrap(self) -> list[str]:
