@@ -1,4 +1,4 @@
-"""Real Apache Kafka (streams.kafka_broker): clients, Faust, SASL/PLAIN, compression, restart.
+"""Real Apache Kafka (streams.local.kafka): clients, Faust, SASL/PLAIN, compression, restart.
 
 One broker for the module (2 cores: never two JVMs at once), fetched with Maven on the first
 run (~10 s, cached in ``FINPULSE_KAFKA_CACHE_DIR`` or ~/.cache/finpulse). Group clients use
@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
-from streams.kafka_broker import KafkaBroker, fetch_kafka
-from streams.local_stack import free_port
+from streams.local.kafka import KafkaBroker, fetch_kafka
+from streams.local.stack import free_port
 
 pytestmark = pytest.mark.integration
 

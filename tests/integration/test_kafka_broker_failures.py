@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
-from streams.kafka_broker import KafkaBroker, fetch_kafka, stop_recorded
-from streams.local_stack import StackError, free_port
+from streams.local.kafka import KafkaBroker, fetch_kafka, stop_recorded
+from streams.local.stack import StackError, free_port
 
 pytestmark = pytest.mark.integration
 

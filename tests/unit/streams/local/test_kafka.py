@@ -1,4 +1,4 @@
-"""streams.kafka_broker without a JVM: configuration, Maven errors, the fetch cache and lock.
+"""streams.local.kafka without a JVM: configuration, Maven errors, the fetch cache and lock.
 
 A fake ``mvn`` on PATH stands in for Maven; its error outputs are copied from real Maven 3.8.7
 runs against Maven Central.
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
-from streams import kafka_broker as kb
-from streams.local_stack import StackError, free_port
+from streams.local import kafka as kb
+from streams.local.stack import StackError, free_port
 
 # Real Maven 3.8.7 outputs (with its colour codes, which -Dstyle.color=never does not remove).
 MVN_NO_VERSION = (
@@ -178,7 +178,7 @@ def test_concurrent_fetch_from_another_process_waits_for_the_lock(
     tmp_path: Path, fake_mvn: Path
 ) -> None:
     code = (
-        "import sys; from pathlib import Path; from streams.kafka_broker import fetch_kafka; "
+        "import sys; from pathlib import Path; from streams.local.kafka import fetch_kafka; "
         "fetch_kafka('9.9.9', cache_dir=Path(sys.argv[1]))"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}

@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from config.settings import Settings
-from streams.local_stack import StackError, free_port
+from streams.local.stack import StackError, free_port
 
 log = logging.getLogger(__name__)
 
