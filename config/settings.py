@@ -207,6 +207,11 @@ class Settings(BaseSettings):
 
     # --- local embedded stack (make demo, tests) ------------------------------------------------
     data_dir: Path = Path(".finpulse")
+    local_broker: Literal["tansu", "kafka"] = Field(
+        "tansu",
+        description="the local stack's broker: Tansu (embedded, instant start, memory storage) "
+        "or Apache Kafka (a JVM fetched from Maven Central once, disk storage)",
+    )
     local_broker_port: int = Field(19092, ge=1, le=65535)
     local_clickhouse_http_port: int = Field(18123, ge=1, le=65535)
     local_clickhouse_tcp_port: int = Field(19000, ge=1, le=65535)
@@ -242,16 +247,33 @@ def _grafana_default_url() -> str:
     return grafana_local_url()
 
 
-def local_stack_settings(**overrides: object) -> Settings:
-    """Settings tuned for the local Tansu broker: short group timeouts (INFRA.md).
-
-    >>> local_stack_settings().broker_session_timeout_s
-    2.0
-    """
-    values: dict[str, object] = {
+# Consumer-group timeouts for each local broker. Tansu holds a group join until half the
+# session timeout has passed (checked once a second), so short timeouts start a worker in
+# ~2 s; Apache Kafka refuses sessions under its group.min.session.timeout.ms (6 s).
+LOCAL_GROUP_TIMEOUTS: dict[str, dict[str, float]] = {
+    "tansu": {
         "broker_session_timeout_s": 2.0,
         "broker_heartbeat_interval_s": 0.5,
         "broker_rebalance_timeout_s": 5.0,
-    }
+    },
+    "kafka": {
+        "broker_session_timeout_s": 6.0,
+        "broker_heartbeat_interval_s": 1.0,
+        "broker_rebalance_timeout_s": 10.0,
+    },
+}
+
+
+def local_stack_settings(**overrides: object) -> Settings:
+    """Settings tuned for the local broker (``local_broker``, Tansu unless overridden): the
+    group timeouts of :data:`LOCAL_GROUP_TIMEOUTS`.
+
+    >>> local_stack_settings().broker_session_timeout_s
+    2.0
+    >>> local_stack_settings(local_broker="kafka").broker_session_timeout_s
+    6.0
+    """
+    broker = str(overrides.get("local_broker") or Settings().local_broker)
+    values: dict[str, object] = {**LOCAL_GROUP_TIMEOUTS[broker], "local_broker": broker}
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

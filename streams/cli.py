@@ -56,11 +56,14 @@ def _services(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "down":
         print(json.dumps({"stopped": stop_recorded(settings)}))
         return 0
+    if args.broker:
+        settings = settings.model_copy(update={"local_broker": args.broker})
     stack = LocalStack(settings)
     stack.start()
     print(
         json.dumps(
             {
+                "broker": settings.local_broker,
                 "broker_url": stack.broker_url,
                 "clickhouse_url": stack.clickhouse_url,
                 "data_dir": str(stack.root),
@@ -221,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("migrate", _migrate, "create or upgrade the ClickHouse schema (idempotent)")
     p = add("services", _services, "start/stop the local broker and ClickHouse")
     p.add_argument("action", choices=["up", "down"])
+    p.add_argument(
+        "--broker",
+        choices=["tansu", "kafka"],
+        default=None,
+        help="the local broker (default: FINPULSE_LOCAL_BROKER, else tansu)",
+    )
     p = add("worker", _worker, "run a stream-processing worker")
     p.add_argument("--loglevel", default="warning")
     p = add("simulate", _simulate, "produce simulated streams to the broker")

@@ -39,16 +39,15 @@ import logging
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from config.settings import Settings
-from streams.local.stack import StackError, free_port
+from streams.local.processes import StackError, free_port, terminate
 
 log = logging.getLogger(__name__)
 
@@ -492,7 +491,7 @@ class KafkaBroker:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        _terminate(proc.pid, lambda: proc.poll() is not None, grace_s)
+        terminate(proc.pid, lambda: proc.poll() is not None, grace_s)
         proc.wait(timeout=5)
         (self.root / STATE_FILE).unlink(missing_ok=True)
         log.info("stopped Apache Kafka pid=%d (exit %s)", proc.pid, proc.returncode)
@@ -541,20 +540,6 @@ def _run(
     )
 
 
-def _terminate(pid: int, is_gone: Callable[[], bool], grace_s: float) -> None:
-    """SIGTERM the process group of ``pid``, wait up to ``grace_s``, then SIGKILL it."""
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if is_gone():
-                return
-            time.sleep(0.05)  # poll inside the deadline
-
-
 def stop_recorded(root: Path, grace_s: float = 20.0) -> bool:
     """Stop the broker recorded in ``root/kafka.json`` by another process; True if one ran."""
     path = root.resolve() / STATE_FILE
@@ -572,5 +557,5 @@ def stop_recorded(root: Path, grace_s: float = 20.0) -> bool:
     cmdline = Path(f"/proc/{pid}/cmdline")
     if gone() or not cmdline.exists() or b"kafka.Kafka" not in cmdline.read_bytes():
         return False  # gone, or the pid now belongs to another program
-    _terminate(pid, gone, grace_s)
+    terminate(pid, gone, grace_s)
     return True

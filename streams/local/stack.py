@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -25,35 +24,14 @@ from pathlib import Path
 
 from config.settings import Settings
 from sinks.http_client import request_sync
+from streams.local.kafka import KafkaBroker
+from streams.local.processes import StackError, alive, free_port, terminate, wait_for_port
 
 log = logging.getLogger(__name__)
 
+__all__ = ["LocalStack", "StackError", "free_port", "stop_recorded", "wait_for_port"]
+
 PID_FILE = "stack.json"
-
-
-class StackError(RuntimeError):
-    """A local service could not start or become ready."""
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
-    """Block until 127.0.0.1:port accepts a connection, or raise :class:`StackError`."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise StackError(f"process exited with {proc.returncode} before port {port} opened")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise StackError(f"port {port} not open after {timeout_s:.0f}s")
 
 
 def clickhouse_ping(url: str, timeout_s: float = 1.0) -> bool:
@@ -144,6 +122,8 @@ class LocalStack:
         broker_env: dict[str, str] | None = None,
     ) -> None:
         self.settings = settings
+        self.broker_kind = settings.local_broker
+        self._kafka: KafkaBroker | None = None
         # Extra environment of the broker, e.g. S3 endpoint for durable storage (see
         # streams.local.durable_storage).
         self.broker_env = broker_env
@@ -193,7 +173,13 @@ class LocalStack:
         )
 
     def start_broker(self, timeout_s: float = 20.0) -> None:
+        """Start the configured broker (``settings.local_broker``) and wait until it serves."""
         self._require_free(self.broker_port, "the broker")
+        if self.broker_kind == "kafka":
+            # a JVM: its start takes seconds, more on a loaded machine
+            self._kafka = KafkaBroker.from_settings(self.settings).start(max(timeout_s, 120.0))
+            self._write_pids()
+            return
         url = f"tcp://127.0.0.1:{self.broker_port}"
         argv = [
             tansu_binary(),
@@ -211,6 +197,8 @@ class LocalStack:
 
     def pid(self, name: str) -> int:
         """The process id of a started service (``"broker"`` or ``"clickhouse"``)."""
+        if name == "broker" and self._kafka is not None and self._kafka.pid is not None:
+            return self._kafka.pid
         return self._procs[name].pid
 
     def start_clickhouse(self, timeout_s: float = 60.0) -> None:
@@ -245,15 +233,20 @@ class LocalStack:
 
     def stop_service(self, name: str) -> None:
         """Stop one service (SIGTERM, then SIGKILL), e.g. to inject a fault."""
+        if name == "broker" and self._kafka is not None:
+            kafka, self._kafka = self._kafka, None
+            kafka.stop()
+            self._write_pids()
+            return
         proc = self._procs.pop(name, None)
         if proc is None:
             return
-        _terminate(proc.pid, lambda: proc.poll() is not None)
+        terminate(proc.pid, lambda: proc.poll() is not None)
         proc.wait(timeout=5)
         self._write_pids()
 
     def stop(self) -> None:
-        for name in list(self._procs):
+        for name in ["broker", *self._procs]:
             self.stop_service(name)
 
     def __enter__(self) -> LocalStack:
@@ -266,32 +259,13 @@ class LocalStack:
         state = {
             "broker_url": self.broker_url,
             "clickhouse_url": self.clickhouse_url,
+            "broker": self.broker_kind,
             "pids": {name: p.pid for name, p in self._procs.items()},
         }
+        if self._kafka is not None and self._kafka.pid is not None:
+            state["pids"]["broker"] = self._kafka.pid  # type: ignore[index]
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / PID_FILE).write_text(json.dumps(state))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _terminate(pid: int, is_gone: object = None, grace_s: float = 5.0) -> None:
-    check = is_gone if callable(is_gone) else (lambda: not _alive(pid))
-    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if check():
-                return
-            time.sleep(0.05)
 
 
 def stop_recorded(settings: Settings) -> list[str]:
@@ -302,8 +276,8 @@ def stop_recorded(settings: Settings) -> list[str]:
     state = json.loads(path.read_text())
     stopped = []
     for name, pid in state.get("pids", {}).items():
-        if _alive(pid):
-            _terminate(pid)
+        if alive(pid):
+            terminate(pid)
             stopped.append(name)
     path.unlink()
     return stopped

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from config.boards.html import write_board_html
-from config.settings import Settings
+from config.settings import LOCAL_GROUP_TIMEOUTS, Settings
 from sinks.clickhouse import count_rows, make_client
 from sinks.migrate import migrate
 from sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES
@@ -28,14 +28,12 @@ DRAIN_TIMEOUT_S = 120.0
 
 
 def demo_settings(settings: Settings) -> Settings:
-    """The user's settings pointed at the local stack, with Tansu-friendly timeouts."""
+    """The user's settings pointed at the local stack, with its broker's group timeouts."""
     return settings.model_copy(
         update={
             "broker_url": f"kafka://127.0.0.1:{settings.local_broker_port}",
             "clickhouse_url": f"http://127.0.0.1:{settings.local_clickhouse_http_port}",
-            "broker_session_timeout_s": 2.0,
-            "broker_heartbeat_interval_s": 0.5,
-            "broker_rebalance_timeout_s": 5.0,
+            **LOCAL_GROUP_TIMEOUTS[settings.local_broker],
         }
     )
 
@@ -59,6 +57,7 @@ def run_demo(
     root = settings.data_dir.resolve()
     # The broker keeps records in memory, so ClickHouse starts empty too: counts must match.
     shutil.rmtree(root / "clickhouse", ignore_errors=True)
+    shutil.rmtree(root / "kafka", ignore_errors=True)  # Kafka's log is on disk: start it empty
     tables = [t.name for t in EVENT_TABLES.values()]
     stack = LocalStack(settings)
     worker = WorkerProcess(settings)
