@@ -183,7 +183,7 @@ def _config(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _bench(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.tools.bench import format_table, run_bench
+    from streams.tools.bench import format_tables, run_bench
 
     result = run_bench(
         settings,
@@ -192,9 +192,10 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
         rate=args.rate,
         fixed_s=args.fixed_seconds,
         workers=[int(w) for w in args.workers.split(",") if w],
+        brokers=("kafka", "tansu") if args.broker == "both" else (args.broker,),
         **({} if args.linger_ms is None else {"linger_ms": args.linger_ms}),
     )
-    print(format_table(result), file=sys.stderr if args.json else sys.stdout)
+    print(format_tables(result), file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(result))
     return 0 if result["reconciled"] else 1
@@ -285,7 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--linger-ms",
         type=float,
         default=None,
-        help="the load producer's linger.ms (bench default)",
+        help="the load producer's linger.ms (default: 5 on Kafka, as Kafka's own; 50 on Tansu)",
+    )
+    p.add_argument(
+        "--broker",
+        choices=["tansu", "kafka", "both"],
+        default="tansu",
+        help="the broker of every phase; both = Kafka then Tansu in one run, side by side",
     )
     p.add_argument("--keep", action="store_true", help="keep the bench folder (logs)")
     p.add_argument("--json", action="store_true", help="print one JSON object (table on stderr)")

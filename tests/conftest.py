@@ -1,4 +1,5 @@
-"""Session fixtures: a real ClickHouse server and real Tansu brokers on free loopback ports.
+"""Session fixtures: a real ClickHouse server, and per test a real broker on a free loopback
+port: Apache Kafka and Tansu, every broker-facing test running on both (``broker_kind``).
 
 Integration tests fail (never skip) when a service cannot start: the fixtures raise.
 """
@@ -122,12 +123,26 @@ class Env:
         return self.row_count(table)
 
 
+BROKERS = ("kafka", "tansu")
+
+
+@pytest.fixture(params=BROKERS)
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    """The broker a test runs on: each test using ``env`` runs on both. A test that applies
+    to one broker only parametrizes this fixture itself and says why."""
+    return str(request.param)
+
+
 @pytest.fixture
-def env(clickhouse: LocalStack, tmp_path: Path) -> Iterator[Env]:
-    """A fresh Tansu broker (memory storage), topics created, a new migrated database."""
-    broker = LocalStack(Settings(data_dir=tmp_path, local_broker_port=free_port()))
+def env(clickhouse: LocalStack, tmp_path: Path, broker_kind: str) -> Iterator[Env]:
+    """A fresh broker (Apache Kafka on disk, or Tansu in memory), topics created, a new
+    migrated database."""
+    broker = LocalStack(
+        Settings(data_dir=tmp_path, local_broker_port=free_port(), local_broker=broker_kind)
+    )
     broker.start_broker()
     settings = local_stack_settings(
+        local_broker=broker_kind,
         data_dir=tmp_path,
         broker_url=broker.broker_url,
         clickhouse_url=clickhouse.clickhouse_url,

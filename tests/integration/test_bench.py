@@ -12,11 +12,20 @@ from streams.tools.bench import Bench, format_table
 pytestmark = pytest.mark.integration
 
 
-def test_bench_runs_its_phases_and_reports_the_contract_fields(tmp_path):
+def test_bench_runs_its_phases_and_reports_the_contract_fields(tmp_path, broker_kind):
     result = Bench(
-        Settings(topic_partitions=2), tmp_path, events=3000, rate=500, fixed_s=2, workers=(1,)
+        Settings(topic_partitions=2),
+        tmp_path,
+        events=3000,
+        rate=500,
+        fixed_s=2,
+        workers=(1,),
+        broker=broker_kind,
     ).run()
+    assert result["broker"] == broker_kind
+    assert result["producer_linger_ms"] == {"kafka": 5.0, "tansu": 50.0}[broker_kind]
     assert result["reconciled"], [p["issues"] for p in result["phases"]]
+    assert all(p["broker_cpu_s"] > 0 for p in result["phases"])
     assert [p["name"] for p in result["phases"]] == ["fixed", "saturation-1"]
     for key in ("events_per_s", "p50_ms", "p95_ms", "p99_ms"):
         assert result[key] > 0, key
@@ -38,7 +47,7 @@ def test_bench_runs_its_phases_and_reports_the_contract_fields(tmp_path):
     fixed = result["phases"][0]
     assert fixed["events"] == 1000 and 0.9 * 2 <= fixed["produce_s"] < 10  # paced, not flat out
     json.dumps(result)  # one JSON object
-    assert "saturation-1" in format_table(result)
+    assert "saturation-1" in format_table(result) and "broker CPU" in format_table(result)
 
 
 def test_broker_bench_consumes_every_sent_event_and_reports_windows():

@@ -42,6 +42,7 @@ from streams.local.stack import LocalStack, free_port
 from streams.simulator import Simulator
 from streams.tools.reconcile import wait_reconciled
 from streams.worker.process import WorkerProcess
+from tests.conftest import BROKERS
 
 pytestmark = pytest.mark.integration
 
@@ -112,13 +113,18 @@ def _wait(condition: Any, worker: WorkerProcess, what: str, timeout_s: float = 1
         time.sleep(0.05)
 
 
-def run(clickhouse: LocalStack, root: Path, events: list[Any], kills: list[float]) -> Outcome:
-    """One run of ``events``; the worker is SIGKILLed once the stored rows reach each
-    fraction in ``kills`` of the input, and restarted."""
-    broker = LocalStack(Settings(data_dir=root / "broker", local_broker_port=free_port()))
+def run(
+    clickhouse: LocalStack, root: Path, broker_kind: str, events: list[Any], kills: list[float]
+) -> Outcome:
+    """One run of ``events`` on a fresh broker of ``broker_kind``; the worker is SIGKILLed
+    once the stored rows reach each fraction in ``kills`` of the input, and restarted."""
+    broker = LocalStack(
+        Settings(data_dir=root / "broker", local_broker_port=free_port(), local_broker=broker_kind)
+    )
     broker.start_broker()
     db = f"crash_{root.name}_{os.getpid()}_{int(time.time() * 1000)}"
     settings = local_stack_settings(
+        local_broker=broker_kind,
         data_dir=root,
         broker_url=broker.broker_url,
         clickhouse_url=clickhouse.clickhouse_url,
@@ -182,11 +188,20 @@ def events() -> list[Any]:
     return _events()
 
 
+@pytest.fixture(scope="module", params=BROKERS)
+def broker(request: pytest.FixtureRequest) -> str:
+    """Every run of this module on Apache Kafka, then on Tansu."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
 def calm(
-    clickhouse: LocalStack, tmp_path_factory: pytest.TempPathFactory, events: list[Any]
+    clickhouse: LocalStack,
+    tmp_path_factory: pytest.TempPathFactory,
+    events: list[Any],
+    broker: str,
 ) -> Iterator[Outcome]:
-    yield run(clickhouse, tmp_path_factory.mktemp("calm"), events, [])
+    yield run(clickhouse, tmp_path_factory.mktemp(f"calm-{broker}"), broker, events, [])
 
 
 def test_the_compared_alerts_cover_the_risk_and_service_rules(calm: Outcome) -> None:
@@ -198,11 +213,16 @@ def test_the_compared_alerts_cover_the_risk_and_service_rules(calm: Outcome) -> 
 
 @pytest.mark.parametrize("kill_seed", KILL_SEEDS)
 def test_a_worker_killed_at_random_points_ends_like_an_undisturbed_one(
-    clickhouse: LocalStack, tmp_path: Path, events: list[Any], calm: Outcome, kill_seed: int
+    clickhouse: LocalStack,
+    tmp_path: Path,
+    events: list[Any],
+    broker: str,
+    calm: Outcome,
+    kill_seed: int,
 ) -> None:
     rng = random.Random(kill_seed)
     kills = sorted(rng.uniform(0.1, 0.9) for _ in range(rng.choice((2, 3))))
-    crashed = run(clickhouse, tmp_path, events, kills)
+    crashed = run(clickhouse, tmp_path, broker, events, kills)
     assert crashed.counts == calm.counts
     assert crashed.ids == calm.ids
     want, got = compared(calm.alerts), compared(crashed.alerts)
