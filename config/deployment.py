@@ -26,6 +26,8 @@ class Service:
     published: tuple[str, ...] = ()  # port names published on the host (same number)
 
 
+# The Apache Kafka the tests and the local stack run (Maven Central) and compose deploys.
+KAFKA_VERSION = "4.1.2"
 FINPULSE_IMAGE = "finpulse:0.1.0"
 PYTHON_BASE_IMAGE = "python:3.11.11-slim-bookworm"
 CLICKHOUSE_PLUGIN = "grafana-clickhouse-datasource"
@@ -36,7 +38,7 @@ SERVICES: dict[str, Service] = {
     for s in (
         Service(
             "kafka",
-            "apache/kafka:3.9.1",
+            f"apache/kafka:{KAFKA_VERSION}",
             {"kafka": 9092, "controller": 9093, "external": 29092},
             ("external",),
         ),

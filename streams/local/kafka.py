@@ -46,12 +46,12 @@ import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from config.deployment import KAFKA_VERSION
 from config.settings import Settings
 from streams.local.processes import StackError, free_port, terminate
 
 log = logging.getLogger(__name__)
 
-KAFKA_VERSION = "4.1.2"  # newest 4.1.x on Maven Central here (4.1.3: "Could not find artifact")
 LOG4J_VERSION = "2.24.3"  # Kafka 4.1 logs through slf4j-api 1.7.36: the log4j-slf4j-impl binding
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 MARKER = ".complete"
