@@ -29,18 +29,36 @@ policy rules (``on: complaint``) see ``days_open`` grow day by day.
 [('overdue', 16.0)]
 >>> [c.status for c in book.close(0, 17 * DAY_MS, "cmp-1", 0, "f-9", None)]
 ['closed']
+
+The stage drives the book through :class:`Complaints`, which also keeps each customer's own
+record of their open complaints (``cm`` in the customer record) and the ``complaint_closed``
+feedback that arrived before its complaint (``cx``), and turns changes into rows and
+``on: complaint`` candidates.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from config.settings import Settings
+from models.alerts import AlertCandidate
+from models.events import Feedback, Interaction
+from sinks.tables import COMPLAINTS_TABLE
+from streams.core.batch import BatchOutput
 from streams.core.decode import RawRecord
+from streams.stages.rules import RuleEngine
 from streams.stages.service.cache import BatchCache
-from streams.stages.service.windows import DAY_MS, HOUR_MS
+from streams.stages.service.windows import DAY_MS, HOUR_MS, from_ms
+
+log = logging.getLogger(__name__)
 
 SWEEP_EVERY_MS = HOUR_MS
+EARLY_CLOSES_KEPT = 8  # complaint_closed events kept per customer until their complaint arrives
+REFS_KEPT = 10  # interaction event ids kept per open complaint in the customer record
 
 OPEN = "open"
 DUE_SOON = "due_soon"
@@ -227,4 +245,217 @@ class ComplaintBook:
             info=info,
             source_event_id=event_id,
             partition=partition,
+        )
+
+
+def is_complaint(ev: Interaction) -> bool:
+    """Whether an interaction is (part of) a complaint.
+
+    >>> from tests.factories import encode, interaction
+    >>> is_complaint(Interaction.model_validate_json(encode(interaction(complaint_id="k-1"))))
+    True
+    """
+    return ev.complaint_id is not None or ev.interaction_type.value == "complaint"
+
+
+def complaint_row(ch: ComplaintChange) -> tuple[Any, ...]:
+    """The ``service_complaints`` row of a change (version key ``{id}|{status}``).
+
+    >>> ch = ComplaintChange("k-1", CLOSED, DAY_MS, 0, 15 * DAY_MS, 1.0, True, {}, "f-1", 2)
+    >>> row = complaint_row(ch)
+    >>> row[:2], row[3], row[9].isoformat(), row[-3:]
+    (('k-1', 'closed'), '', '1970-01-02T00:00:00+00:00', ('f-1', 2, 'k-1|closed'))
+    """
+    return (
+        ch.complaint_id,
+        ch.status,
+        from_ms(ch.ts_ms),
+        ch.info.get("customer_id") or "",
+        ch.info.get("customer_type") or "",
+        ch.info.get("segment") or "",
+        ch.info.get("channel") or "",
+        from_ms(ch.opened_ms),
+        from_ms(ch.due_ms),
+        from_ms(ch.ts_ms) if ch.status == CLOSED else None,
+        round(ch.days_open, 4),
+        ch.source_event_id,
+        ch.partition,
+        f"{ch.complaint_id}|{ch.status}",
+    )
+
+
+def keep_early_close(cust: dict[str, Any], fb: Feedback, ms: int) -> None:
+    """Keep a close whose complaint is not known yet (bounded, the newest kept).
+
+    >>> from tests.factories import encode, feedback
+    >>> cust = {}
+    >>> keep_early_close(cust, Feedback.model_validate_json(encode(feedback(
+    ...     event_id="f-1", kind="complaint_closed", ref_event_id="i-7", value=None))), 5)
+    >>> cust
+    {'cx': {'i-7': [5, 'f-1']}}
+    """
+    early = cust.setdefault("cx", {})
+    early[fb.ref_event_id] = [ms, fb.event_id]
+    if len(early) > EARLY_CLOSES_KEPT:
+        del early[next(iter(early))]
+
+
+class Complaints:
+    """Complaints of a batch: open from interactions, close from feedback, publish changes.
+
+    >>> from collections import Counter
+    >>> from config.policy import load_policy
+    >>> from streams.core.state import MemoryState
+    >>> from streams.stages.rules import RuleEngine
+    >>> from tests.factories import encode, interaction
+    >>> complaints = Complaints(Settings(), RuleEngine(load_policy()), Counter())
+    >>> book = complaints.book(BatchCache(MemoryState("p")))
+    >>> ev = interaction(event_id="i-1", complaint_id="k-1")
+    >>> ev = Interaction.model_validate_json(encode(ev))
+    >>> rec = RawRecord("finpulse.interactions", 0, 0, b"", None, None)
+    >>> cust = {}
+    >>> [c.status for c in complaints.on_interaction(book, cust, ev, rec, 0)], cust
+    (['open'], {'cm': {'k-1': [0, ['i-1']]}})
+    """
+
+    def __init__(self, settings: Settings, engine: RuleEngine, counts: Counter[str]) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.counts = counts  # shared with the stage
+
+    def book(self, partitions: BatchCache) -> ComplaintBook:
+        """The complaint book of one batch over the partition records.
+
+        >>> from collections import Counter
+        >>> from streams.core.state import MemoryState
+        >>> s = Settings()
+        >>> Complaints(s, None, Counter()).book(BatchCache(MemoryState("p"))).deadline_days == (
+        ...     s.complaint_deadline_days)
+        True
+        """
+        s = self.settings
+        return ComplaintBook(partitions, s.complaint_deadline_days, s.complaint_due_soon_days)
+
+    def on_interaction(
+        self,
+        book: ComplaintBook,
+        cust: dict[str, Any],
+        ev: Interaction,
+        record: RawRecord,
+        ms: int,
+    ) -> list[ComplaintChange]:
+        """Open the complaint of a complaint interaction, or add the interaction to it.
+
+        A close kept for it (it came first) closes it at once. Example: the class doc.
+        """
+        complaint_id = ev.complaint_id or ev.event_id
+        open_complaints = cust.setdefault("cm", {})
+        if complaint_id in open_complaints:
+            refs = open_complaints[complaint_id][1]
+            open_complaints[complaint_id][1] = [*refs, ev.event_id][-REFS_KEPT:]
+            return []
+        info = {
+            "customer_id": ev.customer_id,
+            "customer_type": ev.customer_type.value,
+            "segment": ev.segment.value,
+            "channel": ev.channel.value,
+        }
+        opened = book.open(record.partition, ms, complaint_id, ev.event_id, info, record)
+        if not opened:
+            return []
+        open_complaints[complaint_id] = [ms // DAY_MS, [ev.event_id]]
+        return opened + self._close_early(book, cust, ev, record, ms, complaint_id)
+
+    def _close_early(
+        self,
+        book: ComplaintBook,
+        cust: dict[str, Any],
+        ev: Interaction,
+        record: RawRecord,
+        ms: int,
+        complaint_id: str,
+    ) -> list[ComplaintChange]:
+        # Topics are consumed independently: the closing feedback may have been processed
+        # first (e.g. the complaint re-delivered after a crash).
+        early = cust.get("cx", {})
+        hit = early.pop(ev.event_id, None) or early.pop(complaint_id, None)
+        if hit is None:
+            return []
+        close_ms, close_event = hit
+        day = ms // DAY_MS
+        closed = book.close(
+            record.partition, max(close_ms, ms), complaint_id, day, close_event, record
+        )
+        del cust["cm"][complaint_id]
+        return closed
+
+    def on_close(
+        self, book: ComplaintBook, cust: dict[str, Any], fb: Feedback, record: RawRecord, ms: int
+    ) -> list[ComplaintChange]:
+        """Close the complaint a ``complaint_closed`` feedback refers to (or keep the close).
+
+        >>> from collections import Counter
+        >>> from streams.core.state import MemoryState
+        >>> from tests.factories import encode, feedback
+        >>> complaints = Complaints(Settings(), None, Counter())  # no rules needed
+        >>> book = complaints.book(BatchCache(MemoryState("p")))
+        >>> fb = Feedback.model_validate_json(encode(feedback(
+        ...     kind="complaint_closed", ref_event_id="i-1", value=None)))
+        >>> rec = RawRecord("finpulse.feedback", 0, 0, b"", None, None)
+        >>> cust = {"cm": {"k-1": [0, ["i-1"]]}}
+        >>> [c.status for c in complaints.on_close(book, cust, fb, rec, DAY_MS)], cust
+        (['closed'], {'cm': {}})
+        """
+        known = {
+            "customer_id": fb.customer_id,
+            "customer_type": cust.get("ct"),
+            "segment": cust.get("sg"),
+            "channel": None,
+        }
+        partition = record.partition
+        for complaint_id, (open_day, refs) in list(cust.get("cm", {}).items()):
+            if fb.ref_event_id in refs or fb.ref_event_id == complaint_id:
+                closed = book.close(
+                    partition, ms, complaint_id, open_day, fb.event_id, record, known=known
+                )
+                del cust["cm"][complaint_id]
+                return closed
+        found = book.find(partition, fb.ref_event_id)  # the customer lost it
+        if found is not None:
+            return book.close(partition, ms, found[0], found[1], fb.event_id, record)
+        self.counts["service.complaint_close_unmatched"] += 1
+        keep_early_close(cust, fb, ms)  # the complaint it closes may arrive later
+        return []
+
+    def publish(self, changes: Sequence[ComplaintChange], out: BatchOutput) -> None:
+        """Queue a row per status change and evaluate the ``on: complaint`` rules on each.
+
+        >>> from collections import Counter
+        >>> from config.policy import load_policy
+        >>> from streams.stages.rules import RuleEngine
+        >>> complaints = Complaints(Settings(), RuleEngine(load_policy()), Counter())
+        >>> ch = ComplaintChange("k-1", OVERDUE, 16 * DAY_MS, 0, 15 * DAY_MS, 16.0, True,
+        ...                      {"customer_id": "c-1"}, "i-1", 0)
+        >>> out = BatchOutput()
+        >>> complaints.publish([ch], out)
+        >>> len(out.rows[COMPLAINTS_TABLE]), [c.rule_id for c in out.candidates]
+        (1, ['service.complaint_overdue'])
+        """
+        rows = []
+        for ch in changes:
+            if ch.changed:
+                rows.append(complaint_row(ch))
+            out.candidates.extend(self._evaluate(ch))
+        out.add_rows(COMPLAINTS_TABLE, rows)
+
+    def _evaluate(self, ch: ComplaintChange) -> list[AlertCandidate]:
+        return self.engine.evaluate(
+            "complaint",
+            ch.features(),
+            subject_id=ch.complaint_id,
+            ts=from_ms(ch.ts_ms),
+            source_event_id=f"complaint|{ch.complaint_id}|{ch.status}|{int(ch.days_open)}",
+            customer_id=ch.info.get("customer_id"),
+            segment=ch.info.get("segment"),
+            channel=ch.info.get("channel"),
         )

@@ -1,0 +1,220 @@
+"""Satisfaction: score each interaction with the online model, learn from its survey.
+
+Each interaction is scored from its own features and the customer's context (contacts of
+the last 24 h, recent waits, open complaints, a recent risk alert, past survey answers); the
+scored inputs wait in the customer record (``pe``, :mod:`streams.stages.service.pending`)
+for the survey, which the model then learns from. The monitor tracks the online error and
+raises the ``on: model`` rules on a satisfaction drift. The model is per worker and is
+checkpointed to a pickle every ``satisfaction_checkpoint_every`` surveys (restored when the
+stage first runs), see :mod:`streams.stages.service.checkpoint`.
+
+>>> from collections import Counter
+>>> from config.policy import load_policy
+>>> from config.settings import Settings
+>>> from streams.stages.rules import RuleEngine
+>>> sat = Satisfaction(Settings(), RuleEngine(load_policy()), Counter())
+>>> sat.version, sat.model.n_learned
+('satisfaction-1.0', 0)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from typing import Any
+
+from config.settings import Settings
+from models.alerts import AlertCandidate
+from models.events import Feedback, Interaction
+from models.ids import no_card_runs
+from models.satisfaction import SatisfactionModel, SatisfactionMonitor, interaction_features
+from sinks.tables import MODEL_METRICS_TABLE
+from streams.core.batch import BatchOutput
+from streams.stages.rules import RuleEngine
+from streams.stages.service import customers as cu
+from streams.stages.service import pending as survey
+from streams.stages.service.checkpoint import Checkpoint
+from streams.stages.service.windows import from_ms
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "models/satisfaction.pkl"  # under the data directory
+PRIOR_CSAT = 3.5  # survey answers shrink towards it, worth two answers
+PRIOR_WEIGHT = 2
+
+
+def customer_context(
+    cust: dict[str, Any], prior_contacts: int, risks: list[list[Any]]
+) -> dict[str, float]:
+    """The customer context the model scores an interaction with.
+
+    >>> customer_context({"wt": [1.0, 2.0], "cs": [10.0, 2], "cm": {"k": 0}}, 2, [])
+    {'contacts_24h': 2.0, 'recent_wait_log': 1.5, 'open_complaints': 1.0, 'risk_friction': 0.0, 'past_csat': 0.75}
+    """  # noqa: E501
+    waits = cust.get("wt", [])
+    csat_sum, csat_n = cust.get("cs", [0.0, 0])
+    shrunk = (csat_sum + PRIOR_CSAT * PRIOR_WEIGHT) / (csat_n + PRIOR_WEIGHT)
+    return {
+        "contacts_24h": float(prior_contacts),
+        "recent_wait_log": sum(waits) / len(waits) if waits else 0.0,
+        "open_complaints": float(len(cust.get("cm", {}))),
+        "risk_friction": 1.0 if risks else 0.0,
+        "past_csat": shrunk - PRIOR_CSAT,
+    }
+
+
+class Satisfaction:
+    """The satisfaction model and monitor of a worker, with their checkpoint."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: RuleEngine,
+        counts: Counter[str],
+        checkpoint: Checkpoint | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.counts = counts  # shared with the stage
+        self.checkpoint = checkpoint
+        self.model = SatisfactionModel()
+        self.monitor = SatisfactionMonitor(warmup=settings.satisfaction_warmup)
+        self._restored = False
+        self._ttl_ms = int(settings.satisfaction_pending_ttl_s * 1000)
+
+    @property
+    def version(self) -> str:
+        """The model version (moves on as it learns); example: the module doc."""
+        return self.model.model_version
+
+    def score(
+        self,
+        ev: Interaction,
+        cust: dict[str, Any],
+        ms: int,
+        prior_contacts: int,
+        risks: list[list[Any]],
+        threshold_s: float,
+        out: BatchOutput,
+    ) -> tuple[float, float]:
+        """Score an interaction, keep it for its survey; returns (CSAT, P(dissatisfied)).
+
+        >>> from collections import Counter
+        >>> from models.events import Interaction
+        >>> from tests.factories import encode, interaction
+        >>> sat, cust, out = Satisfaction(Settings(), None, Counter()), {}, BatchOutput()
+        >>> ev = Interaction.model_validate_json(encode(interaction(event_id="i-1")))
+        >>> predicted, p = sat.score(ev, cust, 0, 0, [], 20.0, out)
+        >>> 1 <= predicted <= 5 and 0 <= p <= 1, list(cust["pe"]), cust["wt"]
+        (True, ['i-1'], [0.47])
+        """
+        x = interaction_features(ev, customer_context(cust, prior_contacts, risks))
+        predicted = self.model.predict_one(x)
+        p_dissat = self.model.score_one(x)
+        reasons = self.model.explain_one(x)
+        wait = round(math.log1p(ev.wait_seconds / threshold_s), 4)
+        cust["wt"] = [*cust.get("wt", []), wait][-cu.RECENT_WAITS :]
+        cust["pd"] = round(0.7 * float(cust.get("pd", p_dissat)) + 0.3 * p_dissat, 4)
+        pending = cust.setdefault("pe", {})
+        channel = ev.channel.value
+        pending[ev.event_id] = survey.entry(ms, x, round(predicted, 4), round(p_dissat, 4), channel)
+        cu.prune_pending(cust, ms, self._ttl_ms)
+        annotation = {
+            "predicted_csat": predicted,
+            "p_dissatisfied": p_dissat,
+            "reason_codes": reasons,
+            "model_version": self.version,
+        }
+        out.annotate(ev.event_id, "satisfaction", annotation)
+        return predicted, p_dissat
+
+    def learn(self, fb: Feedback, cust: dict[str, Any], out: BatchOutput) -> bool:
+        """Learn from the answer of a survey on a scored interaction (False: nothing learned).
+
+        >>> from collections import Counter
+        >>> from tests.factories import encode, feedback
+        >>> sat = Satisfaction(Settings(), None, Counter())
+        >>> fb = Feedback.model_validate_json(encode(feedback(ref_event_id="i-9", value=4)))
+        >>> sat.learn(fb, {}, BatchOutput()), sat.counts
+        (False, Counter({'service.csat_unmatched': 1}))
+        """
+        if fb.value is None:
+            return False  # no answer (the stage only passes surveys with one)
+        entry = cust.get("pe", {}).pop(fb.ref_event_id, None)
+        if entry is None:
+            self.counts["service.csat_unmatched"] += 1
+            return False
+        _ms, x, predicted, p_dissat, channel = survey.read(entry)
+        y = float(fb.value)
+        self.monitor.update(predicted, p_dissat, y)
+        self.model.learn_one(x, y)
+        csat_sum, csat_n = cust.get("cs", [0.0, 0])
+        cust["cs"] = [csat_sum + y, csat_n + 1]
+        cust["lc"] = int(y)
+        if self.monitor.drift(channel, y):
+            self.counts["service.csat_drift"] += 1
+            out.candidates.extend(self._drift(fb, channel, y))
+        return True
+
+    def _drift(self, fb: Feedback, channel: str, y: float) -> list[AlertCandidate]:
+        return self.engine.evaluate(
+            "model",
+            {"csat_drift_detected": True, "channel": channel, "csat": y},
+            subject_id=channel,
+            ts=fb.ts,
+            source_event_id=fb.event_id,
+            channel=channel,
+            model_version=self.version,
+            context={"model": self.model.name, "surveys": self.monitor.n},
+        )
+
+    def publish(self, learned: int, last_ms: int, out: BatchOutput) -> None:
+        """After ``learned`` surveys: queue the model metrics at ``last_ms``, maybe checkpoint.
+
+        >>> from collections import Counter
+        >>> sat, out = Satisfaction(Settings(), None, Counter()), BatchOutput()
+        >>> sat.monitor.update(4.0, 0.1, 5.0)
+        >>> sat.publish(1, 0, out)
+        >>> [(r[3], r[4]) for r in out.rows[MODEL_METRICS_TABLE]][:2]
+        [('mae', 1.0), ('mae_baseline', 1.5)]
+        """
+        rows = self.monitor.rows(from_ms(last_ms), self.version)
+        # metric_id: deterministic per (model, metric, time, n), as the risk metrics
+        out.add_rows(
+            MODEL_METRICS_TABLE,
+            [(no_card_runs(f"{r[1]}:{r[2]}:{last_ms}:{r[4]}"), *r) for r in rows],
+        )
+        self._maybe_checkpoint(learned)
+
+    def restore(self) -> None:
+        """Load the checkpoint once, when the stage first runs (nothing without one).
+
+        >>> import pathlib, tempfile
+        >>> from collections import Counter
+        >>> cp = Checkpoint(pathlib.Path(tempfile.mkdtemp()) / "m.pkl")
+        >>> sat = Satisfaction(Settings(), None, Counter(), cp)
+        >>> sat.model.learn_one({"wait_log": 1.0}, 2.0)
+        >>> cp.save({"model": sat.model, "monitor": sat.monitor})
+        >>> fresh = Satisfaction(Settings(), None, Counter(), cp)
+        >>> fresh.restore(); fresh.model.n_learned
+        1
+        """
+        if self._restored:
+            return
+        self._restored = True
+        if self.checkpoint is None:
+            return
+        saved = self.checkpoint.load()
+        if saved:
+            self.model, self.monitor = saved["model"], saved["monitor"]
+            log.info("restored %s (%d surveys)", self.version, self.model.n_learned)
+
+    def _maybe_checkpoint(self, learned: int) -> None:
+        every = self.settings.satisfaction_checkpoint_every
+        if self.checkpoint is None or not every:
+            return
+        n = self.model.n_learned
+        if n // every > (n - learned) // every:
+            self.checkpoint.save({"model": self.model, "monitor": self.monitor})
+            log.info("checkpointed %s", self.version)

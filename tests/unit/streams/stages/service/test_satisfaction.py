@@ -1,0 +1,71 @@
+"""Scoring, learning, metrics and the checkpoint of the satisfaction concept."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from config.policy import load_policy
+from config.settings import Settings
+from sinks.tables import MODEL_METRICS_TABLE
+from streams.core.batch import BatchOutput
+from streams.stages.rules import RuleEngine
+from streams.stages.service.checkpoint import Checkpoint
+from streams.stages.service.pending import read
+from streams.stages.service.satisfaction import Satisfaction, customer_context
+
+from ._events import feedback, interaction
+
+
+def _sat(checkpoint: Checkpoint | None = None, **settings: object) -> Satisfaction:
+    return Satisfaction(Settings(**settings), RuleEngine(load_policy()), Counter(), checkpoint)
+
+
+def test_context_shrinks_past_answers_towards_the_prior():
+    ctx = customer_context({}, 0, [[0, "r", "red", None]])
+    assert ctx == {
+        "contacts_24h": 0.0,
+        "recent_wait_log": 0.0,
+        "open_complaints": 0.0,
+        "risk_friction": 1.0,
+        "past_csat": 0.0,
+    }
+    assert customer_context({"cs": [2.0, 2]}, 0, [])["past_csat"] == -1.25
+
+
+def test_score_keeps_the_interaction_for_its_survey_and_annotates():
+    sat, cust, out = _sat(), {"pd": 0.5}, BatchOutput()
+    ev = interaction(event_id="i-1", channel="chat", wait_seconds=30.0)
+    predicted, p = sat.score(ev, cust, 1000, 0, [], 30.0, out)
+    ms, _x, kept_predicted, kept_p, channel = read(cust["pe"]["i-1"])
+    assert (ms, kept_predicted, kept_p, channel) == (1000, round(predicted, 4), round(p, 4), "chat")
+    assert cust["wt"] == [0.6931] and cust["pd"] == round(0.7 * 0.5 + 0.3 * p, 4)
+    ann = out.annotations["i-1"]["satisfaction"]
+    assert ann["model_version"] == sat.version and ann["predicted_csat"] == predicted
+
+
+def test_learn_once_per_survey_then_metrics():
+    sat, cust, out = _sat(), {}, BatchOutput()
+    sat.score(interaction(event_id="i-1"), cust, 0, 0, [], 20.0, out)
+    survey = feedback(ref_event_id="i-1", value=2)
+    assert sat.learn(survey, cust, out) is True
+    assert sat.learn(survey, cust, out) is False  # its entry is gone
+    assert cust["cs"] == [2.0, 1] and cust["lc"] == 2 and sat.model.n_learned == 1
+    assert sat.counts["service.csat_unmatched"] == 1
+    sat.publish(1, 5000, out)
+    assert {r[3] for r in out.rows[MODEL_METRICS_TABLE]} >= {"mae", "mae_baseline", "auc"}
+
+
+def test_checkpoint_every_n_surveys_and_restore_once(tmp_path: Path):
+    cp = Checkpoint(tmp_path / "sat.pkl")
+    sat, cust, out = _sat(cp, satisfaction_checkpoint_every=2), {}, BatchOutput()
+    for k in range(3):
+        sat.score(interaction(event_id=f"i-{k}"), cust, k, 0, [], 20.0, out)
+        sat.learn(feedback(ref_event_id=f"i-{k}", value=4), cust, out)
+    sat.publish(3, 3, out)  # 3 learned in this batch: crosses 2
+    fresh = _sat(cp, satisfaction_checkpoint_every=2)
+    fresh.restore()
+    assert fresh.model.n_learned == 3 and fresh.monitor.n == 3
+    fresh.model.learn_one({"wait_log": 1.0}, 5.0)
+    fresh.restore()  # only once: nothing reloaded
+    assert fresh.model.n_learned == 4
