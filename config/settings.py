@@ -155,8 +155,10 @@ class Settings(BaseSettings):
     risk_checkpoint_every_events: int = Field(
         50000, ge=0, description="...or after this many scored transactions (0 = never)"
     )
-    risk_restore_checkpoint: bool = Field(
-        True, description="restore the latest model checkpoint from ClickHouse on start"
+    restore_model_checkpoints: bool = Field(
+        True,
+        description="restore each online model (risk, satisfaction) from its latest "
+        "checkpoint in ClickHouse before the worker processes its first batch",
     )
     risk_pending_ttl_s: float = Field(
         7 * 86400.0, gt=0, description="how long scored features wait for a fraud label"

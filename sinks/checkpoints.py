@@ -40,7 +40,18 @@ def dumps_blob(obj: Any) -> str:
 
 
 def loads_blob(blob: str) -> Any:
-    return pickle.loads(base64.b64decode(blob))  # trusted table, see module doc
+    """The object of a checkpoint blob, or None (logged) for one this release cannot read,
+    e.g. written by a release whose model classes have since changed: the model then starts
+    fresh rather than the worker failing.
+
+    >>> loads_blob(dumps_blob([1])), loads_blob("bm90IGEgcGlja2xl")
+    ([1], None)
+    """
+    try:
+        return pickle.loads(base64.b64decode(blob))  # trusted table, see module doc
+    except (pickle.UnpicklingError, AttributeError, ImportError, EOFError, ValueError) as exc:
+        log.warning("ignoring a checkpoint this release cannot read: %r", exc)
+        return None
 
 
 def checkpoint_row(

@@ -32,7 +32,7 @@ class Driver:
     def __init__(self, stages: StageBuilder = default_stages, **settings: Any) -> None:
         values = {
             "satisfaction_checkpoint_every": 0,
-            "risk_restore_checkpoint": False,  # offline: no ClickHouse to restore from
+            "restore_model_checkpoints": False,  # offline: no ClickHouse to restore from
             "topic_partitions": 2,
             **settings,
         }

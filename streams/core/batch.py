@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -28,6 +28,7 @@ from streams.core.decode import RawRecord
 __all__ = [
     "BatchOutput",
     "KeyedState",
+    "ModelStage",
     "Outgoing",
     "Stage",
     "StageBuilder",
@@ -104,3 +105,12 @@ class Stage(Protocol):
 
 
 StageBuilder = Callable[[Settings, StateFactory], Sequence[Stage]]
+
+
+@runtime_checkable
+class ModelStage(Protocol):
+    """A stage with online models: ``restore`` loads their latest checkpoints (blocking I/O),
+    called off the event loop once, before the worker processes its first batch; it raises
+    while the checkpoint store cannot be read (the worker retries)."""
+
+    def restore(self) -> None: ...

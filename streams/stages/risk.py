@@ -15,7 +15,7 @@ and are checkpointed as ``model_checkpoints`` rows; the first batch restores the
 
 >>> from config.settings import Settings
 >>> from streams.worker.pipeline import Pipeline
->>> p = Pipeline(Settings(risk_restore_checkpoint=False), stages=risk_stages)
+>>> p = Pipeline(Settings(restore_model_checkpoints=False), stages=risk_stages)
 >>> [s.name for s in p.stages]
 ['risk']
 """
@@ -38,7 +38,7 @@ from models.ids import no_card_runs
 from models.online import RiverHalfSpaceTrees
 from models.packing import pack_rows
 from models.risk import MODEL_NAME, SUPERVISED_NAMES, RiskAssessment, RiskModel, features_matrix
-from sinks.checkpoints import CheckpointStore, ClickHouseCheckpoints, checkpoint_row
+from sinks.checkpoints import CheckpointStore, checkpoint_row
 from sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE, RISK_SCORES_TABLE
 from streams.core.batch import KeyedState
 from streams.core.decode import RawRecord
@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 
 STATE_NAME = "risk_customers"
 SCORE_MODEL = "risk_score"  # the policy's model-threshold entry for the combined score
-RESTORE_RETRY_S = 30.0
 LABELS = {FeedbackKind.FRAUD_CONFIRMED: 1, FeedbackKind.FRAUD_CLEARED: 0}
 
 # A function that turns one scored transaction into alert candidates (rules + score alert).
@@ -93,8 +92,7 @@ class RiskStage:
         self.checkpoints = checkpoints
         self.candidates = candidates
         self.m = RiskModels(settings)
-        self._restored = checkpoints is None
-        self._restore_after = 0.0
+        self._restored = checkpoints is None  # never overwrite a checkpoint not yet read
         self._labels_at_checkpoint = 0
         self._scored_at_checkpoint = 0
         self._labels_at_metrics = 0
@@ -107,16 +105,13 @@ class RiskStage:
         }
 
     # ------------------------------------------------------------------------------ restore
-    def _restore(self) -> None:
-        if self._restored or time.monotonic() < self._restore_after:
+    def restore(self) -> None:
+        """Load the latest risk checkpoint (blocking I/O: the worker calls this off the event
+        loop before its first batch; it raises while the store cannot be read)."""
+        if self._restored:
             return
         assert self.checkpoints is not None
-        try:
-            restored = self.checkpoints.load_latest(MODEL_NAME)
-        except Exception as exc:  # ClickHouse down: keep scoring, don't overwrite checkpoints
-            log.warning("cannot restore %s checkpoint yet (%s); retrying", MODEL_NAME, exc)
-            self._restore_after = time.monotonic() + RESTORE_RETRY_S
-            return
+        restored = self.checkpoints.load_latest(MODEL_NAME)
         if isinstance(restored, RiskModels):
             self.m = restored
             self._labels_at_checkpoint = self._labels_at_metrics = restored.labels
@@ -126,7 +121,6 @@ class RiskStage:
     # ------------------------------------------------------------------------------ process
     def process(self, kind: str, batch: Valid, out: BatchOutput) -> None:
         started = time.perf_counter()
-        self._restore()
         records: dict[str, dict[str, Any]] = {}
         last_record: dict[str, RawRecord] = {}
         if kind == "transaction":
@@ -376,10 +370,15 @@ def risk_candidates(engine: Any) -> CandidateFn:
     return candidates
 
 
-def risk_stages(settings: Settings, state: StateFactory, engine: Any = None) -> Sequence[RiskStage]:
-    """The stage builder for :func:`streams.worker.pipeline.default_stages`; with a
-    :class:`~streams.stages.rules.RuleEngine` it also emits the model-score alert candidates."""
-    store = ClickHouseCheckpoints(settings) if settings.risk_restore_checkpoint else None
+def risk_stages(
+    settings: Settings,
+    state: StateFactory,
+    engine: Any = None,
+    store: CheckpointStore | None = None,
+) -> Sequence[RiskStage]:
+    """The risk stage (see :func:`streams.worker.app.default_stages`); with a
+    :class:`~streams.stages.rules.RuleEngine` it also emits the model-score alert candidates,
+    with a checkpoint ``store`` it restores its models from it."""
     fn = risk_candidates(engine) if engine is not None else None
     config = FeatureConfig.from_parameters(engine.policy.parameters) if engine else None
     stage = RiskStage(settings, state(STATE_NAME), config, checkpoints=store, candidates=fn)

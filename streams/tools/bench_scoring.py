@@ -45,7 +45,7 @@ def bench(
         if ev.topic == TRANSACTIONS:
             raw = RawRecord(ev.topic, 0, i, ev.value, ev.key)
             txns.append((Transaction.model_validate_json(ev.value), raw))
-    settings = Settings(risk_restore_checkpoint=False)
+    settings = Settings(restore_model_checkpoints=False)
     engine = RuleEngine(load_policy(settings.policy_path))
     if settings.gc_threshold0:  # as the worker does (streams.worker.launch.tune_gc)
         gc.set_threshold(settings.gc_threshold0, 50, 1000)
@@ -105,7 +105,7 @@ def state_bytes_per_customer(
         states[name] = MemoryState(name)
         return states[name]
 
-    settings = Settings(risk_restore_checkpoint=False, satisfaction_checkpoint_every=0)
+    settings = Settings(restore_model_checkpoints=False, satisfaction_checkpoint_every=0)
     pipeline = Pipeline(settings, default_stages, state=factory)
     sim = Simulator(
         seed=seed,

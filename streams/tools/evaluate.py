@@ -70,7 +70,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Replay one simulator run and measure the risk figures (see module doc)."""
     base = settings or Settings()
-    settings = base.model_copy(update={"risk_restore_checkpoint": False})
+    settings = base.model_copy(update={"restore_model_checkpoints": False})
     sim = Simulator(
         seed=seed,
         start=SIM_START,

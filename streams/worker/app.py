@@ -30,6 +30,7 @@ import faust
 
 from config.policy import load_policy
 from config.settings import Settings
+from sinks.checkpoints import ClickHouseCheckpoints
 from streams.core.batch import Outgoing, Stage, StateFactory
 from streams.core.decode import RawRecord
 from streams.core.topics import INPUT_TOPICS
@@ -75,15 +76,16 @@ def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
     stage list is assembled, for the live worker and for offline replay alike.
 
     >>> from streams.core.state import MemoryState
-    >>> [s.name for s in default_stages(Settings(risk_restore_checkpoint=False), MemoryState)]
+    >>> [s.name for s in default_stages(Settings(restore_model_checkpoints=False), MemoryState)]
     ['risk', 'service', 'rules', 'service_context', 'alerting']
     """
-
     policy = load_policy(settings.policy_path)
     engine = RuleEngine(policy)
-    service, service_context = service_stages(settings, state, engine)
+    # one checkpoint store for every online model
+    store = ClickHouseCheckpoints(settings) if settings.restore_model_checkpoints else None
+    service, service_context = service_stages(settings, state, engine, store)
     return (
-        *risk_stages(settings, state, engine),
+        *risk_stages(settings, state, engine, store),
         service,
         RuleStage(engine),
         service_context,
@@ -207,6 +209,7 @@ def _add_ingest_agent(
         in_flight: deque[tuple[asyncio.Future[None], int]] = deque()  # (stored, events)
         unstored = 0
         consumer = app.consumer
+        await runtime.restore_models()  # off the loop, once, before any batch
         try:
             while True:
                 messages = await intake.take(

@@ -31,6 +31,7 @@ from sinks.tables import EVENT_TABLES, ROW_BUILDERS
 from streams.core.batch import (
     BatchOutput,
     KeyedState,
+    ModelStage,
     Outgoing,
     Stage,
     StageBuilder,
@@ -100,6 +101,13 @@ class Pipeline:
                 if kind in stage.kinds:
                     stage.process(kind, valid, out)
         return out
+
+    def restore_models(self) -> None:
+        """Restore every stage's online models from their checkpoints (blocking I/O: the
+        live worker runs this in a thread before its first batch)."""
+        for stage in self.stages:
+            if isinstance(stage, ModelStage):
+                stage.restore()
 
     def _not_applied(self, kind: str, records: Sequence[RawRecord]) -> Sequence[RawRecord]:
         last: dict[int, int] = {}

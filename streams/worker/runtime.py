@@ -8,6 +8,7 @@ absorbed by idempotent writes and the state's re-delivery guard).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -68,6 +69,7 @@ class Runtime:
             log_topic=commit_log_topic,
         )
         self.gc_pauses: GcPauses | None = None  # the live worker records collector pauses
+        self._restored: asyncio.Future[None] | None = None
 
     def setup(self) -> None:
         """Create (and set up) every table's sink: connections are made here, not at init."""
@@ -88,6 +90,25 @@ class Runtime:
         out = self.process(kind, records)
         await self.committer.submit(kind, out, acknowledge=lambda: None, urgent=True)
         return out
+
+    async def restore_models(self) -> None:
+        """Restore the stages' models once, off the event loop, before the first batch; while
+        the checkpoint store (ClickHouse) cannot be read, wait and retry, as a down sink does.
+        Concurrent callers (the ingest agents) wait for the same restore."""
+        if self._restored is None:
+            self._restored = asyncio.ensure_future(self._restore_with_retries())
+        await asyncio.shield(self._restored)
+
+    async def _restore_with_retries(self) -> None:
+        delay_s = 0.5
+        while True:
+            try:
+                await asyncio.to_thread(self.pipeline.restore_models)
+                return
+            except Exception as exc:  # the store is unreachable: no batch before the models
+                log.warning("cannot restore the model checkpoints yet (%s); retrying", exc)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, self.settings.sink_retry_max_s)
 
     def process(self, kind: str, records: Sequence[RawRecord]) -> BatchOutput:
         """Run the pipeline on one batch (CPU only: the committer does the I/O)."""

@@ -4,9 +4,10 @@ Each interaction is scored from its own features and the customer's context (con
 the last 24 h, recent waits, open complaints, a recent risk alert, past survey answers); the
 scored inputs wait in the customer record (``pe``, :mod:`streams.stages.service.pending`)
 for the survey, which the model then learns from. The monitor tracks the online error and
-raises the ``on: model`` rules on a satisfaction drift. The model is per worker and is
-checkpointed to a pickle every ``satisfaction_checkpoint_every`` surveys (restored when the
-stage first runs), see :mod:`streams.stages.service.checkpoint`.
+raises the ``on: model`` rules on a satisfaction drift. The model is per worker; every
+``satisfaction_checkpoint_every`` surveys it is checkpointed as a ``model_checkpoints`` row of
+the batch's output (the same store as the risk models, :mod:`sinks.checkpoints`), restored
+before the worker's first batch.
 
 >>> from collections import Counter
 >>> from config.policy import load_policy
@@ -29,17 +30,17 @@ from models.alerts import AlertCandidate
 from models.events import Feedback, Interaction
 from models.ids import no_card_runs
 from models.satisfaction import SatisfactionModel, SatisfactionMonitor, interaction_features
-from sinks.tables import MODEL_METRICS_TABLE
+from sinks.checkpoints import CheckpointStore, checkpoint_row
+from sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE
 from streams.core.batch import BatchOutput
 from streams.stages.rules import RuleEngine
 from streams.stages.service import customers as cu
 from streams.stages.service import pending as survey
-from streams.stages.service.checkpoint import Checkpoint
 from streams.stages.service.windows import from_ms
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FILE = "models/satisfaction.pkl"  # under the data directory
+MODEL_NAME = "satisfaction"  # its checkpoints' name in the model_checkpoints table
 PRIOR_CSAT = 3.5  # survey answers shrink towards it, worth two answers
 PRIOR_WEIGHT = 2
 
@@ -72,15 +73,15 @@ class Satisfaction:
         settings: Settings,
         engine: RuleEngine,
         counts: Counter[str],
-        checkpoint: Checkpoint | None = None,
+        checkpoints: CheckpointStore | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.counts = counts  # shared with the stage
-        self.checkpoint = checkpoint
+        self.checkpoints = checkpoints
         self.model = SatisfactionModel()
         self.monitor = SatisfactionMonitor(warmup=settings.satisfaction_warmup)
-        self._restored = False
+        self._restored = checkpoints is None  # never overwrite a checkpoint not yet read
         self._ttl_ms = int(settings.satisfaction_pending_ttl_s * 1000)
 
     @property
@@ -185,36 +186,42 @@ class Satisfaction:
             MODEL_METRICS_TABLE,
             [(no_card_runs(f"{r[1]}:{r[2]}:{last_ms}:{r[4]}"), *r) for r in rows],
         )
-        self._maybe_checkpoint(learned)
+        self._maybe_checkpoint(learned, out)
 
     def restore(self) -> None:
-        """Load the checkpoint once, when the stage first runs (nothing without one).
+        """Load the latest checkpoint from the store, once (blocking I/O: the worker calls
+        this off the event loop before its first batch).
 
-        >>> import pathlib, tempfile
         >>> from collections import Counter
-        >>> cp = Checkpoint(pathlib.Path(tempfile.mkdtemp()) / "m.pkl")
-        >>> sat = Satisfaction(Settings(), None, Counter(), cp)
+        >>> from sinks.checkpoints import MemoryCheckpoints
+        >>> store = MemoryCheckpoints()
+        >>> sat = Satisfaction(Settings(), None, Counter(), store)
         >>> sat.model.learn_one({"wait_log": 1.0}, 2.0)
-        >>> cp.save({"model": sat.model, "monitor": sat.monitor})
-        >>> fresh = Satisfaction(Settings(), None, Counter(), cp)
+        >>> store.save_row(checkpoint_row(MODEL_NAME, "v", 1, sat.state()))
+        >>> fresh = Satisfaction(Settings(), None, Counter(), store)
         >>> fresh.restore(); fresh.model.n_learned
         1
         """
         if self._restored:
             return
-        self._restored = True
-        if self.checkpoint is None:
-            return
-        saved = self.checkpoint.load()
+        assert self.checkpoints is not None
+        saved = self.checkpoints.load_latest(MODEL_NAME)
         if saved:
             self.model, self.monitor = saved["model"], saved["monitor"]
             log.info("restored %s (%d surveys)", self.version, self.model.n_learned)
+        self._restored = True
 
-    def _maybe_checkpoint(self, learned: int) -> None:
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint holds: the model and its monitor."""
+        return {"model": self.model, "monitor": self.monitor}
+
+    def _maybe_checkpoint(self, learned: int, out: BatchOutput) -> None:
+        # a row of the batch's output: stored by the committer with the batch it follows
         every = self.settings.satisfaction_checkpoint_every
-        if self.checkpoint is None or not every:
+        if self.checkpoints is None or not every or not self._restored:
             return
         n = self.model.n_learned
         if n // every > (n - learned) // every:
-            self.checkpoint.save({"model": self.model, "monitor": self.monitor})
+            row = checkpoint_row(MODEL_NAME, self.version, n, self.state())
+            out.add_rows(MODEL_CHECKPOINTS_TABLE, [row])
             log.info("checkpointed %s", self.version)

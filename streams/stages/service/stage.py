@@ -34,9 +34,10 @@ two (measured in ``finpulse evaluate-service``).
 :mod:`~streams.stages.service.satisfaction` (model, surveys, checkpoint) and
 :mod:`~streams.stages.service.customer_status` (lifecycle and health rows).
 
-**Exactly-once effect on state.** The partition record keeps the last offset applied per
-input kind; a re-delivered event (offset not above it) changes nothing, so counters never
-double count, and the minute rows, rewritten whole with the offset as version, stay exact.
+**Exactly-once effect on state.** A re-delivered event never reaches this stage: the
+pipeline's one re-delivery guard, committed with this stage's state, skips it. Counters
+therefore never double count, and the minute rows, rewritten whole with the offset as
+version, stay exact.
 """
 
 from __future__ import annotations
@@ -49,12 +50,12 @@ from typing import Any, ClassVar
 from config.settings import Settings
 from models.events import Feedback, Interaction, Transaction
 from models.satisfaction import SatisfactionModel, SatisfactionMonitor
+from sinks.checkpoints import CheckpointStore
 from streams.core.batch import BatchOutput, KeyedState, StateFactory, Valid
 from streams.core.decode import RawRecord
 from streams.stages.rules import RuleEngine
 from streams.stages.service import customers as cu
 from streams.stages.service.cache import BatchCache
-from streams.stages.service.checkpoint import Checkpoint
 from streams.stages.service.complaints import (
     ComplaintBook,
     ComplaintChange,
@@ -65,7 +66,7 @@ from streams.stages.service.context import ServiceContextStage
 from streams.stages.service.customer_status import CustomerStatus
 from streams.stages.service.friction import record_friction
 from streams.stages.service.names import CUSTOMERS_STATE, PARTITIONS_STATE, RISK_STATE
-from streams.stages.service.satisfaction import CHECKPOINT_FILE, Satisfaction
+from streams.stages.service.satisfaction import Satisfaction
 from streams.stages.service.service_level import ServiceLevel
 from streams.stages.service.windows import SlaCheck, to_ms
 
@@ -138,18 +139,17 @@ class ServiceStage:
         partitions: KeyedState,
         customers: KeyedState,
         risks: KeyedState,
-        checkpoint: Checkpoint | None = None,
+        checkpoints: CheckpointStore | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.partitions = partitions
         self.customers = customers
         self.risks = risks
-        self.checkpoint = checkpoint
         self.counts: Counter[str] = Counter()  # shared by the concepts
         self.level = ServiceLevel(settings, engine, self.counts)
         self.complaints = Complaints(settings, engine, self.counts)
-        self.satisfaction = Satisfaction(settings, engine, self.counts, checkpoint)
+        self.satisfaction = Satisfaction(settings, engine, self.counts, checkpoints)
         self.status = CustomerStatus(engine, risks)
 
     # ------------------------------------------------------------------ what others read
@@ -178,8 +178,11 @@ class ServiceStage:
         self.level.keep_sla_checks = keep
 
     # ------------------------------------------------------------------------------ batch
-    def process(self, kind: str, batch: Valid, out: BatchOutput) -> None:
+    def restore(self) -> None:
+        """Restore the satisfaction model from its latest checkpoint (see ModelStage)."""
         self.satisfaction.restore()
+
+    def process(self, kind: str, batch: Valid, out: BatchOutput) -> None:
         parts = BatchCache(self.partitions)
         b = _Batch(out, parts, BatchCache(self.customers), self.complaints.book(parts))
         for event, record in batch:
@@ -187,10 +190,7 @@ class ServiceStage:
         self._finish(b)
 
     def _event(self, kind: str, event: Any, record: RawRecord, b: _Batch) -> None:
-        admitted = self._admit(kind, event, record, b)
-        if admitted is None:
-            return
-        meta, ms = admitted
+        meta, ms = self._admit(event, record, b)
         cid = event.customer_id
         cust = b.custs.get(cid, dict)
         if isinstance(event, Interaction):
@@ -206,16 +206,11 @@ class ServiceStage:
                 b.learned += 1
             b.touched_custs[cid] = (record, max(ms, cust.get("l", ms)))
 
-    def _admit(
-        self, kind: str, event: Any, record: RawRecord, b: _Batch
-    ) -> tuple[dict[str, Any], int] | None:
-        """The partition record and event time of a new event; None for a re-delivered one."""
+    def _admit(self, event: Any, record: RawRecord, b: _Batch) -> tuple[dict[str, Any], int]:
+        """The partition record and event time of an event (re-delivered events never get
+        here: the pipeline's one guard skips them)."""
         meta = b.parts.get(f"p{record.partition}", dict)
-        offsets = meta.setdefault("off", {})
-        if record.offset <= offsets.get(kind, -1):
-            self.counts["service.redelivered_skipped"] += 1
-            return None
-        offsets[kind] = record.offset
+        meta.pop("off", None)  # the partition's offset guard of earlier releases
         ms = to_ms(event.ts)
         b.last_ms = max(b.last_ms, ms)
         meta["wm"] = max(meta.get("wm", ms), ms)
@@ -278,7 +273,10 @@ class ServiceStage:
 
 
 def service_stages(
-    settings: Settings, state: StateFactory, engine: RuleEngine
+    settings: Settings,
+    state: StateFactory,
+    engine: RuleEngine,
+    store: CheckpointStore | None = None,
 ) -> tuple[ServiceStage, ServiceContextStage]:
     """Both service stages over shared states: (before the rule stage, after it).
 
@@ -290,10 +288,5 @@ def service_stages(
     """
     customers = state(CUSTOMERS_STATE)
     risks = state(RISK_STATE)
-    checkpoint = (
-        Checkpoint(settings.data_dir / CHECKPOINT_FILE)
-        if settings.satisfaction_checkpoint_every
-        else None
-    )
-    before = ServiceStage(settings, engine, state(PARTITIONS_STATE), customers, risks, checkpoint)
+    before = ServiceStage(settings, engine, state(PARTITIONS_STATE), customers, risks, store)
     return before, ServiceContextStage(customers, risks)

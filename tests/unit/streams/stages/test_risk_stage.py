@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pytest
 
 from config.policy import load_policy
 from config.settings import Settings
@@ -40,7 +41,7 @@ class CountingState(MemoryState):
 
 
 def settings(**over: Any) -> Settings:
-    return Settings(risk_restore_checkpoint=False, **over)
+    return Settings(restore_model_checkpoints=False, **over)
 
 
 _offsets: dict[str, itertools.count[int]] = {}
@@ -172,13 +173,14 @@ def test_checkpoint_restores_in_a_fresh_stage():
     probe = [txn(99, 5000, customer_id="c-new")]
     a = pipeline.process("transaction", records(TRANSACTIONS, probe)).annotations["t-99"]["risk"]
     fresh_pipeline = Pipeline(settings(), stages=lambda s, st: (fresh,))
+    fresh_pipeline.restore_models()  # what the worker runs off the loop before a batch
     b = fresh_pipeline.process("transaction", records(TRANSACTIONS, probe)).annotations["t-99"]
     assert b["risk"]["model_version"] == "risk-v1+4" == a["model_version"]
     assert b["risk"]["score"] == a["score"]
     assert fresh.m.model.n_learned == 4
 
 
-def test_unreachable_checkpoint_store_never_overwrites_it():
+def test_an_unreachable_checkpoint_store_fails_the_restore_and_is_never_overwritten():
     class Down:
         def load_latest(self, model: str) -> Any:
             raise ConnectionError("ClickHouse down")
@@ -187,6 +189,8 @@ def test_unreachable_checkpoint_store_never_overwrites_it():
         settings(risk_checkpoint_every_events=1), MemoryState(STATE_NAME), checkpoints=Down()
     )
     pipeline = Pipeline(settings(), stages=lambda s, st: (stage,))
+    with pytest.raises(ConnectionError):  # the worker retries it before any batch
+        pipeline.restore_models()
     out = pipeline.process("transaction", records(TRANSACTIONS, [txn(1, 0)]))
     assert RISK_SCORES_TABLE in out.rows and MODEL_CHECKPOINTS_TABLE not in out.rows
 

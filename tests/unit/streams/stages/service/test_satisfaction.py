@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 from config.policy import load_policy
 from config.settings import Settings
-from sinks.tables import MODEL_METRICS_TABLE
+from sinks.checkpoints import MemoryCheckpoints
+from sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE
 from streams.core.batch import BatchOutput
 from streams.stages.rules import RuleEngine
-from streams.stages.service.checkpoint import Checkpoint
 from streams.stages.service.pending import read
 from streams.stages.service.satisfaction import Satisfaction, customer_context
 
 from ._events import feedback, interaction
 
 
-def _sat(checkpoint: Checkpoint | None = None, **settings: object) -> Satisfaction:
-    return Satisfaction(Settings(**settings), RuleEngine(load_policy()), Counter(), checkpoint)
+def _sat(store: MemoryCheckpoints | None = None, **settings: object) -> Satisfaction:
+    return Satisfaction(Settings(**settings), RuleEngine(load_policy()), Counter(), store)
 
 
 def test_context_shrinks_past_answers_towards_the_prior():
@@ -56,14 +55,17 @@ def test_learn_once_per_survey_then_metrics():
     assert {r[3] for r in out.rows[MODEL_METRICS_TABLE]} >= {"mae", "mae_baseline", "auc"}
 
 
-def test_checkpoint_every_n_surveys_and_restore_once(tmp_path: Path):
-    cp = Checkpoint(tmp_path / "sat.pkl")
-    sat, cust, out = _sat(cp, satisfaction_checkpoint_every=2), {}, BatchOutput()
+def test_checkpoint_every_n_surveys_as_a_row_and_restore_once():
+    store = MemoryCheckpoints()
+    sat, cust, out = _sat(store, satisfaction_checkpoint_every=2), {}, BatchOutput()
+    sat.restore()  # nothing yet: starts fresh, and may now write checkpoints
     for k in range(3):
         sat.score(interaction(event_id=f"i-{k}"), cust, k, 0, [], 20.0, out)
         sat.learn(feedback(ref_event_id=f"i-{k}", value=4), cust, out)
     sat.publish(3, 3, out)  # 3 learned in this batch: crosses 2
-    fresh = _sat(cp, satisfaction_checkpoint_every=2)
+    (row,) = out.rows[MODEL_CHECKPOINTS_TABLE]  # stored with the batch, by the committer
+    store.save_row(row)
+    fresh = _sat(store, satisfaction_checkpoint_every=2)
     fresh.restore()
     assert fresh.model.n_learned == 3 and fresh.monitor.n == 3
     fresh.model.learn_one({"wait_log": 1.0}, 5.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 import pickle
 import random
@@ -9,7 +10,7 @@ import random
 import pytest
 
 from models.satisfaction import SatisfactionModel, SatisfactionMonitor
-from streams.stages.service.checkpoint import Checkpoint
+from sinks.checkpoints import MemoryCheckpoints, checkpoint_row
 
 MODELS = [SatisfactionModel]
 
@@ -108,9 +109,9 @@ def test_checkpoint_restores_an_identical_model(model, tmp_path):
         x, y = _sample(rng)
         monitor.update(model.predict_one(x), model.score_one(x), y)
         model.learn_one(x, y)
-    cp = Checkpoint(tmp_path / "models" / "satisfaction.pkl")
-    cp.save({"model": model, "monitor": monitor})
-    restored = cp.load()
+    store = MemoryCheckpoints()
+    store.save_row(checkpoint_row("satisfaction", "v", 300, {"model": model, "monitor": monitor}))
+    restored = store.load_latest("satisfaction")
     x, _ = _sample(rng)
     assert restored["model"].predict_one(x) == model.predict_one(x)
     assert restored["model"].model_version == model.model_version
@@ -118,10 +119,11 @@ def test_checkpoint_restores_an_identical_model(model, tmp_path):
     assert pickle.loads(pickle.dumps(model)).score_one(x) == model.score_one(x)
 
 
-def test_unreadable_checkpoint_is_ignored(tmp_path):
-    path = tmp_path / "satisfaction.pkl"
-    path.write_bytes(b"not a pickle")
-    assert Checkpoint(path).load() is None
+def test_unreadable_checkpoint_is_ignored():
+    store = MemoryCheckpoints()
+    row = checkpoint_row("satisfaction", "v", 1, {})
+    store.save_row((*row[:5], base64.b64encode(b"not a pickle").decode()))
+    assert store.load_latest("satisfaction") is None
 
 
 def test_drift_detector_flags_a_drop_on_one_channel_only():
