@@ -19,7 +19,7 @@ import pytest
 
 from config.settings import Settings
 from streams.local.kafka import KafkaBroker, fetch_kafka
-from streams.local.stack import free_port
+from streams.local.stack import LocalStack, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -292,3 +292,51 @@ def test_restart_keeps_topics_records_and_committed_offsets(kafka: KafkaBroker) 
     produce(kafka.bootstrap, "durable", 5)
     values, _ = group_consume(kafka.bootstrap, "durable", "g-durable", 5)
     assert sorted(values) == sorted(f"m{i}".encode() for i in range(5))
+
+
+def test_a_finpulse_worker_runs_over_sasl_plain_with_its_settings(
+    kafka: KafkaBroker, clickhouse: LocalStack, tmp_path: Path
+) -> None:
+    """The FINPULSE_KAFKA_SASL_* settings, end to end on the real broker: topics created,
+    events consumed and stored, all over the SASL listener (a wrong password is refused:
+    the test above)."""
+    from config.settings import local_stack_settings
+    from sinks.clickhouse import make_client
+    from sinks.migrate import migrate
+    from streams.core.topics import TRANSACTIONS, create_topics
+    from streams.tools.reconcile import wait_reconciled
+    from streams.worker.process import WorkerProcess
+    from tests import factories as f
+
+    assert kafka.sasl_bootstrap is not None
+    settings = local_stack_settings(
+        local_broker="kafka",
+        data_dir=tmp_path,
+        broker_url=f"kafka://{kafka.sasl_bootstrap}",
+        clickhouse_url=clickhouse.clickhouse_url,
+        clickhouse_database=f"sasl_{int(time.time())}",
+        topic_partitions=2,
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism="PLAIN",
+        kafka_sasl_username=USER,
+        kafka_sasl_password=PASSWORD,
+        web_port=free_port(),
+    )
+    create_topics(settings)
+    migrate(settings)
+    worker = WorkerProcess(settings, name="sasl").start()
+    client = make_client(settings)
+    try:
+        from kafka import KafkaProducer
+
+        producer = KafkaProducer(bootstrap_servers=kafka.sasl_bootstrap, **SASL)
+        for _ in range(200):
+            producer.send(TRANSACTIONS, f.encode(f.transaction()))
+        producer.flush()
+        producer.close()
+        result = wait_reconciled(client, settings.clickhouse_database, 200, timeout_s=90)
+        assert result.ok, result.issues()
+        assert worker.alive()
+    finally:
+        client.close()
+        worker.stop(timeout_s=10)
