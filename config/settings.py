@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     broker_session_timeout_s: float = Field(10.0, gt=0)
     broker_heartbeat_interval_s: float = Field(3.0, gt=0)
     broker_rebalance_timeout_s: float = Field(60.0, gt=0)
-    # Faust's defaults (no linger, 16 KiB batches) turn every changelog write of a ~5 KB
+    # Faust's defaults (no linger, 16 KiB batches) turn every changelog write of a
     # state record into its own produce request: a socket write per few messages.
     producer_linger_s: float = Field(0.005, ge=0, description="producer batching delay")
     producer_max_batch_bytes: int = Field(
@@ -55,8 +55,8 @@ class Settings(BaseSettings):
         None, description="compression of produced batches (changelogs, alerts)"
     )
     # Faust hard-codes 1,500 ms. A broker that holds a fetch until this timeout even when
-    # data has arrived (Tansu) then adds ~400 ms median latency; Kafka answers as soon as
-    # data is there, so a short wait only adds idle fetch requests (1 per wait per broker).
+    # data has arrived (Tansu) then delays every event (docs/benchmarks.md); Kafka answers as
+    # soon as data is there, so a short wait only adds idle fetch requests (1 per wait per broker).
     consumer_fetch_max_wait_ms: int = Field(
         25, ge=1, le=1500, description="longest a fetch request waits at the broker (ms)"
     )
@@ -64,14 +64,14 @@ class Settings(BaseSettings):
     # --- stream processing ---------------------------------------------------------------------
     stream_batch_max: int = Field(2000, ge=1, description="events per processing batch")
     # Natural batching: a batch is what has arrived, plus at most this wait. At 1,000 ev/s
-    # 50 ms added ~45 ms to the median produce -> alert latency (97 -> 50 ms) and no
+    # a 50 ms wait raised the median produce -> alert latency (docs/benchmarks.md) and no
     # saturation throughput was seen to depend on it (make bench, 0.005 / 0.02 / 0.05).
     stream_batch_within_s: float = Field(0.005, gt=0, description="max wait to fill a batch")
     stream_intake_buffer_max: int = Field(
         4096, ge=1, description="fetched events per input topic not yet taken (backpressure)"
     )
     # Counted in events, not batches: at 1,000 events/s a batch is a few dozen events, and a
-    # bound of 8 batches paused the intake whenever a flush took 300-500 ms.
+    # bound of 8 batches paused the intake whenever a flush was slow (docs/benchmarks.md).
     stream_unstored_events_max: int = Field(
         10000, ge=1, description="processed events per agent not yet stored (backpressure)"
     )
@@ -137,7 +137,7 @@ class Settings(BaseSettings):
     raw_ttl_days: int = Field(90, ge=1, description="retention of raw event tables")
     rollup_ttl_days: int = Field(730, ge=1, description="retention of rollup tables")
     sink_max_rows: int = Field(10000, ge=1, description="rows per ClickHouse insert")
-    # ClickHouse writes one part per insert (~20 ms of server CPU even for 50 rows, then merges):
+    # ClickHouse writes one part per insert (server CPU even for a few rows, then merges):
     # flushing each table about once a second keeps the server's share of the cores small.
     sink_flush_interval_s: float = Field(
         1.0, ge=0, description="least time between the starts of two flushes (group commit)"
@@ -251,7 +251,7 @@ def _grafana_default_url() -> str:
 
 # Consumer-group timeouts for each local broker. Tansu holds a group join until half the
 # session timeout has passed (checked once a second), so short timeouts start a worker in
-# ~2 s; Apache Kafka refuses sessions under its group.min.session.timeout.ms (6 s).
+# seconds; Apache Kafka refuses sessions under its group.min.session.timeout.ms (6 s).
 LOCAL_GROUP_TIMEOUTS: dict[str, dict[str, float]] = {
     "tansu": {
         "broker_session_timeout_s": 2.0,

@@ -4,7 +4,7 @@
 and the customer's previous state record into a flat features dict (the names of
 :data:`FEATURES`, which policy rules reference) and the customer's next state.
 
-The state is a small JSON-able dict (lists, str keys, numbers; ~0.3-1 KB as JSON):
+The state is a small JSON-able dict (lists, str keys, numbers; sizes in docs/benchmarks.md):
 live it lives in a changelog-backed Faust table, offline in a dict, and a JSON
 round trip between two calls gives exactly the same numbers. To keep it small, window
 and same-day sums are whole cents (each amount floored to the cent, so a sum never

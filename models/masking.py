@@ -221,7 +221,7 @@ class Masker:
             value = d.get(name)
             if value is not None:
                 # In place: ``event`` was just validated by the caller and is not shared yet
-                # (model_copy per event cost ~8 % of a worker's CPU in the profile).
+                # (model_copy per event was costly in the profile, docs/benchmarks.md).
                 d[name] = self.account(value)
         return event
 

@@ -2,7 +2,7 @@
 
 The scoring path has to sustain tens of thousands of events per second on one core,
 so the models used live are small hand-rolled online learners in plain dict math
-(River's per-event calls cost 10-100 µs each; see the README figures). They follow
+(River's per-event calls are much slower; see docs/benchmarks.md). They follow
 River's conventions exactly: constructors only store parameters, ``learn_one(x, y)``
 takes a dict of floats, ``score_one(x)`` returns a float, ``clone()`` returns a fresh,
 unlearned copy with the same parameters. :class:`RiverHalfSpaceTrees` wraps River's own
@@ -259,7 +259,7 @@ class DeviationScorer:
 class RiverHalfSpaceTrees:
     """River's ``HalfSpaceTrees`` on ``MinMaxScaler`` features, under the finpulse contract.
 
-    Slower than :class:`DeviationScorer` (tens of µs per call); kept as the reference
+    Slower than :class:`DeviationScorer` (docs/benchmarks.md); kept as the reference
     unsupervised detector and selectable for the anomaly part of the risk model.
 
     >>> m = RiverHalfSpaceTrees(n_trees=5, height=6, window_size=50, seed=3)

@@ -3,7 +3,7 @@
 A vector is written as its length (one byte), a 2-bit tag per value (0 = zero, 1 = one,
 2 = minus one, 3 = stored) and the stored values as little-endian float16 (``"e"``) or
 float32 (``"f"``). Model inputs are mostly zeros and 0/1 flags, so a 36-input row takes
-~30 bytes instead of 144 as dense float32.
+far fewer bytes than the 144 of dense float32 (docs/benchmarks.md).
 
 >>> import numpy as np
 >>> X = np.array([[0.0, 1.0, 2.5, -1.0, 0.0], [3.25, 0.0, 0.0, 0.0, 1.0]])
@@ -129,8 +129,8 @@ def get_varint(data: bytes, offset: int) -> tuple[int, int]:
 
 # Base64 with the digits written as punctuation: stored blobs never hold a digit run that
 # a PCI scanner could take for a card number. None of these needs escaping in JSON.
-# The tables are for bytes.translate (a C table lookup; str.translate with a dict cost
-# 1.6-4.6 us per call against 0.4-0.6 us, ~3 % of a saturated worker).
+# The tables are for bytes.translate (a C table lookup; str.translate with a dict was
+# slower, a cost in a saturated worker: docs/benchmarks.md).
 _TO_TEXT = bytes.maketrans(b"0123456789", b"!#$%&()*.:")
 _FROM_TEXT = bytes.maketrans(b"!#$%&()*.:", b"0123456789")
 

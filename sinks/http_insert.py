@@ -3,10 +3,10 @@
 clickhouse-connect serializes rows in Python, so the worker ran it in threads; those threads
 then held the interpreter in turns with the event loop and the broker client's thread,
 which delayed consumption (see README, Benchmarks). Here the body is built with orjson in
-the loop (about a microsecond a row) and sent with aiohttp, whose waiting costs nothing.
+the loop (cheap per row) and sent with aiohttp, whose waiting costs nothing.
 
 The body is ``JSONCompactColumns``: one JSON array per column, in the insert's column order
-(one orjson call for the whole chunk: ~0.6 µs a row, against ~3.5 µs with a call per row).
+(one orjson call for the whole chunk: cheaper than a call per row, docs/benchmarks.md).
 Values: datetimes as ISO 8601 (read with ``date_time_input_format=best_effort``; naive ones
 as the column's time zone, UTC here), ``Decimal`` as a quoted exact string, dates, booleans,
 lists, ``None`` as NULL. JSON has no NaN or infinity: orjson writes them as null, stored as

@@ -113,7 +113,7 @@ EVENT_TABLES: dict[str, Table] = {
 
 def _row_builder(table: Table) -> Callable[[Any, int, int], tuple[Any, ...]]:
     fields = [c for c in table.columns if c not in _POSITION]
-    # One C-level lookup of all fields (a per-field generator cost ~6 % of a worker's CPU).
+    # One C-level lookup of all fields (a per-field generator was costly, docs/benchmarks.md).
     # The event enums are StrEnums, i.e. str: ClickHouse stores their values as they are.
     values = operator.itemgetter(*fields)
 

@@ -14,7 +14,7 @@ SIGTERM, then SIGKILL. Everything it writes lives under one folder: ``server.pro
 Real Kafka rejects group session timeouts under ``group.min.session.timeout.ms`` (6 s): use
 the production timeouts (``Settings`` defaults 10 s / 3 s) against it, not Tansu's short ones.
 
-Example (needs ``java`` and ``mvn``; the first call downloads ~43 MB)::
+Example (needs ``java`` and ``mvn``; the first call downloads the jars)::
 
     libs = fetch_kafka()
     with KafkaBroker(Path(".finpulse/kafka"), libs, port=free_port()) as broker:
@@ -348,7 +348,7 @@ class KafkaBroker:
             "group.initial.rebalance.delay.ms": "0",
             "num.network.threads": "2",
             "num.io.threads": "2",
-            # the log cleaner's default 128 MiB buffer would take half the heap (and ~110 MB RSS)
+            # the log cleaner's default 128 MiB buffer would take half the heap (and its RSS)
             "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
         }
         if self.sasl_users:
@@ -431,7 +431,7 @@ class KafkaBroker:
 
     def _wait_ready(self, timeout_s: float) -> None:
         """Poll until the broker answers; ask it only once its log says it started (or half
-        the bound has passed), since its port accepts connections ~1.5 s before it answers."""
+        the bound has passed), since its port accepts connections before it answers."""
         started = time.monotonic()
         deadline = started + timeout_s
         while True:
@@ -487,7 +487,7 @@ class KafkaBroker:
         return int(match.group(1)) * 1024 if match else 0
 
     def stop(self, grace_s: float = 20.0) -> None:
-        """SIGTERM (controlled shutdown, ~2 s), then SIGKILL after ``grace_s``."""
+        """SIGTERM (controlled shutdown), then SIGKILL after ``grace_s``."""
         proc, self._proc = self._proc, None
         if proc is None:
             return

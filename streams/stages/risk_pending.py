@@ -172,8 +172,8 @@ def _varint_columns(v: Any) -> tuple[Any, Any]:
     return ((parts & 0x7F) | (cont * 0x80)).astype(np.uint8), mask
 
 
-# The vectorized path has ~0.2 ms of fixed numpy overhead: 24 µs an entry at 12 entries and
-# 8 µs at 40, against ~5 µs per entry with encode(); the two meet at ~400 entries.
+# The vectorized path has a fixed numpy overhead per call, so encode() per entry is cheaper
+# for small batches (docs/benchmarks.md, 'Measurements behind design choices').
 VECTOR_MIN = 256
 
 

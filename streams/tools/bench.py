@@ -5,7 +5,7 @@ server for the whole run), with real ``finpulse worker`` processes in between:
 
 * ``fixed``: one worker, simulator traffic offered at a fixed rate (default 1,000 ev/s);
 * ``saturation-N``: N workers (1, then 2), the same traffic produced as fast as the
-  producer can (an aiokafka producer, ~50k msg/s here, well above a worker's capacity).
+  producer can (well above a worker's capacity).
 
 **Latency probe.** The producer stamps each event's ``ts`` with the wall-clock time at
 which it hands the event to the producer; every raw table has
@@ -184,8 +184,8 @@ def _produce(
 
     ``sent_at`` collects the wall-clock send time of each event id. The load comes from
     librdkafka (confluent-kafka), not from aiokafka: on this two-core machine the producer
-    shares the cores with the worker, and aiokafka took 34-40 % of a core for 1,000 events/s
-    against ~16 % here. Keys are hashed as Kafka's Java client and aiokafka do (murmur2), so a
+    shares the cores with the worker, and aiokafka took much more of a core for the same rate
+    (docs/benchmarks.md). Keys are hashed as Kafka's Java client and aiokafka do (murmur2), so a
     customer's events land on the same partition number in every topic. Raises
     ``RuntimeError`` if any event was not acknowledged by the broker.
     """

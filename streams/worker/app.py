@@ -11,7 +11,7 @@ letters are published as soon as it is processed (they wait for no insert).
 
 **Bulk intake.** The agents take their topic's messages in lists from
 :mod:`streams.worker.intake`, beneath Faust's per-message conductor and stream path (which cost
-~150 µs of the event loop an event at saturation, against ~22 µs this way). A taken message
+much more of the event loop per event at saturation; docs/benchmarks.md). A taken message
 holds one reference, released only after the batch's rows are stored and its messages
 acknowledged by the broker; offsets therefore still commit only after delivery
 (at-least-once).

@@ -4,7 +4,7 @@
 acknowledges a batch, the producer resolves every message's future, and each resolution
 schedules the callbacks of whoever awaits it. Faust's ``Producer.send`` adds its own
 bookkeeping per call. For a flush's changelog (thousands of records a second at saturation)
-that per-message path took ~6 % of a saturated worker (py-spy ``--gil``: Faust's ``send``,
+that per-message path was costly in a saturated worker (docs/benchmarks.md: Faust's ``send``,
 aiokafka's ``MessageBatch.done``, the event loop's ``call_soon``).
 
 :func:`publish_batched` groups the messages by partition (a message without one gets the

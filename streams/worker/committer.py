@@ -22,7 +22,7 @@ re-delivered events for all of them at once.
 A commit starts no sooner than ``interval_s`` after the previous one started, unless
 the waiting batches hold ``full_events`` events or a caller asked for it
 (``urgent=True``): the number of inserts follows neither the event rate nor the batch
-rate (ClickHouse makes one part per insert, ~20 ms of server CPU even for 50 rows).
+rate (ClickHouse makes one part per insert, costly in server CPU even for a few rows).
 
 >>> a, b = BatchOutput(valid_count=2), BatchOutput(valid_count=3)
 >>> a.add_rows(EVENT_TABLES["transaction"], [(1,), (2,)])

@@ -9,8 +9,8 @@ What goes through the seam:
 
 - **Fetch wait.** Faust's aiokafka driver creates its consumer with
   ``fetch_max_wait_ms=1500``, fixed. Against a broker that holds a fetch until that timeout
-  even when data has arrived (Tansu: produce→consume p50 423 ms at 1,500 ms, 6.7 ms at
-  20 ms) that wait is every event's latency floor; :class:`FinpulseApp` sets its own.
+  even when data has arrived (Tansu) that wait is every event's latency floor
+  (docs/benchmarks.md); :class:`FinpulseApp` sets its own.
 - **Bulk intake.** :meth:`_Consumer.getmany` wraps Faust's own ``getmany`` (Faust's drain
   loop stays Faust's): a message of a topic registered in ``app.bulk_intake``
   (:mod:`streams.worker.intake`) goes to that topic's buffer, with the read-offset and gap

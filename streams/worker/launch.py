@@ -16,7 +16,7 @@ def quiet_worker(app: Any, loglevel: str) -> Any:
     """A Faust worker for ``app`` logging at ``loglevel``, without Faust's terminal spinner.
 
     The spinner would set the ROOT logger to DEBUG so that it spins on every record; every
-    aiokafka/Faust debug call then builds a LogRecord (~4 % of a worker at saturation).
+    aiokafka/Faust debug call then builds a LogRecord (a cost at saturation, docs/benchmarks.md).
     Without it the root logger keeps ``loglevel``.
     """
     from faust.worker import Worker
@@ -35,7 +35,7 @@ def make_worker(settings: Settings, loglevel: str) -> Any:
 
 def tune_gc(settings: Settings) -> None:
     """Raise the cyclic GC's first threshold: per-customer state is many small, long-lived
-    containers, and default collections cost ~35 % of the scoring path (see README); and set
+    containers, and default collections are costly on the scoring path (docs/benchmarks.md); and set
     the GIL switch interval (``gil_switch_interval_s``)."""
     import gc
 

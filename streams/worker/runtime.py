@@ -32,7 +32,7 @@ from streams.worker.pipeline import Pipeline
 log = logging.getLogger(__name__)
 
 # The latest batches kept per timing: sorting them for stats (every second) stalls the loop,
-# ~20 ms for 30 timings of 5,000, ~3 ms at 1,000.
+# the longer the more are kept (docs/benchmarks.md).
 TIMING_WINDOW = 1000
 
 

@@ -6,7 +6,7 @@ table's in-memory store up to date and collects the changes, one record per key 
 value wins); :meth:`FaustTableState.changelog` hands them to the committer, which publishes
 them after the rows and messages they account for and before the input is acknowledged.
 That skips Faust's per-write path (``on_key_set`` → ``send_soon`` → its producer buffer),
-which cost ~18 % of a worker at saturation, and writes the same records: JSON key and value
+which was costly at saturation (docs/benchmarks.md), and writes the same records: JSON key and value
 (Faust's json codec, orjson), ``None`` value to delete, on ``<app>-<table>-changelog``.
 """
 
