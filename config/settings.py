@@ -169,7 +169,7 @@ class Settings(BaseSettings):
     )
     # The event loop shares the GIL with Faust's consumer thread (aiokafka runs there), and a
     # hand-off can wait a whole switch interval. Shorter intervals did not measurably help
-    # here (README, Benchmarks; 0.5 ms was worse): the default is Python's.
+    # here (docs/benchmarks.md; 0.5 ms was worse): the default is Python's.
     gil_switch_interval_s: float = Field(
         0.005, gt=0, le=0.1, description="worker sys.setswitchinterval (Python's default 0.005)"
     )

@@ -2,7 +2,7 @@
 
 clickhouse-connect serializes rows in Python, so the worker ran it in threads; those threads
 then held the interpreter in turns with the event loop and the broker client's thread,
-which delayed consumption (see README, Benchmarks). Here the body is built with orjson in
+which delayed consumption (see docs/benchmarks.md). Here the body is built with orjson in
 the loop (cheap per row) and sent with aiohttp, whose waiting costs nothing.
 
 The body is ``JSONCompactColumns``: one JSON array per column, in the insert's column order

@@ -9,7 +9,7 @@ count, produce → consume p50/p99 and the broker's CPU share, then one JSON lin
 
 It separates what the broker costs from what the worker costs in ``finpulse bench``: on the
 development machine Tansu's CPU rises with the data it holds while the offered load stays
-constant (see the README's Benchmarks).
+constant (see docs/benchmarks.md).
 
 >>> w = broker_windows([(0.0, 10.0), (1.0, 30.0), (12.0, 20.0)], [(0.01, 40.0)], 10.0)
 >>> [(x["from_s"], x["events"], x["p50_ms"], x["broker_cpu_pct"]) for x in w]

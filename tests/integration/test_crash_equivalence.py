@@ -122,7 +122,7 @@ def run(
         Settings(data_dir=root / "broker", local_broker_port=free_port(), local_broker=broker_kind)
     )
     broker.start_broker()
-    db = f"crash_{root.name}_{os.getpid()}_{int(time.time() * 1000)}"
+    db = f"crash_{root.name.replace('-', '_')}_{os.getpid()}_{int(time.time() * 1000)}"
     settings = local_stack_settings(
         local_broker=broker_kind,
         data_dir=root,
