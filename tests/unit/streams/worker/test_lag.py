@@ -108,7 +108,7 @@ def test_a_new_generation_forgets_the_old_progress() -> None:
 
 
 def test_partitions_without_a_high_watermark_and_revoked_ones_have_no_row() -> None:
-    lag, buffer, _ = monitor()
+    lag, _, _ = monitor()
     tp0, tp1 = TP(T, 0), TP(T, 1)
     lag.note_processed([msg(3, 1.0, partition=1)])
     assert lag.rows([tp0], 1, lambda tp: None, {}, at=AT) == []
