@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, ge=0, le=65535, description="Faust web server port")
     stats_path: Path | None = Field(None, description="worker writes its counters here (JSON)")
     stats_interval_s: float = Field(1.0, gt=0)
+    lag_interval_s: float = Field(
+        5.0, gt=0, description="the worker records its consumer lag (table consumer_lag) this often"
+    )
+    worker_id: str | None = Field(
+        None, description="the worker's name in consumer_lag; unset = host:pid"
+    )
 
     # --- service quality (issue 4) --------------------------------------------------------------
     service_level_thresholds_s: dict[str, float] = Field(

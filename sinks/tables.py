@@ -302,3 +302,28 @@ SERVICE_FRICTION_TABLE = Table(
     ),
     "event_id",
 )
+
+
+# --- pipeline health (migration 0040) ----------------------------------------------------------
+
+CONSUMER_LAG_TABLE = Table(
+    "consumer_lag",
+    (
+        "at",
+        "worker",
+        "topic",
+        "partition",
+        "next_offset",
+        "high_watermark",
+        "end_offset",
+        "lag_events",
+        "lag_s",
+        "events_per_s",
+        "batch_p50_ms",
+        "batch_p99_ms",
+        "deadletters",
+        "interval_s",
+        "row_id",
+    ),
+    "row_id",
+)

@@ -176,6 +176,26 @@ def _board(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.tools.status import format_table, status_rows
+
+    try:
+        rows = status_rows(settings, args.within_s)
+    except Exception as exc:  # ClickHouse unreachable, schema not migrated
+        print(f"finpulse: status: {str(exc).strip().splitlines()[0][:300]}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"within_s": args.within_s, "rows": rows}))
+    elif rows:
+        print(format_table(rows))
+    if not rows:
+        print(
+            f"finpulse: no worker recorded its lag in the last {args.within_s:g} s", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
 def _config(settings: Settings, args: argparse.Namespace) -> int:
     # SecretStr fields serialise as "**********": secrets are never printed.
     print(json.dumps(settings.model_dump(mode="json"), indent=2, sort_keys=True))
@@ -276,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("board", _board, "render every board from ClickHouse into one HTML file")
     p.add_argument("--html", type=Path, required=True, help="output file")
     p.add_argument("--range-s", type=int, default=None, help="time range in seconds")
+    p = add("status", _status, "latest consumer lag per worker, topic and partition")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.add_argument(
+        "--within-s", type=float, default=300.0, help="rows written in the last S seconds"
+    )
     add("config", _config, "print the effective settings (secrets masked)")
     p = add("bench", _bench, "end-to-end throughput/latency/memory on a fresh local stack")
     p.add_argument("--events", type=int, default=50_000, help="events per saturation phase")

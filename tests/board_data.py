@@ -145,6 +145,7 @@ def fill_through_pipeline(settings: Settings, now: datetime) -> dict[str, Any]:
             for i in range(0, len(recs), 70):
                 await rt.handle(kind, recs[i : i + 70])
         await rt.handle("transaction", bad)
+        await fill_consumer_lag(rt, now)
         await rt.close()
 
     asyncio.run(run())
@@ -154,6 +155,53 @@ def fill_through_pipeline(settings: Settings, now: datetime) -> dict[str, Any]:
     finally:
         client.close()
     return {"events": events, "malformed": len(MALFORMED), "published": published}
+
+
+async def fill_consumer_lag(rt: Runtime, now: datetime, workers: int = 2) -> None:
+    """``consumer_lag`` rows of two workers (two transaction partitions each) every 5 minutes
+    over the last three hours, made by the worker's :class:`LagMonitor` and written through
+    the runtime's committer as the worker does; a backlog builds and drains in the middle."""
+    from types import SimpleNamespace
+
+    from faust.types import TP
+
+    from streams.worker.intake import IntakeBuffer
+    from streams.worker.lag import KIND, LagMonitor
+
+    def message(tp: Any, offset: int, ts: float) -> Any:
+        return SimpleNamespace(tp=tp, offset=offset, timestamp=ts, generation_id=1)
+
+    for w in range(workers):
+        buffer = IntakeBuffer(maxsize=1 << 30)
+        counted = {"events": 0, "deadletters": 0}
+        lag = LagMonitor(
+            f"host-{w}:{100 + w}",
+            {TRANSACTIONS: buffer},
+            lambda c=counted: (c["events"], c["deadletters"]),  # type: ignore[misc]
+        )
+        tps = [TP(TRANSACTIONS, 2 * w), TP(TRANSACTIONS, 2 * w + 1)]
+        offset = dict.fromkeys(tps, 0)
+        high = dict.fromkeys(tps, 0)
+        for step in range(36, 0, -1):  # every 5 minutes, oldest first
+            at = now - timedelta(minutes=5 * step)
+            behind = 400 * (step % 12) if 12 <= step < 24 else 0  # a backlog, then caught up
+            for tp in tps:
+                high[tp] += 1500
+                end = at.timestamp()
+                fetched = [
+                    message(tp, o, end - (high[tp] - o) * 0.1) for o in range(offset[tp], high[tp])
+                ]
+                for m in fetched:
+                    buffer.put(m)
+                done = high[tp] - behind
+                lag.note_processed([m for m in fetched if m.offset < done][-1:])
+                offset[tp] = high[tp]
+            counted["events"] += 3000 - behind
+            counted["deadletters"] += step % 4
+            for ms in (20.0 + step, 35.0 + step, 90.0 + 2 * step):
+                lag.note_batch_ms(ms)
+            rows = lag.rows(tps, 1, high.get, dict(high), at=at, now_monotonic=lag._since + 300)
+            await rt.committer.submit(KIND, lag.batch(rows), acknowledge=lambda: None, urgent=True)
 
 
 # ---- contract tables (offline substitute until the owning branch's migration lands) ---------

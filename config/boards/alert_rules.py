@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from config.boards.catalog import FOLDER_TITLE
+from config.boards.pipeline_health import LAG_ALERT_S
 from config.boards.query import DATASOURCE_UID, ClickHouseQuery, Format
 from config.boards.spec import COMPLAINT_DECISION_DAYS, SERVICE_LEVEL_SECONDS, SERVICE_LEVEL_TARGET
 
@@ -90,6 +91,31 @@ ORDER BY source_topic""",
         summary="Upstream {{ $labels.source_topic }} sends invalid events.",
         window_s=600,
         label_columns=("source_topic",),
+    ),
+    RuleSpec(
+        uid="finpulse-consumer-lag",
+        title=f"A worker is more than {LAG_ALERT_S} s behind",
+        sql="""SELECT worker, max(lag_s) AS lag_s
+FROM
+(
+    SELECT worker, topic, partition, argMax(lag_s, at) AS lag_s
+    FROM consumer_lag
+    WHERE $__timeFilter(at)
+    GROUP BY worker, topic, partition
+)
+GROUP BY worker
+ORDER BY worker""",
+        value_column="lag_s",
+        op="gt",
+        threshold=LAG_ALERT_S,
+        severity="orange",
+        domain="pipeline",
+        summary="Worker {{ $labels.worker }} processes events more than 60 s (event time) "
+        "behind what it has fetched: overloaded, paused or stuck. `finpulse status` shows "
+        "the partitions.",
+        window_s=120,
+        for_="2m",
+        label_columns=("worker",),
     ),
     RuleSpec(
         uid="finpulse-overdue-complaints",

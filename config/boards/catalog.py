@@ -6,7 +6,14 @@
 
 from __future__ import annotations
 
-from config.boards import alerts_board, model_health, risk_overview, service_quality, service_risk
+from config.boards import (
+    alerts_board,
+    model_health,
+    pipeline_health,
+    risk_overview,
+    service_quality,
+    service_risk,
+)
 from config.boards.spec import BoardSpec
 
 BOARDS: tuple[BoardSpec, ...] = (
@@ -15,6 +22,7 @@ BOARDS: tuple[BoardSpec, ...] = (
     alerts_board.BOARD,
     model_health.BOARD,
     service_risk.BOARD,
+    pipeline_health.BOARD,
 )
 
 # Tables the panels read that other branches are adding; a panel on one of these is checked

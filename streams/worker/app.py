@@ -15,6 +15,9 @@ much more of the event loop per event at saturation; docs/benchmarks.md). A take
 holds one reference, released only after the batch's rows are stored and its messages
 acknowledged by the broker; offsets therefore still commit only after delivery
 (at-least-once).
+
+**Consumer lag.** Every ``lag_interval_s`` a timer writes one ``consumer_lag`` row per
+assigned input partition through the same committer (:mod:`streams.worker.lag`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -40,9 +44,16 @@ from streams.stages.rules import RuleEngine, RuleStage
 from streams.stages.service.stage import service_stages
 from streams.worker import commit_log
 from streams.worker.batch_publish import publish_batched
-from streams.worker.faust_adapter import FinpulseApp, aiokafka_producer, memory_store
+from streams.worker.faust_adapter import (
+    FinpulseApp,
+    aiokafka_producer,
+    listed_end_offsets,
+    memory_store,
+)
 from streams.worker.gc_pauses import GcPauses
 from streams.worker.intake import acknowledger
+from streams.worker.lag import KIND as LAG_KIND
+from streams.worker.lag import LagMonitor, default_worker_id, with_timeout
 from streams.worker.notifier import add_notifier_agent
 from streams.worker.pipeline import Pipeline
 from streams.worker.runtime import Runtime
@@ -166,8 +177,13 @@ def build_app(settings: Settings) -> faust.App:
         settings, publish, pipeline, commit_log_topic=commits.changelog_topic.get_topic_name()
     )
     runtime.gc_pauses = GcPauses().install()
+    lag = LagMonitor(
+        settings.worker_id or default_worker_id(),
+        app.bulk_intake.buffers,  # type: ignore[attr-defined]
+        lambda: (runtime.processed + runtime.deadlettered, runtime.deadlettered),
+    )
     for topic_name, kind in INPUT_TOPICS.items():
-        _add_ingest_agent(app, settings, runtime, topic_name, kind)
+        _add_ingest_agent(app, settings, runtime, lag, topic_name, kind)
     notifier = add_notifier_agent(app, settings, runtime)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode's signal typing
@@ -185,7 +201,37 @@ def build_app(settings: Settings) -> faust.App:
         async def _write_stats() -> None:
             runtime.write_stats(stats_path)
 
+    @app.timer(settings.lag_interval_s, name="finpulse.lag")
+    async def _record_lag() -> None:
+        await _write_lag(app, runtime, lag, settings.lag_interval_s)
+
     return app
+
+
+async def _write_lag(app: faust.App, runtime: Runtime, lag: LagMonitor, timeout_s: float) -> None:
+    """One ``consumer_lag`` row per assigned input partition, through the committer (no
+    input to acknowledge; the timer does not wait for the commit)."""
+    consumer = app.consumer
+    try:
+        assigned = [tp for tp in consumer.assignment() if tp.topic in INPUT_TOPICS]
+    except Exception:  # the consumer has not started yet
+        return
+    ends = None
+    if assigned:
+        ends = await with_timeout(listed_end_offsets(consumer, assigned), timeout_s, "ListOffsets")
+
+    def high_watermark(tp: Any) -> int | None:
+        try:
+            high = consumer.highwater(tp)
+        except Exception:  # revoked meanwhile
+            return None
+        return None if high is None else int(high)
+
+    rows = lag.rows(assigned, app.consumer_generation_id, high_watermark, ends or {})
+    if rows:
+        done = runtime.committer.submit(LAG_KIND, lag.batch(rows), acknowledge=lambda: None)
+        # a failed commit fails the ingest agents, which report it; nothing to add here
+        done.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
 def _raw_records(messages: Sequence[Any]) -> list[RawRecord]:
@@ -193,7 +239,12 @@ def _raw_records(messages: Sequence[Any]) -> list[RawRecord]:
 
 
 def _add_ingest_agent(
-    app: faust.App, settings: Settings, runtime: Runtime, topic_name: str, kind: str
+    app: faust.App,
+    settings: Settings,
+    runtime: Runtime,
+    lag: LagMonitor,
+    topic_name: str,
+    kind: str,
 ) -> None:
     topic = app.topic(
         topic_name,
@@ -215,10 +266,13 @@ def _add_ingest_agent(
                 messages = await intake.take(
                     settings.stream_batch_max, settings.stream_batch_within_s, consumer
                 )
+                taken = time.perf_counter()
                 runtime.note_arrival(messages[0].timestamp)
                 out = runtime.process(kind, _raw_records(messages))
                 ack = acknowledger(messages, consumer)
-                stored = runtime.committer.submit(kind, out, ack)
+                stored = runtime.committer.submit(
+                    kind, out, _committed(runtime, lag, messages, ack, taken)
+                )
                 in_flight.append((stored, len(messages)))
                 unstored += len(messages)
                 while in_flight and (
@@ -233,3 +287,18 @@ def _add_ingest_agent(
                 job.cancel()  # not acked: re-delivered, absorbed by idempotent writes
 
     app.agent(topic, name=f"finpulse.ingest.{kind}")(ingest)
+
+
+def _committed(
+    runtime: Runtime, lag: LagMonitor, messages: Sequence[Any], ack: Any, taken: float
+) -> Any:
+    """The acknowledgement of a batch: its offsets, then its progress and time for the lag."""
+
+    def acknowledge() -> None:
+        ack()
+        lag.note_processed(messages)
+        ms = (time.perf_counter() - taken) * 1000
+        runtime.record("batch_ms", ms)
+        lag.note_batch_ms(ms)
+
+    return acknowledge

@@ -19,6 +19,8 @@ What goes through the seam:
 - **Publishing** record batches with aiokafka's producer (:mod:`streams.worker.batch_publish`).
 - **Recovery's end offsets** come from a fetch response, not from ListOffsets
   (:func:`fetched_high_watermarks`).
+- **Consumer lag**: the end offsets ListOffsets answers (:func:`listed_end_offsets`),
+  recorded beside the fetch responses' high watermarks (:mod:`streams.worker.lag`).
 - **Table stores.** The memory store's dict of a table, written directly
   (:mod:`streams.worker.table_state`).
 
@@ -30,7 +32,7 @@ What goes through the seam:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import faust
@@ -151,6 +153,19 @@ def unacked_messages(consumer: Any) -> Any:
     """The set Faust's stream path adds a taken message to (what rebalances and shutdown
     wait to see acknowledged)."""
     return consumer._unacked_messages
+
+
+async def listed_end_offsets(consumer: Any, partitions: Iterable[TP]) -> dict[TP, int]:
+    """The end offsets of ``partitions`` as ListOffsets answers them (one request per
+    leader), asked by the worker consumer's aiokafka consumer in its own thread.
+
+    Faust's public ``highwaters`` is not used: for finpulse it reads fetch responses
+    (``_ConsumerThread._highwaters``), which the lag already has from ``highwater(tp)``.
+    """
+    thread = consumer._thread
+    kafka = thread._ensure_consumer()
+    ends = await thread.call_thread(kafka.end_offsets, list(partitions))
+    return {TP(tp.topic, tp.partition): int(end) for tp, end in ends.items()}
 
 
 class FinpulseTransport(faust_aiokafka.Transport):

@@ -57,6 +57,9 @@ class IntakeBuffer:
         self.messages: list[Any] = []
         self._generation: int | None = None
         self._next_offset: dict[Any, int] = {}  # per partition, in ``_generation``
+        # per partition, in ``_generation``: the first and the newest message put (lag)
+        self.first_fetched: dict[Any, Any] = {}
+        self.newest_fetched: dict[Any, Any] = {}
         self._ready = asyncio.Event()  # set while messages wait to be taken
         self._space = asyncio.Event()  # set while there is room below ``maxsize``
         self._space.set()
@@ -72,11 +75,15 @@ class IntakeBuffer:
         """
         if message.generation_id != self._generation:
             self._generation = message.generation_id
-            self._next_offset = {}
+            self._next_offset, self.first_fetched, self.newest_fetched = {}, {}, {}
         tp, offset = message.tp, message.offset
-        if offset < self._next_offset.get(tp, -1):
+        next_offset = self._next_offset.get(tp)
+        if next_offset is None:
+            self.first_fetched[tp] = message
+        elif offset < next_offset:
             return False
         self._next_offset[tp] = offset + 1
+        self.newest_fetched[tp] = message
         messages = self.messages
         messages.append(message)
         if len(messages) >= self.maxsize:

@@ -204,3 +204,28 @@ def test_rollups_are_exact_under_redelivery(filled):
     # the raw tables did see the duplicates: a plain sum over the MV inserts would overcount
     inserted = client.query(f"SELECT count() FROM {db}.transactions").result_rows[0][0]
     assert inserted >= raw["transactions"]
+
+
+def test_status_prints_the_latest_lag_panel(filled):
+    """``finpulse status`` reads the board's latest-lag query: one row per worker, topic and
+    partition, the newest (the test data's backlog has drained by then)."""
+    from streams.tools.status import format_table, status_rows
+
+    rows = status_rows(filled["settings"], within_s=86400, client=filled["client"])
+    assert sorted((r["worker"], r["partition"]) for r in rows) == [
+        ("host-0:100", 0),
+        ("host-0:100", 1),
+        ("host-1:101", 2),
+        ("host-1:101", 3),
+    ]
+    assert all(r["lag_events"] == 0 and r["lag_s"] == 0 for r in rows)
+    assert all(r["next_offset"] == r["high_watermark"] == 36 * 1500 for r in rows)
+    assert format_table(rows).splitlines()[0].split() == [
+        "worker",
+        "topic",
+        "partition",
+        "lag_events",
+        "lag_s",
+        "events/s",
+        "at",
+    ]

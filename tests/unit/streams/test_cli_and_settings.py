@@ -86,3 +86,18 @@ def test_worker_tuning_sets_the_gil_switch_interval() -> None:
     finally:
         sys.setswitchinterval(before[0])
         gc.set_threshold(*before[1])
+
+
+def test_status_without_clickhouse_exits_2_with_a_message(capsys, monkeypatch):
+    from streams.local.stack import free_port
+
+    monkeypatch.setenv("FINPULSE_CLICKHOUSE_URL", f"http://127.0.0.1:{free_port()}")
+    assert main(["status", "--json"]) == 2
+    assert capsys.readouterr().err.startswith("finpulse: status: ")
+
+
+def test_lag_settings_defaults():
+    s = Settings()
+    assert s.lag_interval_s == 5.0 and s.worker_id is None
+    with pytest.raises(ValidationError):
+        Settings(lag_interval_s=0)

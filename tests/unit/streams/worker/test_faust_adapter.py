@@ -20,6 +20,7 @@ import pytest
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from mode.threads import QueueServiceThread
 
 from config.settings import Settings
 from streams.worker import faust_adapter
@@ -66,6 +67,26 @@ PINNED: dict[str, tuple[Any, str, str]] = {
         faust.App._new_transport,
         "42db531312dd776f",
         "overridden by FinpulseApp",
+    ),
+    "faust AIOKafkaConsumerThread._ensure_consumer": (
+        faust_aiokafka.AIOKafkaConsumerThread._ensure_consumer,
+        "ff4a4c693b7ec63f",
+        "listed_end_offsets(): the worker consumer's aiokafka consumer",
+    ),
+    "mode QueueServiceThread.call_thread": (
+        QueueServiceThread.call_thread,
+        "479edda75b54734b",
+        "listed_end_offsets(): runs end_offsets in the consumer's thread, awaited in ours",
+    ),
+    "aiokafka AIOKafkaConsumer.end_offsets": (
+        aiokafka.AIOKafkaConsumer.end_offsets,
+        "f4b19078581881ba",
+        "listed_end_offsets(): ListOffsets, the consumer_lag end_offset column",
+    ),
+    "aiokafka AIOKafkaConsumer.highwater": (
+        aiokafka.AIOKafkaConsumer.highwater,
+        "044275efc968e286",
+        "Faust's consumer.highwater(tp): the consumer_lag high_watermark (fetch responses)",
     ),
     "aiokafka AIOKafkaConsumer.start": (
         aiokafka.AIOKafkaConsumer.start,
@@ -115,6 +136,8 @@ def test_consumer_instances_have_the_attributes_the_adapter_reads() -> None:
     unacked = faust_adapter.unacked_messages(consumer)
     assert len(unacked) == 0 and callable(unacked.add)  # a (weak) set taken messages join
     assert consumer._read_offset[TP("t", 0)] is None  # a defaultdict of None
+    thread = consumer._thread  # listed_end_offsets(): the consumer thread of our transport
+    assert type(thread).__name__ == "_ConsumerThread" and callable(thread.call_thread)
     table = app.Table("pinned", default=None, partitions=1)
     assert faust_adapter.memory_store(table) == {}
 
@@ -143,3 +166,20 @@ def test_note_read_records_offsets_gaps_and_skips_what_was_read_before() -> None
     assert asyncio.run(reads()) == [True, True, True, False, True, True]
     assert consumer.gaps == [(tp, 5, 7)]  # 5 and 6 were skipped by the broker
     assert consumer._read_offset[tp] == 8
+
+
+def test_listed_end_offsets_asks_the_consumer_thread() -> None:
+    asked: list[Any] = []
+
+    async def end_offsets(partitions: list[Any]) -> dict[Any, int]:
+        asked.extend(partitions)
+        return {aiokafka.TopicPartition(tp.topic, tp.partition): 7 for tp in partitions}
+
+    async def call_thread(fun: Any, *args: Any) -> Any:
+        return await fun(*args)
+
+    kafka = SimpleNamespace(end_offsets=end_offsets)
+    thread = SimpleNamespace(_ensure_consumer=lambda: kafka, call_thread=call_thread)
+    consumer = SimpleNamespace(_thread=thread)
+    ends = asyncio.run(faust_adapter.listed_end_offsets(consumer, [TP("t", 1)]))
+    assert ends == {TP("t", 1): 7} and asked == [TP("t", 1)]
