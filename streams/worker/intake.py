@@ -121,9 +121,21 @@ class IntakeBuffer:
                     await asyncio.wait_for(self._ready.wait(), left)
                 except TimeoutError:
                     break
+            if not consumer.app.flow_control.is_active():
+                # A rebalance is under way and Faust seeks every partition back to its
+                # committed offset when it ends: drop everything buffered *and* the offsets
+                # seen, so that what is fetched again is taken, in order. (Dropping the taken
+                # messages alone left the re-fetched ones looking like duplicates: lost.)
+                self._forget()
+                continue
             batch = _track(self._pop(max_), consumer, self.unacked(consumer))
             if batch:
                 return batch
+
+    def _forget(self) -> None:
+        self.messages = []
+        self._next_offset, self.first_fetched, self.newest_fetched = {}, {}, {}
+        self._space.set()
 
     def _pop(self, max_: int) -> list[Any]:
         messages = self.messages
@@ -137,8 +149,6 @@ class IntakeBuffer:
 
 
 def _track(batch: list[Any], consumer: Any, unacked: Any) -> list[Any]:
-    if not consumer.app.flow_control.is_active():
-        return []  # a rebalance is under way: fetched again from the committed offsets
     generation = consumer.app.consumer_generation_id
     kept = []
     for m in batch:

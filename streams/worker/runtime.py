@@ -70,6 +70,7 @@ class Runtime:
         )
         self.gc_pauses: GcPauses | None = None  # the live worker records collector pauses
         self._restored: asyncio.Future[None] | None = None
+        self.restore_retries = 0
 
     def setup(self) -> None:
         """Create (and set up) every table's sink: connections are made here, not at init."""
@@ -106,6 +107,7 @@ class Runtime:
                 await asyncio.to_thread(self.pipeline.restore_models)
                 return
             except Exception as exc:  # the store is unreachable: no batch before the models
+                self.restore_retries += 1
                 log.warning("cannot restore the model checkpoints yet (%s); retrying", exc)
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, self.settings.sink_retry_max_s)
@@ -151,6 +153,7 @@ class Runtime:
             "processed": self.processed,
             "deadletters": self.deadlettered,
             "sink_retries": retries,
+            "restore_retries": self.restore_retries,
             "alerts_published": self.alerts_published,
             "notified": self.notified,
             "notify_failed": self.notify_failed,

@@ -84,7 +84,11 @@ def test_no_secret_reaches_logs_errors_stats_or_cli_output(env, tmp_path):
 
         bad = env.worker(name="bad", clickhouse_password=SecretStr(WRONG), app_id="finpulse-bad")
         env.produce(TRANSACTIONS, [f.encode(f.transaction()) for _ in range(20)])
-        bad.wait_for(lambda s: s["sink_retries"] >= 2, 30, "retries with a wrong password")
+        bad.wait_for(  # first the model restore, then any insert, retried, never given up
+            lambda s: s["restore_retries"] + s["sink_retries"] >= 2,
+            30,
+            "retries with a wrong password",
+        )
         assert bad.alive()
 
         cli_runs = {

@@ -119,6 +119,27 @@ def test_nothing_is_taken_while_a_rebalance_suspends_the_flow() -> None:
     _run(scenario)
 
 
+def test_messages_dropped_while_the_flow_was_suspended_are_taken_when_fetched_again() -> None:
+    """The regression: a worker restarted after a crash fetched its partitions before Faust's
+    recovery ended; those messages were dropped, and after the seek back to the committed
+    offset the same offsets looked like duplicates and were dropped too: lost."""
+
+    async def scenario(consumer: Any, buf: IntakeBuffer) -> None:
+        for offset in (0, 1, 2):
+            buf.put(_message(offset))
+        consumer.app.flow_control.suspend()
+        taking = asyncio.ensure_future(buf.take(10, 0.01, consumer))
+        await wait_until(lambda: len(buf) == 0, 2.0, "take dropping what it cannot take")
+        consumer.app.flow_control.resume()  # recovery ended; Faust seeks to offset 0
+        for offset in (0, 1, 2):
+            buf.put(_message(offset))
+        buf.notify()
+        taken = await asyncio.wait_for(taking, 2.0)
+        assert [m.offset for m in taken] == [0, 1, 2]
+
+    _run(scenario)
+
+
 def test_a_message_fetched_again_after_a_seek_is_put_once_per_generation() -> None:
     async def scenario(consumer: Any, buf: IntakeBuffer) -> None:
         for offset in (0, 1, 2, 0, 1, 2, 3):  # the seek to the committed offset 0 refetches
