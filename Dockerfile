@@ -14,6 +14,7 @@ COPY streams ./streams
 COPY models ./models
 COPY sinks ./sinks
 COPY config ./config
+COPY finpulse ./finpulse
 # Production image: no embedded broker/ClickHouse (extra `local`), no dev tools.
 RUN pip install . \
     && useradd --system --uid 10001 --home-dir /var/lib/finpulse --create-home finpulse

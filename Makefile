@@ -30,7 +30,7 @@ browser:
 	  $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest --doctest-modules streams models sinks config tests
+	$(BIN)/python -m pytest --doctest-modules finpulse tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -21,7 +21,7 @@ True
 >>> compile_condition({"any": [{"feature": "x", "gte": "ten"}]})
 Traceback (most recent call last):
 ...
-config.conditions.ConditionError: when.any[0].gte: must be a number, got 'ten'
+finpulse.config.conditions.ConditionError: when.any[0].gte: must be a number, got 'ten'
 """
 
 from __future__ import annotations

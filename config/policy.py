@@ -24,8 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import ErrorDetails
 
-from config.conditions import Condition, ConditionNode, error_message, field_path
-from models.alerts import Domain, Severity, SubjectType
+from finpulse.config.conditions import Condition, ConditionNode, error_message, field_path
+from finpulse.models.alerts import Domain, Severity, SubjectType
 
 RuleOn = Literal[
     "transaction", "interaction", "feedback", "channel_minute", "complaint", "customer", "model"

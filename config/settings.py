@@ -208,7 +208,8 @@ class Settings(BaseSettings):
     webhook_retry_max_s: float = Field(8.0, gt=0)
     webhook_concurrency: int = Field(8, ge=1)
 
-    # --- PII (PCI DSS masking, models.masking) -----------------------------------------------
+    # --- PII (PCI DSS masking, finpulse.models.masking)
+    # -----------------------------------------------
     pii_key: SecretStr | None = Field(
         None, description="HMAC key for card/account tokens; unset = public development key"
     )
@@ -250,7 +251,7 @@ class Settings(BaseSettings):
 
 
 def _grafana_default_url() -> str:
-    from config.deployment import grafana_local_url
+    from finpulse.config.deployment import grafana_local_url
 
     return grafana_local_url()
 

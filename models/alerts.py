@@ -1,7 +1,7 @@
 """Early-warning contract: severities, what rules and models emit, and the published alert.
 
 Rules and models emit :class:`AlertCandidate` objects; the alert manager
-(:mod:`streams.stages.alerting`) deduplicates, escalates and routes them into
+(:mod:`finpulse.streams.stages.alerting`) deduplicates, escalates and routes them into
 :class:`Alert` records published on ``finpulse.alerts`` and stored in ClickHouse.
 
 >>> Severity.RED.rank > Severity.BLUE.rank
@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from models.ids import letter_hex
+from finpulse.models.ids import letter_hex
 
 
 class Severity(StrEnum):

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.events import Interaction, Transaction
-from models.money import to_cny
+from finpulse.models.events import Interaction, Transaction
+from finpulse.models.money import to_cny
 
 CASH_TYPES = frozenset({"cash_withdrawal", "cash_deposit"})
 

@@ -46,7 +46,7 @@ TXN_CHANNEL = _table(
 )
 SERVICE_CHANNEL = _table({"app": 1, "web": 2, "branch": 3, "call_center": 4, "chat": 5, "email": 6})
 
-# Risk reason codes: the model input names of models.risk.INPUT_NAMES (+ "anomaly").
+# Risk reason codes: the model input names of finpulse.models.risk.INPUT_NAMES (+ "anomaly").
 RISK_INPUT = _table(
     {
         "amount_cny": 1,
@@ -88,7 +88,7 @@ RISK_INPUT = _table(
     }
 )
 
-# Inputs of the satisfaction model (models.satisfaction.interaction_features).
+# Inputs of the satisfaction model (finpulse.models.satisfaction.interaction_features).
 SATISFACTION_INPUT = _table(
     {
         "wait_log": 1,

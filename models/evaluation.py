@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from models.alerts import AlertCandidate, Severity
+from finpulse.models.alerts import AlertCandidate, Severity
 
 DEFAULT_THRESHOLDS: Mapping[str, float] = {"yellow": 60.0, "orange": 75.0, "red": 90.0}
 

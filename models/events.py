@@ -36,7 +36,8 @@ _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 Id = Annotated[str, Field(min_length=1, max_length=128)]
 # The range is checked by pydantic-core, cheaper than a Python validator. The
-# clock-skew limit (now + FINPULSE_MAX_FUTURE_SKEW_S) is the decoder's (streams.core.decode).
+# clock-skew limit (now + FINPULSE_MAX_FUTURE_SKEW_S) is the decoder's
+# (finpulse.streams.core.decode).
 Timestamp = Annotated[AwareDatetime, Field(ge=TS_MIN, lt=TS_MAX)]
 OptionalId = Annotated[str | None, Field(default=None, min_length=1, max_length=128)]
 

@@ -9,7 +9,7 @@ live it lives in a changelog-backed Faust table, offline in a dict, and a JSON
 round trip between two calls gives exactly the same numbers. To keep it small, window
 and same-day sums are whole cents (each amount floored to the cent, so a sum never
 reaches a threshold before the exact one would), the running amount statistics have 5
-decimals, transaction types are codes (:mod:`models.codes`), and counterparties,
+decimals, transaction types are codes (:mod:`finpulse.models.codes`), and counterparties,
 accounts and devices are 8-letter hashes (:func:`short_token`; only compared for
 equality). A state of the previous
 version (2, full strings and floats) is upgraded on first use. Windows run on
@@ -50,10 +50,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from models.codes import TXN_TYPE
-from models.events import Direction, Transaction
-from models.ids import letter_hex
-from models.money import FX_TO_CNY as MONEY_FX
+from finpulse.models.codes import TXN_TYPE
+from finpulse.models.events import Direction, Transaction
+from finpulse.models.ids import letter_hex
+from finpulse.models.money import FX_TO_CNY as MONEY_FX
 
 STATE_VERSION = 3
 

@@ -1,7 +1,7 @@
 """Stored identifiers that can never look like a card number.
 
 PCI DSS scanners flag any Luhn-valid run of 13–19 digits in stored data, and so does
-finpulse's own scan (:func:`models.masking.find_card_numbers`). Hash-derived ids therefore
+finpulse's own scan (:func:`finpulse.models.masking.find_card_numbers`). Hash-derived ids therefore
 use hex with letters for digits, and ids built from epoch milliseconds split long digit runs.
 
 >>> letter_hex("00ff19")

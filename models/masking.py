@@ -9,7 +9,7 @@ keep working on the tokens:
   runs that cannot be checked cheaply -- a 20+-digit number, 64+ digits -- count too),
   anywhere in the raw payload bytes (every string field, unknown fields, even invalid
   JSON) is replaced as a whole by ``card:<12 letter-hex>``
-  (hex with g–p for 0–9: :mod:`models.ids`, so a token never reads as a card number);
+  (hex with g–p for 0–9: :mod:`finpulse.models.ids`, so a token never reads as a card number);
 * **account identifiers** (``account_id``, ``counterparty_id``) become ``acct:<16 letter-hex>``.
 
 >>> m = Masker(b"test-key")
@@ -31,7 +31,7 @@ import logging
 import re
 from typing import Any
 
-from models.ids import letter_hex
+from finpulse.models.ids import letter_hex
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class Masker:
     def from_settings(cls, settings: Any) -> Masker:
         """The masker of ``settings.pii_key``, or of the public development key when unset.
 
-        >>> from config.settings import Settings
+        >>> from finpulse.config.settings import Settings
         >>> Masker.from_settings(Settings()).account("a") == Masker(DEVELOPMENT_KEY).account("a")
         True
         """
@@ -211,7 +211,7 @@ class Masker:
         """Tokenize the account identifier fields of a freshly validated event, in place.
 
         >>> from tests.factories import transaction, encode
-        >>> from models.events import Transaction
+        >>> from finpulse.models.events import Transaction
         >>> t = Transaction.model_validate_json(encode(transaction(account_id="a-1")))
         >>> Masker(b"k").mask_accounts(t).account_id.startswith("acct:")
         True

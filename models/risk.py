@@ -1,13 +1,13 @@
 """The transaction risk model: unsupervised anomaly + supervised classifier → 0-100 score.
 
-:func:`model_inputs` maps the features of :mod:`models.features` to numeric model
+:func:`model_inputs` maps the features of :mod:`finpulse.models.features` to numeric model
 inputs named after the feature they come from (so reason codes are feature names).
 :class:`RiskModel` combines
 
 * an anomaly scorer that learns from every transaction, from the first one on
-  (:class:`~models.online.DeviationScorer`, or River's HalfSpaceTrees), and
+  (:class:`~finpulse.models.online.DeviationScorer`, or River's HalfSpaceTrees), and
 * a supervised online classifier that learns from delayed fraud labels
-  (:class:`~models.online.OnlineLogistic`),
+  (:class:`~finpulse.models.online.OnlineLogistic`),
 
 into ``score = 100 * (w * p_supervised + (1 - w) * anomaly)`` where the supervised weight
 ``w = w_min + (w_max - w_min) * n_pos / (n_pos + k)`` grows quickly with the positive
@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from models.online import DeviationScorer, Features, OnlineLogistic
+from finpulse.models.online import DeviationScorer, Features, OnlineLogistic
 
 MODEL_NAME = "risk"
 MODEL_FAMILY = "risk-v1"
@@ -122,7 +122,7 @@ _DEFAULTS = {feature: 0.0 for _, feature, _ in _SPEC}
 def features_matrix(fs: Sequence[Mapping[str, Any]]) -> Any:
     """Model inputs of many features dicts as a matrix in :data:`INPUT_NAMES` order.
 
-    Every features dict from :func:`models.features.extract` has all the keys; partial
+    Every features dict from :func:`finpulse.models.features.extract` has all the keys; partial
     dicts (tests, examples) get 0 for what is missing.
 
     >>> X = features_matrix([{"amount_cny": 99.0, "new_device": True, "new_country": True}])

@@ -70,14 +70,14 @@ def _value(v: Any) -> str:
 
 
 def interaction_features(interaction: Any, context: dict[str, float]) -> dict[str, float]:
-    """Model features of one :class:`~models.events.Interaction` and the customer context.
+    """Model features of one :class:`~finpulse.models.events.Interaction` and the customer context.
 
     ``context`` holds ``contacts_24h`` (before this one), ``recent_wait_log``,
     ``open_complaints``, ``risk_friction`` (1 if a risk alert hit the customer within 24 h)
     and ``past_csat`` (the customer's shrunk mean survey answer minus 3.5).
 
     >>> from tests.factories import encode, interaction
-    >>> from models.events import Interaction
+    >>> from finpulse.models.events import Interaction
     >>> x = interaction_features(Interaction.model_validate_json(encode(interaction())), {})
     >>> x["ch_call_center"], x["resolved"], round(x["wait_log"], 3)
     (1.0, 1.0, 2.565)
@@ -181,8 +181,8 @@ class SatisfactionMonitor:
         self.auc_after = metrics.ROCAUC()
         self.mean = stats.Mean()
         # river's Rolling forwards get() to the wrapped Mean; its stubs do not say so
-        self.recent_actual: Any = utils.Rolling(stats.Mean(), window_size=RECENT_SURVEYS)
-        self.recent_predicted: Any = utils.Rolling(stats.Mean(), window_size=RECENT_SURVEYS)
+        self.recent_actual: Any = utils.Rolling(stats.Mean, window_size=RECENT_SURVEYS)
+        self.recent_predicted: Any = utils.Rolling(stats.Mean, window_size=RECENT_SURVEYS)
         self.n = 0
         self.detectors: dict[str, drift.PageHinkley] = {}
 

@@ -20,9 +20,9 @@ import pickle
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from config.settings import Settings
-from models.ids import no_card_runs
-from sinks.tables import MODEL_CHECKPOINTS_TABLE
+from finpulse.config.settings import Settings
+from finpulse.models.ids import no_card_runs
+from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class ClickHouseCheckpoints:
         self.settings = settings
 
     def load_latest(self, model: str) -> Any | None:
-        from sinks.clickhouse import make_client
+        from finpulse.sinks.clickhouse import make_client
 
         client = make_client(self.settings)
         try:

@@ -1,6 +1,6 @@
 """Batched, idempotent inserts into ClickHouse.
 
-Writes go over HTTP as JSON from the event loop (:mod:`sinks.http_insert`); queries,
+Writes go over HTTP as JSON from the event loop (:mod:`finpulse.sinks.http_insert`); queries,
 migrations and tests use a clickhouse-connect client (:func:`make_client`).
 
 Idempotency has two layers:
@@ -21,9 +21,9 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from config.settings import Settings
-from sinks.base import BatchingSink, SinkUnavailable
-from sinks.http_insert import HttpInserter, encode_rows, insert_query
+from finpulse.config.settings import Settings
+from finpulse.sinks.base import BatchingSink, SinkUnavailable
+from finpulse.sinks.http_insert import HttpInserter, encode_rows, insert_query
 
 
 def make_client(settings: Settings, database: str | None = None) -> Any:
@@ -62,7 +62,7 @@ def dedup_token(table: str, ids: Sequence[str]) -> str:
 class ClickHouseSink(BatchingSink):
     """Writes tuples (in ``columns`` order) into one table; ``id_column`` names the row id.
 
-    Inserts go over HTTP from the event loop (:mod:`sinks.http_insert`).
+    Inserts go over HTTP from the event loop (:mod:`finpulse.sinks.http_insert`).
 
     >>> sink = ClickHouseSink(Settings(), "transactions", ["event_id", "amount"])
     >>> sink.table, sink.id_index

@@ -1,8 +1,8 @@
 """finpulse's one HTTP client is aiohttp; this module serves its few synchronous callers.
 
 The worker's own calls (ClickHouse inserts, webhooks) are made from the event loop with
-aiohttp sessions (:mod:`sinks.http_insert`, :mod:`sinks.webhook`). A handful of calls are made
-from synchronous code, outside any worker: the local stack's readiness probes and
+aiohttp sessions (:mod:`finpulse.sinks.http_insert`, :mod:`finpulse.sinks.webhook`). A handful of
+calls are made from synchronous code, outside any worker: the local stack's readiness probes and
 ``finpulse grafana publish``. :func:`request_sync` makes such a call with aiohttp on a
 private event loop, so that every request of ours has one set of rules for timeouts,
 redirects, proxies and errors:
@@ -17,7 +17,7 @@ redirects, proxies and errors:
 >>> request_sync("GET", "http://127.0.0.1:1/ping", timeout_s=1)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-sinks.http_client.Unreachable: ClientConnectorError: Cannot connect to host 127.0.0.1:1 ...
+finpulse.sinks.http_client.Unreachable: ClientConnectorError: Cannot connect to host 127.0.0.1:1 ...
 """
 
 from __future__ import annotations

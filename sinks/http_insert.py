@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from sinks.base import SinkUnavailable
+from finpulse.sinks.base import SinkUnavailable
 
 KEEPALIVE_S = 3.0  # below the server's keep_alive_timeout (10 s), so no stale connections
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from config.settings import Settings
+from finpulse.config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class Migration:
 def discover() -> list[Migration]:
     """All packaged migrations, sorted by version; duplicate versions are an error."""
     found: dict[int, Migration] = {}
-    for entry in resources.files("sinks.migrations").iterdir():
+    for entry in resources.files("finpulse.sinks.migrations").iterdir():
         match = _NAME.match(entry.name)
         if not match:
             continue
@@ -57,7 +57,7 @@ def discover() -> list[Migration]:
 
 def migrate(settings: Settings, client: Any = None) -> list[int]:
     """Create the database and apply pending migrations; returns the versions applied."""
-    from sinks.clickhouse import make_client
+    from finpulse.sinks.clickhouse import make_client
 
     own = client is None
     client = client or make_client(settings, database="")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from models.events import DeadLetter, Feedback, Interaction, Transaction
+from finpulse.models.events import DeadLetter, Feedback, Interaction, Transaction
 
 
 @dataclass(frozen=True)

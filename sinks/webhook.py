@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from config.settings import Settings
-from sinks.base import Backoff
+from finpulse.config.settings import Settings
+from finpulse.sinks.base import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from config.settings import Settings
+from finpulse.config.settings import Settings
 
 log = logging.getLogger("finpulse")
 
@@ -20,11 +20,11 @@ log = logging.getLogger("finpulse")
 def _schema(settings: Settings, args: argparse.Namespace) -> int:
     from pydantic import BaseModel
 
-    from models.alerts import Alert
-    from models.events import EVENT_MODELS
+    from finpulse.models.alerts import Alert
+    from finpulse.models.events import EVENT_MODELS
 
     if args.name == "policy":  # the policy file, for editors (yaml-language-server) and CI
-        from config.policy import policy_json_schema
+        from finpulse.config.policy import policy_json_schema
 
         print(json.dumps(policy_json_schema(), indent=2))
         return 0
@@ -36,14 +36,14 @@ def _schema(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _topics(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.core.topics import create_topics
+    from finpulse.streams.core.topics import create_topics
 
     print(json.dumps(create_topics(settings)))
     return 0
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from sinks.migrate import migrate
+    from finpulse.sinks.migrate import migrate
 
     applied = migrate(settings)
     print(json.dumps({"applied": applied}))
@@ -51,7 +51,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _services(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.local.stack import LocalStack, stop_recorded
+    from finpulse.streams.local.stack import LocalStack, stop_recorded
 
     if args.action == "down":
         print(json.dumps({"stopped": stop_recorded(settings)}))
@@ -74,7 +74,7 @@ def _services(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.worker.launch import make_worker, tune_gc
+    from finpulse.streams.worker.launch import make_worker, tune_gc
 
     tune_gc(settings)
     make_worker(settings, args.loglevel).execute_from_commandline()
@@ -82,8 +82,8 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.tools.evaluate import evaluate
-    from streams.worker.launch import tune_gc
+    from finpulse.streams.tools.evaluate import evaluate
+    from finpulse.streams.worker.launch import tune_gc
 
     tune_gc(settings)
     result = evaluate(
@@ -99,7 +99,7 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.simulator import run_simulation
+    from finpulse.streams.simulator import run_simulation
 
     stats = run_simulation(
         settings,
@@ -114,7 +114,7 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.tools.demo import run_demo
+    from finpulse.streams.tools.demo import run_demo
 
     summary = run_demo(
         settings,
@@ -128,7 +128,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _evaluate_service(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.tools.evaluate_service import service_figures
+    from finpulse.streams.tools.evaluate_service import service_figures
 
     figures = [
         service_figures(
@@ -150,12 +150,12 @@ def _grafana(settings: Settings, args: argparse.Namespace) -> int:
     import os
 
     if args.action == "build":
-        from config.boards.build import build
+        from finpulse.config.boards.build import build
 
         print(json.dumps({"changed": build(args.root)}))
         return 0
-    from config.boards.grafana_api import GrafanaError
-    from config.boards.publish import PublishError, publish
+    from finpulse.config.boards.grafana_api import GrafanaError
+    from finpulse.config.boards.publish import PublishError, publish
 
     url = args.url or settings.grafana_url
     try:
@@ -168,7 +168,7 @@ def _grafana(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _board(settings: Settings, args: argparse.Namespace) -> int:
-    from config.boards.html import write_board_html
+    from finpulse.config.boards.html import write_board_html
 
     if args.range_s:
         settings = settings.model_copy(update={"board_range_s": args.range_s})
@@ -177,7 +177,7 @@ def _board(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.tools.status import format_table, status_rows
+    from finpulse.streams.tools.status import format_table, status_rows
 
     try:
         rows = status_rows(settings, args.within_s)
@@ -203,7 +203,7 @@ def _config(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _bench(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.tools.bench import format_tables, run_bench
+    from finpulse.streams.tools.bench import format_tables, run_bench
 
     result = run_bench(
         settings,
@@ -331,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     settings = Settings()
-    from streams.local.stack import StackError
+    from finpulse.streams.local.stack import StackError
 
     try:
         return int(args.handler(settings, args))

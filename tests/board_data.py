@@ -12,15 +12,15 @@ import itertools
 from datetime import datetime, timedelta
 from typing import Any
 
-from config.settings import Settings
-from sinks.clickhouse import make_client
-from sinks.migrate import migrate
-from sinks.rollups import refresh_rollups
-from streams.core.decode import RawRecord
-from streams.core.topics import FEEDBACK, INTERACTIONS, TRANSACTIONS
-from streams.worker.app import default_stages
-from streams.worker.pipeline import Pipeline
-from streams.worker.runtime import Runtime
+from finpulse.config.settings import Settings
+from finpulse.sinks.clickhouse import make_client
+from finpulse.sinks.migrate import migrate
+from finpulse.sinks.rollups import refresh_rollups
+from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.topics import FEEDBACK, INTERACTIONS, TRANSACTIONS
+from finpulse.streams.worker.app import default_stages
+from finpulse.streams.worker.pipeline import Pipeline
+from finpulse.streams.worker.runtime import Runtime
 from tests import factories as f
 
 _db = itertools.count()
@@ -165,8 +165,8 @@ async def fill_consumer_lag(rt: Runtime, now: datetime, workers: int = 2) -> Non
 
     from faust.types import TP
 
-    from streams.worker.intake import IntakeBuffer
-    from streams.worker.lag import KIND, LagMonitor
+    from finpulse.streams.worker.intake import IntakeBuffer
+    from finpulse.streams.worker.lag import KIND, LagMonitor
 
     def message(tp: Any, offset: int, ts: float) -> Any:
         return SimpleNamespace(tp=tp, offset=offset, timestamp=ts, generation_id=1)

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from config.settings import Settings, local_stack_settings
-from sinks.clickhouse import count_rows, make_client
-from sinks.migrate import migrate
-from streams.core.topics import create_topics
-from streams.local.stack import LocalStack, free_port
-from streams.worker.process import WorkerProcess
+from finpulse.config.settings import Settings, local_stack_settings
+from finpulse.sinks.clickhouse import count_rows, make_client
+from finpulse.sinks.migrate import migrate
+from finpulse.streams.core.topics import create_topics
+from finpulse.streams.local.stack import LocalStack, free_port
+from finpulse.streams.worker.process import WorkerProcess
 from tests.waiting import wait_for
 
 _db_ids = itertools.count()

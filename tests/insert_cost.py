@@ -25,11 +25,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from config.settings import Settings, local_stack_settings
-from sinks.clickhouse import ClickHouseSink
-from sinks.migrate import migrate
-from sinks.tables import MODEL_METRICS_TABLE, TRANSACTIONS_TABLE, Table
-from streams.local.stack import LocalStack, free_port
+from finpulse.config.settings import Settings, local_stack_settings
+from finpulse.sinks.clickhouse import ClickHouseSink
+from finpulse.sinks.migrate import migrate
+from finpulse.sinks.tables import MODEL_METRICS_TABLE, TRANSACTIONS_TABLE, Table
+from finpulse.streams.local.stack import LocalStack, free_port
 
 WARMUP = 20
 _ids = itertools.count()

@@ -7,14 +7,14 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from config.settings import Settings
-from streams.core.batch import BatchOutput, StageBuilder
-from streams.core.decode import RawRecord
-from streams.core.state import MemoryState
-from streams.core.topics import FEEDBACK, INPUT_TOPICS, INTERACTIONS, TRANSACTIONS
-from streams.stages.service.stage import ServiceStage
-from streams.worker.app import default_stages
-from streams.worker.pipeline import Pipeline
+from finpulse.config.settings import Settings
+from finpulse.streams.core.batch import BatchOutput, StageBuilder
+from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.state import MemoryState
+from finpulse.streams.core.topics import FEEDBACK, INPUT_TOPICS, INTERACTIONS, TRANSACTIONS
+from finpulse.streams.stages.service.stage import ServiceStage
+from finpulse.streams.worker.app import default_stages
+from finpulse.streams.worker.pipeline import Pipeline
 from tests import factories as f
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)

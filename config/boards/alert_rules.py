@@ -14,10 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from config.boards.catalog import FOLDER_TITLE
-from config.boards.pipeline_health import LAG_ALERT_S
-from config.boards.query import DATASOURCE_UID, ClickHouseQuery, Format
-from config.boards.spec import COMPLAINT_DECISION_DAYS, SERVICE_LEVEL_SECONDS, SERVICE_LEVEL_TARGET
+from finpulse.config.boards.catalog import FOLDER_TITLE
+from finpulse.config.boards.pipeline_health import LAG_ALERT_S
+from finpulse.config.boards.query import DATASOURCE_UID, ClickHouseQuery, Format
+from finpulse.config.boards.spec import (
+    COMPLAINT_DECISION_DAYS,
+    SERVICE_LEVEL_SECONDS,
+    SERVICE_LEVEL_TARGET,
+)
 
 GROUP = "finpulse"
 GROUP_INTERVAL = "1m"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from config.boards.spec import SEVERITY_ORDER_SQL, BoardSpec, PanelSpec, var_in_or_none
+from finpulse.config.boards.spec import SEVERITY_ORDER_SQL, BoardSpec, PanelSpec, var_in_or_none
 
 ALERT_FILTERS = f"{var_in_or_none('segment')} AND {var_in_or_none('channel')}"
 

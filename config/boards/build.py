@@ -16,10 +16,10 @@ from typing import Any
 
 import yaml
 
-from config.boards import alert_rules, provisioning
-from config.boards.catalog import BOARDS
-from config.boards.render import dashboard_json, dumps
-from config.deployment import compose_spec
+from finpulse.config.boards import alert_rules, provisioning
+from finpulse.config.boards.catalog import BOARDS
+from finpulse.config.boards.render import dashboard_json, dumps
+from finpulse.config.deployment import compose_spec
 
 log = logging.getLogger(__name__)
 

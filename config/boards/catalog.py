@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from config.boards import (
+from finpulse.config.boards import (
     alerts_board,
     model_health,
     pipeline_health,
@@ -14,7 +14,7 @@ from config.boards import (
     service_quality,
     service_risk,
 )
-from config.boards.spec import BoardSpec
+from finpulse.config.boards.spec import BoardSpec
 
 BOARDS: tuple[BoardSpec, ...] = (
     risk_overview.BOARD,

@@ -2,8 +2,8 @@
 
 JSON in, JSON out, a service-account bearer token, a timeout on every request, and typed errors
 that carry the HTTP status and Grafana's own ``message``. Requests go through finpulse's one
-HTTP client, aiohttp, called synchronously (:func:`sinks.http_client.request_sync`); proxies
-come from ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` as before.
+HTTP client, aiohttp, called synchronously (:func:`finpulse.sinks.http_client.request_sync`);
+proxies come from ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` as before.
 
 The token is kept as a :class:`~pydantic.SecretStr`: it is only unwrapped into the
 ``Authorization`` header and never appears in a repr, a log line or an error. Redirects are not
@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from sinks.http_client import Unreachable, request_sync
+from finpulse.sinks.http_client import Unreachable, request_sync
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from config.boards.catalog import BOARDS
-from config.boards.macros import expand
-from config.boards.render import colour
-from config.boards.spec import SEVERITY_COLOURS, VARIABLES, BoardSpec, PanelSpec
-from config.settings import Settings
+from finpulse.config.boards.catalog import BOARDS
+from finpulse.config.boards.macros import expand
+from finpulse.config.boards.render import colour
+from finpulse.config.boards.spec import SEVERITY_COLOURS, VARIABLES, BoardSpec, PanelSpec
+from finpulse.config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -361,8 +361,8 @@ def write_board_html(
     The range is ``settings.board_range_s`` ending at ``end`` (default: just after the newest
     stored transaction, or now when there is none), with "All" segments and channels.
     """
-    from sinks.clickhouse import make_client
-    from sinks.rollups import refresh_rollups
+    from finpulse.sinks.clickhouse import make_client
+    from finpulse.sinks.rollups import refresh_rollups
 
     own = client is None
     client = client or make_client(settings)

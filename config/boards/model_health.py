@@ -3,7 +3,7 @@ and the inputs' health (labels arriving, dead letters)."""
 
 from __future__ import annotations
 
-from config.boards.spec import FILTERS, RISK_SCORE_BANDS, BoardSpec, PanelSpec
+from finpulse.config.boards.spec import FILTERS, RISK_SCORE_BANDS, BoardSpec, PanelSpec
 
 BOARD = BoardSpec(
     uid="finpulse-model-health",

@@ -12,7 +12,7 @@ of one interval: the panels take one row per worker and interval before adding t
 
 from __future__ import annotations
 
-from config.boards.spec import BoardSpec, PanelSpec
+from finpulse.config.boards.spec import BoardSpec, PanelSpec
 
 # The alert rule's threshold (config/boards/alert_rules.py): a worker 60 s behind.
 LAG_ALERT_S = 60

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from config.boards.catalog import FOLDER_TITLE, FOLDER_UID
-from config.boards.query import DATASOURCE_NAME, DATASOURCE_TYPE, DATASOURCE_UID
-from config.deployment import GRAFANA_DASHBOARDS_DIR, SERVICES
+from finpulse.config.boards.catalog import FOLDER_TITLE, FOLDER_UID
+from finpulse.config.boards.query import DATASOURCE_NAME, DATASOURCE_TYPE, DATASOURCE_UID
+from finpulse.config.deployment import GRAFANA_DASHBOARDS_DIR, SERVICES
 
 WEBHOOK_RECEIVER = "finpulse-oncall-webhook"
 EMAIL_RECEIVER = "finpulse-risk-email"

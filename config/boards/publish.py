@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from config.boards import alert_rules, provisioning
-from config.boards.catalog import BOARDS, FOLDER_TITLE, FOLDER_UID
-from config.boards.grafana_api import GrafanaClient
-from config.boards.render import dashboard_json
-from config.settings import Settings
+from finpulse.config.boards import alert_rules, provisioning
+from finpulse.config.boards.catalog import BOARDS, FOLDER_TITLE, FOLDER_UID
+from finpulse.config.boards.grafana_api import GrafanaClient
+from finpulse.config.boards.render import dashboard_json
+from finpulse.config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ _REF = re.compile(r"\$(\w+)")
 class PublishError(RuntimeError):
     """A provisioning value could not be resolved, or no token is set.
 
-    (Grafana refusing a request raises :class:`~config.boards.grafana_api.GrafanaError`.)
+    (Grafana refusing a request raises :class:`~finpulse.config.boards.grafana_api.GrafanaError`.)
     """
 
 
@@ -94,7 +94,7 @@ def publish(
 
     Returns ``{"created": [...], "updated": [...]}`` as ``kind:uid`` strings. Raises
     :class:`PublishError` for an unresolved ``$NAME`` or a missing token, and
-    :class:`~config.boards.grafana_api.GrafanaError` (``GrafanaAuthError`` on 401/403) when
+    :class:`~finpulse.config.boards.grafana_api.GrafanaError` (``GrafanaAuthError`` on 401/403) when
     Grafana refuses a request.
 
     >>> try:

@@ -1,6 +1,6 @@
-"""A :class:`~config.boards.spec.BoardSpec` as Grafana dashboard JSON, built with the SDK.
+"""A :class:`~finpulse.config.boards.spec.BoardSpec` as Grafana dashboard JSON, built with the SDK.
 
->>> from config.boards.catalog import BOARDS
+>>> from finpulse.config.boards.catalog import BOARDS
 >>> d = dashboard_json(BOARDS[0])
 >>> d["uid"], d["schemaVersion"] >= 41, d["panels"][0]["targets"][0]["editorType"]
 ('finpulse-risk-overview', True, 'sql')
@@ -17,8 +17,8 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
-from config.boards.query import ClickHouseQueryBuilder, datasource_ref
-from config.boards.spec import SEVERITY_COLOURS, VARIABLES, BoardSpec, PanelSpec, layout
+from finpulse.config.boards.query import ClickHouseQueryBuilder, datasource_ref
+from finpulse.config.boards.spec import SEVERITY_COLOURS, VARIABLES, BoardSpec, PanelSpec, layout
 
 
 def colour(name: str) -> str:

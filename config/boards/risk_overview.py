@@ -3,7 +3,7 @@ customers, large-value reports due."""
 
 from __future__ import annotations
 
-from config.boards.spec import (
+from finpulse.config.boards.spec import (
     FILTERS,
     RISK_SCORE_BANDS,
     SEVERITY_ORDER_SQL,

@@ -3,7 +3,7 @@ first-contact resolution, CSAT, complaints ageing against the 15-day deadline.""
 
 from __future__ import annotations
 
-from config.boards.spec import (
+from finpulse.config.boards.spec import (
     COMPLAINT_DECISION_DAYS,
     FILTERS,
     SERVICE_LEVEL_SECONDS,

@@ -8,7 +8,7 @@ until the service engineer's ``customer_status`` table lands.
 
 from __future__ import annotations
 
-from config.boards.spec import FILTERS, BoardSpec, PanelSpec, var_in_or_none
+from finpulse.config.boards.spec import FILTERS, BoardSpec, PanelSpec, var_in_or_none
 
 ALERT_FILTERS = f"{var_in_or_none('segment')} AND {var_in_or_none('channel')}"
 

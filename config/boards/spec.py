@@ -2,8 +2,8 @@
 
 A :class:`PanelSpec` is the single definition of a panel: its SQL (with the plugin's
 macros and the ``segment``/``channel`` template variables), its visualisation and the
-columns it returns. The Grafana JSON (:mod:`config.boards.render`), the tests that run
-every query against ClickHouse, and the HTML board (:mod:`config.boards.html`) all read it.
+columns it returns. The Grafana JSON (:mod:`finpulse.config.boards.render`), the tests that run
+every query against ClickHouse, and the HTML board (:mod:`finpulse.config.boards.html`) all read it.
 
 >>> p = PanelSpec("Volume", "SELECT $__timeInterval(minute) AS t, sum(events) AS n "
 ...               "FROM transactions_1m WHERE $__timeFilter(minute) GROUP BY t ORDER BY t",
@@ -18,9 +18,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from config.boards.query import Format
-from models.alerts import Severity
-from models.events import Segment, ServiceChannel, TxnChannel
+from finpulse.config.boards.query import Format
+from finpulse.models.alerts import Severity
+from finpulse.models.events import Segment, ServiceChannel, TxnChannel
 
 Kind = Literal["timeseries", "table", "stat", "barchart"]
 ColumnType = Literal["time", "text", "number", "severity"]

@@ -19,11 +19,11 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-from config.settings import Settings
-from models.alerts import AlertCandidate
-from models.events import DeadLetter
-from sinks.tables import Table
-from streams.core.decode import RawRecord
+from finpulse.config.settings import Settings
+from finpulse.models.alerts import AlertCandidate
+from finpulse.models.events import DeadLetter
+from finpulse.sinks.tables import Table
+from finpulse.streams.core.decode import RawRecord
 
 __all__ = [
     "BatchOutput",

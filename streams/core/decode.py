@@ -17,9 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from models.events import EVENT_MODELS, DeadLetter, control_char_fields
-from models.ids import letter_hex
-from models.masking import Masker
+from finpulse.models.events import EVENT_MODELS, DeadLetter, control_char_fields
+from finpulse.models.ids import letter_hex
+from finpulse.models.masking import Masker
 
 MAX_REPORTED_ERRORS = 5
 # Longest card-number-like run: 19 digits with a separator between each pair.
@@ -102,7 +102,7 @@ def decode(
 ) -> BaseModel | DeadLetter:
     """Parse and validate ``record`` as an event of ``kind``; never raises on bad input.
 
-    With a ``masker`` (PCI DSS, :mod:`models.masking`), card-number-like digit runs are
+    With a ``masker`` (PCI DSS, :mod:`finpulse.models.masking`), card-number-like digit runs are
     replaced in the raw bytes *before* anything else, so the event, its error text and the
     payload kept in a dead letter are all masked; account identifiers of a valid event are
     tokenized. ``max_ts`` rejects events dated after it (clock-skew guard).

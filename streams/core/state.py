@@ -1,5 +1,5 @@
-"""Keyed state offline: a dict behind the :class:`~streams.core.batch.KeyedState` interface
-(the live worker's is :mod:`streams.worker.table_state`).
+"""Keyed state offline: a dict behind the :class:`~finpulse.streams.core.batch.KeyedState` interface
+(the live worker's is :mod:`finpulse.streams.worker.table_state`).
 
 >>> s = MemoryState("customers")
 >>> s.put("c-1", {"n": 1}, record=None)
@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from streams.core.batch import Outgoing
-from streams.core.decode import RawRecord
+from finpulse.streams.core.batch import Outgoing
+from finpulse.streams.core.decode import RawRecord
 
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z  # as faust.utils.json.dumps
 

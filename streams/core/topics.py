@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from config.settings import Settings
+from finpulse.config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ FEEDBACK = "finpulse.feedback"
 ALERTS = "finpulse.alerts"
 DEADLETTER = "finpulse.deadletter"
 
-# input topic -> event kind (the key of models.events.EVENT_MODELS)
+# input topic -> event kind (the key of finpulse.models.events.EVENT_MODELS)
 INPUT_TOPICS: dict[str, str] = {
     TRANSACTIONS: "transaction",
     INTERACTIONS: "interaction",

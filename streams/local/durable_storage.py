@@ -23,8 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from sinks.http_client import request_sync
-from streams.local.stack import StackError, free_port
+from finpulse.sinks.http_client import request_sync
+from finpulse.streams.local.stack import StackError, free_port
 
 log = logging.getLogger(__name__)
 

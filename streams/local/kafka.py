@@ -46,9 +46,9 @@ import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from config.deployment import KAFKA_VERSION
-from config.settings import Settings
-from streams.local.processes import StackError, free_port, terminate
+from finpulse.config.deployment import KAFKA_VERSION
+from finpulse.config.settings import Settings
+from finpulse.streams.local.processes import StackError, free_port, terminate
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ import sys
 import time
 from pathlib import Path
 
-from config.settings import Settings
-from sinks.http_client import request_sync
-from streams.local.kafka import KafkaBroker
-from streams.local.processes import StackError, alive, free_port, terminate, wait_for_port
+from finpulse.config.settings import Settings
+from finpulse.sinks.http_client import request_sync
+from finpulse.streams.local.kafka import KafkaBroker
+from finpulse.streams.local.processes import StackError, alive, free_port, terminate, wait_for_port
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class LocalStack:
         self.broker_kind = settings.local_broker
         self._kafka: KafkaBroker | None = None
         # Extra environment of the broker, e.g. S3 endpoint for durable storage (see
-        # streams.local.durable_storage).
+        # finpulse.streams.local.durable_storage).
         self.broker_env = broker_env
         self.root = settings.data_dir.resolve()
         self.broker_port = settings.local_broker_port

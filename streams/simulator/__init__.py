@@ -7,7 +7,7 @@
 200
 """
 
-from streams.simulator.producer import run_simulation
-from streams.simulator.simulator import SimEvent, Simulator
+from finpulse.streams.simulator.producer import run_simulation
+from finpulse.streams.simulator.simulator import SimEvent, Simulator
 
 __all__ = ["SimEvent", "Simulator", "run_simulation"]

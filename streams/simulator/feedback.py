@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 
-from streams.simulator.timeline import DAY_MS, HOUR_MS, MINUTE_MS, iso
+from finpulse.streams.simulator.timeline import DAY_MS, HOUR_MS, MINUTE_MS, iso
 
 CSAT_RESPONSE_RATE = 0.30
 FRAUD_CONFIRM_RATE = 0.85

@@ -4,7 +4,7 @@ CSAT is a noisy function of wait time against the channel's norm, resolution, se
 transfers, agent skill and customer mood, so a model can beat a running mean.
 
 >>> import random
->>> from streams.simulator.population import build_population
+>>> from finpulse.streams.simulator.population import build_population
 >>> rng = random.Random(5)
 >>> pop = build_population(rng, seed=5, n_customers=100)
 >>> f = InteractionFactory(rng, seed=5, outages=Outages([]))
@@ -23,8 +23,8 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from streams.simulator.population import INTERACTION_MIX, INTERACTION_TYPES, Customer
-from streams.simulator.timeline import INDIVIDUAL_HOURLY, iso, local_hour
+from finpulse.streams.simulator.population import INTERACTION_MIX, INTERACTION_TYPES, Customer
+from finpulse.streams.simulator.timeline import INDIVIDUAL_HOURLY, iso, local_hour
 
 SERVICE_CHANNELS = ("app", "web", "branch", "call_center", "chat", "email")
 # channel -> (median wait s, sigma, median handle s, sigma, mean transfers, agents)

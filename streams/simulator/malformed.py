@@ -1,4 +1,4 @@
-"""Malformed payloads: each one is guaranteed to fail validation by :mod:`models.events`.
+"""Malformed payloads: each one is guaranteed to fail validation by :mod:`finpulse.models.events`.
 
 >>> import random
 >>> d = {"event_id": "f-1", "ts": "2026-01-05T10:00:00.000+00:00", "customer_id": "c-1",

@@ -16,9 +16,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from streams.core.topics import INTERACTIONS, TRANSACTIONS
-from streams.simulator.interactions import OUTAGE_CHANNELS, InteractionFactory, Outage
-from streams.simulator.population import (
+from finpulse.streams.core.topics import INTERACTIONS, TRANSACTIONS
+from finpulse.streams.simulator.interactions import OUTAGE_CHANNELS, InteractionFactory, Outage
+from finpulse.streams.simulator.population import (
     FOREIGN,
     NORMAL_MCC,
     RISKY,
@@ -26,8 +26,15 @@ from streams.simulator.population import (
     Customer,
     Population,
 )
-from streams.simulator.timeline import DAY_MS, HOUR_MS, MINUTE_MS, iso, local_day, local_hour
-from streams.simulator.transactions import (
+from finpulse.streams.simulator.timeline import (
+    DAY_MS,
+    HOUR_MS,
+    MINUTE_MS,
+    iso,
+    local_day,
+    local_hour,
+)
+from finpulse.streams.simulator.transactions import (
     CASH_THRESHOLD,
     TRANSFER_THRESHOLD_INDIVIDUAL,
     TRANSFER_THRESHOLD_INSTITUTION,

@@ -16,7 +16,7 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
-from streams.simulator.timeline import (
+from finpulse.streams.simulator.timeline import (
     INDIVIDUAL_HOURLY,
     INDIVIDUAL_WEEKEND,
     INSTITUTION_HOURLY,

@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from config.settings import Settings
-from streams.simulator.simulator import Simulator
+from finpulse.config.settings import Settings
+from finpulse.streams.simulator.simulator import Simulator
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from streams.core.topics import FEEDBACK, INTERACTIONS, TRANSACTIONS
-from streams.simulator.feedback import (
+from finpulse.streams.core.topics import FEEDBACK, INTERACTIONS, TRANSACTIONS
+from finpulse.streams.simulator.feedback import (
     CLEAR_RATE_ORDINARY,
     CLEAR_RATE_UNUSUAL,
     COMPLAINT_CLOSE_RATE,
@@ -29,12 +29,12 @@ from streams.simulator.feedback import (
     FRAUD_CONFIRM_RATE,
     FeedbackFactory,
 )
-from streams.simulator.interactions import InteractionFactory, Outages
-from streams.simulator.malformed import corrupt
-from streams.simulator.patterns import PatternInstance, PatternPlanner, pattern_counts
-from streams.simulator.population import Customer, build_population
-from streams.simulator.timeline import ArrivalClock, hour_of_week, iso, to_datetime, to_ms
-from streams.simulator.transactions import TxnFactory
+from finpulse.streams.simulator.interactions import InteractionFactory, Outages
+from finpulse.streams.simulator.malformed import corrupt
+from finpulse.streams.simulator.patterns import PatternInstance, PatternPlanner, pattern_counts
+from finpulse.streams.simulator.population import Customer, build_population
+from finpulse.streams.simulator.timeline import ArrivalClock, hour_of_week, iso, to_datetime, to_ms
+from finpulse.streams.simulator.transactions import TxnFactory
 
 INTERACTION_SHARE = 0.13  # of background slots: ~1 interaction per 6-7 transactions
 OUTAGE_EXTRA_SHARE = 0.06  # extra contacts in the failing channel while an outage lasts

@@ -5,7 +5,7 @@ Background traffic stays clear of the regulatory reporting thresholds (single am
 or structuring event in the stream is an injected, ground-truthed pattern.
 
 >>> import random
->>> from streams.simulator.population import build_population
+>>> from finpulse.streams.simulator.population import build_population
 >>> rng = random.Random(3)
 >>> pop = build_population(rng, seed=3, n_customers=100)
 >>> tf = TxnFactory(rng, seed=3, population=pop)
@@ -20,7 +20,7 @@ import bisect
 import math
 import random
 
-from streams.simulator.population import (
+from finpulse.streams.simulator.population import (
     AMOUNTS,
     BILL_MCC,
     DIGITAL,
@@ -30,7 +30,7 @@ from streams.simulator.population import (
     Customer,
     Population,
 )
-from streams.simulator.timeline import iso, local_day
+from finpulse.streams.simulator.timeline import iso, local_day
 
 CASH_THRESHOLD = 50_000.0
 TRANSFER_THRESHOLD_INDIVIDUAL = 500_000.0

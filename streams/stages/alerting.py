@@ -22,12 +22,12 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from config.policy import Policy
-from models.alerts import Alert, AlertCandidate, Severity, alert_id
-from sinks.tables import ALERTS_TABLE
-from streams.core.batch import BatchOutput, KeyedState, Outgoing, Valid
-from streams.core.decode import RawRecord
-from streams.core.topics import ALERTS
+from finpulse.config.policy import Policy
+from finpulse.models.alerts import Alert, AlertCandidate, Severity, alert_id
+from finpulse.sinks.tables import ALERTS_TABLE
+from finpulse.streams.core.batch import BatchOutput, KeyedState, Outgoing, Valid
+from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.topics import ALERTS
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The risk stage: features → risk score → ``risk_scores`` rows, labels → learning.
 
-For each transaction: per-customer features (:func:`models.features.extract`), the
-combined risk assessment (:class:`models.risk.RiskModel`), annotations ``"features"``
+For each transaction: per-customer features (:func:`finpulse.models.features.extract`), the
+combined risk assessment (:class:`finpulse.models.risk.RiskModel`), annotations ``"features"``
 and ``"risk"`` for later stages, a ``risk_scores`` row, and the scored inputs kept
 *pending* in the customer's state record until a label arrives or the TTL ends. For
 each ``fraud_confirmed`` / ``fraud_cleared`` feedback (keyed by customer, so on the
@@ -13,8 +13,8 @@ State: ONE keyed record per customer (``risk_customers``: ``{"f": feature state,
 "p": pending}``), written once per customer per batch. The models live in the worker
 and are checkpointed as ``model_checkpoints`` rows; the first batch restores the latest.
 
->>> from config.settings import Settings
->>> from streams.worker.pipeline import Pipeline
+>>> from finpulse.config.settings import Settings
+>>> from finpulse.streams.worker.pipeline import Pipeline
 >>> p = Pipeline(Settings(restore_model_checkpoints=False), stages=risk_stages)
 >>> [s.name for s in p.stages]
 ['risk']
@@ -29,23 +29,29 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from config.settings import Settings
-from models.alerts import AlertCandidate
-from models.evaluation import DriftMonitor, OnlineEvaluator
-from models.events import Feedback, FeedbackKind, Transaction
-from models.features import FeatureConfig, extract_into
-from models.ids import no_card_runs
-from models.online import RiverHalfSpaceTrees
-from models.packing import pack_rows
-from models.risk import MODEL_NAME, SUPERVISED_NAMES, RiskAssessment, RiskModel, features_matrix
-from sinks.checkpoints import CheckpointStore, checkpoint_row
-from sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE, RISK_SCORES_TABLE
-from streams.core.batch import KeyedState
-from streams.core.decode import RawRecord
-from streams.stages import risk_pending as pending_entry
+from finpulse.config.settings import Settings
+from finpulse.models.alerts import AlertCandidate
+from finpulse.models.evaluation import DriftMonitor, OnlineEvaluator
+from finpulse.models.events import Feedback, FeedbackKind, Transaction
+from finpulse.models.features import FeatureConfig, extract_into
+from finpulse.models.ids import no_card_runs
+from finpulse.models.online import RiverHalfSpaceTrees
+from finpulse.models.packing import pack_rows
+from finpulse.models.risk import (
+    MODEL_NAME,
+    SUPERVISED_NAMES,
+    RiskAssessment,
+    RiskModel,
+    features_matrix,
+)
+from finpulse.sinks.checkpoints import CheckpointStore, checkpoint_row
+from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE, RISK_SCORES_TABLE
+from finpulse.streams.core.batch import KeyedState
+from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.stages import risk_pending as pending_entry
 
 if TYPE_CHECKING:
-    from streams.core.batch import BatchOutput, StateFactory, Valid
+    from finpulse.streams.core.batch import BatchOutput, StateFactory, Valid
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +160,7 @@ class RiskStage:
 
     def _record(self, records: dict[str, dict[str, Any]], cid: str) -> dict[str, Any]:
         """The batch's record of ``cid``, read once per batch. Re-delivered events never get
-        here: the pipeline's one guard skips them (streams.worker.pipeline)."""
+        here: the pipeline's one guard skips them (finpulse.streams.worker.pipeline)."""
         rec = records.get(cid)
         if rec is None:
             # updated in place: a failed batch is re-run after the worker restarts from the
@@ -376,9 +382,9 @@ def risk_stages(
     engine: Any = None,
     store: CheckpointStore | None = None,
 ) -> Sequence[RiskStage]:
-    """The risk stage (see :func:`streams.worker.app.default_stages`); with a
-    :class:`~streams.stages.rules.RuleEngine` it also emits the model-score alert candidates,
-    with a checkpoint ``store`` it restores its models from it."""
+    """The risk stage (see :func:`finpulse.streams.worker.app.default_stages`); with a
+    :class:`~finpulse.streams.stages.rules.RuleEngine` it also emits the model-score alert
+    candidates, with a checkpoint ``store`` it restores its models from it."""
     fn = risk_candidates(engine) if engine is not None else None
     config = FeatureConfig.from_parameters(engine.policy.parameters) if engine else None
     stage = RiskStage(settings, state(STATE_NAME), config, checkpoints=store, candidates=fn)

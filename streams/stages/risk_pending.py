@@ -11,19 +11,19 @@ endian):
 =======  ================================================================
 1        format (1) + flags: 16 = no amount, 32 = amount as float64, 64 = wide codes
 6        event time, epoch ms
-2 (4)    segment, customer type, channel, txn type (:mod:`models.codes`), 4 bits each
+2 (4)    segment, customer type, channel, txn type (:mod:`finpulse.models.codes`), 4 bits each
          (a byte each with the wide-codes flag, needed once a code reaches 16)
 varints  score x 1e4, anomaly x 1e4, supervised x 1e4 + 1 (0: none),
          txn_count_1h, txn_count_24h, amount CNY in cents (unless a flag)
 (8)      amount CNY as float64 if it is not whole cents
-1+n      reason codes (:data:`models.codes.RISK_INPUT`)
-...      supervised model inputs (:func:`models.packing.pack_rows`, float16)
+1+n      reason codes (:data:`finpulse.models.codes.RISK_INPUT`)
+...      supervised model inputs (:func:`finpulse.models.packing.pack_rows`, float16)
 =======  ================================================================
 
 The format before this one (a 9-item list with the strings, base64 float32 inputs) is
 read by :func:`upgrade`, so state restored from an older changelog keeps its labels.
 
->>> from models.packing import pack_vector
+>>> from finpulse.models.packing import pack_vector
 >>> p = []
 >>> blob = encode(1767921444550, pack_vector([1.5, 0.0]), 5.2095, 0.4671, None,
 ...     ["amount_cny"], ["retail", "individual", "app", "transfer", 19676.94, 1, 26])
@@ -44,8 +44,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from models import codes
-from models.packing import b64, get_varint, pack_vector, put_varint, unb64, unpack_vector
+from finpulse.models import codes
+from finpulse.models.packing import b64, get_varint, pack_vector, put_varint, unb64, unpack_vector
 
 FORMAT = 1
 _NO_AMOUNT = 16
@@ -127,7 +127,7 @@ def encode(
     reasons: list[str] | tuple[str, ...],
     meta: list[Any],
 ) -> str:
-    """The blob of one entry; ``inputs`` encoded by :func:`models.packing.pack_rows`."""
+    """The blob of one entry; ``inputs`` encoded by :func:`finpulse.models.packing.pack_rows`."""
     segment, ctype, channel, txn_type, amount, c1h, c24h = meta
     if amount is None:
         flags, tail = _NO_AMOUNT, b""

@@ -1,7 +1,7 @@
 """Evaluate the policy's rules and model thresholds into alert candidates.
 
 >>> from datetime import datetime, UTC
->>> from config.policy import load_policy
+>>> from finpulse.config.policy import load_policy
 >>> engine = RuleEngine(load_policy())
 >>> ts = datetime(2026, 1, 9, 10, tzinfo=UTC)  # a Friday
 >>> [c.rule_id for c in engine.evaluate("transaction",
@@ -20,10 +20,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
 
-from config.policy import Policy, Rule
-from models.alerts import AlertCandidate
-from models.base_features import base_features
-from streams.core.batch import BatchOutput, Valid
+from finpulse.config.policy import Policy, Rule
+from finpulse.models.alerts import AlertCandidate
+from finpulse.models.base_features import base_features
+from finpulse.streams.core.batch import BatchOutput, Valid
 
 LOCAL_TZ_OFFSET = timedelta(hours=8)  # reporting days are China Standard Time days
 

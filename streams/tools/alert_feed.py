@@ -14,8 +14,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from config.settings import Settings
-from streams.core.topics import ALERTS
+from finpulse.config.settings import Settings
+from finpulse.streams.core.topics import ALERTS
 
 
 def format_alert(alert: dict[str, Any]) -> str:

@@ -31,8 +31,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from config.settings import Settings
-from streams.core.topics import ALERTS
+from finpulse.config.settings import Settings
+from finpulse.streams.core.topics import ALERTS
 
 
 def latency_timeline(

@@ -14,9 +14,9 @@ visible is executed. ``ingested_at - ts`` per row is therefore produce-to-visibl
 measured on one host clock, without a schema change. (Malformed events, ~0.5 %, keep
 their payloads and only count in the reconciliation.)
 
-**Alert latency.** :class:`streams.tools.alert_latency.AlertWatcher` consumes ``finpulse.alerts``
-during each phase; an alert's arrival time minus the send time of its source event is
-produce-to-alert latency as an on-call consumer of the topic sees it. ``alert_windows``
+**Alert latency.** :class:`finpulse.streams.tools.alert_latency.AlertWatcher` consumes
+``finpulse.alerts`` during each phase; an alert's arrival time minus the send time of its source
+event is produce-to-alert latency as an on-call consumer of the topic sees it. ``alert_windows``
 splits it by the send time into consecutive windows (10 s): a worker that keeps up shows
 flat windows, one that falls behind a rising p50 (the fixed phase runs 60 s by default, as
 the first 15 s looked better than the steady state).
@@ -24,15 +24,15 @@ the first 15 s looked better than the steady state).
 **Throughput** of a saturation phase is the number of rows stored after the first
 insert, divided by the time from the first to the last insert (``ingested_at``), so worker
 start-up and group join are excluded. Every phase ends with a count reconciliation
-(:mod:`streams.tools.reconcile`): produced = rows + dead letters, exactly.
+(:mod:`finpulse.streams.tools.reconcile`): produced = rows + dead letters, exactly.
 
 **Efficiency**: ``events_per_cpu_s`` divides the events of a phase by the CPU seconds its
 worker processes used (``/proc``), which stays comparable when other processes load the
 machine; wall-clock ``events_per_s`` does not.
 
-``scoring_events_per_s`` is the scoring path alone (:mod:`streams.tools.bench_scoring`, in
+``scoring_events_per_s`` is the scoring path alone (:mod:`finpulse.streams.tools.bench_scoring`, in
 process); ``bytes_per_customer`` the JSON size of all keyed state per customer after an
-offline replay (:func:`streams.tools.bench_scoring.state_bytes_per_customer`).
+offline replay (:func:`finpulse.streams.tools.bench_scoring.state_bytes_per_customer`).
 
 >>> percentile_row({"p50_ms": 12.0, "p95_ms": 30.5, "p99_ms": 41.0})
 '12.0 / 30.5 / 41.0'
@@ -52,16 +52,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from config.settings import LOCAL_GROUP_TIMEOUTS, Settings, local_stack_settings
-from sinks.clickhouse import make_client
-from sinks.migrate import migrate
-from sinks.tables import EVENT_TABLES
-from streams.core.quantiles import percentile
-from streams.core.topics import TRANSACTIONS, create_topics
-from streams.local.stack import LocalStack, free_port
-from streams.tools.alert_latency import AlertWatcher, creation_timeline, latency_timeline
-from streams.tools.reconcile import wait_reconciled
-from streams.worker.process import WorkerProcess
+from finpulse.config.settings import LOCAL_GROUP_TIMEOUTS, Settings, local_stack_settings
+from finpulse.sinks.clickhouse import make_client
+from finpulse.sinks.migrate import migrate
+from finpulse.sinks.tables import EVENT_TABLES
+from finpulse.streams.core.quantiles import percentile
+from finpulse.streams.core.topics import TRANSACTIONS, create_topics
+from finpulse.streams.local.stack import LocalStack, free_port
+from finpulse.streams.tools.alert_latency import AlertWatcher, creation_timeline, latency_timeline
+from finpulse.streams.tools.reconcile import wait_reconciled
+from finpulse.streams.worker.process import WorkerProcess
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ class PhaseResult:
     # Worker CPU (all its processes) for the phase: a load-independent efficiency figure.
     worker_cpu_s: float = 0.0
     events_per_cpu_s: float = 0.0
-    # produce → alert arriving at a consumer of finpulse.alerts (streams.tools.alert_latency)
+    # produce → alert arriving at a consumer of finpulse.alerts
+    # (finpulse.streams.tools.alert_latency)
     alerts: int = 0
     alert_p50_ms: float = 0.0
     alert_p95_ms: float = 0.0
@@ -152,7 +153,7 @@ def proc_cpu_s(pid: int, tid: int | None = None) -> float:
 
 def bench_events(n: int, seed: int, n_customers: int) -> Iterator[tuple[str, bytes | None, Any]]:
     """(topic, key, event dict or raw bytes) of simulator traffic; dicts get ``ts`` stamped."""
-    from streams.simulator import Simulator
+    from finpulse.streams.simulator import Simulator
 
     now = datetime.now(UTC)
     sim = Simulator(
@@ -310,8 +311,8 @@ class Bench:
     def references(self) -> dict[str, float]:
         """The machine's figures that involve no broker, for the same run: the scoring path
         alone (in process) and the keyed state per customer."""
-        from streams.tools.bench_scoring import bench as bench_scoring
-        from streams.tools.bench_scoring import state_bytes_per_customer
+        from finpulse.streams.tools.bench_scoring import bench as bench_scoring
+        from finpulse.streams.tools.bench_scoring import state_bytes_per_customer
 
         scoring = bench_scoring(n_events=min(self.events, 60_000), n_customers=self.n_customers)
         state = state_bytes_per_customer(n_customers=self.n_customers)
@@ -522,7 +523,8 @@ def summary(
 
     ``events_per_s`` is one worker at saturation; the latency percentiles are at the fixed
     offered load; ``scoring_events_per_s`` is the in-process scoring path
-    (:mod:`streams.tools.bench_scoring`: risk features, models and rules on decoded events).
+    (:mod:`finpulse.streams.tools.bench_scoring`: risk features, models and rules on decoded
+    events).
     """
     by_name = {p.name: p for p in phases}
     sat1 = by_name.get("saturation-1")

@@ -1,8 +1,8 @@
 """Benchmark of the local broker alone: produce → consume latency and broker CPU over time.
 
-``python -m streams.tools.bench_broker [--rate 1000] [--seconds 70] [--linger-ms 5]`` starts Tansu
-with the finpulse topics, a consumer in a child process (librdkafka, 25 ms fetch wait, as
-the worker's) and a producer in this one (librdkafka, linger 5 ms or ``--linger-ms``, paced in
+``python -m finpulse.streams.tools.bench_broker [--rate 1000] [--seconds 70] [--linger-ms 5]``
+starts Tansu with the finpulse topics, a consumer in a child process (librdkafka, 25 ms fetch wait,
+as the worker's) and a producer in this one (librdkafka, linger 5 ms or ``--linger-ms``, paced in
 5 ms bursts, the bench's 80/15/5 % topic mix, ~420-byte payloads stamped with their send
 time). No finpulse code touches the events. Per 10 s of send time it prints the consumed
 count, produce → consume p50/p99 and the broker's CPU share, then one JSON line.
@@ -29,11 +29,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from config.settings import local_stack_settings
-from streams.core.topics import INPUT_TOPICS, create_topics
-from streams.local.stack import LocalStack, free_port
-from streams.tools.bench import latency_windows, proc_cpu_s
-from streams.tools.bench_faust_floor import mixed_topic
+from finpulse.config.settings import local_stack_settings
+from finpulse.streams.core.topics import INPUT_TOPICS, create_topics
+from finpulse.streams.local.stack import LocalStack, free_port
+from finpulse.streams.tools.bench import latency_windows, proc_cpu_s
+from finpulse.streams.tools.bench_faust_floor import mixed_topic
 
 WINDOW_S = 10.0
 BURST_S = 0.005
@@ -111,7 +111,14 @@ def run(rate: float, seconds: float, linger_ms: float = LINGER_MS) -> dict[str, 
         bootstrap = settings.broker_bootstrap[0]
         out_path = str(root / "received.json")
         child = subprocess.Popen(
-            [sys.executable, "-m", "streams.tools.bench_broker", "--consume", bootstrap, out_path]
+            [
+                sys.executable,
+                "-m",
+                "finpulse.streams.tools.bench_broker",
+                "--consume",
+                bootstrap,
+                out_path,
+            ]
         )
         producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": linger_ms, "acks": "all"})
         _wait_until_consumed(producer, Path(out_path + ".ready"))

@@ -1,15 +1,15 @@
 """Benchmark of the worker's intake alone: the CPU it costs per event with no work at all.
 
-``python -m streams.tools.bench_faust_floor [--rate 1000] [--tables 0] [--faust-stream]`` starts
-a local Tansu broker and a Faust app built like the worker
-(:class:`streams.worker.faust_adapter.FinpulseApp`,
+``python -m finpulse.streams.tools.bench_faust_floor [--rate 1000] [--tables 0] [--faust-stream]``
+starts a local Tansu broker and a Faust app built like the worker
+(:class:`finpulse.streams.worker.faust_adapter.FinpulseApp`,
 the three input topics, batches of up to 2,000 within 50 ms, each message acknowledged after
-its batch, as :mod:`streams.worker.app` does) whose agents do nothing else. A child process
+its batch, as :mod:`finpulse.streams.worker.app` does) whose agents do nothing else. A child process
 produces simulator-sized events at ``--rate``; once the agents take events (within 60 s) and
 after a 4 s warm-up, the app measures 8 s of CPU time of its main thread (the event loop)
 and of its other threads (the broker client's), and prints one JSON line. ``--tables N``
 adds N changelog-backed tables that are never written (the worker has five). The agents
-take their batches from the bulk intake (:mod:`streams.worker.intake`), as the worker does;
+take their batches from the bulk intake (:mod:`finpulse.streams.worker.intake`), as the worker does;
 ``--faust-stream`` takes them with Faust's ``take_events`` instead.
 
 >>> floor_figures(1000, 0.5, 0.3, 8.0)["other_us_per_event"]
@@ -29,11 +29,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from config.settings import local_stack_settings
-from streams.core.topics import INPUT_TOPICS, create_topics
-from streams.local.stack import LocalStack, free_port
-from streams.tools.bench import proc_cpu_s
-from streams.worker.faust_adapter import FinpulseApp
+from finpulse.config.settings import local_stack_settings
+from finpulse.streams.core.topics import INPUT_TOPICS, create_topics
+from finpulse.streams.local.stack import LocalStack, free_port
+from finpulse.streams.tools.bench import proc_cpu_s
+from finpulse.streams.worker.faust_adapter import FinpulseApp
 
 WARMUP_S, MEASURE_S = 4.0, 8.0  # the measured window (not a wait for a condition)
 FLOWING_TIMEOUT_S = 60.0
@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     @app.task
     async def measure() -> None:
         child = subprocess.Popen(
-            [sys.executable, "-m", "streams.tools.bench_faust_floor", "--rate", str(args.rate),
+            [sys.executable, "-m", "finpulse.streams.tools.bench_faust_floor", "--rate",
+            str(args.rate),
              "--produce", settings.broker_bootstrap[0]]
         )  # fmt: skip
         # raises TimeoutError if no event reaches the agents in time
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
         stack.stop()
         os._exit(0)
 
-    from streams.worker.launch import quiet_worker
+    from finpulse.streams.worker.launch import quiet_worker
 
     try:
         quiet_worker(app, "warning").execute_from_commandline()  # as the worker's

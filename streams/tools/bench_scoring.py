@@ -3,7 +3,7 @@
 Decoding (pydantic) and the broker are outside the measured path: the simulator's
 transactions are decoded first, then fed in batches to the risk stage (and the rule
 stage, which reads its features) exactly as the Pipeline would, with the worker's GC
-setting. Run: ``python -m streams.tools.bench_scoring --events 60000``.
+setting. Run: ``python -m finpulse.streams.tools.bench_scoring --events 60000``.
 
 >>> r = bench(n_events=2000, n_customers=200, batch=500)
 >>> r["transactions"] > 1000 and r["events_per_s"] > 0
@@ -19,17 +19,17 @@ import sys
 import time
 from typing import Any
 
-from config.policy import load_policy
-from config.settings import Settings
-from models.events import Transaction
-from streams.core.batch import BatchOutput
-from streams.core.decode import RawRecord
-from streams.core.state import MemoryState
-from streams.core.topics import TRANSACTIONS
-from streams.simulator import Simulator
-from streams.stages.risk import risk_stages
-from streams.stages.rules import RuleEngine, RuleStage
-from streams.tools.evaluate import SIM_START
+from finpulse.config.policy import load_policy
+from finpulse.config.settings import Settings
+from finpulse.models.events import Transaction
+from finpulse.streams.core.batch import BatchOutput
+from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.state import MemoryState
+from finpulse.streams.core.topics import TRANSACTIONS
+from finpulse.streams.simulator import Simulator
+from finpulse.streams.stages.risk import risk_stages
+from finpulse.streams.stages.rules import RuleEngine, RuleStage
+from finpulse.streams.tools.evaluate import SIM_START
 
 
 def bench(
@@ -47,7 +47,7 @@ def bench(
             txns.append((Transaction.model_validate_json(ev.value), raw))
     settings = Settings(restore_model_checkpoints=False)
     engine = RuleEngine(load_policy(settings.policy_path))
-    if settings.gc_threshold0:  # as the worker does (streams.worker.launch.tune_gc)
+    if settings.gc_threshold0:  # as the worker does (finpulse.streams.worker.launch.tune_gc)
         gc.set_threshold(settings.gc_threshold0, 50, 1000)
     result: dict[str, Any] = {"transactions": len(txns), "batch": batch}
     for label, with_rules in (("risk", False), ("risk_and_rules", True)):
@@ -95,9 +95,9 @@ def state_bytes_per_customer(
     >>> r["customers"] > 50 and r["memory_bytes_per_customer"] > r["bytes_per_customer"] > 0
     True
     """
-    from streams.core.topics import INPUT_TOPICS
-    from streams.worker.app import default_stages
-    from streams.worker.pipeline import Pipeline
+    from finpulse.streams.core.topics import INPUT_TOPICS
+    from finpulse.streams.worker.app import default_stages
+    from finpulse.streams.worker.pipeline import Pipeline
 
     states: dict[str, MemoryState] = {}
 

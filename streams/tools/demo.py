@@ -14,15 +14,15 @@ import threading
 import time
 from typing import Any
 
-from config.boards.html import write_board_html
-from config.settings import LOCAL_GROUP_TIMEOUTS, Settings
-from sinks.clickhouse import count_rows, make_client
-from sinks.migrate import migrate
-from sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES
-from streams.core.topics import create_topics
-from streams.local.stack import LocalStack
-from streams.tools.alert_feed import AlertFeed
-from streams.worker.process import WorkerProcess
+from finpulse.config.boards.html import write_board_html
+from finpulse.config.settings import LOCAL_GROUP_TIMEOUTS, Settings
+from finpulse.sinks.clickhouse import count_rows, make_client
+from finpulse.sinks.migrate import migrate
+from finpulse.sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES
+from finpulse.streams.core.topics import create_topics
+from finpulse.streams.local.stack import LocalStack
+from finpulse.streams.tools.alert_feed import AlertFeed
+from finpulse.streams.worker.process import WorkerProcess
 
 DRAIN_TIMEOUT_S = 120.0
 
@@ -51,7 +51,7 @@ def run_demo(
     speedup: float = 8640.0,
 ) -> dict[str, Any]:
     """Run the demo and return (and print) its summary."""
-    from streams.simulator import run_simulation
+    from finpulse.streams.simulator import run_simulation
 
     settings = demo_settings(settings)
     root = settings.data_dir.resolve()

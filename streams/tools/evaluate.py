@@ -2,8 +2,8 @@
 
 No broker, no ClickHouse: events go in stream order (runs of one kind as batches,
 feedback labels interleaved exactly where the simulator put them) through the same
-:class:`~streams.worker.pipeline.Pipeline` and stages as a live worker, with
-:class:`~streams.core.state.MemoryState`. The result compares the scores with the
+:class:`~finpulse.streams.worker.pipeline.Pipeline` and stages as a live worker, with
+:class:`~finpulse.streams.core.state.MemoryState`. The result compares the scores with the
 simulator's ground truth.
 
 >>> r = evaluate(seed=2, n_events=3000, n_customers=300, sim_days=1, warmup=500)
@@ -19,15 +19,15 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from config.settings import Settings
-from models.evaluation import DEFAULT_THRESHOLDS, average_precision, roc_auc
-from sinks.tables import ALERTS_TABLE
-from streams.core.batch import StageBuilder
-from streams.core.decode import RawRecord
-from streams.core.topics import INPUT_TOPICS
-from streams.simulator import Simulator
-from streams.worker.app import default_stages
-from streams.worker.pipeline import Pipeline
+from finpulse.config.settings import Settings
+from finpulse.models.evaluation import DEFAULT_THRESHOLDS, average_precision, roc_auc
+from finpulse.sinks.tables import ALERTS_TABLE
+from finpulse.streams.core.batch import StageBuilder
+from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.topics import INPUT_TOPICS
+from finpulse.streams.simulator import Simulator
+from finpulse.streams.worker.app import default_stages
+from finpulse.streams.worker.pipeline import Pipeline
 
 SIM_START = datetime(2026, 1, 5, tzinfo=UTC)
 BATCH_WINDOW = 500  # stream events per replay step

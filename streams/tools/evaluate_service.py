@@ -1,8 +1,8 @@
 """Service figures of a simulator run, replayed offline through the worker's own stages.
 
-The simulated stream goes through the same :class:`~streams.worker.pipeline.Pipeline` as live
-(``default_stages``, :class:`~streams.core.state.MemoryState`), partitioned like the Kafka
-producer (murmur2 of the key), in small event-time slices processed per topic the way the
+The simulated stream goes through the same :class:`~finpulse.streams.worker.pipeline.Pipeline` as
+live (``default_stages``, :class:`~finpulse.streams.core.state.MemoryState`), partitioned like the
+Kafka producer (murmur2 of the key), in small event-time slices processed per topic the way the
 agents batch them. Figures:
 
 * ``outages``: for each injected ``channel_outage``, the detection delay (simulated minutes
@@ -30,16 +30,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from config.settings import Settings
-from sinks.tables import COMPLAINTS_TABLE, SERVICE_FRICTION_TABLE
-from streams.core.batch import BatchOutput
-from streams.core.decode import RawRecord
-from streams.core.state import MemoryState
-from streams.core.topics import ALERTS, FEEDBACK, INPUT_TOPICS, INTERACTIONS, TRANSACTIONS
-from streams.stages.service.names import RULE_CSAT_DROP, RULE_SLA
-from streams.stages.service.stage import ServiceStage
-from streams.worker.app import default_stages
-from streams.worker.pipeline import Pipeline
+from finpulse.config.settings import Settings
+from finpulse.sinks.tables import COMPLAINTS_TABLE, SERVICE_FRICTION_TABLE
+from finpulse.streams.core.batch import BatchOutput
+from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.state import MemoryState
+from finpulse.streams.core.topics import ALERTS, FEEDBACK, INPUT_TOPICS, INTERACTIONS, TRANSACTIONS
+from finpulse.streams.stages.service.names import RULE_CSAT_DROP, RULE_SLA
+from finpulse.streams.stages.service.stage import ServiceStage
+from finpulse.streams.worker.app import default_stages
+from finpulse.streams.worker.pipeline import Pipeline
 
 SLICE_MS = 2000  # event-time slice per replay step (like a batch window)
 DETECTION_TARGET_MIN = 5.0
@@ -95,7 +95,7 @@ def service_figures(
     start: datetime | None = None,
 ) -> dict[str, Any]:
     """Replay one simulator run and measure the service figures (see module doc)."""
-    from streams.simulator import Simulator
+    from finpulse.streams.simulator import Simulator
 
     base = settings or Settings()
     settings = base.model_copy(

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES
+from finpulse.sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """``finpulse status``: the newest consumer-lag row of each worker, topic and partition.
 
 The query is the *Latest lag per worker and partition* panel of the pipeline-health board
-(:data:`config.boards.pipeline_health.LATEST_SQL`), over the last ``within_s`` seconds, so
+(:data:`finpulse.config.boards.pipeline_health.LATEST_SQL`), over the last ``within_s`` seconds, so
 the terminal and the boards show the same figures.
 
 >>> print(format_table([{"worker": "h:1", "topic": "t", "partition": 0, "lag_events": 12,
@@ -15,9 +15,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from config.boards.macros import expand
-from config.boards.pipeline_health import LATEST_SQL
-from config.settings import Settings
+from finpulse.config.boards.macros import expand
+from finpulse.config.boards.pipeline_health import LATEST_SQL
+from finpulse.config.settings import Settings
 
 # (header, key, right-aligned, format)
 _COLUMNS: tuple[tuple[str, str, bool, str], ...] = (
@@ -34,7 +34,7 @@ _COLUMNS: tuple[tuple[str, str, bool, str], ...] = (
 def status_rows(settings: Settings, within_s: float, client: Any = None) -> list[dict[str, Any]]:
     """The newest ``consumer_lag`` row per worker, topic and partition of the last
     ``within_s`` seconds, most behind first (JSON-ready: times as ISO 8601 UTC)."""
-    from sinks.clickhouse import make_client
+    from finpulse.sinks.clickhouse import make_client
 
     end = datetime.now(UTC)
     sql = expand(LATEST_SQL, end - timedelta(seconds=within_s), end + timedelta(seconds=1), 1)

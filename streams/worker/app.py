@@ -5,19 +5,19 @@ Nothing is created at import; tests build their own app per test.
 **Batches overlap.** An ingest agent goes on taking and processing batches (CPU) while the
 earlier ones are still being stored and published (I/O: ClickHouse inserts in threads,
 broker acks): up to ``stream_unstored_events_max`` events per agent. The three agents hand their
-processed batches to one :class:`streams.worker.committer.GroupCommit`, which stores all that
-gathered during the previous flush with one insert per table. A batch's alerts and dead
+processed batches to one :class:`finpulse.streams.worker.committer.Committer`, which stores all
+that gathered during the previous flush with one insert per table. A batch's alerts and dead
 letters are published as soon as it is processed (they wait for no insert).
 
 **Bulk intake.** The agents take their topic's messages in lists from
-:mod:`streams.worker.intake`, beneath Faust's per-message conductor and stream path (which cost
-much more of the event loop per event at saturation; docs/benchmarks.md). A taken message
+:mod:`finpulse.streams.worker.intake`, beneath Faust's per-message conductor and stream path (which
+cost much more of the event loop per event at saturation; docs/benchmarks.md). A taken message
 holds one reference, released only after the batch's rows are stored and its messages
 acknowledged by the broker; offsets therefore still commit only after delivery
 (at-least-once).
 
 **Consumer lag.** Every ``lag_interval_s`` a timer writes one ``consumer_lag`` row per
-assigned input partition through the same committer (:mod:`streams.worker.lag`).
+assigned input partition through the same committer (:mod:`finpulse.streams.worker.lag`).
 """
 
 from __future__ import annotations
@@ -32,32 +32,32 @@ from typing import Any
 
 import faust
 
-from config.policy import load_policy
-from config.settings import Settings
-from sinks.checkpoints import ClickHouseCheckpoints
-from streams.core.batch import Outgoing, Stage, StateFactory
-from streams.core.decode import RawRecord
-from streams.core.topics import INPUT_TOPICS
-from streams.stages.alerting import STATE_NAME, AlertStage
-from streams.stages.risk import risk_stages
-from streams.stages.rules import RuleEngine, RuleStage
-from streams.stages.service.stage import service_stages
-from streams.worker import commit_log
-from streams.worker.batch_publish import publish_batched
-from streams.worker.faust_adapter import (
+from finpulse.config.policy import load_policy
+from finpulse.config.settings import Settings
+from finpulse.sinks.checkpoints import ClickHouseCheckpoints
+from finpulse.streams.core.batch import Outgoing, Stage, StateFactory
+from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.topics import INPUT_TOPICS
+from finpulse.streams.stages.alerting import STATE_NAME, AlertStage
+from finpulse.streams.stages.risk import risk_stages
+from finpulse.streams.stages.rules import RuleEngine, RuleStage
+from finpulse.streams.stages.service.stage import service_stages
+from finpulse.streams.worker import commit_log
+from finpulse.streams.worker.batch_publish import publish_batched
+from finpulse.streams.worker.faust_adapter import (
     FinpulseApp,
     aiokafka_producer,
     listed_end_offsets,
     memory_store,
 )
-from streams.worker.gc_pauses import GcPauses
-from streams.worker.intake import acknowledger
-from streams.worker.lag import KIND as LAG_KIND
-from streams.worker.lag import LagMonitor, default_worker_id, with_timeout
-from streams.worker.notifier import add_notifier_agent
-from streams.worker.pipeline import Pipeline
-from streams.worker.runtime import Runtime
-from streams.worker.table_state import FaustTableState
+from finpulse.streams.worker.gc_pauses import GcPauses
+from finpulse.streams.worker.intake import acknowledger
+from finpulse.streams.worker.lag import KIND as LAG_KIND
+from finpulse.streams.worker.lag import LagMonitor, default_worker_id, with_timeout
+from finpulse.streams.worker.notifier import add_notifier_agent
+from finpulse.streams.worker.pipeline import Pipeline
+from finpulse.streams.worker.runtime import Runtime
+from finpulse.streams.worker.table_state import FaustTableState
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
     """The stages of a finpulse worker, in order (alerting last): the one place the
     stage list is assembled, for the live worker and for offline replay alike.
 
-    >>> from streams.core.state import MemoryState
+    >>> from finpulse.streams.core.state import MemoryState
     >>> [s.name for s in default_stages(Settings(restore_model_checkpoints=False), MemoryState)]
     ['risk', 'service', 'rules', 'service_context', 'alerting']
     """
@@ -138,7 +138,8 @@ def build_app(settings: Settings) -> faust.App:
     )
 
     async def publish(messages: Sequence[Outgoing]) -> None:
-        # aiokafka's producer under Faust's, in record batches (streams.worker.batch_publish)
+        # aiokafka's producer under Faust's, in record batches
+        # (finpulse.streams.worker.batch_publish)
         await publish_batched(aiokafka_producer(app), messages)
 
     tables: dict[str, FaustTableState] = {}

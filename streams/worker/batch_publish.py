@@ -14,7 +14,7 @@ concurrently; within one, batches are submitted in order (aiokafka queues a part
 batches and sends them in turn). An empty batch takes any message, so one larger than the
 batch size goes alone in its own batch, as ``send`` would put it.
 
->>> from streams.core.batch import Outgoing
+>>> from finpulse.streams.core.batch import Outgoing
 >>> groups = by_partition([Outgoing("t", b"a", b"1", 0), Outgoing("t", b"b", b"2", 1),
 ...                        Outgoing("t", b"c", b"3", 0)], lambda m: 9)
 >>> {tp: [m.key for m in ms] for tp, ms in groups.items()}
@@ -27,8 +27,8 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from streams.core.batch import Outgoing
-from streams.worker.faust_adapter import default_partition, wait_on_metadata
+from finpulse.streams.core.batch import Outgoing
+from finpulse.streams.worker.faust_adapter import default_partition, wait_on_metadata
 
 
 def by_partition(

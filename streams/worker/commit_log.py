@@ -37,7 +37,7 @@ from typing import Any
 
 import orjson
 
-from streams.core.batch import Outgoing
+from finpulse.streams.core.batch import Outgoing
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ commit takes all of them and :meth:`Committer.commit` runs its numbered steps:
 2. **state**: the keyed-state changes of the group (one record per changed key, the value
    after the group's last batch, the re-delivery guard among them), published once step 1
    is durable: first as the commit log's entries, then as the tables' changelog records
-   (:mod:`streams.worker.commit_log`: a crash between the two is redone on restart);
+   (:mod:`finpulse.streams.worker.commit_log`: a crash between the two is redone on restart);
 3. **acknowledge**: each batch's input messages, in submission order, so offsets commit
    only past events whose rows, messages and state are all stored;
 4. **count**: the worker's counters and timings.
@@ -42,11 +42,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sinks.base import Sink
-from sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES, Table, deadletter_row
-from streams.core.batch import BatchOutput, Outgoing
-from streams.core.topics import DEADLETTER
-from streams.worker.commit_log import log_entries
+from finpulse.sinks.base import Sink
+from finpulse.sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES, Table, deadletter_row
+from finpulse.streams.core.batch import BatchOutput, Outgoing
+from finpulse.streams.core.topics import DEADLETTER
+from finpulse.streams.worker.commit_log import log_entries
 
 __all__ = ["EVENT_TABLES", "CommitTimings", "Committer", "merge_outputs"]
 

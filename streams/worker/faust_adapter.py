@@ -13,16 +13,17 @@ What goes through the seam:
   (docs/benchmarks.md); :class:`FinpulseApp` sets its own.
 - **Bulk intake.** :meth:`_Consumer.getmany` wraps Faust's own ``getmany`` (Faust's drain
   loop stays Faust's): a message of a topic registered in ``app.bulk_intake``
-  (:mod:`streams.worker.intake`) goes to that topic's buffer, with the read-offset and gap
+  (:mod:`finpulse.streams.worker.intake`) goes to that topic's buffer, with the read-offset and gap
   bookkeeping Faust's loop does for the messages it reads; every other message (the table
   changelogs read during recovery) is yielded to Faust's loop unchanged.
-- **Publishing** record batches with aiokafka's producer (:mod:`streams.worker.batch_publish`).
+- **Publishing** record batches with aiokafka's producer
+(:mod:`finpulse.streams.worker.batch_publish`).
 - **Recovery's end offsets** come from a fetch response, not from ListOffsets
   (:func:`fetched_high_watermarks`).
 - **Consumer lag**: the end offsets ListOffsets answers (:func:`listed_end_offsets`),
-  recorded beside the fetch responses' high watermarks (:mod:`streams.worker.lag`).
+  recorded beside the fetch responses' high watermarks (:mod:`finpulse.streams.worker.lag`).
 - **Table stores.** The memory store's dict of a table, written directly
-  (:mod:`streams.worker.table_state`).
+  (:mod:`finpulse.streams.worker.table_state`).
 
 >>> app = FinpulseApp("doc", broker="kafka://localhost:9092", fetch_max_wait_ms=40)
 >>> type(app.transport).__name__, app.fetch_max_wait_ms
@@ -39,8 +40,8 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from config.settings import Settings
-from streams.worker.intake import BulkIntake
+from finpulse.config.settings import Settings
+from finpulse.streams.worker.intake import BulkIntake
 
 FAUST_FETCH_MAX_WAIT_MS = 1500
 FETCHED_END_TIMEOUT_S = 30.0
@@ -182,7 +183,7 @@ class FinpulseApp(faust.App):
     """A Faust app whose consumer transport is :class:`FinpulseTransport`.
 
     ``bulk_intake`` holds the intake buffers (``intake_buffer_max`` messages per topic) that
-    agents subscribe with :meth:`streams.worker.intake.BulkIntake.subscribe` while the app
+    agents subscribe with :meth:`finpulse.streams.worker.intake.BulkIntake.subscribe` while the app
     is built.
     """
 

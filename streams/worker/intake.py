@@ -3,8 +3,9 @@
 Faust hands every fetched message to its conductor, which decodes it into an event, puts
 it on each subscribed channel's queue, and the agent's stream takes it from there one at
 a time (``take_events``). At saturation that path alone is costly (docs/benchmarks.md) per
-event (``python -m streams.tools.bench_faust_floor``). For the topics registered here, the
-consumer's ``getmany`` (:mod:`streams.worker.faust_adapter`) appends each message to the topic's
+event (``python -m finpulse.streams.tools.bench_faust_floor``). For the topics registered here, the
+consumer's ``getmany`` (:mod:`finpulse.streams.worker.faust_adapter`) appends each message to the
+topic's
 :class:`IntakeBuffer` instead, and the agent takes whole lists with :meth:`IntakeBuffer.take`.
 
 What Faust's path did and this one keeps:

@@ -2,7 +2,7 @@
 
 Every ``FINPULSE_LAG_INTERVAL_S`` (5 s) the worker writes one ``consumer_lag`` row per input
 topic partition it is assigned, through its one commit path
-(:meth:`streams.worker.committer.Committer.submit`, with nothing to acknowledge):
+(:meth:`finpulse.streams.worker.committer.Committer.submit`, with nothing to acknowledge):
 
 - ``next_offset``: the offset the worker processes next, i.e. the newest offset whose batch
   is stored and acknowledged, plus one (what Faust then commits for the group). Before a
@@ -18,7 +18,7 @@ topic partition it is assigned, through its one commit path
   count in ``lag_events`` only;
 - the worker's figures over the interval, the same on each of its rows: events per second
   (valid events and dead letters committed), batch time p50/p99 (from taking a batch to
-  its commit, nearest rank, :mod:`streams.core.quantiles`) and dead letters.
+  its commit, nearest rank, :mod:`finpulse.streams.core.quantiles`) and dead letters.
 
 >>> partition_lag(high_watermark=120, next_offset=100, fetched_ts=50.0, processed_ts=38.5)
 (20, 11.5)
@@ -38,9 +38,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sinks.tables import CONSUMER_LAG_TABLE
-from streams.core.batch import BatchOutput
-from streams.core.quantiles import percentile
+from finpulse.sinks.tables import CONSUMER_LAG_TABLE
+from finpulse.streams.core.batch import BatchOutput
+from finpulse.streams.core.quantiles import percentile
 
 log = logging.getLogger(__name__)
 

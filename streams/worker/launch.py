@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from config.settings import Settings
+from finpulse.config.settings import Settings
 
 
 def quiet_worker(app: Any, loglevel: str) -> Any:
@@ -27,8 +27,8 @@ def quiet_worker(app: Any, loglevel: str) -> Any:
 
 
 def make_worker(settings: Settings, loglevel: str) -> Any:
-    """The worker of :func:`streams.worker.app.build_app` (see :func:`quiet_worker`)."""
-    from streams.worker.app import build_app
+    """The worker of :func:`finpulse.streams.worker.app.build_app` (see :func:`quiet_worker`)."""
+    from finpulse.streams.worker.app import build_app
 
     return quiet_worker(build_app(settings), loglevel)
 

@@ -4,7 +4,7 @@ It is its own agent, so a slow or failing endpoint holds back only notifications
 never scoring. An alert that still fails after the last retry becomes a dead
 letter (``error_type = notify_failed``) with the alert as payload; the offset is
 acknowledged only after delivery or dead-lettering (at-least-once notifications). Like the
-ingest agents, it takes its messages from the bulk intake (:mod:`streams.worker.intake`).
+ingest agents, it takes its messages from the bulk intake (:mod:`finpulse.streams.worker.intake`).
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from typing import Any
 
 import faust
 
-from config.settings import Settings
-from sinks.webhook import WebhookNotifier
-from streams.core.batch import BatchOutput
-from streams.core.decode import RawRecord, make_deadletter
-from streams.core.topics import ALERTS
-from streams.worker.intake import acknowledger
-from streams.worker.runtime import Runtime
+from finpulse.config.settings import Settings
+from finpulse.sinks.webhook import WebhookNotifier
+from finpulse.streams.core.batch import BatchOutput
+from finpulse.streams.core.decode import RawRecord, make_deadletter
+from finpulse.streams.core.topics import ALERTS
+from finpulse.streams.worker.intake import acknowledger
+from finpulse.streams.worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -2,14 +2,14 @@
 
 ``Pipeline.process`` is pure computation: raw records in; rows per table, dead
 letters, alert candidates and messages to publish out. Where results go
-(ClickHouse, topics) is the job of :mod:`streams.worker.runtime`.
+(ClickHouse, topics) is the job of :mod:`finpulse.streams.worker.runtime`.
 
 Validation and the raw event rows are built in; everything else (features,
 models, rules, service metrics, alerting) is a :class:`Stage`, run in order on
 the valid events of each batch. Stages keep their state in :class:`KeyedState`
 objects made by a factory: Faust tables live, dicts offline.
 
->>> from config.settings import Settings
+>>> from finpulse.config.settings import Settings
 >>> p = Pipeline(Settings(), stages=lambda settings, state: ())
 >>> out = p.process("feedback", [RawRecord("finpulse.feedback", 0, 0, b"oops")])
 >>> len(out.deadletters), out.rows
@@ -24,11 +24,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from config.settings import Settings
-from models.events import DeadLetter
-from models.masking import Masker
-from sinks.tables import EVENT_TABLES, ROW_BUILDERS
-from streams.core.batch import (
+from finpulse.config.settings import Settings
+from finpulse.models.events import DeadLetter
+from finpulse.models.masking import Masker
+from finpulse.sinks.tables import EVENT_TABLES, ROW_BUILDERS
+from finpulse.streams.core.batch import (
     BatchOutput,
     KeyedState,
     ModelStage,
@@ -38,8 +38,8 @@ from streams.core.batch import (
     StateFactory,
     Valid,
 )
-from streams.core.decode import RawRecord, decode
-from streams.core.state import MemoryState
+from finpulse.streams.core.decode import RawRecord, decode
+from finpulse.streams.core.state import MemoryState
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class Pipeline:
             return self.states[-1]
 
         # The one re-delivery guard: per input partition, the last offset applied of each
-        # kind, committed with every stage's state (streams.worker.commit_log).
+        # kind, committed with every stage's state (finpulse.streams.worker.commit_log).
         self.offsets = make_state(OFFSETS_STATE)
         self.stages: Sequence[Stage] = stages(settings, make_state)
         self.counts: Counter[str] = Counter()

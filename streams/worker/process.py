@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from config.settings import Settings
+from finpulse.config.settings import Settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -63,7 +63,14 @@ class WorkerProcess:
         env.update(settings_env(self.settings))
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker", "--loglevel", self.loglevel],
+                [
+                    sys.executable,
+                    "-m",
+                    "finpulse.streams.cli",
+                    "worker",
+                    "--loglevel",
+                    self.loglevel,
+                ],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

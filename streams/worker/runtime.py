@@ -1,7 +1,7 @@
 """One worker's runtime: its pipeline, its sinks, its committer and its figures.
 
 ``Runtime.process`` runs the pipeline on a batch (CPU only); the batch then goes through
-the worker's one :class:`~streams.worker.committer.Committer`, which stores rows and
+the worker's one :class:`~finpulse.streams.worker.committer.Committer`, which stores rows and
 messages, then the state, then acknowledges the input (at-least-once; re-deliveries are
 absorbed by idempotent writes and the state's re-delivery guard).
 """
@@ -17,17 +17,17 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
-from config.settings import Settings
-from sinks.base import Sink
-from sinks.clickhouse import ClickHouseSink
-from sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES, Table
-from streams.core.batch import BatchOutput
-from streams.core.decode import RawRecord
-from streams.core.quantiles import summary
-from streams.core.topics import ALERTS
-from streams.worker.committer import Committer, Publisher
-from streams.worker.gc_pauses import GcPauses
-from streams.worker.pipeline import Pipeline
+from finpulse.config.settings import Settings
+from finpulse.sinks.base import Sink
+from finpulse.sinks.clickhouse import ClickHouseSink
+from finpulse.sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES, Table
+from finpulse.streams.core.batch import BatchOutput
+from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.quantiles import summary
+from finpulse.streams.core.topics import ALERTS
+from finpulse.streams.worker.committer import Committer, Publisher
+from finpulse.streams.worker.gc_pauses import GcPauses
+from finpulse.streams.worker.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 

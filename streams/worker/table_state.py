@@ -1,4 +1,4 @@
-"""Keyed state in a Faust table: the live worker's :class:`~streams.core.batch.KeyedState`.
+"""Keyed state in a Faust table: the live worker's :class:`~finpulse.streams.core.batch.KeyedState`.
 
 Every write must reach the changelog partition of the event that caused it (that is what
 recovery after a restart or rebalance reads back). :class:`FaustTableState` keeps the
@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from streams.core.batch import Outgoing
-from streams.core.decode import RawRecord
-from streams.worker.faust_adapter import memory_store
+from finpulse.streams.core.batch import Outgoing
+from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.worker.faust_adapter import memory_store
 
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z  # as faust.utils.json.dumps
 

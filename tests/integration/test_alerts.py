@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from streams.core.topics import ALERTS, TRANSACTIONS
+from finpulse.streams.core.topics import ALERTS, TRANSACTIONS
 from tests import factories as f
 from tests.waiting import wait_for
 from tests.webhook_server import RecordingWebhook

@@ -9,9 +9,9 @@ import asyncio
 import pytest
 from kafka.partitioner.default import murmur2
 
-from streams.core.batch import Outgoing
-from streams.core.topics import ALERTS, DEADLETTER
-from streams.worker.batch_publish import publish_batched
+from finpulse.streams.core.batch import Outgoing
+from finpulse.streams.core.topics import ALERTS, DEADLETTER
+from finpulse.streams.worker.batch_publish import publish_batched
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from config.settings import Settings
-from streams.tools.bench import Bench, format_table
+from finpulse.config.settings import Settings
+from finpulse.streams.tools.bench import Bench, format_table
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ def test_bench_runs_its_phases_and_reports_the_contract_fields(tmp_path, broker_
 
 
 def test_broker_bench_consumes_every_sent_event_and_reports_windows():
-    from streams.tools.bench_broker import run
+    from finpulse.streams.tools.bench_broker import run
 
     result = run(rate=300, seconds=3, linger_ms=20)
     assert result["linger_ms"] == 20

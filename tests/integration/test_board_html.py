@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from config.boards.catalog import BOARDS, PENDING_TABLES
-from config.boards.html import write_board_html
-from config.boards.spec import SEVERITY_COLOURS
-from sinks.clickhouse import make_client
-from streams.cli import main
+from finpulse.config.boards.catalog import BOARDS, PENDING_TABLES
+from finpulse.config.boards.html import write_board_html
+from finpulse.config.boards.spec import SEVERITY_COLOURS
+from finpulse.sinks.clickhouse import make_client
+from finpulse.streams.cli import main
 from tests.board_data import add_contract_tables, board_settings, fill_through_pipeline
 from tests.png import colour_stats
 

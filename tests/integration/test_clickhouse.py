@@ -9,11 +9,11 @@ from decimal import Decimal
 
 import pytest
 
-from config.settings import Settings
-from sinks.clickhouse import ClickHouseSink, make_client
-from sinks.migrate import discover, migrate
-from sinks.tables import TRANSACTIONS_TABLE
-from streams.local.stack import free_port
+from finpulse.config.settings import Settings
+from finpulse.sinks.clickhouse import ClickHouseSink, make_client
+from finpulse.sinks.migrate import discover, migrate
+from finpulse.sinks.tables import TRANSACTIONS_TABLE
+from finpulse.streams.local.stack import free_port
 
 pytestmark = pytest.mark.integration
 _n = itertools.count()

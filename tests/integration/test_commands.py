@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
-from config.settings import Settings
-from streams.core.topics import FEEDBACK, INTERACTIONS, TRANSACTIONS
-from streams.local.stack import clickhouse_ping, free_port
-from streams.simulator import run_simulation
-from streams.tools.demo import run_demo
-from streams.worker.process import settings_env
+from finpulse.config.settings import Settings
+from finpulse.streams.core.topics import FEEDBACK, INTERACTIONS, TRANSACTIONS
+from finpulse.streams.local.stack import clickhouse_ping, free_port
+from finpulse.streams.simulator import run_simulation
+from finpulse.streams.tools.demo import run_demo
+from finpulse.streams.worker.process import settings_env
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 def _cli(args, settings, timeout=120):
     env = {**settings_env(settings), "PATH": "/usr/bin:/bin"}
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
+        [sys.executable, "-m", "finpulse.streams.cli", *args],
         env=env,
         timeout=timeout,
         capture_output=True,

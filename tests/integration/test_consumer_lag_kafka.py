@@ -1,5 +1,6 @@
-"""Consumer lag (streams.worker.lag) of a real worker on real Apache Kafka: a paused worker's
-recorded lag rises to about what was produced meanwhile and falls back to 0 once it resumes.
+"""Consumer lag (finpulse.streams.worker.lag) of a real worker on real Apache Kafka: a paused
+worker's recorded lag rises to about what was produced meanwhile and falls back to 0 once it
+resumes.
 
 Kafka only: the rows' ListOffsets ``end_offset`` is checked against the fetch responses' high
 watermark, which Tansu gets wrong (its end offset is that of the last record batch's first
@@ -18,13 +19,13 @@ from typing import Any
 
 import pytest
 
-from config.settings import Settings, local_stack_settings
-from sinks.clickhouse import make_client
-from sinks.migrate import migrate
-from streams.cli import main
-from streams.core.topics import TRANSACTIONS, create_topics
-from streams.local.stack import LocalStack, free_port
-from streams.worker.process import WorkerProcess, settings_env
+from finpulse.config.settings import Settings, local_stack_settings
+from finpulse.sinks.clickhouse import make_client
+from finpulse.sinks.migrate import migrate
+from finpulse.streams.cli import main
+from finpulse.streams.core.topics import TRANSACTIONS, create_topics
+from finpulse.streams.local.stack import LocalStack, free_port
+from finpulse.streams.worker.process import WorkerProcess, settings_env
 from tests import factories as f
 from tests.waiting import wait_for
 

@@ -33,15 +33,15 @@ from typing import Any
 
 import pytest
 
-from config.settings import Settings, local_stack_settings
-from sinks.clickhouse import make_client
-from sinks.migrate import migrate
-from sinks.tables import EVENT_TABLES
-from streams.core.topics import create_topics
-from streams.local.stack import LocalStack, free_port
-from streams.simulator import Simulator
-from streams.tools.reconcile import wait_reconciled
-from streams.worker.process import WorkerProcess
+from finpulse.config.settings import Settings, local_stack_settings
+from finpulse.sinks.clickhouse import make_client
+from finpulse.sinks.migrate import migrate
+from finpulse.sinks.tables import EVENT_TABLES
+from finpulse.streams.core.topics import create_topics
+from finpulse.streams.local.stack import LocalStack, free_port
+from finpulse.streams.simulator import Simulator
+from finpulse.streams.tools.reconcile import wait_reconciled
+from finpulse.streams.worker.process import WorkerProcess
 from tests.conftest import BROKERS
 
 pytestmark = pytest.mark.integration

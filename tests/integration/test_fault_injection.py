@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from config.settings import Settings
-from streams.core.topics import TRANSACTIONS, create_topics
-from streams.local.durable_storage import TANSU_STORAGE, SeaweedS3
-from streams.local.stack import LocalStack, free_port
-from streams.tools.reconcile import Reconciliation, wait_reconciled
+from finpulse.config.settings import Settings
+from finpulse.streams.core.topics import TRANSACTIONS, create_topics
+from finpulse.streams.local.durable_storage import TANSU_STORAGE, SeaweedS3
+from finpulse.streams.local.stack import LocalStack, free_port
+from finpulse.streams.tools.reconcile import Reconciliation, wait_reconciled
 from tests import factories as f
 from tests.waiting import wait_for
 

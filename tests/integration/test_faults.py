@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.core.topics import TRANSACTIONS
+from finpulse.streams.core.topics import TRANSACTIONS
 from tests import factories as f
 from tests.waiting import wait_for
 

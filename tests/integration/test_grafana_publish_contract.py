@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from config.boards.alert_rules import RULES
-from config.boards.catalog import BOARDS, FOLDER_UID
-from config.boards.grafana_api import GrafanaAuthError, GrafanaError
-from config.boards.publish import PublishError, publish
-from config.boards.query import DATASOURCE_UID
-from config.settings import Settings
-from streams.cli import main
-from streams.local.stack import free_port
+from finpulse.config.boards.alert_rules import RULES
+from finpulse.config.boards.catalog import BOARDS, FOLDER_UID
+from finpulse.config.boards.grafana_api import GrafanaAuthError, GrafanaError
+from finpulse.config.boards.publish import PublishError, publish
+from finpulse.config.boards.query import DATASOURCE_UID
+from finpulse.config.settings import Settings
+from finpulse.streams.cli import main
+from finpulse.streams.local.stack import free_port
 
 TOKEN = "glsa_test_token"
 WRONG = "glsa_wrong_Zq9"

@@ -13,11 +13,11 @@ from decimal import Decimal
 
 import pytest
 
-from config.boards.alert_rules import RULES
-from config.boards.catalog import BOARDS, PENDING_TABLES
-from config.boards.macros import expand
-from config.boards.spec import SEVERITY_COLOURS, VARIABLES, PanelSpec, tables_of
-from sinks.clickhouse import count_rows, make_client
+from finpulse.config.boards.alert_rules import RULES
+from finpulse.config.boards.catalog import BOARDS, PENDING_TABLES
+from finpulse.config.boards.macros import expand
+from finpulse.config.boards.spec import SEVERITY_COLOURS, VARIABLES, PanelSpec, tables_of
+from finpulse.sinks.clickhouse import count_rows, make_client
 from tests.board_data import (
     CONTRACT_DDL,
     add_contract_tables,
@@ -143,7 +143,7 @@ def test_panel_query_runs_on_clickhouse(filled, board, panel: PanelSpec):
 
 @pytest.mark.parametrize("rule", RULES, ids=[r.uid for r in RULES])
 def test_alert_rule_query_runs_on_clickhouse(filled, rule):
-    from config.boards.spec import Column
+    from finpulse.config.boards.spec import Column
 
     tables = tables_of(rule.sql)
     assert all(t in filled["real"] or t in PENDING_TABLES for t in tables)
@@ -209,7 +209,7 @@ def test_rollups_are_exact_under_redelivery(filled):
 def test_status_prints_the_latest_lag_panel(filled):
     """``finpulse status`` reads the board's latest-lag query: one row per worker, topic and
     partition, the newest (the test data's backlog has drained by then)."""
-    from streams.tools.status import format_table, status_rows
+    from finpulse.streams.tools.status import format_table, status_rows
 
     rows = status_rows(filled["settings"], within_s=86400, client=filled["client"])
     assert sorted((r["worker"], r["partition"]) for r in rows) == [

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streams.core.topics import DEADLETTER, TRANSACTIONS
-from streams.tools.bench import _produce
-from streams.tools.reconcile import reconcile
+from finpulse.streams.core.topics import DEADLETTER, TRANSACTIONS
+from finpulse.streams.tools.bench import _produce
+from finpulse.streams.tools.reconcile import reconcile
 from tests import factories as f
 from tests.waiting import wait_for
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from streams.core.topics import DEADLETTER, FEEDBACK, INTERACTIONS, TRANSACTIONS
+from finpulse.streams.core.topics import DEADLETTER, FEEDBACK, INTERACTIONS, TRANSACTIONS
 from tests import factories as f
 from tests.waiting import wait_for
 

@@ -1,4 +1,5 @@
-"""Real Apache Kafka (streams.local.kafka): clients, Faust, SASL/PLAIN, compression, restart.
+"""Real Apache Kafka (finpulse.streams.local.kafka): clients, Faust, SASL/PLAIN, compression,
+restart.
 
 One broker for the module (2 cores: never two JVMs at once), fetched with Maven on the first
 run (~10 s, cached in ``FINPULSE_KAFKA_CACHE_DIR`` or ~/.cache/finpulse). Group clients use
@@ -17,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import Settings
-from streams.local.kafka import KafkaBroker, fetch_kafka
-from streams.local.stack import LocalStack, free_port
+from finpulse.config.settings import Settings
+from finpulse.streams.local.kafka import KafkaBroker, fetch_kafka
+from finpulse.streams.local.stack import LocalStack, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -300,12 +301,12 @@ def test_a_finpulse_worker_runs_over_sasl_plain_with_its_settings(
     """The FINPULSE_KAFKA_SASL_* settings, end to end on the real broker: topics created,
     events consumed and stored, all over the SASL listener (a wrong password is refused:
     the test above)."""
-    from config.settings import local_stack_settings
-    from sinks.clickhouse import make_client
-    from sinks.migrate import migrate
-    from streams.core.topics import TRANSACTIONS, create_topics
-    from streams.tools.reconcile import wait_reconciled
-    from streams.worker.process import WorkerProcess
+    from finpulse.config.settings import local_stack_settings
+    from finpulse.sinks.clickhouse import make_client
+    from finpulse.sinks.migrate import migrate
+    from finpulse.streams.core.topics import TRANSACTIONS, create_topics
+    from finpulse.streams.tools.reconcile import wait_reconciled
+    from finpulse.streams.worker.process import WorkerProcess
     from tests import factories as f
 
     assert kafka.sasl_bootstrap is not None

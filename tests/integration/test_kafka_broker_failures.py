@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import Settings
-from streams.local.kafka import KafkaBroker, fetch_kafka, stop_recorded
-from streams.local.stack import StackError, free_port
+from finpulse.config.settings import Settings
+from finpulse.streams.local.kafka import KafkaBroker, fetch_kafka, stop_recorded
+from finpulse.streams.local.stack import StackError, free_port
 
 pytestmark = pytest.mark.integration
 

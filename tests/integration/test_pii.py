@@ -8,8 +8,8 @@ import json
 import pytest
 from pydantic import SecretStr
 
-from models.masking import ACCOUNT_PREFIX, CARD_PREFIX, find_card_numbers, luhn_valid
-from streams.core.topics import ALERTS, DEADLETTER, INTERACTIONS, TRANSACTIONS
+from finpulse.models.masking import ACCOUNT_PREFIX, CARD_PREFIX, find_card_numbers, luhn_valid
+from finpulse.streams.core.topics import ALERTS, DEADLETTER, INTERACTIONS, TRANSACTIONS
 from tests import factories as f
 from tests.waiting import wait_for
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streams.core.topics import FEEDBACK, TRANSACTIONS
+from finpulse.streams.core.topics import FEEDBACK, TRANSACTIONS
 from tests import factories as f
 from tests.waiting import wait_for
 

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from config.boards.macros import expand
-from config.boards.risk_overview import BOARD as RISK
-from config.boards.service_quality import BOARD as SERVICE
-from config.boards.spec import VARIABLES
-from sinks.clickhouse import make_client
-from sinks.rollups import refresh_rollups
+from finpulse.config.boards.macros import expand
+from finpulse.config.boards.risk_overview import BOARD as RISK
+from finpulse.config.boards.service_quality import BOARD as SERVICE
+from finpulse.config.boards.spec import VARIABLES
+from finpulse.sinks.clickhouse import make_client
+from finpulse.sinks.rollups import refresh_rollups
 from tests.board_data import board_settings
 
 pytestmark = pytest.mark.integration

@@ -14,10 +14,10 @@ import sys
 import pytest
 from pydantic import SecretStr
 
-from sinks.migrate import migrate
-from streams.core.topics import TRANSACTIONS
-from streams.local.stack import LocalStack, free_port
-from streams.worker.process import settings_env
+from finpulse.sinks.migrate import migrate
+from finpulse.streams.core.topics import TRANSACTIONS
+from finpulse.streams.local.stack import LocalStack, free_port
+from finpulse.streams.worker.process import settings_env
 from tests import factories as f
 from tests.waiting import wait_for
 
@@ -44,7 +44,7 @@ def _assert_clean(text: str, where: str) -> None:
 def _cli(args, settings, timeout=60):
     env = {**settings_env(settings), "PATH": "/usr/bin:/bin"}
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", "-v", *args],
+        [sys.executable, "-m", "finpulse.streams.cli", "-v", *args],
         env=env,
         timeout=timeout,
         capture_output=True,

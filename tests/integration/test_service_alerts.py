@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streams.core.topics import ALERTS, INTERACTIONS
-from streams.stages.service.names import RULE_SLA
+from finpulse.streams.core.topics import ALERTS, INTERACTIONS
+from finpulse.streams.stages.service.names import RULE_SLA
 from tests import factories as f
 from tests.waiting import wait_for
 from tests.webhook_server import RecordingWebhook

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streams.core.topics import FEEDBACK, INTERACTIONS
+from finpulse.streams.core.topics import FEEDBACK, INTERACTIONS
 from tests import factories as f
 from tests.waiting import wait_for
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.core.topics import ALL_TOPICS, create_topics
+from finpulse.streams.core.topics import ALL_TOPICS, create_topics
 
 pytestmark = pytest.mark.integration
 

@@ -1,11 +1,11 @@
-"""Read-through, write-once-per-batch access to a :class:`~streams.core.state.KeyedState`.
+"""Read-through, write-once-per-batch access to a :class:`~finpulse.streams.core.state.KeyedState`.
 
 Every table write is a changelog message, so a stage should update each key once per
 batch: read values through the cache, mutate them, :meth:`BatchCache.touch` them with the
 record that caused the change (its partition routes the changelog write), and
 :meth:`BatchCache.flush` once at the end of the batch.
 
->>> from streams.core.state import MemoryState
+>>> from finpulse.streams.core.state import MemoryState
 >>> c = BatchCache(MemoryState("s"))
 >>> c.get("k", dict)["n"] = 1
 >>> c.touch("k", None)
@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from streams.core.batch import KeyedState
-from streams.core.decode import RawRecord
+from finpulse.streams.core.batch import KeyedState
+from finpulse.streams.core.decode import RawRecord
 
 
 class BatchCache:

@@ -16,8 +16,8 @@ next sweep time (hourly); a check yields a :class:`ComplaintChange` when the sta
 (``open`` -> ``due_soon`` -> ``overdue``, or ``closed``) and once per whole day open, so the
 policy rules (``on: complaint``) see ``days_open`` grow day by day.
 
->>> from streams.core.state import MemoryState
->>> from streams.stages.service.cache import BatchCache
+>>> from finpulse.streams.core.state import MemoryState
+>>> from finpulse.streams.stages.service.cache import BatchCache
 >>> book = ComplaintBook(BatchCache(MemoryState("p")), deadline_days=15, due_soon_days=3)
 >>> info = {"customer_id": "c-1", "customer_type": "individual", "segment": "retail",
 ...         "channel": "chat"}
@@ -44,15 +44,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from config.settings import Settings
-from models.alerts import AlertCandidate
-from models.events import Feedback, Interaction
-from sinks.tables import COMPLAINTS_TABLE
-from streams.core.batch import BatchOutput
-from streams.core.decode import RawRecord
-from streams.stages.rules import RuleEngine
-from streams.stages.service.cache import BatchCache
-from streams.stages.service.windows import DAY_MS, HOUR_MS, from_ms
+from finpulse.config.settings import Settings
+from finpulse.models.alerts import AlertCandidate
+from finpulse.models.events import Feedback, Interaction
+from finpulse.sinks.tables import COMPLAINTS_TABLE
+from finpulse.streams.core.batch import BatchOutput
+from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.stages.rules import RuleEngine
+from finpulse.streams.stages.service.cache import BatchCache
+from finpulse.streams.stages.service.windows import DAY_MS, HOUR_MS, from_ms
 
 log = logging.getLogger(__name__)
 
@@ -304,9 +304,9 @@ class Complaints:
     """Complaints of a batch: open from interactions, close from feedback, publish changes.
 
     >>> from collections import Counter
-    >>> from config.policy import load_policy
-    >>> from streams.core.state import MemoryState
-    >>> from streams.stages.rules import RuleEngine
+    >>> from finpulse.config.policy import load_policy
+    >>> from finpulse.streams.core.state import MemoryState
+    >>> from finpulse.streams.stages.rules import RuleEngine
     >>> from tests.factories import encode, interaction
     >>> complaints = Complaints(Settings(), RuleEngine(load_policy()), Counter())
     >>> book = complaints.book(BatchCache(MemoryState("p")))
@@ -327,7 +327,7 @@ class Complaints:
         """The complaint book of one batch over the partition records.
 
         >>> from collections import Counter
-        >>> from streams.core.state import MemoryState
+        >>> from finpulse.streams.core.state import MemoryState
         >>> s = Settings()
         >>> Complaints(s, None, Counter()).book(BatchCache(MemoryState("p"))).deadline_days == (
         ...     s.complaint_deadline_days)
@@ -395,7 +395,7 @@ class Complaints:
         """Close the complaint a ``complaint_closed`` feedback refers to (or keep the close).
 
         >>> from collections import Counter
-        >>> from streams.core.state import MemoryState
+        >>> from finpulse.streams.core.state import MemoryState
         >>> from tests.factories import encode, feedback
         >>> complaints = Complaints(Settings(), None, Counter())  # no rules needed
         >>> book = complaints.book(BatchCache(MemoryState("p")))
@@ -431,8 +431,8 @@ class Complaints:
         """Queue a row per status change and evaluate the ``on: complaint`` rules on each.
 
         >>> from collections import Counter
-        >>> from config.policy import load_policy
-        >>> from streams.stages.rules import RuleEngine
+        >>> from finpulse.config.policy import load_policy
+        >>> from finpulse.streams.stages.rules import RuleEngine
         >>> complaints = Complaints(Settings(), RuleEngine(load_policy()), Counter())
         >>> ch = ComplaintChange("k-1", OVERDUE, 16 * DAY_MS, 0, 15 * DAY_MS, 16.0, True,
         ...                      {"customer_id": "c-1"}, "i-1", 0)

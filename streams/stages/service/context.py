@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from models.alerts import AlertCandidate
-from streams.core.batch import BatchOutput, KeyedState, Valid
-from streams.stages.service import customers as cu
-from streams.stages.service.cache import BatchCache
-from streams.stages.service.names import RISK_STATE
-from streams.stages.service.windows import from_ms, to_ms
+from finpulse.models.alerts import AlertCandidate
+from finpulse.streams.core.batch import BatchOutput, KeyedState, Valid
+from finpulse.streams.stages.service import customers as cu
+from finpulse.streams.stages.service.cache import BatchCache
+from finpulse.streams.stages.service.names import RISK_STATE
+from finpulse.streams.stages.service.windows import from_ms, to_ms
 
 RISK_DOMAINS = frozenset({"risk"})
 

@@ -4,11 +4,11 @@ At the end of a batch every touched customer already known (``ct`` in the record
 ``customer_status`` row when something the customer view shows changed, or a new day began
 (``sig`` in the record), with a rising version (``v``); a change of lifecycle stage (``st``)
 also evaluates the ``on: customer`` rules. The record itself and the stage, health and risk
-arithmetic are in :mod:`streams.stages.service.customers`.
+arithmetic are in :mod:`finpulse.streams.stages.service.customers`.
 
->>> from config.policy import load_policy
->>> from streams.core.state import MemoryState
->>> from streams.stages.rules import RuleEngine
+>>> from finpulse.config.policy import load_policy
+>>> from finpulse.streams.core.state import MemoryState
+>>> from finpulse.streams.stages.rules import RuleEngine
 >>> status = CustomerStatus(RuleEngine(load_policy()), MemoryState("risk"))
 >>> cust = {}
 >>> cu.note_activity(cust, 0, "individual", "retail")
@@ -24,14 +24,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from models.alerts import AlertCandidate
-from sinks.tables import CUSTOMER_STATUS_TABLE
-from streams.core.batch import BatchOutput, KeyedState
-from streams.core.decode import RawRecord
-from streams.stages.rules import RuleEngine
-from streams.stages.service import customers as cu
-from streams.stages.service.cache import BatchCache
-from streams.stages.service.windows import from_ms
+from finpulse.models.alerts import AlertCandidate
+from finpulse.sinks.tables import CUSTOMER_STATUS_TABLE
+from finpulse.streams.core.batch import BatchOutput, KeyedState
+from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.stages.rules import RuleEngine
+from finpulse.streams.stages.service import customers as cu
+from finpulse.streams.stages.service.cache import BatchCache
+from finpulse.streams.stages.service.windows import from_ms
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class CustomerStatus:
         A customer not seen yet (only an early complaint close kept) gets no row; its
         record is still written back when it holds something.
 
-        >>> from streams.core.state import MemoryState
+        >>> from finpulse.streams.core.state import MemoryState
         >>> custs = BatchCache(MemoryState("c"))
         >>> custs.get("c-2", dict)["cx"] = {"i-1": [0, "f-1"]}
         >>> rec = RawRecord("finpulse.feedback", 0, 0, b"", None, None)

@@ -12,7 +12,7 @@ partition-local), updated once per batch:
 ``cs``  [sum, n] of survey answers, ``lc`` last answer
 ``pd``  moving average of the predicted P(dissatisfied)
 ``pe``  interactions waiting for a survey: event_id -> [ms, x, yhat, p, channel]
-        (x and channel encoded, :mod:`streams.stages.service.pending`)
+        (x and channel encoded, :mod:`finpulse.streams.stages.service.pending`)
 ``cm``  open complaints: complaint_id -> [open day, [interaction event ids]]
 ``st``  lifecycle stage last written, ``v`` row version
 ======  ===============================================================
@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from streams.stages.service.windows import DAY_MS
+from finpulse.streams.stages.service.windows import DAY_MS
 
 NEW_DAYS = 30
 DORMANT_DAYS = 60

@@ -1,7 +1,7 @@
 """Service x risk friction: a contact within 24 h of a risk alert on the customer.
 
 One ``service_friction`` row per (contact, risk rule), the newest alert of each rule; the
-risk alerts are those :class:`~streams.stages.service.context.ServiceContextStage` keeps
+risk alerts are those :class:`~finpulse.streams.stages.service.context.ServiceContextStage` keeps
 per customer.
 """
 
@@ -11,10 +11,10 @@ import logging
 from collections import Counter
 from typing import Any
 
-from models.events import Interaction
-from sinks.tables import SERVICE_FRICTION_TABLE
-from streams.core.batch import BatchOutput
-from streams.stages.service.windows import from_ms
+from finpulse.models.events import Interaction
+from finpulse.sinks.tables import SERVICE_FRICTION_TABLE
+from finpulse.streams.core.batch import BatchOutput
+from finpulse.streams.stages.service.windows import from_ms
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def record_friction(
     """Queue the friction rows of a contact and count it if it had any.
 
     >>> from collections import Counter
-    >>> from models.events import Interaction
+    >>> from finpulse.models.events import Interaction
     >>> from tests.factories import encode, interaction
     >>> ev = Interaction.model_validate_json(encode(interaction()))
     >>> out, counts = BatchOutput(), Counter()

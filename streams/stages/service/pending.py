@@ -2,9 +2,9 @@
 
 ``pe[event_id]`` is ``[ms, x, predicted, p_dissatisfied, channel]``. ``x`` (the
 satisfaction model inputs, a dict of named floats) is stored as base64 of: the number of
-inputs, their codes (:data:`models.codes.SATISFACTION_INPUT`) and their values
-(:func:`models.packing.pack_vector`, float32), and the channel as its code
-(:data:`models.codes.SERVICE_CHANNEL`). The previous format (``x`` a dict, the channel a
+inputs, their codes (:data:`finpulse.models.codes.SATISFACTION_INPUT`) and their values
+(:func:`finpulse.models.packing.pack_vector`, float32), and the channel as its code
+(:data:`finpulse.models.codes.SERVICE_CHANNEL`). The previous format (``x`` a dict, the channel a
 string) is still read, and is kept for an input without a code, so nothing is lost.
 
 >>> x = {"wait_log": 2.5649493574615367, "resolved": 1.0, "ch_chat": 1.0, "transfers": 0.0}
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from models import codes
-from models.packing import b64, pack_vector, unb64, unpack_vector
+from finpulse.models import codes
+from finpulse.models.packing import b64, pack_vector, unb64, unpack_vector
 
 
 def entry(ms: int, x: dict[str, float], predicted: float, p: float, channel: str) -> list[Any]:

@@ -2,17 +2,17 @@
 
 Each interaction is scored from its own features and the customer's context (contacts of
 the last 24 h, recent waits, open complaints, a recent risk alert, past survey answers); the
-scored inputs wait in the customer record (``pe``, :mod:`streams.stages.service.pending`)
+scored inputs wait in the customer record (``pe``, :mod:`finpulse.streams.stages.service.pending`)
 for the survey, which the model then learns from. The monitor tracks the online error and
 raises the ``on: model`` rules on a satisfaction drift. The model is per worker; every
 ``satisfaction_checkpoint_every`` surveys it is checkpointed as a ``model_checkpoints`` row of
-the batch's output (the same store as the risk models, :mod:`sinks.checkpoints`), restored
+the batch's output (the same store as the risk models, :mod:`finpulse.sinks.checkpoints`), restored
 before the worker's first batch.
 
 >>> from collections import Counter
->>> from config.policy import load_policy
->>> from config.settings import Settings
->>> from streams.stages.rules import RuleEngine
+>>> from finpulse.config.policy import load_policy
+>>> from finpulse.config.settings import Settings
+>>> from finpulse.streams.stages.rules import RuleEngine
 >>> sat = Satisfaction(Settings(), RuleEngine(load_policy()), Counter())
 >>> sat.version, sat.model.n_learned
 ('satisfaction-1.0', 0)
@@ -25,18 +25,22 @@ import math
 from collections import Counter
 from typing import Any
 
-from config.settings import Settings
-from models.alerts import AlertCandidate
-from models.events import Feedback, Interaction
-from models.ids import no_card_runs
-from models.satisfaction import SatisfactionModel, SatisfactionMonitor, interaction_features
-from sinks.checkpoints import CheckpointStore, checkpoint_row
-from sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE
-from streams.core.batch import BatchOutput
-from streams.stages.rules import RuleEngine
-from streams.stages.service import customers as cu
-from streams.stages.service import pending as survey
-from streams.stages.service.windows import from_ms
+from finpulse.config.settings import Settings
+from finpulse.models.alerts import AlertCandidate
+from finpulse.models.events import Feedback, Interaction
+from finpulse.models.ids import no_card_runs
+from finpulse.models.satisfaction import (
+    SatisfactionModel,
+    SatisfactionMonitor,
+    interaction_features,
+)
+from finpulse.sinks.checkpoints import CheckpointStore, checkpoint_row
+from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE
+from finpulse.streams.core.batch import BatchOutput
+from finpulse.streams.stages.rules import RuleEngine
+from finpulse.streams.stages.service import customers as cu
+from finpulse.streams.stages.service import pending as survey
+from finpulse.streams.stages.service.windows import from_ms
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +106,7 @@ class Satisfaction:
         """Score an interaction, keep it for its survey; returns (CSAT, P(dissatisfied)).
 
         >>> from collections import Counter
-        >>> from models.events import Interaction
+        >>> from finpulse.models.events import Interaction
         >>> from tests.factories import encode, interaction
         >>> sat, cust, out = Satisfaction(Settings(), None, Counter()), {}, BatchOutput()
         >>> ev = Interaction.model_validate_json(encode(interaction(event_id="i-1")))
@@ -193,7 +197,7 @@ class Satisfaction:
         this off the event loop before its first batch).
 
         >>> from collections import Counter
-        >>> from sinks.checkpoints import MemoryCheckpoints
+        >>> from finpulse.sinks.checkpoints import MemoryCheckpoints
         >>> store = MemoryCheckpoints()
         >>> sat = Satisfaction(Settings(), None, Counter(), store)
         >>> sat.model.learn_one({"wait_log": 1.0}, 2.0)

@@ -7,9 +7,9 @@ version), the minutes the watermark has passed are judged (``on: channel_minute`
 aggregates older than :data:`AGG_RETENTION_MS` before the last closed minute are dropped.
 
 >>> from collections import Counter
->>> from config.policy import load_policy
->>> from config.settings import Settings
->>> from streams.stages.rules import RuleEngine
+>>> from finpulse.config.policy import load_policy
+>>> from finpulse.config.settings import Settings
+>>> from finpulse.streams.stages.rules import RuleEngine
 >>> level = ServiceLevel(Settings(), RuleEngine(load_policy()), Counter())
 >>> level.threshold("chat"), level.threshold("no_such_channel")
 (30.0, 20.0)
@@ -21,16 +21,16 @@ import logging
 from collections import Counter
 from typing import Any
 
-from config.settings import Settings
-from models.alerts import AlertCandidate
-from models.events import Interaction
-from models.ids import no_card_runs
-from sinks.tables import SERVICE_MINUTES_TABLE
-from streams.core.batch import BatchOutput
-from streams.core.decode import RawRecord
-from streams.stages.rules import RuleEngine
-from streams.stages.service.cache import BatchCache
-from streams.stages.service.windows import (
+from finpulse.config.settings import Settings
+from finpulse.models.alerts import AlertCandidate
+from finpulse.models.events import Interaction
+from finpulse.models.ids import no_card_runs
+from finpulse.sinks.tables import SERVICE_MINUTES_TABLE
+from finpulse.streams.core.batch import BatchOutput
+from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.stages.rules import RuleEngine
+from finpulse.streams.stages.service.cache import BatchCache
+from finpulse.streams.stages.service.windows import (
     AGG_FIELDS,
     MINUTE_MS,
     Contact,
@@ -109,7 +109,7 @@ class ServiceLevel:
         """Seconds within which a contact of ``channel`` counts as answered in time.
 
         >>> from collections import Counter
-        >>> from config.settings import Settings
+        >>> from finpulse.config.settings import Settings
         >>> ServiceLevel(Settings(), None, Counter()).threshold("chat")  # no rules needed
         30.0
         """
@@ -129,7 +129,7 @@ class ServiceLevel:
         """Count one contact into its minute aggregate and SLA ring (late ones only counted).
 
         >>> from collections import Counter
-        >>> from models.events import Interaction
+        >>> from finpulse.models.events import Interaction
         >>> from tests.factories import encode, interaction
         >>> ev = Interaction.model_validate_json(encode(interaction()))
         >>> level, meta, touched = ServiceLevel(Settings(), None, Counter()), {}, set()  # no rules
@@ -172,9 +172,9 @@ class ServiceLevel:
         """Queue the rows of the touched aggregates that still exist (sorted by key).
 
         >>> from collections import Counter
-        >>> from config.settings import Settings
-        >>> from streams.core.batch import BatchOutput
-        >>> from streams.core.state import MemoryState
+        >>> from finpulse.config.settings import Settings
+        >>> from finpulse.streams.core.batch import BatchOutput
+        >>> from finpulse.streams.core.state import MemoryState
         >>> parts = BatchCache(MemoryState("p"))
         >>> parts.get("p0", dict).update(agg={"0|chat|individual|retail": [1] * 11}, ver=5)
         >>> out = BatchOutput()
@@ -198,10 +198,10 @@ class ServiceLevel:
         """Judge the minutes the partition's watermark closed, then prune old aggregates.
 
         >>> from collections import Counter
-        >>> from config.policy import load_policy
-        >>> from config.settings import Settings
-        >>> from streams.core.batch import BatchOutput
-        >>> from streams.stages.rules import RuleEngine
+        >>> from finpulse.config.policy import load_policy
+        >>> from finpulse.config.settings import Settings
+        >>> from finpulse.streams.core.batch import BatchOutput
+        >>> from finpulse.streams.stages.rules import RuleEngine
         >>> level = ServiceLevel(Settings(), RuleEngine(load_policy()), Counter())
         >>> meta = {"wm": 10 * MINUTE_MS, "sla": {"win": {"chat": {"0": [30, 2]}}}}
         >>> out = BatchOutput()

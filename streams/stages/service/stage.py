@@ -18,8 +18,8 @@ Two stages, built together by :func:`service_stages` because they share the cust
 partition holds a uniform random sample of every channel's contacts, and a channel outage
 shows in every partition's sample. Each partition therefore judges the service level of its
 own share (pooled over a few minutes, with a confidence bound, see
-:mod:`streams.stages.service.windows`): no cross-worker state, no extra topic, and the state
-survives rebalances through the changelog of the partition it belongs to. With one worker
+:mod:`finpulse.streams.stages.service.windows`): no cross-worker state, no extra topic, and the
+state survives rebalances through the changelog of the partition it belongs to. With one worker
 the alert is raised by the first partition to see ``N`` breached minutes; with several
 workers each may raise it, but the alert manager folds them (same rule and subject =
 channel), and ClickHouse holds the exact channel-wide service level as SUM over the
@@ -29,10 +29,11 @@ bound work on smaller samples; an outage still breaches every partition within a
 two (measured in ``finpulse evaluate-service``).
 
 **One module per concept**, run in this order over a batch by :class:`ServiceStage`:
-:mod:`~streams.stages.service.service_level` (minute aggregates, SLA windows),
-:mod:`~streams.stages.service.complaints`, :mod:`~streams.stages.service.friction`,
-:mod:`~streams.stages.service.satisfaction` (model, surveys, checkpoint) and
-:mod:`~streams.stages.service.customer_status` (lifecycle and health rows).
+:mod:`~finpulse.streams.stages.service.service_level` (minute aggregates, SLA windows),
+:mod:`~finpulse.streams.stages.service.complaints`,
+:mod:`~finpulse.streams.stages.service.friction`,
+:mod:`~finpulse.streams.stages.service.satisfaction` (model, surveys, checkpoint) and
+:mod:`~finpulse.streams.stages.service.customer_status` (lifecycle and health rows).
 
 **Exactly-once effect on state.** A re-delivered event never reaches this stage: the
 pipeline's one re-delivery guard, committed with this stage's state, skips it. Counters
@@ -47,28 +48,28 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from config.settings import Settings
-from models.events import Feedback, Interaction, Transaction
-from models.satisfaction import SatisfactionModel, SatisfactionMonitor
-from sinks.checkpoints import CheckpointStore
-from streams.core.batch import BatchOutput, KeyedState, StateFactory, Valid
-from streams.core.decode import RawRecord
-from streams.stages.rules import RuleEngine
-from streams.stages.service import customers as cu
-from streams.stages.service.cache import BatchCache
-from streams.stages.service.complaints import (
+from finpulse.config.settings import Settings
+from finpulse.models.events import Feedback, Interaction, Transaction
+from finpulse.models.satisfaction import SatisfactionModel, SatisfactionMonitor
+from finpulse.sinks.checkpoints import CheckpointStore
+from finpulse.streams.core.batch import BatchOutput, KeyedState, StateFactory, Valid
+from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.stages.rules import RuleEngine
+from finpulse.streams.stages.service import customers as cu
+from finpulse.streams.stages.service.cache import BatchCache
+from finpulse.streams.stages.service.complaints import (
     ComplaintBook,
     ComplaintChange,
     Complaints,
     is_complaint,
 )
-from streams.stages.service.context import ServiceContextStage
-from streams.stages.service.customer_status import CustomerStatus
-from streams.stages.service.friction import record_friction
-from streams.stages.service.names import CUSTOMERS_STATE, PARTITIONS_STATE, RISK_STATE
-from streams.stages.service.satisfaction import Satisfaction
-from streams.stages.service.service_level import ServiceLevel
-from streams.stages.service.windows import SlaCheck, to_ms
+from finpulse.streams.stages.service.context import ServiceContextStage
+from finpulse.streams.stages.service.customer_status import CustomerStatus
+from finpulse.streams.stages.service.friction import record_friction
+from finpulse.streams.stages.service.names import CUSTOMERS_STATE, PARTITIONS_STATE, RISK_STATE
+from finpulse.streams.stages.service.satisfaction import Satisfaction
+from finpulse.streams.stages.service.service_level import ServiceLevel
+from finpulse.streams.stages.service.windows import SlaCheck, to_ms
 
 log = logging.getLogger(__name__)
 
@@ -280,8 +281,8 @@ def service_stages(
 ) -> tuple[ServiceStage, ServiceContextStage]:
     """Both service stages over shared states: (before the rule stage, after it).
 
-    >>> from config.policy import load_policy
-    >>> from streams.core.state import MemoryState
+    >>> from finpulse.config.policy import load_policy
+    >>> from finpulse.streams.core.state import MemoryState
     >>> s = Settings(satisfaction_checkpoint_every=0)
     >>> [stage.name for stage in service_stages(s, MemoryState, RuleEngine(load_policy()))]
     ['service', 'service_context']

@@ -10,13 +10,13 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
-from config.boards import query
-from config.boards.build import generated_files, repo_root
-from config.boards.catalog import BOARDS
-from config.boards.macros import MacroError, expand
-from config.boards.provisioning import datasource_json
-from config.boards.query import DATASOURCE_TYPE, DATASOURCE_UID
-from config.boards.spec import SEVERITY_COLOURS, VARIABLES
+from finpulse.config.boards import query
+from finpulse.config.boards.build import generated_files, repo_root
+from finpulse.config.boards.catalog import BOARDS
+from finpulse.config.boards.macros import MacroError, expand
+from finpulse.config.boards.provisioning import datasource_json
+from finpulse.config.boards.query import DATASOURCE_TYPE, DATASOURCE_UID
+from finpulse.config.boards.spec import SEVERITY_COLOURS, VARIABLES
 
 BOARD_FILES = {b.uid: repo_root() / f"config/grafana/dashboards/{b.uid}.json" for b in BOARDS}
 
@@ -126,10 +126,10 @@ def test_grafana_offline_every_table_read_is_migrated_or_pending():
     listed as pending (the integration test checks the same against the real server)."""
     import re
 
-    from config.boards.alert_rules import RULES
-    from config.boards.catalog import PENDING_TABLES
-    from config.boards.spec import tables_of
-    from sinks.migrate import discover
+    from finpulse.config.boards.alert_rules import RULES
+    from finpulse.config.boards.catalog import PENDING_TABLES
+    from finpulse.config.boards.spec import tables_of
+    from finpulse.sinks.migrate import discover
 
     created = {
         m.group(1)

@@ -8,11 +8,11 @@ import re
 import pytest
 import yaml
 
-from config.boards.alert_rules import RULES
-from config.boards.build import repo_root
-from config.boards.catalog import BOARDS, FOLDER_TITLE, FOLDER_UID
-from config.boards.query import DATASOURCE_TYPE, DATASOURCE_UID
-from config.deployment import (
+from finpulse.config.boards.alert_rules import RULES
+from finpulse.config.boards.build import repo_root
+from finpulse.config.boards.catalog import BOARDS, FOLDER_TITLE, FOLDER_UID
+from finpulse.config.boards.query import DATASOURCE_TYPE, DATASOURCE_UID
+from finpulse.config.deployment import (
     CLICKHOUSE_PLUGIN,
     CLICKHOUSE_PLUGIN_VERSION,
     GRAFANA_DASHBOARDS_DIR,
@@ -21,8 +21,8 @@ from config.deployment import (
     SERVICES,
     SIM_PROFILE,
 )
-from config.settings import Settings
-from models.alerts import Severity
+from finpulse.config.settings import Settings
+from finpulse.models.alerts import Severity
 
 PROV = repo_root() / "config/grafana/provisioning"
 
@@ -291,7 +291,7 @@ def test_grafana_offline_every_board_is_provisioned_from_the_mounted_folder():
 
 
 def test_grafana_offline_operations_doc_lists_every_board_url_and_compose_commands():
-    from config.deployment import grafana_local_url, host_broker_url
+    from finpulse.config.deployment import grafana_local_url, host_broker_url
 
     readme = (repo_root() / "docs/operations.md").read_text()
     for board in BOARDS:

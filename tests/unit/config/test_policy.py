@@ -7,8 +7,8 @@ import copy
 import pytest
 import yaml
 
-from config.policy import PolicyError, load_policy, parse_policy
-from models.alerts import Severity
+from finpulse.config.policy import PolicyError, load_policy, parse_policy
+from finpulse.models.alerts import Severity
 
 GOOD_RULE = {
     "id": "r1",
@@ -147,7 +147,7 @@ def test_condition_tree_round_trips_and_keeps_numbers_as_written():
 
 
 def test_policy_json_schema_describes_the_shipped_file():
-    from config.policy import policy_json_schema
+    from finpulse.config.policy import policy_json_schema
 
     schema = policy_json_schema()
     data = _shipped_policy_data()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models import codes
-from models.events import (
+from finpulse.models import codes
+from finpulse.models.events import (
     CustomerType,
     InteractionType,
     Segment,
@@ -14,8 +14,8 @@ from models.events import (
     TxnChannel,
     TxnType,
 )
-from models.packing import b64, pack_rows, pack_vector, unb64, unpack_vector
-from models.risk import SUPERVISED_NAMES
+from finpulse.models.packing import b64, pack_rows, pack_vector, unb64, unpack_vector
+from finpulse.models.risk import SUPERVISED_NAMES
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from models.events import Feedback, Interaction, Transaction
+from finpulse.models.events import Feedback, Interaction, Transaction
 from tests import factories as f
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from models.events import Transaction
-from models.features import FEATURE_NAMES, FeatureConfig, extract, extract_into, new_state
-from models.risk import model_inputs
+from finpulse.models.events import Transaction
+from finpulse.models.features import FEATURE_NAMES, FeatureConfig, extract, extract_into, new_state
+from finpulse.models.risk import model_inputs
 from tests.factories import encode, transaction
 
 T0 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)  # 10:00 local (UTC+8), a Monday

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from models.alerts import alert_id
-from models.ids import letter_hex, no_card_runs
-from models.masking import Masker, find_card_numbers
-from streams.core.decode import deadletter_id
+from finpulse.models.alerts import alert_id
+from finpulse.models.ids import letter_hex, no_card_runs
+from finpulse.models.masking import Masker, find_card_numbers
+from finpulse.streams.core.decode import deadletter_id
 
 
 def test_hash_ids_and_tokens_have_no_digit_runs():

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from models.online import (
+from finpulse.models.online import (
     DeviationScorer,
     ModelContract,
     OnlineLogistic,
     OnlineStandardizer,
     RiverHalfSpaceTrees,
 )
-from models.risk import RiskModel
+from finpulse.models.risk import RiskModel
 
 FACTORIES: dict[str, Callable[[], Any]] = {
     "standardizer": OnlineStandardizer,
@@ -32,7 +32,7 @@ SUPERVISED = {"logistic", "risk"}
 def stream(seed: int, n: int = 300) -> list[tuple[dict[str, float], int]]:
     """Separable data: positives have a large amount input; the velocity input is noise.
 
-    Input names are the risk model's own (it only reads :data:`models.risk.INPUT_NAMES`).
+    Input names are the risk model's own (it only reads :data:`finpulse.models.risk.INPUT_NAMES`).
     """
     rng = random.Random(seed)
     out = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sinks.base import Backoff, BatchingSink, SinkUnavailable
+from finpulse.sinks.base import Backoff, BatchingSink, SinkUnavailable
 
 
 class FlakySink(BatchingSink):

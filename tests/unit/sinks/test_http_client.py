@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from sinks.http_client import Unreachable, proxy_from_env, request_sync
-from streams.local.stack import free_port
+from finpulse.sinks.http_client import Unreachable, proxy_from_env, request_sync
+from finpulse.streams.local.stack import free_port
 
 
 @pytest.fixture

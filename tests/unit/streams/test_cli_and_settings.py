@@ -7,9 +7,9 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from config.settings import Settings
-from streams.cli import main
-from streams.worker.process import settings_env
+from finpulse.config.settings import Settings
+from finpulse.streams.cli import main
+from finpulse.streams.worker.process import settings_env
 
 
 def test_schema_command_prints_every_json_schema(capsys):
@@ -59,7 +59,7 @@ def test_worker_logging_keeps_its_level_without_the_spinner() -> None:
     """Faust's spinner would lower the root logger to DEBUG (costly debug records)."""
     import logging
 
-    from streams.worker.launch import make_worker
+    from finpulse.streams.worker.launch import make_worker
 
     root = logging.getLogger()
     before = (root.level, list(root.handlers))
@@ -76,7 +76,7 @@ def test_worker_tuning_sets_the_gil_switch_interval() -> None:
     import gc
     import sys
 
-    from streams.worker.launch import tune_gc
+    from finpulse.streams.worker.launch import tune_gc
 
     before = (sys.getswitchinterval(), gc.get_threshold())
     try:
@@ -89,7 +89,7 @@ def test_worker_tuning_sets_the_gil_switch_interval() -> None:
 
 
 def test_status_without_clickhouse_exits_2_with_a_message(capsys, monkeypatch):
-    from streams.local.stack import free_port
+    from finpulse.streams.local.stack import free_port
 
     monkeypatch.setenv("FINPULSE_CLICKHOUSE_URL", f"http://127.0.0.1:{free_port()}")
     assert main(["status", "--json"]) == 2

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from models.events import DeadLetter, Transaction
-from streams.core.decode import RawRecord, deadletter_id, decode
+from finpulse.models.events import DeadLetter, Transaction
+from finpulse.streams.core.decode import RawRecord, deadletter_id, decode
 from tests import factories as f
 
 LIMIT = 4096

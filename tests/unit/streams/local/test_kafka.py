@@ -1,4 +1,5 @@
-"""streams.local.kafka without a JVM: configuration, Maven errors, the fetch cache and lock.
+"""finpulse.streams.local.kafka without a JVM: configuration, Maven errors, the fetch cache and
+lock.
 
 A fake ``mvn`` on PATH stands in for Maven; its error outputs are copied from real Maven 3.8.7
 runs against Maven Central.
@@ -15,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import Settings
-from streams.local import kafka as kb
-from streams.local.stack import StackError, free_port
+from finpulse.config.settings import Settings
+from finpulse.streams.local import kafka as kb
+from finpulse.streams.local.stack import StackError, free_port
 
 # Real Maven 3.8.7 outputs (with its colour codes, which -Dstyle.color=never does not remove).
 MVN_NO_VERSION = (
@@ -178,10 +179,11 @@ def test_concurrent_fetch_from_another_process_waits_for_the_lock(
     tmp_path: Path, fake_mvn: Path
 ) -> None:
     code = (
-        "import sys; from pathlib import Path; from streams.local.kafka import fetch_kafka; "
+        "import sys; from pathlib import Path; "
+        "from finpulse.streams.local.kafka import fetch_kafka; "
         "fetch_kafka('9.9.9', cache_dir=Path(sys.argv[1]))"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[4])}  # checkout
     other = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "c")], env=env)
     kb.fetch_kafka("9.9.9", cache_dir=tmp_path / "c")
     assert other.wait(timeout=60) == 0

@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from models.events import Feedback, Interaction, Transaction
-from streams.core.topics import FEEDBACK, INTERACTIONS, TRANSACTIONS
-from streams.simulator import SimEvent, Simulator
-from streams.simulator.malformed import MALFORMED_KINDS, corrupt
-from streams.simulator.patterns import PATTERNS
-from streams.simulator.transactions import (
+from finpulse.models.events import Feedback, Interaction, Transaction
+from finpulse.streams.core.topics import FEEDBACK, INTERACTIONS, TRANSACTIONS
+from finpulse.streams.simulator import SimEvent, Simulator
+from finpulse.streams.simulator.malformed import MALFORMED_KINDS, corrupt
+from finpulse.streams.simulator.patterns import PATTERNS
+from finpulse.streams.simulator.transactions import (
     CASH_THRESHOLD,
     TRANSFER_THRESHOLD_INDIVIDUAL,
     TRANSFER_THRESHOLD_INSTITUTION,
@@ -435,8 +435,8 @@ def test_run_simulation_paces_and_writes_truth(tmp_path: object) -> None:
     import time
     from pathlib import Path
 
-    from config.settings import Settings
-    from streams.simulator import run_simulation
+    from finpulse.config.settings import Settings
+    from finpulse.streams.simulator import run_simulation
 
     truth = Path(str(tmp_path)) / "truth.jsonl"
     fake = _FakeProducer()

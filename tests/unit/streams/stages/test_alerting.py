@@ -8,14 +8,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from config.policy import parse_policy
-from models.alerts import AlertCandidate, Severity
-from sinks.tables import ALERTS_TABLE
-from streams.core.batch import BatchOutput
-from streams.core.decode import RawRecord
-from streams.core.state import MemoryState
-from streams.core.topics import ALERTS
-from streams.stages.alerting import AlertStage
+from finpulse.config.policy import parse_policy
+from finpulse.models.alerts import AlertCandidate, Severity
+from finpulse.sinks.tables import ALERTS_TABLE
+from finpulse.streams.core.batch import BatchOutput
+from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.state import MemoryState
+from finpulse.streams.core.topics import ALERTS
+from finpulse.streams.stages.alerting import AlertStage
 
 T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 POLICY = parse_policy(

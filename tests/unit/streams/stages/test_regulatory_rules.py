@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from config.policy import load_policy
-from streams.stages.rules import RuleEngine, add_working_days
+from finpulse.config.policy import load_policy
+from finpulse.streams.stages.rules import RuleEngine, add_working_days
 
 ENGINE = RuleEngine(load_policy())
 TS = datetime(2026, 3, 6, 2, 0, tzinfo=UTC)  # Friday 10:00 in China

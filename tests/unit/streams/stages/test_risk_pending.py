@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from models.packing import b64, pack_vector, unb64
-from streams.stages import risk_pending as rp
+from finpulse.models.packing import b64, pack_vector, unb64
+from finpulse.streams.stages import risk_pending as rp
 
 META = ["sme", "institution", "api", "fx", 1234.5, 3, 300]
 

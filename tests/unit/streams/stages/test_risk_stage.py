@@ -11,19 +11,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from config.policy import load_policy
-from config.settings import Settings
-from models.alerts import Severity
-from models.risk import SUPERVISED_NAMES
-from sinks.checkpoints import MemoryCheckpoints
-from sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE, RISK_SCORES_TABLE
-from streams.core.decode import RawRecord
-from streams.core.state import MemoryState
-from streams.core.topics import FEEDBACK, TRANSACTIONS
-from streams.stages import risk_pending as pending_entry
-from streams.stages.risk import STATE_NAME, RiskStage, risk_stages
-from streams.stages.rules import RuleEngine
-from streams.worker.pipeline import Pipeline
+from finpulse.config.policy import load_policy
+from finpulse.config.settings import Settings
+from finpulse.models.alerts import Severity
+from finpulse.models.risk import SUPERVISED_NAMES
+from finpulse.sinks.checkpoints import MemoryCheckpoints
+from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE, RISK_SCORES_TABLE
+from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.state import MemoryState
+from finpulse.streams.core.topics import FEEDBACK, TRANSACTIONS
+from finpulse.streams.stages import risk_pending as pending_entry
+from finpulse.streams.stages.risk import STATE_NAME, RiskStage, risk_stages
+from finpulse.streams.stages.rules import RuleEngine
+from finpulse.streams.worker.pipeline import Pipeline
 from tests.factories import encode, feedback, transaction
 
 T0 = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)

@@ -4,8 +4,8 @@ import os
 import threading
 import time
 
-from streams.tools.bench import proc_cpu_s
-from streams.tools.bench_faust_floor import _thread_cpu_s
+from finpulse.streams.tools.bench import proc_cpu_s
+from finpulse.streams.tools.bench_faust_floor import _thread_cpu_s
 
 
 def _spin(cpu_s: float) -> None:

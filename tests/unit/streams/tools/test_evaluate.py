@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from models.risk import RiskModel
-from streams.cli import main
-from streams.tools.evaluate import evaluate
+from finpulse.models.risk import RiskModel
+from finpulse.streams.cli import main
+from finpulse.streams.tools.evaluate import evaluate
 
 SMALL = {"seed": 2, "n_events": 12_000, "n_customers": 800, "sim_days": 2.0, "warmup": 3000}
 TIMING = {"scoring_events_per_s", "pipeline_events_per_s", "stage_seconds"}

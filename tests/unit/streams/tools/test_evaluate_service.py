@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from streams.cli import main
-from streams.tools.evaluate_service import partition_of, service_figures
+from finpulse.streams.cli import main
+from finpulse.streams.tools.evaluate_service import partition_of, service_figures
 
 
 def test_short_run_detects_its_outage_without_false_alarms():

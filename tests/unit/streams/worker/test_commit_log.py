@@ -6,9 +6,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from streams.core.batch import Outgoing
-from streams.worker import commit_log
-from streams.worker.commit_log import log_entries, redo
+from finpulse.streams.core.batch import Outgoing
+from finpulse.streams.worker import commit_log
+from finpulse.streams.worker.commit_log import log_entries, redo
 
 RISK, ALERTS = "app-risk-changelog", "app-alert-changelog"
 

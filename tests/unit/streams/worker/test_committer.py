@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from config.settings import Settings
-from sinks.base import Sink
-from sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES, TRANSACTIONS_TABLE
-from streams.core.batch import BatchOutput, KeyedState, Outgoing
-from streams.core.decode import RawRecord
-from streams.worker.app import default_stages
-from streams.worker.pipeline import Pipeline
-from streams.worker.runtime import Runtime
-from streams.worker.table_state import FaustTableState
+from finpulse.config.settings import Settings
+from finpulse.sinks.base import Sink
+from finpulse.sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES, TRANSACTIONS_TABLE
+from finpulse.streams.core.batch import BatchOutput, KeyedState, Outgoing
+from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.worker.app import default_stages
+from finpulse.streams.worker.pipeline import Pipeline
+from finpulse.streams.worker.runtime import Runtime
+from finpulse.streams.worker.table_state import FaustTableState
 from tests.waiting import wait_until
 
 CHANGELOG = "finpulse-state-changelog"

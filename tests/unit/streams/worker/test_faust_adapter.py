@@ -1,4 +1,4 @@
-"""The worker's seam with Faust and aiokafka internals (streams.worker.faust_adapter).
+"""The worker's seam with Faust and aiokafka internals (finpulse.streams.worker.faust_adapter).
 
 The first test pins the upstream code the adapter relies on: a faust-streaming or aiokafka
 upgrade that changes any of it fails here, naming what to re-read, instead of quietly
@@ -22,9 +22,9 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from mode.threads import QueueServiceThread
 
-from config.settings import Settings
-from streams.worker import faust_adapter
-from streams.worker.app import build_app
+from finpulse.config.settings import Settings
+from finpulse.streams.worker import faust_adapter
+from finpulse.streams.worker.app import build_app
 
 # upstream code -> (sha256 prefix of its source, why the adapter depends on it)
 PINNED: dict[str, tuple[Any, str, str]] = {

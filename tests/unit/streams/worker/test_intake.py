@@ -9,10 +9,10 @@ from typing import Any
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from config.settings import Settings
-from streams.core.topics import TRANSACTIONS
-from streams.worker.app import build_app
-from streams.worker.intake import IntakeBuffer
+from finpulse.config.settings import Settings
+from finpulse.streams.core.topics import TRANSACTIONS
+from finpulse.streams.worker.app import build_app
+from finpulse.streams.worker.intake import IntakeBuffer
 from tests.waiting import wait_until
 
 

@@ -1,4 +1,4 @@
-"""Consumer lag (streams.worker.lag): next offset, lag in events and in event time, the
+"""Consumer lag (finpulse.streams.worker.lag): next offset, lag in events and in event time, the
 interval figures, and the rows written to ``consumer_lag``."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from typing import Any
 
 from faust.types import TP
 
-from sinks.tables import CONSUMER_LAG_TABLE
-from streams.worker.intake import IntakeBuffer
-from streams.worker.lag import LagMonitor, Position, partition_lag
+from finpulse.sinks.tables import CONSUMER_LAG_TABLE
+from finpulse.streams.worker.intake import IntakeBuffer
+from finpulse.streams.worker.lag import LagMonitor, Position, partition_lag
 
 T = "finpulse.transactions"
 AT = datetime(2026, 1, 5, 10, tzinfo=UTC)

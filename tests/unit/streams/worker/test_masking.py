@@ -9,18 +9,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from config.settings import Settings
-from models.events import DeadLetter, Transaction
-from models.masking import (
+from finpulse.config.settings import Settings
+from finpulse.models.events import DeadLetter, Transaction
+from finpulse.models.masking import (
     ACCOUNT_PREFIX,
     CARD_PREFIX,
     Masker,
     find_card_numbers,
     luhn_valid,
 )
-from streams.core.decode import RawRecord, decode
-from streams.worker.app import default_stages
-from streams.worker.pipeline import Pipeline
+from finpulse.streams.core.decode import RawRecord, decode
+from finpulse.streams.worker.app import default_stages
+from finpulse.streams.worker.pipeline import Pipeline
 from tests import factories as f
 
 # Luhn-valid test PANs of several brands and lengths (13..19 digits).
@@ -164,11 +164,11 @@ def test_pipeline_uses_settings_skew_and_its_clock():
 
 
 def test_row_builders_pass_enum_values_as_plain_strings():
-    # sinks.tables relies on every event enum being a StrEnum (no per-field conversion).
+    # finpulse.sinks.tables relies on every event enum being a StrEnum (no per-field conversion).
     import enum
 
-    import models.events as ev
-    from sinks.tables import TRANSACTIONS_TABLE, transaction_row
+    import finpulse.models.events as ev
+    from finpulse.sinks.tables import TRANSACTIONS_TABLE, transaction_row
 
     enums = [v for v in vars(ev).values() if isinstance(v, type) and issubclass(v, enum.Enum)]
     assert enums and all(issubclass(e, enum.StrEnum) for e in enums)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from config.settings import Settings
-from streams.core.batch import BatchOutput, Valid
-from streams.core.decode import RawRecord
-from streams.core.topics import FEEDBACK, TRANSACTIONS
-from streams.worker.pipeline import OFFSETS_STATE, Pipeline
+from finpulse.config.settings import Settings
+from finpulse.streams.core.batch import BatchOutput, Valid
+from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.topics import FEEDBACK, TRANSACTIONS
+from finpulse.streams.worker.pipeline import OFFSETS_STATE, Pipeline
 from tests import factories as f
 
 

@@ -7,10 +7,10 @@ import asyncio
 import threading
 from typing import Any, ClassVar
 
-from config.settings import Settings
-from streams.core.batch import BatchOutput, Valid
-from streams.worker.pipeline import Pipeline
-from streams.worker.runtime import Runtime
+from finpulse.config.settings import Settings
+from finpulse.streams.core.batch import BatchOutput, Valid
+from finpulse.streams.worker.pipeline import Pipeline
+from finpulse.streams.worker.runtime import Runtime
 
 
 class Flaky:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.events import Feedback, Interaction
-from streams.core.decode import RawRecord
+from finpulse.models.events import Feedback, Interaction
+from finpulse.streams.core.decode import RawRecord
 from tests import factories as f
 
 

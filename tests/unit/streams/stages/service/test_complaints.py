@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sinks.tables import COMPLAINTS_TABLE
-from streams.core.state import MemoryState
-from streams.stages.service.cache import BatchCache
-from streams.stages.service.complaints import (
+from finpulse.sinks.tables import COMPLAINTS_TABLE
+from finpulse.streams.core.state import MemoryState
+from finpulse.streams.stages.service.cache import BatchCache
+from finpulse.streams.stages.service.complaints import (
     CLOSED,
     DUE_SOON,
     OPEN,
@@ -13,8 +13,8 @@ from streams.stages.service.complaints import (
     SWEEP_EVERY_MS,
     ComplaintBook,
 )
-from streams.stages.service.names import RULE_COMPLAINT_DUE_SOON, RULE_COMPLAINT_OVERDUE
-from streams.stages.service.windows import DAY_MS, HOUR_MS
+from finpulse.streams.stages.service.names import RULE_COMPLAINT_DUE_SOON, RULE_COMPLAINT_OVERDUE
+from finpulse.streams.stages.service.windows import DAY_MS, HOUR_MS
 from tests import factories as f
 from tests.service_helpers import Driver, at, contact
 
@@ -109,7 +109,7 @@ def test_pipeline_ages_complaint_by_partition_event_time_and_closes_by_ref_event
 def test_due_soon_alert_escalates_on_day_14_then_overdue_is_red():
     import json
 
-    from streams.core.topics import ALERTS
+    from finpulse.streams.core.topics import ALERTS
 
     d = Driver()
     d.interactions([contact("c-9", at(), interaction_type="complaint", complaint_id="cmp-9")])

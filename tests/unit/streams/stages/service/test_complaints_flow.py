@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 
-from config.policy import load_policy
-from config.settings import Settings
-from sinks.tables import COMPLAINTS_TABLE
-from streams.core.batch import BatchOutput
-from streams.core.state import MemoryState
-from streams.stages.rules import RuleEngine
-from streams.stages.service.cache import BatchCache
-from streams.stages.service.complaints import (
+from finpulse.config.policy import load_policy
+from finpulse.config.settings import Settings
+from finpulse.sinks.tables import COMPLAINTS_TABLE
+from finpulse.streams.core.batch import BatchOutput
+from finpulse.streams.core.state import MemoryState
+from finpulse.streams.stages.rules import RuleEngine
+from finpulse.streams.stages.service.cache import BatchCache
+from finpulse.streams.stages.service.complaints import (
     CLOSED,
     EARLY_CLOSES_KEPT,
     OPEN,
@@ -19,7 +19,7 @@ from streams.stages.service.complaints import (
     Complaints,
     is_complaint,
 )
-from streams.stages.service.windows import DAY_MS
+from finpulse.streams.stages.service.windows import DAY_MS
 
 from ._events import feedback, interaction, record
 

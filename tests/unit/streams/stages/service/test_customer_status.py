@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from config.policy import load_policy
-from sinks.tables import CUSTOMER_STATUS_TABLE
-from streams.core.batch import BatchOutput
-from streams.core.state import MemoryState
-from streams.stages.rules import RuleEngine
-from streams.stages.service import customers as cu
-from streams.stages.service.cache import BatchCache
-from streams.stages.service.customer_status import CustomerStatus, CustomerView
-from streams.stages.service.windows import DAY_MS
+from finpulse.config.policy import load_policy
+from finpulse.sinks.tables import CUSTOMER_STATUS_TABLE
+from finpulse.streams.core.batch import BatchOutput
+from finpulse.streams.core.state import MemoryState
+from finpulse.streams.stages.rules import RuleEngine
+from finpulse.streams.stages.service import customers as cu
+from finpulse.streams.stages.service.cache import BatchCache
+from finpulse.streams.stages.service.customer_status import CustomerStatus, CustomerView
+from finpulse.streams.stages.service.windows import DAY_MS
 
 from ._events import record
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sinks.tables import SERVICE_FRICTION_TABLE
-from streams.core.batch import BatchOutput
-from streams.stages.service.friction import friction_rows, record_friction
+from finpulse.sinks.tables import SERVICE_FRICTION_TABLE
+from finpulse.streams.core.batch import BatchOutput
+from finpulse.streams.stages.service.friction import friction_rows, record_friction
 
 from ._events import interaction
 

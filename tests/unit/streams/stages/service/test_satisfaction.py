@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 
-from config.policy import load_policy
-from config.settings import Settings
-from sinks.checkpoints import MemoryCheckpoints
-from sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE
-from streams.core.batch import BatchOutput
-from streams.stages.rules import RuleEngine
-from streams.stages.service.pending import read
-from streams.stages.service.satisfaction import Satisfaction, customer_context
+from finpulse.config.policy import load_policy
+from finpulse.config.settings import Settings
+from finpulse.sinks.checkpoints import MemoryCheckpoints
+from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE
+from finpulse.streams.core.batch import BatchOutput
+from finpulse.streams.stages.rules import RuleEngine
+from finpulse.streams.stages.service.pending import read
+from finpulse.streams.stages.service.satisfaction import Satisfaction, customer_context
 
 from ._events import feedback, interaction
 

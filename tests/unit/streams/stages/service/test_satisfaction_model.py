@@ -9,8 +9,8 @@ import random
 
 import pytest
 
-from models.satisfaction import SatisfactionModel, SatisfactionMonitor
-from sinks.checkpoints import MemoryCheckpoints, checkpoint_row
+from finpulse.models.satisfaction import SatisfactionModel, SatisfactionMonitor
+from finpulse.sinks.checkpoints import MemoryCheckpoints, checkpoint_row
 
 MODELS = [SatisfactionModel]
 

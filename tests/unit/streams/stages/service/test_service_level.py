@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from config.policy import load_policy
-from config.settings import Settings
-from sinks.tables import SERVICE_MINUTES_TABLE
-from streams.core.batch import BatchOutput
-from streams.core.state import MemoryState
-from streams.stages.rules import RuleEngine
-from streams.stages.service.cache import BatchCache
-from streams.stages.service.names import RULE_SLA
-from streams.stages.service.service_level import AGG_RETENTION_MS, ServiceLevel
-from streams.stages.service.windows import MINUTE_MS
+from finpulse.config.policy import load_policy
+from finpulse.config.settings import Settings
+from finpulse.sinks.tables import SERVICE_MINUTES_TABLE
+from finpulse.streams.core.batch import BatchOutput
+from finpulse.streams.core.state import MemoryState
+from finpulse.streams.stages.rules import RuleEngine
+from finpulse.streams.stages.service.cache import BatchCache
+from finpulse.streams.stages.service.names import RULE_SLA
+from finpulse.streams.stages.service.service_level import AGG_RETENTION_MS, ServiceLevel
+from finpulse.streams.stages.service.windows import MINUTE_MS
 
 from ._events import interaction, record
 

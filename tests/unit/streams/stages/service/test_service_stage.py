@@ -8,22 +8,22 @@ from typing import Any, ClassVar
 
 import pytest
 
-from sinks.tables import (
+from finpulse.sinks.tables import (
     CUSTOMER_STATUS_TABLE,
     MODEL_METRICS_TABLE,
     SERVICE_FRICTION_TABLE,
     SERVICE_MINUTES_TABLE,
 )
-from streams.core.batch import BatchOutput, Stage, Valid
-from streams.core.topics import ALERTS, INTERACTIONS
-from streams.stages.service.names import (
+from finpulse.streams.core.batch import BatchOutput, Stage, Valid
+from finpulse.streams.core.topics import ALERTS, INTERACTIONS
+from finpulse.streams.stages.service.names import (
     RULE_CUSTOMER_AT_RISK,
     RULE_REPEAT_CONTACTS,
     RULE_RISK_FRICTION,
     RULE_SLA,
 )
-from streams.stages.service.pending import read
-from streams.worker.app import default_stages
+from finpulse.streams.stages.service.pending import read
+from finpulse.streams.worker.app import default_stages
 from tests import factories as f
 from tests.service_helpers import Driver, at, contact
 

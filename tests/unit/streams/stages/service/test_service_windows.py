@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.stages.service.windows import (
+from finpulse.streams.stages.service.windows import (
     AGG_FIELDS,
     MINUTE_MS,
     Contact,
@@ -137,7 +137,7 @@ def test_from_ms_is_exact_and_inverts_to_ms():
     import random
     from datetime import timedelta
 
-    from streams.stages.service.windows import EPOCH, from_ms, to_ms
+    from finpulse.streams.stages.service.windows import EPOCH, from_ms, to_ms
 
     rng = random.Random(7)
     for _ in range(20_000):  # 1938 .. 2100, whole milliseconds

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import streams.stages.service as service
+import finpulse.streams.stages.service as service
 
 MAX_LINES = 50
 # the concepts the stage runs (windows.py and the record helpers predate the split)
