@@ -199,7 +199,7 @@ def policy_json_schema() -> dict[str, Any]:
 def load_policy(path: Path | None = None) -> Policy:
     """Load and validate the policy file (the packaged default when ``path`` is None)."""
     if path is None:
-        text = resources.files("config").joinpath(DEFAULT_POLICY).read_text()
+        text = resources.files("finpulse.config").joinpath(DEFAULT_POLICY).read_text()
         where = f"config/{DEFAULT_POLICY}"
     else:
         try:

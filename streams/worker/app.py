@@ -167,11 +167,9 @@ def build_app(settings: Settings) -> faust.App:
     @commits.on_recover
     async def _redo_last_commits() -> None:
         # Faust has restored every table; complete a commit a crash cut short.
-        stores = {
-            t.table.changelog_topic.get_topic_name(): memory_store(t.table) for t in tables.values()
-        }
+        targets = {t.table.changelog_topic.get_topic_name(): t for t in tables.values()}
         assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic in INPUT_TOPICS}
-        applied = commit_log.redo(memory_store(commits), assigned, stores)
+        applied = commit_log.redo(memory_store(commits), assigned, targets)
         log.info("recovered partitions %s; %d records redone", sorted(assigned), applied)
 
     runtime = Runtime(

@@ -13,7 +13,8 @@ re-delivery). The commit log closes that window, as a database's redo log does:
 2. only once every entry is acknowledged are the tables' own changelog records published.
 
 After a restart Faust restores every table from its changelog; then :func:`redo` applies,
-for each assigned partition, the latest log entry set if it is complete. A crash in step 2
+for each assigned partition, the latest log entry set if it is complete, and queues what it
+applied for the next commit, which publishes it to the tables' changelogs. A crash in step 2
 thus leaves nothing half-done: redo completes the commit. A crash in step 1 leaves an
 incomplete set (ignored) and no table record of that commit: the state is the previous
 commit's, whole. Either way every stage resumes from the same point, and the re-delivered
@@ -24,16 +25,17 @@ events are decided again, or skipped, by one guard.
 >>> [e.key for e in log_entries(records, "app-finpulse_commits-changelog", epoch=7)]
 [b'0:0']
 >>> entries = {e.key: e.value for e in log_entries(records, "t", epoch=7)}
->>> stores = {"app-risk-changelog": {}, "app-alert-changelog": {"r|c1": {"n": 1}}}
->>> redo(entries, {0}, stores), stores
-(2, {'app-risk-changelog': {'c1': {'n': 2}}, 'app-alert-changelog': {}})
+>>> risk, alert = {}, {"r|c1": {"n": 1}}
+>>> targets = {"app-risk-changelog": DictTarget(risk), "app-alert-changelog": DictTarget(alert)}
+>>> redo(entries, {0}, targets), risk, alert
+(2, {'c1': {'n': 2}}, {})
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -89,13 +91,34 @@ def _chunks(records: list[Outgoing]) -> list[list[Outgoing]]:
     return chunks
 
 
+class RedoTarget(Protocol):
+    """A table redo writes to: it sets the value *and* queues it for the next commit, so the
+    table's own changelog gets the records a crash kept from it (else a second crash, once
+    later commits have replaced the log entries, would lose them)."""
+
+    def redo(self, key: Any, value: Any, partition: int) -> None: ...
+
+
+class DictTarget:
+    """A plain dict as a redo target (offline and in tests): nothing to republish."""
+
+    def __init__(self, data: MutableMapping[Any, Any]) -> None:
+        self.data = data
+
+    def redo(self, key: Any, value: Any, partition: int) -> None:
+        if value is None:
+            self.data.pop(key, None)
+        else:
+            self.data[key] = value
+
+
 def redo(
     entries: Mapping[bytes, bytes],
     partitions: Iterable[int],
-    stores: Mapping[str, MutableMapping[Any, Any]],
+    targets: Mapping[str, RedoTarget],
 ) -> int:
-    """Apply the latest complete log entry set of each of ``partitions`` to ``stores``
-    (changelog topic -> the table's store dict); returns the records applied.
+    """Apply the latest complete log entry set of each of ``partitions`` to ``targets``
+    (changelog topic -> the table); returns the records applied.
 
     A set is complete when chunk 0 and every chunk it counts carry the same epoch. Applying
     records that are already in place changes nothing, so redo is safe after any restart.
@@ -114,13 +137,10 @@ def redo(
         for chunk in chunks:
             assert chunk is not None
             for topic, key, value in chunk["r"]:
-                store = stores.get(topic)
-                if store is None:
+                target = targets.get(topic)
+                if target is None:
                     continue  # a table this worker no longer has
-                if value is None:
-                    store.pop(key, None)
-                else:
-                    store[key] = value
+                target.redo(key, value, partition)
                 applied += 1
     return applied
 

@@ -52,6 +52,15 @@ class FaustTableState:
         self._data.pop(key, None)
         self._changes[(_partition(record), key)] = None
 
+    def redo(self, key: str, value: Any, partition: int) -> None:
+        """Set ``key`` as the commit log has it, and publish it with the next commit (see
+        :class:`finpulse.streams.worker.commit_log.RedoTarget`)."""
+        if value is None:
+            self._data.pop(key, None)
+        else:
+            self._data[key] = value
+        self._changes[(partition, key)] = value
+
     def items(self) -> Iterator[tuple[str, Any]]:
         return iter(list(self._data.items()))
 
