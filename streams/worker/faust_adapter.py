@@ -123,8 +123,7 @@ class _Consumer(faust_aiokafka.Consumer):
         committed = await super().seek_to_committed()
         intake: BulkIntake | None = getattr(self.app, "bulk_intake", None)
         if intake is not None:
-            # aiokafka seeks a partition only to a committed offset above 0
-            intake.reset({tp for tp, offset in committed.items() if offset and offset > 0})
+            intake.reset({tp for tp, offset in committed.items() if offset is not None})
         return committed
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:

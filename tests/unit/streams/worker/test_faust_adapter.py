@@ -43,11 +43,6 @@ PINNED: dict[str, tuple[Any, str, str]] = {
         "f1d483b861b0328b",
         "wrapped: the intake buffers forget the partitions it seeks (tp -> offset or None)",
     ),
-    "aiokafka AIOKafkaConsumer.seek_to_committed": (
-        aiokafka.AIOKafkaConsumer.seek_to_committed,
-        "f6cd85c8b70a4ccf",
-        "seeks a partition only when its committed offset is above 0 (the intake resets those)",
-    ),
     "faust Consumer.perform_seek": (
         faust_consumer.Consumer.perform_seek,
         "0e8c130ff4b0afd8",
