@@ -115,17 +115,6 @@ class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    async def seek_to_committed(self) -> Any:
-        """Faust's seek back to the committed offsets (after every rebalance); then the intake
-        buffers forget what they hold of each partition that was sought: it is fetched again
-        from there. A partition without a committed offset is not sought (its position stays),
-        so what the buffers hold of it is kept (dropping it lost it: faust-streaming#596)."""
-        committed = await super().seek_to_committed()
-        intake: BulkIntake | None = getattr(self.app, "bulk_intake", None)
-        if intake is not None:
-            intake.reset({tp for tp, offset in committed.items() if offset is not None})
-        return committed
-
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
         """Faust's ``getmany``, with the bulk-intake topics' messages kept back (see the
         module text)."""

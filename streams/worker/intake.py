@@ -13,12 +13,9 @@ What Faust's path did and this one keeps:
 - **Acknowledgement.** A taken message is tracked as unacknowledged by the consumer (what
   rebalances and shutdown wait for) and holds one reference; ``message.ack(consumer)``
   releases it, and the consumer commits offsets only past acknowledged messages.
-- **Rebalance.** Nothing is taken, and nothing dropped, while Faust's flow control is
-  suspended (a rebalance is under way). When Faust then seeks the partitions back to their
-  committed offsets, the buffers forget what they hold of every partition it sought, which
-  is fetched again in order (a dropped message would leave a hole in a partition's offsets
-  that the pipeline's re-delivery guard, a high-water mark, would later skip over). A
-  message of an earlier consumer generation is dropped when taken.
+- **Rebalance.** Nothing is taken while Faust's flow control is suspended (a rebalance is
+  under way), and a message fetched in an earlier consumer generation is dropped when
+  taken: after a rebalance Faust seeks every partition back to its committed offset.
 - **Backpressure.** The drain loop waits while a buffer holds ``maxsize`` messages.
 
 What it does differently: Faust clears its stream queues whenever the flow resumes,
@@ -111,12 +108,7 @@ class IntakeBuffer:
         ``message.ack(consumer)``. Messages taken while Faust's flow control is suspended
         or fetched in an earlier consumer generation are dropped (see the module docstring).
         """
-        flow = consumer.app.flow_control
         while True:
-            # A rebalance holds the intake (nothing is dropped: a dropped message would leave
-            # a hole the re-delivery guard could skip over); when it ends, Faust seeks to the
-            # committed offsets and the consumer resets the buffers (reset()).
-            await flow.acquire()
             while not self.messages:
                 self._ready.clear()
                 await self._ready.wait()
@@ -130,23 +122,21 @@ class IntakeBuffer:
                     await asyncio.wait_for(self._ready.wait(), left)
                 except TimeoutError:
                     break
-            if not flow.is_active():
-                continue  # suspended while waiting: take nothing until it resumes
+            if not consumer.app.flow_control.is_active():
+                # A rebalance is under way and Faust seeks every partition back to its
+                # committed offset when it ends: drop everything buffered *and* the offsets
+                # seen, so that what is fetched again is taken, in order. (Dropping the taken
+                # messages alone left the re-fetched ones looking like duplicates: lost.)
+                self._forget()
+                continue
             batch = _track(self._pop(max_), consumer, self.unacked(consumer))
             if batch:
                 return batch
 
-    def reset(self, partitions: set[Any]) -> None:
-        """Forget the buffered messages and the offsets seen of ``partitions``: the consumer
-        has just sought them back to their committed offsets, so they are fetched again, in
-        order."""
-        self.messages = [m for m in self.messages if m.tp not in partitions]
-        for tp in partitions:
-            self._next_offset.pop(tp, None)
-            self.first_fetched.pop(tp, None)
-            self.newest_fetched.pop(tp, None)
-        if len(self.messages) < self.maxsize:
-            self._space.set()
+    def _forget(self) -> None:
+        self.messages = []
+        self._next_offset, self.first_fetched, self.newest_fetched = {}, {}, {}
+        self._space.set()
 
     def _pop(self, max_: int) -> list[Any]:
         messages = self.messages
@@ -192,11 +182,6 @@ class BulkIntake:
             buf = self.buffers[name] = IntakeBuffer(self.maxsize, self.unacked)
             app.topics.add(topic.clone(is_iterator=True))  # what iterating the topic does
         return buf
-
-    def reset(self, partitions: set[Any]) -> None:
-        """Reset ``partitions`` in every buffer (after the consumer sought them)."""
-        for buf in self.buffers.values():
-            buf.reset(partitions)
 
     def notify(self) -> None:
         for buf in self.buffers.values():

@@ -38,16 +38,6 @@ PINNED: dict[str, tuple[Any, str, str]] = {
         "44a2500309e83c63",
         "calls getmany(timeout=...) and does the read-offset/gap bookkeeping _note_read mirrors",
     ),
-    "faust aiokafka Consumer.seek_to_committed": (
-        faust_aiokafka.Consumer.seek_to_committed,
-        "f1d483b861b0328b",
-        "wrapped: the intake buffers forget the partitions it seeks (tp -> offset or None)",
-    ),
-    "faust Consumer.perform_seek": (
-        faust_consumer.Consumer.perform_seek,
-        "0e8c130ff4b0afd8",
-        "calls seek_to_committed after every rebalance; None = a partition not sought",
-    ),
     "faust Consumer._add_gap": (
         faust_consumer.Consumer._add_gap,
         "4df2573ded7c1c2c",
