@@ -13,9 +13,9 @@ What Faust's path did and this one keeps:
 - **Acknowledgement.** A taken message is tracked as unacknowledged by the consumer (what
   rebalances and shutdown wait for) and holds one reference; ``message.ack(consumer)``
   releases it, and the consumer commits offsets only past acknowledged messages.
-- **Rebalance.** Nothing is taken while Faust's flow control is suspended (a rebalance is
-  under way), and a message fetched in an earlier consumer generation is dropped when
-  taken: after a rebalance Faust seeks every partition back to its committed offset.
+- **Rebalance.** Nothing is taken, and nothing dropped, while Faust's flow control is
+  suspended (a rebalance is under way); a message of a partition revoked meanwhile is
+  dropped when taken (its new owner fetches it from the committed offset).
 - **Backpressure.** The drain loop waits while a buffer holds ``maxsize`` messages.
 
 What it does differently: Faust clears its stream queues whenever the flow resumes,
@@ -24,17 +24,19 @@ the committed offsets is still under way. A message fetched in that window was d
 on a partition that had no committed offset yet the seek does not fetch it again: it was
 lost until the next rebalance (a restarted worker that never saw a partition's first events;
 reproduced with the restart tests; faust-streaming/faust#596 describes the same race). The
-buffers are never cleared: a message fetched again after a seek within one generation is
-recognised by its offset and dropped instead.
+buffers are never cleared. A message fetched again after a seek back (an offset below the
+partition's next) supersedes what the buffer holds of that partition from its offset on:
+every partition is taken in offset order without a hole, which the pipeline's re-delivery
+guard (the last offset applied per partition) relies on.
 
 >>> from faust.types import TP
 >>> class M:
 ...     def __init__(self, offset): self.tp, self.offset, self.generation_id = TP("t", 0), offset, 1
->>> buf = IntakeBuffer(maxsize=4)
->>> [buf.put(M(o)) for o in (0, 1, 0, 1, 2)]  # 0 and 1 fetched again after a seek
-[False, False, False, False, False]
+>>> buf = IntakeBuffer(maxsize=8)
+>>> [buf.put(M(o)) for o in (0, 1, 2, 1, 2, 3)]  # 1 and 2 fetched again after a seek
+[False, False, False, False, False, False]
 >>> [m.offset for m in buf.messages]
-[0, 1, 2]
+[0, 1, 2, 3]
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from faust.exceptions import ConsumerNotStarted
 
 
 def _no_tracking(consumer: Any) -> set[Any]:
@@ -74,15 +78,19 @@ class IntakeBuffer:
         A message at an offset already put in the same consumer generation is dropped (it
         was fetched again after a seek back to the committed offset).
         """
-        if message.generation_id != self._generation:
+        if message.generation_id != self._generation:  # a rebalance: lag figures restart
             self._generation = message.generation_id
-            self._next_offset, self.first_fetched, self.newest_fetched = {}, {}, {}
+            self.first_fetched, self.newest_fetched = {}, {}
         tp, offset = message.tp, message.offset
         next_offset = self._next_offset.get(tp)
-        if next_offset is None:
+        if tp not in self.first_fetched:
             self.first_fetched[tp] = message
-        elif offset < next_offset:
-            return False
+        if next_offset is not None and offset < next_offset:
+            # Fetched again from ``offset`` (the consumer sought back to a committed offset):
+            # that supersedes what the buffer holds of the partition from there on, so it is
+            # taken again in order, without a hole (one the re-delivery guard, a high-water
+            # mark, would skip over for good). Taken messages are re-deliveries: skipped.
+            self.messages = [m for m in self.messages if m.tp != tp or m.offset < offset]
         self._next_offset[tp] = offset + 1
         self.newest_fetched[tp] = message
         messages = self.messages
@@ -108,7 +116,9 @@ class IntakeBuffer:
         ``message.ack(consumer)``. Messages taken while Faust's flow control is suspended
         or fetched in an earlier consumer generation are dropped (see the module docstring).
         """
+        flow = consumer.app.flow_control
         while True:
+            await flow.acquire()  # wait out a rebalance
             while not self.messages:
                 self._ready.clear()
                 await self._ready.wait()
@@ -122,21 +132,11 @@ class IntakeBuffer:
                     await asyncio.wait_for(self._ready.wait(), left)
                 except TimeoutError:
                     break
-            if not consumer.app.flow_control.is_active():
-                # A rebalance is under way and Faust seeks every partition back to its
-                # committed offset when it ends: drop everything buffered *and* the offsets
-                # seen, so that what is fetched again is taken, in order. (Dropping the taken
-                # messages alone left the re-fetched ones looking like duplicates: lost.)
-                self._forget()
-                continue
+            if not flow.is_active():
+                continue  # a rebalance holds the intake: take nothing, drop nothing
             batch = _track(self._pop(max_), consumer, self.unacked(consumer))
             if batch:
                 return batch
-
-    def _forget(self) -> None:
-        self.messages = []
-        self._next_offset, self.first_fetched, self.newest_fetched = {}, {}, {}
-        self._space.set()
 
     def _pop(self, max_: int) -> list[Any]:
         messages = self.messages
@@ -150,11 +150,18 @@ class IntakeBuffer:
 
 
 def _track(batch: list[Any], consumer: Any, unacked: Any) -> list[Any]:
-    generation = consumer.app.consumer_generation_id
+    """The messages of ``batch`` this worker still owns, tracked as taken. A message of a
+    partition revoked in a rebalance is dropped: its new owner fetches it from the committed
+    offset. (Dropping by consumer generation instead also dropped messages of partitions kept
+    through a rebalance that are never fetched again: a hole.)"""
+    try:
+        assigned = consumer.assignment()
+    except ConsumerNotStarted:  # no assignment known yet (a consumer not running)
+        assigned = None
     kept = []
     for m in batch:
-        if m.generation_id != generation:
-            continue  # fetched before a rebalance: fetched again from the committed offset
+        if assigned is not None and m.tp not in assigned:
+            continue
         m.tracked = True
         m.incref()
         unacked.add(m)
