@@ -14,8 +14,8 @@ What Faust's path did and this one keeps:
   rebalances and shutdown wait for) and holds one reference; ``message.ack(consumer)``
   releases it, and the consumer commits offsets only past acknowledged messages.
 - **Rebalance.** Nothing is taken, and nothing dropped, while Faust's flow control is
-  suspended (a rebalance is under way); a message of a partition revoked meanwhile is
-  dropped when taken (its new owner fetches it from the committed offset).
+  suspended (a rebalance is under way); a message fetched in an earlier consumer generation
+  is dropped when taken: after a rebalance Faust seeks back to the committed offsets.
 - **Backpressure.** The drain loop waits while a buffer holds ``maxsize`` messages.
 
 What it does differently: Faust clears its stream queues whenever the flow resumes,
@@ -45,8 +45,6 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
-
-from faust.exceptions import ConsumerNotStarted
 
 
 def _no_tracking(consumer: Any) -> set[Any]:
@@ -78,9 +76,9 @@ class IntakeBuffer:
         A message at an offset already put in the same consumer generation is dropped (it
         was fetched again after a seek back to the committed offset).
         """
-        if message.generation_id != self._generation:  # a rebalance: lag figures restart
+        if message.generation_id != self._generation:
             self._generation = message.generation_id
-            self.first_fetched, self.newest_fetched = {}, {}
+            self._next_offset, self.first_fetched, self.newest_fetched = {}, {}, {}
         tp, offset = message.tp, message.offset
         next_offset = self._next_offset.get(tp)
         if tp not in self.first_fetched:
@@ -150,18 +148,13 @@ class IntakeBuffer:
 
 
 def _track(batch: list[Any], consumer: Any, unacked: Any) -> list[Any]:
-    """The messages of ``batch`` this worker still owns, tracked as taken. A message of a
-    partition revoked in a rebalance is dropped: its new owner fetches it from the committed
-    offset. (Dropping by consumer generation instead also dropped messages of partitions kept
-    through a rebalance that are never fetched again: a hole.)"""
-    try:
-        assigned = consumer.assignment()
-    except ConsumerNotStarted:  # no assignment known yet (a consumer not running)
-        assigned = None
+    """The messages of ``batch`` tracked as taken; those fetched in an earlier consumer
+    generation are dropped (after a rebalance Faust seeks back to the committed offsets)."""
+    generation = consumer.app.consumer_generation_id
     kept = []
     for m in batch:
-        if assigned is not None and m.tp not in assigned:
-            continue
+        if m.generation_id != generation:
+            continue  # fetched before a rebalance: fetched again from the committed offset
         m.tracked = True
         m.incref()
         unacked.add(m)
