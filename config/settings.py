@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(4, ge=1, description="partitions of every finpulse topic")
     topic_replication: int = Field(1, ge=1)
     # Real Kafka rejects sessions under group.min.session.timeout.ms (6 s by default);
-    # the local stack (Tansu) wants short ones, see config.local_stack.
+    # the local stack wants short ones per broker, see LOCAL_GROUP_TIMEOUTS below.
     broker_session_timeout_s: float = Field(10.0, gt=0)
     broker_heartbeat_interval_s: float = Field(3.0, gt=0)
     broker_rebalance_timeout_s: float = Field(60.0, gt=0)
