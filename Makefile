@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench evaluate clean services-down browser
+.PHONY: demo test test-crash lint typecheck bench evaluate clean services-down browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,11 @@ browser:
 	  $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest --doctest-modules finpulse tests
+	$(BIN)/python -m pytest --doctest-modules -m "not crash_property" finpulse tests
+
+# The crash-equivalence property on both brokers (about 5 minutes); see docs/limits.md.
+test-crash: $(STAMP)
+	$(BIN)/python -m pytest -m crash_property tests/integration/test_crash_equivalence.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -44,7 +44,7 @@ from finpulse.streams.tools.reconcile import wait_reconciled
 from finpulse.streams.worker.process import WorkerProcess
 from tests.conftest import BROKERS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.crash_property]
 
 N_EVENTS = 6000
 RATE = 600.0  # events/s offered: ~10 s of stream, long enough for several commits per kill
