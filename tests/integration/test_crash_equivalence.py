@@ -43,6 +43,7 @@ from finpulse.streams.simulator import Simulator
 from finpulse.streams.tools.reconcile import wait_reconciled
 from finpulse.streams.worker.process import WorkerProcess
 from tests.conftest import BROKERS
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.crash_property]
 
@@ -106,11 +107,11 @@ def _rows(client: Any, db: str) -> int:
 
 
 def _wait(condition: Any, worker: WorkerProcess, what: str, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
+    def met() -> bool:
         assert worker.alive(), f"the worker died before {what}; log: {worker.log_path}"
-        assert time.monotonic() < deadline, f"not {what} within {timeout_s:.0f}s"
-        time.sleep(0.05)
+        return bool(condition())
+
+    wait_for(met, timeout_s, what)
 
 
 def run(

@@ -110,7 +110,8 @@ def test_nothing_is_taken_or_dropped_while_a_rebalance_suspends_the_flow() -> No
         buf.put(_message(0))
         consumer.app.flow_control.suspend()
         taking = asyncio.ensure_future(buf.take(10, 0.01, consumer))
-        await asyncio.sleep(0.05)
+        flow = consumer.app.flow_control
+        await wait_until(lambda: _waiting_on(flow._resume), 2.0, "take waiting out the rebalance")
         assert not taking.done() and not consumer.unacked and len(buf) == 1
         consumer.app.flow_control.resume()
         assert [m.offset for m in await asyncio.wait_for(taking, 2.0)] == [0]
