@@ -27,10 +27,11 @@ import logging
 import ssl
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from finpulse.config.policy import load_policy
 from finpulse.config.settings import Settings
@@ -171,6 +172,17 @@ def build_app(settings: Settings) -> faust.App:
         assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic in INPUT_TOPICS}
         applied = commit_log.redo(memory_store(commits), assigned, targets)
         log.info("recovered partitions %s; %d records redone", sorted(assigned), applied)
+
+    def applied_positions(partitions: Iterable[TP]) -> dict[TP, int]:
+        positions = {}
+        for tp in partitions:
+            kind = INPUT_TOPICS.get(tp.topic)
+            offset = None if kind is None else pipeline.next_offset(kind, tp.partition)
+            if offset is not None:
+                positions[tp] = offset
+        return positions
+
+    app.applied_positions = applied_positions
 
     runtime = Runtime(
         settings, publish, pipeline, commit_log_topic=commits.changelog_topic.get_topic_name()

@@ -22,6 +22,9 @@ What goes through the seam:
   (:func:`fetched_high_watermarks`).
 - **Consumer lag**: the end offsets ListOffsets answers (:func:`listed_end_offsets`),
   recorded beside the fetch responses' high watermarks (:mod:`finpulse.streams.worker.lag`).
+- **Resume positions**: after Faust's seek to the committed offsets, input partitions move
+  to the state's applied position where the group has none or one past it
+  (:mod:`finpulse.streams.worker.positions`).
 - **Table stores.** The memory store's dict of a table, written directly
   (:mod:`finpulse.streams.worker.table_state`).
 
@@ -33,7 +36,8 @@ What goes through the seam:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 import faust
@@ -42,6 +46,12 @@ from faust.types import TP
 
 from finpulse.config.settings import Settings
 from finpulse.streams.worker.intake import BulkIntake
+from finpulse.streams.worker.positions import resume_positions
+
+log = logging.getLogger(__name__)
+
+# For assigned partitions, the offset after the last one the worker's state has applied.
+AppliedPositions = Callable[[Iterable[TP]], Mapping[TP, int]]
 
 FAUST_FETCH_MAX_WAIT_MS = 1500
 FETCHED_END_TIMEOUT_S = 30.0
@@ -115,6 +125,29 @@ class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def perform_seek(self) -> None:
+        """Faust's seek to the committed offsets, then the input partitions moved to the
+        state's applied positions where the group has no committed offset or one past it."""
+        await super().perform_seek()
+        applied: AppliedPositions | None = getattr(self.app, "applied_positions", None)
+        if applied is None:
+            return
+        next_offsets = applied(self.assignment())
+        committed = {tp: self._committed_offset.get(tp) for tp in next_offsets}
+        moves = resume_positions(committed, next_offsets)
+        for tp, offset in moves.items():
+            await self.seek(tp, offset)  # also Faust's read offset: nothing below is taken
+        if next_offsets:
+            log.info(
+                "input positions (partition: applied next, group committed%s): %s",
+                ", moved" if moves else "",
+                ", ".join(
+                    f"{tp.topic}/{tp.partition}: {n}, {committed[tp]}"
+                    + (" -> moved" if tp in moves else "")
+                    for tp, n in sorted(next_offsets.items())
+                ),
+            )
+
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
         """Faust's ``getmany``, with the bulk-intake topics' messages kept back (see the
         module text)."""
@@ -184,8 +217,11 @@ class FinpulseApp(faust.App):
 
     ``bulk_intake`` holds the intake buffers (``intake_buffer_max`` messages per topic) that
     agents subscribe with :meth:`finpulse.streams.worker.intake.BulkIntake.subscribe` while the app
-    is built.
+    is built; ``applied_positions`` (set by the worker) gives, for assigned partitions, the
+    offset after the last one the state has applied.
     """
+
+    applied_positions: AppliedPositions | None = None
 
     def __init__(
         self,

@@ -109,6 +109,19 @@ class Pipeline:
             if isinstance(stage, ModelStage):
                 stage.restore()
 
+    def next_offset(self, kind: str, partition: int) -> int | None:
+        """The offset after the last one applied of ``kind`` on ``partition`` (where the
+        input resumes), ``None`` before any.
+
+        >>> from finpulse.config.settings import Settings
+        >>> p = Pipeline(Settings(), stages=lambda settings, state: ())
+        >>> _ = p.process("feedback", [RawRecord("finpulse.feedback", 1, 41, b"{}")])
+        >>> p.next_offset("feedback", 1), p.next_offset("feedback", 0)
+        (42, None)
+        """
+        applied = (self.offsets.get(str(partition)) or {}).get(kind)
+        return None if applied is None else int(applied) + 1
+
     def _not_applied(self, kind: str, records: Sequence[RawRecord]) -> Sequence[RawRecord]:
         last: dict[int, int] = {}
         newest: dict[int, RawRecord] = {}

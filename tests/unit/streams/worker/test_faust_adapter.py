@@ -43,6 +43,22 @@ PINNED: dict[str, tuple[Any, str, str]] = {
         "4df2573ded7c1c2c",
         "called by _note_read for offsets the broker skipped",
     ),
+    "faust Consumer.perform_seek": (
+        faust_consumer.Consumer.perform_seek,
+        "0e8c130ff4b0afd8",
+        "extended by _Consumer.perform_seek: fills _committed_offset, then input partitions move",
+    ),
+    "faust Consumer.seek": (
+        faust_consumer.Consumer.seek,
+        "b86a9fe05f956b30",
+        "_Consumer.perform_seek moves a partition with it (it also sets the read offset)",
+    ),
+    "faust Consumer._new_offset": (
+        faust_consumer.Consumer._new_offset,
+        "1d2c7ea89a7ad4f1",
+        "commits only acks contiguous with _committed_offset: why a committed offset behind "
+        "the applied position is left alone (positions.py)",
+    ),
     "faust AIOKafkaConsumerThread._create_worker_consumer": (
         faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer,
         "c2701bfc3e6f6cad",
@@ -136,6 +152,7 @@ def test_consumer_instances_have_the_attributes_the_adapter_reads() -> None:
     unacked = faust_adapter.unacked_messages(consumer)
     assert len(unacked) == 0 and callable(unacked.add)  # a (weak) set taken messages join
     assert consumer._read_offset[TP("t", 0)] is None  # a defaultdict of None
+    assert consumer._committed_offset.get(TP("t", 0)) is None  # perform_seek's positions
     thread = consumer._thread  # listed_end_offsets(): the consumer thread of our transport
     assert type(thread).__name__ == "_ConsumerThread" and callable(thread.call_thread)
     table = app.Table("pinned", default=None, partitions=1)
