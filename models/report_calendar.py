@@ -67,7 +67,9 @@ def read_holidays_file(path: Path) -> tuple[frozenset[date], frozenset[date]]:
         try:
             day = date.fromisoformat(words[0])
         except ValueError:
-            raise HolidaysFileError(f"{path}:{number}: not a YYYY-MM-DD date: {words[0]!r}") from None
+            raise HolidaysFileError(
+                f"{path}:{number}: not a YYYY-MM-DD date: {words[0]!r}"
+            ) from None
         if words[1:] == ["workday"]:
             work.add(day)
         elif len(words) == 1:

@@ -229,8 +229,16 @@ CASES: list[Case] = [
         "beyond-calendar",
         [t(50000, ts="2026-12-31T10:00:00+08:00")],
         [
-            report("cash", "credit", "rmb", "50000.00", 1, day="2026-12-31", due="2027-01-07",
-                   calendar="fallback"),  # fmt: skip
+            report(
+                "cash",
+                "credit",
+                "rmb",
+                "50000.00",
+                1,
+                day="2026-12-31",
+                due="2027-01-07",
+                calendar="fallback",
+            ),
         ],
     ),
     # --- structuring on the same criteria ---------------------------------------------------

@@ -11,8 +11,9 @@ updated, and the ``risk_scores`` row is re-written with its label.
 
 State: ONE keyed record per customer (``risk_customers``: ``{"f": feature state,
 "p": pending, "lv": large-value day ledger}``), written once per customer per batch. The
-large-value features (:mod:`finpulse.models.large_value`) are added to the features. The models live in the worker
-and are checkpointed as ``model_checkpoints`` rows; the first batch restores the latest.
+large-value features (:mod:`finpulse.models.large_value`) are added to the features. The
+models live in the worker and are checkpointed as ``model_checkpoints`` rows; the first
+batch restores the latest.
 
 >>> from finpulse.config.settings import Settings
 >>> from finpulse.streams.worker.pipeline import Pipeline
@@ -35,8 +36,8 @@ from finpulse.models.alerts import AlertCandidate
 from finpulse.models.evaluation import DriftMonitor, OnlineEvaluator
 from finpulse.models.events import Feedback, FeedbackKind, Transaction
 from finpulse.models.features import FeatureConfig, extract_into
-from finpulse.models.large_value import LargeValueConfig, day_features, new_ledger
 from finpulse.models.ids import no_card_runs
+from finpulse.models.large_value import LargeValueConfig, day_features, new_ledger
 from finpulse.models.online import RiverHalfSpaceTrees
 from finpulse.models.packing import pack_rows
 from finpulse.models.risk import (

@@ -33,8 +33,8 @@ from typing import Any
 import faust
 
 from finpulse.config.policy import load_policy
-from finpulse.models.report_calendar import WorkingDayCalendar
 from finpulse.config.settings import Settings
+from finpulse.models.report_calendar import WorkingDayCalendar
 from finpulse.sinks.checkpoints import ClickHouseCheckpoints
 from finpulse.streams.core.batch import Outgoing, Stage, StateFactory
 from finpulse.streams.core.decode import RawRecord

@@ -97,9 +97,7 @@ def test_files_are_read_and_yaml_errors_named(tmp_path):
 def test_thresholds_change_without_code(tmp_path):
     text = load_policy.__globals__["resources"].files("config").joinpath("policy.yaml").read_text()
     path = tmp_path / "policy.yaml"
-    path.write_text(
-        text.replace("lv_cash_rmb: 50000 ", "lv_cash_rmb: 40000 ", 1)
-    )
+    path.write_text(text.replace("lv_cash_rmb: 50000 ", "lv_cash_rmb: 40000 ", 1))
     rule = load_policy(path).rule("large_value.cash")
     assert rule.condition.evaluate({"lv_cash_day_rmb": 40000.0})
 

@@ -66,10 +66,16 @@ def test_boundary_case_gives_exactly_its_reports(case, run):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_one_alert_per_report_and_structuring_on_the_same_criteria(case, run):
     reports, alerts = run
-    mine = [a for a in alerts.values() if a[ALERTS_TABLE.columns.index("subject_id")] == case.customer_id]
+    mine = [
+        a
+        for a in alerts.values()
+        if a[ALERTS_TABLE.columns.index("subject_id")] == case.customer_id
+    ]
     rule = ALERTS_TABLE.columns.index("rule_id")
     large = sorted(a[0] for a in mine if a[rule].startswith("large_value."))
-    assert large == sorted(r["alert_id"] for r in reports.values() if r["customer_id"] == case.customer_id)
+    assert large == sorted(
+        r["alert_id"] for r in reports.values() if r["customer_id"] == case.customer_id
+    )
     assert {a[rule] for a in mine if a[rule].startswith("structuring.")} == (
         expected_structuring()[case.customer_id]
     )

@@ -71,9 +71,18 @@ def _policy(parameters, **rule):
         "version": 1,
         "parameters": parameters,
         "rules": [
-            {"id": "lv", "on": "transaction", "domain": "compliance", "subject": "customer",
-             "severity": "orange", "owner": "aml", "criterion": "cash", "report": "large_value",
-             "when": {"feature": "lv_cash_day_rmb", "gte": "$lv_cash_rmb"}, **rule}  # fmt: skip
+            {
+                "id": "lv",
+                "on": "transaction",
+                "domain": "compliance",
+                "subject": "customer",
+                "severity": "orange",
+                "owner": "aml",
+                "criterion": "cash",
+                "report": "large_value",
+                "when": {"feature": "lv_cash_day_rmb", "gte": "$lv_cash_rmb"},
+                **rule,
+            }
         ],
     }
 
