@@ -5,7 +5,7 @@ load; every error names the file, the rule and the field. Thresholds live in the
 file, so a risk team changes them without touching code.
 
 >>> policy = load_policy()
->>> policy.rule("large_cash_single").severity
+>>> policy.rule("large_value.cash").severity
 <Severity.ORANGE: 'orange'>
 >>> policy.model_thresholds["risk_score"]["red"]
 90.0
@@ -26,6 +26,7 @@ from pydantic_core import ErrorDetails
 
 from finpulse.config.conditions import Condition, ConditionNode, error_message, field_path
 from finpulse.models.alerts import Domain, Severity, SubjectType
+from finpulse.models.large_value import Criterion, LargeValueConfig
 
 RuleOn = Literal[
     "transaction", "interaction", "feedback", "channel_minute", "complaint", "customer", "model"
@@ -63,6 +64,14 @@ class Rule(BaseModel):
     max_severity: Severity = Severity.RED
     report_due_working_days: int | None = Field(None, ge=1, le=60)
     source: str | None = Field(None, description="regulation or convention the rule implements")
+    criterion: Criterion | None = Field(
+        None, description="the large-value criterion (PBoC Order 2016 No. 3, Art. 5) watched"
+    )
+    report: Literal["large_value"] | None = Field(
+        None,
+        description="large_value: one alert and one register row per customer, CST day, "
+        "criterion, direction and currency class (needs criterion)",
+    )
     description: str = ""
     enabled: bool = True
     when: Condition | None = Field(
@@ -155,16 +164,24 @@ def parse_policy(data: Any, path: str = "<memory>") -> Policy:
     raw_rules = data.get("rules") or []
     if not isinstance(raw_rules, list):
         raise PolicyError(f"{path}: rules: must be a list")
+    parameters = data.get("parameters") or {}
     rules = []
     seen: set[str] = set()
     for i, raw in enumerate(raw_rules):
         if isinstance(raw, Mapping) and True in raw:  # YAML 1.1 reads a bare `on:` key as True
             raw = {("on" if k is True else k): v for k, v in raw.items()}
         name = raw.get("id", f"#{i}") if isinstance(raw, Mapping) else f"#{i}"
+        if isinstance(raw, Mapping) and "when" in raw:
+            try:
+                raw = {**raw, "when": resolve_parameters(raw["when"], parameters)}
+            except KeyError as exc:
+                raise PolicyError(f"{path}: rule '{name}': when: unknown parameter {exc}") from None
         try:
             rule = Rule.model_validate(raw)
         except ValidationError as exc:
             raise PolicyError(f"{path}: rule '{name}': {_describe(exc, 'rule')}") from None
+        if rule.report is not None and rule.criterion is None:
+            raise PolicyError(f"{path}: rule '{name}': criterion: required for a report rule")
         if rule.on != "model" and rule.when is None:
             raise PolicyError(f"{path}: rule '{name}': when: required for rules on '{rule.on}'")
         if rule.id in seen:
@@ -172,9 +189,32 @@ def parse_policy(data: Any, path: str = "<memory>") -> Policy:
         seen.add(rule.id)
         rules.append(rule)
     try:
-        return Policy.model_validate({**data, "rules": rules, "path": path})
+        policy = Policy.model_validate({**data, "rules": rules, "path": path})
     except ValidationError as exc:
         raise PolicyError(f"{path}: {_describe(exc, 'policy')}") from None
+    watching = [r.id for r in rules if r.criterion is not None]
+    if watching:
+        try:
+            LargeValueConfig.from_parameters(policy.parameters)
+        except ValueError as exc:
+            raise PolicyError(f"{path}: rule '{watching[0]}': parameters: {exc}") from None
+    return policy
+
+
+def resolve_parameters(spec: Any, parameters: Mapping[str, Any]) -> Any:
+    """``spec`` with every ``"$name"`` value replaced by the policy parameter ``name``
+    (KeyError if there is none), so a threshold is written once, in ``parameters``.
+
+    >>> resolve_parameters({"all": [{"feature": "x", "gte": "$limit"}]}, {"limit": 5})
+    {'all': [{'feature': 'x', 'gte': 5}]}
+    """
+    if isinstance(spec, str) and spec.startswith("$"):
+        return parameters[spec[1:]]
+    if isinstance(spec, Mapping):
+        return {k: resolve_parameters(v, parameters) for k, v in spec.items()}
+    if isinstance(spec, list):
+        return [resolve_parameters(v, parameters) for v in spec]
+    return spec
 
 
 def _describe(exc: ValidationError, whole: str) -> str:

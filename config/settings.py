@@ -200,6 +200,11 @@ class Settings(BaseSettings):
 
     # --- policy and alert notification -----------------------------------------------------
     policy_path: Path | None = Field(None, description="policy YAML; default config/policy.yaml")
+    holidays_file: Path | None = Field(
+        None,
+        description="days off ('YYYY-MM-DD') and adjusted working days ('YYYY-MM-DD workday') "
+        "for report deadlines in years the official calendar package does not list yet",
+    )
     webhook_url: str | None = Field(None, description="alerts are POSTed here; unset = off")
     webhook_secret: SecretStr | None = Field(None, description="HMAC key for the signature")
     webhook_timeout_s: float = Field(5.0, gt=0)

@@ -74,6 +74,15 @@ class AlertCandidate(BaseModel):
     )
     model_version: str | None = None
     report_due: date | None = Field(None, description="regulatory report deadline")
+    report_calendar: str | None = Field(
+        None, description="calendar of report_due: official, or fallback (Monday-Friday)"
+    )
+    fold_key: str | None = Field(
+        None, description="alerts of one rule and subject are kept apart per fold key"
+    )
+    window_key: str | None = Field(
+        None, description="a new value opens a new alert (instead of the suppression window)"
+    )
     context: dict[str, float | str | bool | None] = Field(
         default_factory=dict, description="other context, e.g. the service side of a risk alert"
     )
@@ -105,6 +114,7 @@ class Alert(BaseModel):
     evidence: dict[str, float | str | bool | None] = Field(default_factory=dict)
     model_version: str | None = None
     report_due: date | None = None
+    report_calendar: str | None = Field(None, description="official | fallback (report_due)")
     context: dict[str, float | str | bool | None] = Field(default_factory=dict)
     customer_id: str | None = None
     segment: str | None = None

@@ -134,6 +134,9 @@ class Transaction(_Event):
         None
     )
     cross_border: bool | None = None
+    # settled in cash at the counter (cash remittance, cash FX, cash bill settlement); cash
+    # deposits and withdrawals are cash whatever this says (PBoC Order 2016 No. 3, Art. 5(1))
+    cash: bool | None = None
     merchant_category: Annotated[str | None, Field(default=None, max_length=64)] = None
     device_id: OptionalId = None
     ip_country: Annotated[str | None, Field(default=None, pattern=_COUNTRY.pattern)] = None

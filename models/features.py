@@ -150,13 +150,13 @@ class FeatureConfig:
     def from_parameters(cls, parameters: Mapping[str, Any]) -> FeatureConfig:
         """The thresholds held by the policy (``parameters:`` of config/policy.yaml).
 
-        >>> FeatureConfig.from_parameters({"large_cash_cny": 40000}).cash_threshold_cny
+        >>> FeatureConfig.from_parameters({"lv_cash_rmb": 40000}).cash_threshold_cny
         40000.0
         """
         names = {
-            "large_cash_cny": "cash_threshold_cny",
-            "large_transfer_individual_cny": "individual_transfer_threshold_cny",
-            "large_transfer_institution_cny": "institution_transfer_threshold_cny",
+            "lv_cash_rmb": "cash_threshold_cny",
+            "lv_transfer_individual_domestic_rmb": "individual_transfer_threshold_cny",
+            "lv_transfer_institution_rmb": "institution_transfer_threshold_cny",
             "near_threshold_ratio": "near_fraction",
             "tiny_card_amount_cny": "tiny_card_amount_cny",
         }

@@ -44,6 +44,7 @@ TRANSACTIONS_TABLE = Table(
         "device_id",
         "ip_country",
         "schema_version",
+        "cash",
         *_POSITION,
     ),
     "event_id",
@@ -169,6 +170,34 @@ ALERTS_TABLE = Table(
         "created_at",
     ),
     "alert_id",
+)
+
+# --- large-value report register (migration 0050) -----------------------------------------
+LARGE_VALUE_REPORTS_TABLE = Table(
+    "large_value_reports",
+    (
+        "report_id",
+        "report_day",
+        "customer_id",
+        "customer_type",
+        "segment",
+        "criterion",
+        "article",
+        "direction",
+        "currency_class",
+        "total",
+        "threshold",
+        "transaction_count",
+        "transaction_ids",
+        "account_ids",
+        "first_seen",
+        "last_seen",
+        "report_due",
+        "calendar",
+        "alert_id",
+        "version",
+    ),
+    "report_id",
 )
 
 

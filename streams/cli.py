@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 
 from finpulse.config.settings import Settings
@@ -196,6 +197,25 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _reports(settings: Settings, args: argparse.Namespace) -> int:
+    from finpulse.streams.tools.large_value_export import day_reports, write_reports
+
+    try:
+        reports = day_reports(settings, args.day)
+    except Exception as exc:  # ClickHouse unreachable, schema not migrated
+        print(f"finpulse: reports: {str(exc).strip().splitlines()[0][:300]}", file=sys.stderr)
+        return 2
+    write_reports(reports, args.format, sys.stdout)
+    return 0
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
+
+
 def _config(settings: Settings, args: argparse.Namespace) -> int:
     # SecretStr fields serialise as "**********": secrets are never printed.
     print(json.dumps(settings.model_dump(mode="json"), indent=2, sort_keys=True))
@@ -301,6 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--within-s", type=float, default=300.0, help="rows written in the last S seconds"
     )
+    p = add("reports", _reports, "export one CST day's regulatory reports from the register")
+    p.add_argument("kind", choices=["large-value"], help="large-value: PBoC Order 2016 No. 3")
+    p.add_argument("--day", type=_day, required=True, help="the CST day, YYYY-MM-DD")
+    p.add_argument("--format", choices=["csv", "json"], default="csv")
     add("config", _config, "print the effective settings (secrets masked)")
     p = add("bench", _bench, "end-to-end throughput/latency/memory on a fresh local stack")
     p.add_argument("--events", type=int, default=50_000, help="events per saturation phase")

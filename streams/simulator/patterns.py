@@ -36,6 +36,7 @@ from finpulse.streams.simulator.timeline import (
 )
 from finpulse.streams.simulator.transactions import (
     CASH_THRESHOLD,
+    TRANSFER_THRESHOLD_CROSS_BORDER,
     TRANSFER_THRESHOLD_INDIVIDUAL,
     TRANSFER_THRESHOLD_INSTITUTION,
     TxnFactory,
@@ -345,10 +346,11 @@ class PatternPlanner:
                           account=rng.choice(c.accounts))  # fmt: skip
             else:
                 ch = rng.choice(("web", "app", "branch") if c.individual else ("api", "web"))
-                cp, country = (
-                    rng.choice(c.counterparties)
-                    if rng.random() < 0.5 and c.counterparties
-                    else (self.tf.new_counterparty("cps"), "CN")
+                domestic = [cp for cp in c.counterparties if cp[1] == c.home]
+                cp, country = (  # an individual's cross-border transfer has its own threshold
+                    rng.choice(domestic)
+                    if rng.random() < 0.5 and domestic
+                    else (self.tf.new_counterparty("cps"), c.home)
                 )
                 self._txn(inst, ms, c, "transfer", ch, a, "debit", counterparty=cp,
                           counterparty_country=country)  # fmt: skip
@@ -373,6 +375,9 @@ class PatternPlanner:
         elif variant == "transfer_individual":
             c = self.customer(("private",))
             thr = TRANSFER_THRESHOLD_INDIVIDUAL
+        elif variant == "transfer_individual_cross_border":
+            c = self.customer(("private", "retail"))
+            thr = TRANSFER_THRESHOLD_CROSS_BORDER
         else:
             c = self.customer(("corporate", "government"))
             thr = TRANSFER_THRESHOLD_INSTITUTION
@@ -395,18 +400,21 @@ class PatternPlanner:
         else:
             a = thr if exact else round(thr * rng.uniform(1.0, 4.0), -3)
             amounts, times = [max(a, thr)], [t]
+        kind = "cash_deposit" if rng.random() < 0.7 else "cash_withdrawal"  # one-sided sums
         for ms, a in zip(times, amounts, strict=True):
             if variant.startswith("cash"):
-                kind = "cash_deposit" if rng.random() < 0.7 else "cash_withdrawal"
                 self._txn(inst, ms, c, kind, "branch", a,
                           "credit" if kind == "cash_deposit" else "debit")  # fmt: skip
             else:
                 ch = rng.choice(
                     ("branch", "web", "app") if c.individual else ("api", "web", "branch")
                 )
-                cp, country = (
-                    rng.choice(c.counterparties) if c.counterparties else ("cp-large", "CN")
-                )
+                if variant == "transfer_individual_cross_border":
+                    country = rng.choice([x for x in FOREIGN if x != c.home])
+                    cp = self.tf.new_counterparty("cpx")
+                else:  # an individual's domestic transfer; any transfer of an institution
+                    domestic = [cp for cp in c.counterparties if cp[1] == c.home]
+                    cp, country = rng.choice(domestic) if domestic else ("cp-large", c.home)
                 self._txn(inst, ms, c, "transfer", ch, a, "debit", counterparty=cp,
                           counterparty_country=country)  # fmt: skip
         inst.details = {
@@ -427,7 +435,13 @@ class PatternPlanner:
         sv = ("cash", "transfer_individual", "transfer_institution")
         start = self.rng.randrange(3)
         out += [self.structuring(sv[(start + i) % 3]) for i in range(counts["structuring"])]
-        lv = ("cash_single", "cash_cumulative", "transfer_individual", "transfer_institution")
-        start = self.rng.randrange(4)
-        out += [self.large_value(lv[(start + i) % 4]) for i in range(counts["large_value"])]
+        lv = (
+            "cash_single",
+            "cash_cumulative",
+            "transfer_individual",
+            "transfer_individual_cross_border",
+            "transfer_institution",
+        )
+        start = self.rng.randrange(len(lv))
+        out += [self.large_value(lv[(start + i) % len(lv)]) for i in range(counts["large_value"])]
         return out

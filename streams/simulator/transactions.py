@@ -32,9 +32,13 @@ from finpulse.streams.simulator.population import (
 )
 from finpulse.streams.simulator.timeline import iso, local_day
 
+# PBoC Order 2016 No. 3, Art. 5 (finpulse.models.large_value): RMB thresholds, and the
+# tightest RMB equivalent of the USD threshold where it is tighter (cross-border: USD 10,000)
 CASH_THRESHOLD = 50_000.0
 TRANSFER_THRESHOLD_INDIVIDUAL = 500_000.0
 TRANSFER_THRESHOLD_INSTITUTION = 2_000_000.0
+TRANSFER_THRESHOLD_CROSS_BORDER = 200_000.0
+CROSS_BORDER_USD_THRESHOLD = 10_000.0
 # background traffic keeps single amounts and same-day sums below these shares of a threshold
 BACKGROUND_SINGLE_SHARE = 0.7
 BACKGROUND_DAY_SHARE = 0.8
@@ -45,13 +49,23 @@ def transfer_threshold(c: Customer) -> float:
     return TRANSFER_THRESHOLD_INDIVIDUAL if c.individual else TRANSFER_THRESHOLD_INSTITUTION
 
 
-def limit_category(txn_type: str) -> str | None:
-    """Which reporting threshold a transaction type counts towards."""
+def limit_category(txn_type: str, cross_border_individual: bool = False) -> str | None:
+    """Which reporting threshold a transaction type counts towards (``transfer_xb``: an
+    individual's cross-border transfer, Art. 5(4))."""
     if txn_type in ("cash_deposit", "cash_withdrawal"):
         return "cash"
     if txn_type == "transfer":
-        return "transfer"
+        return "transfer_xb" if cross_border_individual else "transfer"
     return None
+
+
+def limit_threshold_cny(c: Customer, cat: str) -> float:
+    """The category's threshold in CNY, the tighter of the RMB and the USD one."""
+    if cat == "cash":
+        return CASH_THRESHOLD
+    if cat == "transfer_xb":
+        return min(TRANSFER_THRESHOLD_CROSS_BORDER, CROSS_BORDER_USD_THRESHOLD * USD_CNY)
+    return transfer_threshold(c)
 
 
 class DailyLimits:
@@ -135,7 +149,8 @@ class TxnFactory:
             d["device_id"] = device
         if ip_country is not None:
             d["ip_country"] = ip_country
-        cat = limit_category(txn_type)
+        xb = c.individual and counterparty_country not in (None, c.home)
+        cat = limit_category(txn_type, xb)
         if cat is not None and count_limits:
             cny = float(d["amount"]) * (USD_CNY if currency == "USD" else 1.0)  # type: ignore[arg-type]
             self.limits.add(c, ms, cat, cny)
@@ -143,10 +158,8 @@ class TxnFactory:
 
     def _capped(self, c: Customer, ms: int, cat: str, cny: float) -> float | None:
         """Keep background below reporting thresholds; None means 'no room today'."""
-        thr = CASH_THRESHOLD if cat == "cash" else transfer_threshold(c)
+        thr = limit_threshold_cny(c, cat)
         cny = min(cny, BACKGROUND_SINGLE_SHARE * thr * (0.8 + 0.2 * self.rng.random()))
-        if cat != "cash":  # same-day cumulative reporting applies to cash only
-            return cny
         room = BACKGROUND_DAY_SHARE * thr - self.limits.used(c, ms, cat)
         if cny <= room:
             return cny
@@ -207,6 +220,9 @@ class TxnFactory:
                 unusual = True
                 if rng.random() < 0.3:
                     c.counterparties.append((counterparty, cp_country))
+            if c.individual and cp_country != c.home:  # the tighter cross-border threshold
+                capped = self._capped(c, ms, "transfer_xb", amount)
+                amount = capped if capped is not None else 100.0
             if cp_country != c.home and rng.random() < 0.5:
                 currency = "USD"
                 amount /= USD_CNY

@@ -10,8 +10,16 @@ suppression window (event time, so replays give the same result):
 * a re-delivered event is never folded twice: the pipeline's one re-delivery guard skips
   it before any stage sees it, and this state is committed with that guard.
 
+A candidate with a ``fold_key`` is folded apart from the subject's others (a large-value
+report: per direction and currency class); one with a ``window_key`` (its CST day) opens a
+new alert when that key changes instead of when the suppression window ends. A candidate
+of an earlier window than the open alert's (a late event) makes an alert of its own
+without touching the open one.
+
 Every change is written to the ClickHouse ``alerts`` table (one row per alert id,
-latest version wins); new and escalated alerts go to ``finpulse.alerts``.
+latest version wins), and for a large-value report rule to the report register
+(:mod:`finpulse.streams.stages.report_register`); new and escalated alerts go to
+``finpulse.alerts``.
 """
 
 from __future__ import annotations
@@ -24,10 +32,11 @@ from typing import Any, ClassVar
 
 from finpulse.config.policy import Policy
 from finpulse.models.alerts import Alert, AlertCandidate, Severity, alert_id
-from finpulse.sinks.tables import ALERTS_TABLE
+from finpulse.sinks.tables import ALERTS_TABLE, LARGE_VALUE_REPORTS_TABLE
 from finpulse.streams.core.batch import BatchOutput, KeyedState, Outgoing, Valid
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.core.topics import ALERTS
+from finpulse.streams.stages.report_register import report_row
 
 log = logging.getLogger(__name__)
 
@@ -65,31 +74,44 @@ class AlertStage:
         fallback = batch[0][1]
         by_key: dict[str, list[AlertCandidate]] = defaultdict(list)
         for cand in out.candidates:
-            by_key[f"{cand.rule_id}|{cand.subject_type}|{cand.subject_id}"].append(cand)
-        rows = []
+            key = f"{cand.rule_id}|{cand.subject_type}|{cand.subject_id}"
+            by_key[f"{key}|{cand.fold_key}" if cand.fold_key else key].append(cand)
+        rows, reports = [], []
         for key, cands in by_key.items():
             cands.sort(key=lambda c: c.ts)
             record = records.get(cands[-1].source_event_id or "", fallback)
-            alert = self._fold(key, cands, record, out)
-            if alert is not None:
+            for alert in self._fold(key, cands, record, out):
                 rows.append(alert_row(alert))
+                if self.policy.rule(alert.rule_id).report == "large_value":
+                    reports.append(report_row(alert))
         out.add_rows(ALERTS_TABLE, rows)
+        out.add_rows(LARGE_VALUE_REPORTS_TABLE, reports)
 
     def _fold(
         self, key: str, cands: list[AlertCandidate], record: RawRecord, out: BatchOutput
-    ) -> Alert | None:
+    ) -> list[Alert]:
+        """Fold the candidates of one key; returns the latest version of each alert touched."""
         rule = self.policy.rule(cands[0].rule_id)
         window = timedelta(minutes=rule.suppression_minutes)
         st = self.state.get(key)
         if st is not None:
             st.pop("recent", None)  # the re-delivery ids of earlier releases
-        latest: Alert | None = None
+        latest: dict[str, Alert] = {}
         changed = False
         for cand in cands:
-            if st is None or cand.ts >= datetime.fromisoformat(st["until"]):
-                st = {
+            own = st
+            if cand.window_key is not None:
+                if st is not None and cand.window_key < st.get("w", ""):  # a late event
+                    own = None
+                elif st is None or cand.window_key != st.get("w"):
+                    own = st = None
+            elif st is not None and cand.ts >= datetime.fromisoformat(st["until"]):
+                own = st = None
+            if own is None:
+                subject = f"{cand.subject_id}|{cand.fold_key}" if cand.fold_key else cand.subject_id
+                own = {
                     "id": alert_id(
-                        rule.id, cand.subject_type, cand.subject_id, cand.ts.isoformat()
+                        rule.id, cand.subject_type, subject, cand.window_key or cand.ts.isoformat()
                     ),
                     "first": cand.ts.isoformat(),
                     "until": (cand.ts + window).isoformat(),
@@ -97,22 +119,27 @@ class AlertStage:
                     "sev": cand.severity.value,
                     "sent": None,
                 }
-            st["n"] += 1
-            severity = max(Severity(st["sev"]), cand.severity, key=lambda s: s.rank)
-            if rule.escalate_every and st["n"] > 1 and (st["n"] - 1) % rule.escalate_every == 0:
+                if cand.window_key is not None:
+                    own["w"] = cand.window_key
+                if st is None:
+                    st = own
+            own["n"] += 1
+            severity = max(Severity(own["sev"]), cand.severity, key=lambda s: s.rank)
+            n = own["n"]
+            if rule.escalate_every and n > 1 and (n - 1) % rule.escalate_every == 0:
                 severity = severity.escalated()
             if severity.rank > rule.max_severity.rank:
                 severity = max(rule.max_severity, cand.severity, key=lambda s: s.rank)
-            st["sev"] = severity.value
-            sent = Severity(st["sent"]) if st["sent"] else None
+            own["sev"] = severity.value
+            sent = Severity(own["sent"]) if own["sent"] else None
             status = (
                 "new" if sent is None else ("escalated" if severity.rank > sent.rank else "updated")
             )
-            latest = self._alert(st, rule, cand, severity, status)
+            alert = latest[own["id"]] = self._alert(own, rule, cand, severity, status)
             if status in ("new", "escalated"):
-                st["sent"] = severity.value
+                own["sent"] = severity.value
                 out.messages.append(
-                    Outgoing(ALERTS, latest.alert_id.encode(), latest.model_dump_json().encode())
+                    Outgoing(ALERTS, alert.alert_id.encode(), alert.model_dump_json().encode())
                 )
                 self.published += 1
             else:
@@ -120,7 +147,7 @@ class AlertStage:
             changed = True
         if changed:
             self.state.put(key, st, record)
-        return latest
+        return list(latest.values())
 
     def _alert(
         self, st: dict[str, Any], rule: Any, cand: AlertCandidate, severity: Severity, status: str
@@ -144,6 +171,7 @@ class AlertStage:
             evidence=cand.evidence,
             model_version=cand.model_version,
             report_due=cand.report_due,
+            report_calendar=cand.report_calendar,
             context=cand.context,
             customer_id=cand.customer_id,
             segment=cand.segment,

@@ -10,8 +10,10 @@ same partition as the transaction): the pending inputs are looked up by
 updated, and the ``risk_scores`` row is re-written with its label.
 
 State: ONE keyed record per customer (``risk_customers``: ``{"f": feature state,
-"p": pending}``), written once per customer per batch. The models live in the worker
-and are checkpointed as ``model_checkpoints`` rows; the first batch restores the latest.
+"p": pending, "lv": large-value day ledger}``), written once per customer per batch. The
+large-value features (:mod:`finpulse.models.large_value`) are added to the features. The
+models live in the worker and are checkpointed as ``model_checkpoints`` rows; the first
+batch restores the latest.
 
 >>> from finpulse.config.settings import Settings
 >>> from finpulse.streams.worker.pipeline import Pipeline
@@ -35,6 +37,7 @@ from finpulse.models.evaluation import DriftMonitor, OnlineEvaluator
 from finpulse.models.events import Feedback, FeedbackKind, Transaction
 from finpulse.models.features import FeatureConfig, extract_into
 from finpulse.models.ids import no_card_runs
+from finpulse.models.large_value import LargeValueConfig, day_features, new_ledger
 from finpulse.models.online import RiverHalfSpaceTrees
 from finpulse.models.packing import pack_rows
 from finpulse.models.risk import (
@@ -91,10 +94,12 @@ class RiskStage:
         config: FeatureConfig | None = None,
         checkpoints: CheckpointStore | None = None,
         candidates: CandidateFn | None = None,
+        large_value: LargeValueConfig | None = None,
     ) -> None:
         self.settings = settings
         self.state = state
         self.config = config or FeatureConfig()
+        self.large_value = large_value
         self.checkpoints = checkpoints
         self.candidates = candidates
         self.m = RiskModels(settings)
@@ -136,7 +141,10 @@ class RiskStage:
                 txn = cast(Transaction, event)
                 cid = txn.customer_id
                 rec = self._record(records, cid)
-                scored.append((txn, extract_into(txn, rec["f"], cfg), rec))
+                features = extract_into(txn, rec["f"], cfg)
+                if self.large_value is not None:
+                    features.update(self._large_value(txn, rec, features["cross_border"]))
+                scored.append((txn, features, rec))
                 last_record[cid] = raw
             if scored:
                 self._score_batch(scored, out)
@@ -157,6 +165,17 @@ class RiskStage:
             self.state.put(cid, records[cid], raw)
         self._maybe_checkpoint(out)
         self.seconds += time.perf_counter() - started
+
+    def _large_value(
+        self, txn: Transaction, rec: dict[str, Any], cross_border: bool
+    ) -> dict[str, Any]:
+        """The large-value features; the ledger is kept only once it holds something."""
+        ledger = rec.get("lv") or new_ledger()
+        assert self.large_value is not None
+        features = day_features(txn, ledger, self.large_value, cross_border)
+        if ledger["d"] is not None:
+            rec["lv"] = ledger
+        return features
 
     def _record(self, records: dict[str, dict[str, Any]], cid: str) -> dict[str, Any]:
         """The batch's record of ``cid``, read once per batch. Re-delivered events never get
@@ -387,5 +406,8 @@ def risk_stages(
     candidates, with a checkpoint ``store`` it restores its models from it."""
     fn = risk_candidates(engine) if engine is not None else None
     config = FeatureConfig.from_parameters(engine.policy.parameters) if engine else None
-    stage = RiskStage(settings, state(STATE_NAME), config, checkpoints=store, candidates=fn)
+    large_value = engine.large_value if engine else None
+    stage = RiskStage(
+        settings, state(STATE_NAME), config, store, candidates=fn, large_value=large_value
+    )
     return (stage,)

@@ -1,13 +1,21 @@
 """Evaluate the policy's rules and model thresholds into alert candidates.
 
+A large-value report rule (``report: large_value``) gets the report's evidence (criterion,
+direction, currency class, CST day, total, transaction ids), a fold key that keeps its
+alerts apart per direction and currency class, the CST day as its window, and a deadline
+on China's working-day calendar (:mod:`finpulse.models.report_calendar`).
+
 >>> from datetime import datetime, UTC
 >>> from finpulse.config.policy import load_policy
 >>> engine = RuleEngine(load_policy())
 >>> ts = datetime(2026, 1, 9, 10, tzinfo=UTC)  # a Friday
->>> [c.rule_id for c in engine.evaluate("transaction",
-...     {"is_cash": True, "amount_cny": 50000.0}, subject_id="c-1", ts=ts)]
-['large_cash_single']
->>> engine.evaluate("transaction", {"is_cash": True, "amount_cny": 49999.99},
+>>> features = {"lv_currency_class": "rmb", "lv_day": 20462, "direction": "credit",
+...     "lv_cash_day_rmb": 50000.0, "lv_cash_count": 2, "lv_cash_ids": "t-1 t-2",
+...     "lv_cash_accounts": "acct:x"}
+>>> [c] = engine.evaluate("transaction", features, subject_id="c-1", ts=ts)
+>>> c.rule_id, c.fold_key, c.window_key, c.report_due, c.evidence["transaction_ids"]
+('large_value.cash', 'credit|rmb', '2026-01-09', datetime.date(2026, 1, 16), 't-1 t-2')
+>>> engine.evaluate("transaction", {**features, "lv_cash_day_rmb": 49999.99},
 ...                 subject_id="c-1", ts=ts)
 []
 >>> engine.score_alert("risk_score", 91.0, subject_id="c-1", ts=ts).severity
@@ -23,23 +31,12 @@ from typing import Any, ClassVar
 from finpulse.config.policy import Policy, Rule
 from finpulse.models.alerts import AlertCandidate
 from finpulse.models.base_features import base_features
+from finpulse.models.large_value import CRITERIA, LargeValueConfig
+from finpulse.models.report_calendar import WorkingDayCalendar
 from finpulse.streams.core.batch import BatchOutput, Valid
 
 LOCAL_TZ_OFFSET = timedelta(hours=8)  # reporting days are China Standard Time days
-
-
-def add_working_days(day: date, n: int) -> date:
-    """``n`` working days (Mon–Fri) after ``day``; public holidays are not modelled.
-
-    >>> add_working_days(date(2026, 1, 9), 5)  # Friday + 5 working days
-    datetime.date(2026, 1, 16)
-    """
-    current = day
-    while n > 0:
-        current += timedelta(days=1)
-        if current.weekday() < 5:
-            n -= 1
-    return current
+EPOCH = date(1970, 1, 1)
 
 
 def _evidence(features: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
@@ -55,8 +52,11 @@ def _evidence(features: Mapping[str, Any], names: Iterable[str]) -> dict[str, An
 class RuleEngine:
     """Turns features into :class:`AlertCandidate` objects according to the policy."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, calendar: WorkingDayCalendar | None = None) -> None:
         self.policy = policy
+        self.calendar = calendar or WorkingDayCalendar()
+        watched = any(r.criterion is not None for r in policy.rules)
+        self.large_value = LargeValueConfig.from_parameters(policy.parameters) if watched else None
         self._by_on = {
             on: policy.rules_on(on)
             for on in (
@@ -108,12 +108,17 @@ class RuleEngine:
                     if isinstance(v, int | float | str | bool)
                 }
             )
+            report: dict[str, Any] = {}
+            if rule.report == "large_value":
+                report = self._large_value_report(rule, features)
+                evidence.update(report.pop("evidence"))
             fired.append(
                 self._candidate(
                     rule,
                     subject_id=(subjects or {}).get(rule.subject, subject_id),
                     ts=ts,
                     evidence=evidence,
+                    **report,
                     source_event_id=source_event_id,
                     customer_id=customer_id,
                     segment=segment,
@@ -125,6 +130,41 @@ class RuleEngine:
                 )
             )
         return fired
+
+    def _large_value_report(self, rule: Rule, features: Mapping[str, Any]) -> dict[str, Any]:
+        """Evidence, fold key (direction, currency class), window (CST day) and report day
+        of a large-value report rule that fired."""
+        assert self.large_value is not None and rule.criterion is not None
+        criterion = rule.criterion
+        currency_class = features["lv_currency_class"]
+        direction = features["direction"]
+        day = EPOCH + timedelta(days=features["lv_day"])
+        unit = "rmb" if currency_class == "rmb" else "usd"
+        threshold = self.large_value.thresholds_cents[(criterion, currency_class)] / 100
+        return {
+            "evidence": {
+                "criterion": criterion,
+                "article": CRITERIA[criterion],
+                "customer_type": features.get("customer_type"),
+                "direction": direction,
+                "currency_class": currency_class,
+                "report_day": day.isoformat(),
+                "total": features[f"lv_{criterion}_day_{unit}"],
+                "threshold": threshold,
+                "transactions": features[f"lv_{criterion}_count"],
+                "transaction_ids": features[f"lv_{criterion}_ids"],
+                "account_ids": features[f"lv_{criterion}_accounts"],
+            },
+            "fold_key": f"{direction}|{currency_class}",
+            "window_key": day.isoformat(),
+            "report_day": day,
+        }
+
+    def report_deadline(self, rule: Rule, day: date) -> tuple[date | None, str | None]:
+        """The rule's report deadline for a transaction of CST ``day``, and its calendar."""
+        if not rule.report_due_working_days:
+            return None, None
+        return self.calendar.add_working_days(day, rule.report_due_working_days)
 
     def score_alert(
         self, model: str, score: float, *, subject_id: str, ts: datetime, **kwargs: Any
@@ -156,11 +196,10 @@ class RuleEngine:
         severity: Any = None,
         context: Mapping[str, Any] | None = None,
         reason_codes: Sequence[str] = (),
+        report_day: date | None = None,
         **kwargs: Any,
     ) -> AlertCandidate:
-        due = None
-        if rule.report_due_working_days:
-            due = add_working_days((ts + LOCAL_TZ_OFFSET).date(), rule.report_due_working_days)
+        due, calendar = self.report_deadline(rule, report_day or (ts + LOCAL_TZ_OFFSET).date())
         return AlertCandidate(
             rule_id=rule.id,
             domain=rule.domain,
@@ -170,6 +209,7 @@ class RuleEngine:
             ts=ts,
             evidence=evidence,
             report_due=due,
+            report_calendar=calendar,
             context=dict(context or {}),
             reason_codes=list(reason_codes),
             **kwargs,

@@ -35,6 +35,7 @@ from faust.types import TP
 
 from finpulse.config.policy import load_policy
 from finpulse.config.settings import Settings
+from finpulse.models.report_calendar import WorkingDayCalendar
 from finpulse.sinks.checkpoints import ClickHouseCheckpoints
 from finpulse.streams.core.batch import Outgoing, Stage, StateFactory
 from finpulse.streams.core.decode import RawRecord
@@ -92,7 +93,7 @@ def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
     ['risk', 'service', 'rules', 'service_context', 'alerting']
     """
     policy = load_policy(settings.policy_path)
-    engine = RuleEngine(policy)
+    engine = RuleEngine(policy, WorkingDayCalendar.from_file(settings.holidays_file))
     # one checkpoint store for every online model
     store = ClickHouseCheckpoints(settings) if settings.restore_model_checkpoints else None
     service, service_context = service_stages(settings, state, engine, store)

@@ -35,7 +35,7 @@ def test_large_cash_alert_reaches_topic_clickhouse_and_webhook_once(env):
         client = env.client()
         cash_rows = (
             f"SELECT rule_id, occurrences, suppressed FROM {db}.alerts FINAL "
-            "WHERE rule_id = 'large_cash_single'"
+            "WHERE rule_id = 'large_value.cash'"
         )
         rows = wait_for(
             lambda: (
@@ -44,19 +44,19 @@ def test_large_cash_alert_reaches_topic_clickhouse_and_webhook_once(env):
             30,
             "alert row",
         )
-        assert rows == [("large_cash_single", 2, 1)]  # second deposit folded in, not re-sent
+        assert rows == [("large_value.cash", 2, 1)]  # second deposit folded in, not re-sent
         n_alerts = client.query(f"SELECT count() FROM {db}.alerts FINAL").result_rows[0][0]
         client.close()
 
         # other rules or the model may fire on these events too: look at the cash alert
         published = [json.loads(m.value) for m in env.consume(ALERTS, n_alerts)]
-        [alert] = [a for a in published if a["rule_id"] == "large_cash_single"]
+        [alert] = [a for a in published if a["rule_id"] == "large_value.cash"]
         assert alert["severity"] == "orange" and alert["owner"] == "aml-reporting"
         assert alert["subject_id"] == "c-big" and alert["report_due"]
-        assert alert["evidence"]["amount_cny"] == 60000.0
+        assert alert["evidence"]["total"] == 60000.0
 
         def cash_posts():
-            return [(h, b) for h, b in hook.received if b["rule_id"] == "large_cash_single"]
+            return [(h, b) for h, b in hook.received if b["rule_id"] == "large_value.cash"]
 
         wait_for(cash_posts, 30, "webhook POST")
         [(headers, body)] = cash_posts()  # sent once
@@ -96,4 +96,4 @@ def test_failing_webhook_dead_letters_alerts_and_never_blocks_scoring(env):
         assert {(r[0], r[1]) for r in rows} == {("notify_failed", ALERTS)}
         assert all("after 3 attempts: HTTP 503" in r[2] for r in rows)
         rules = {json.loads(base64.b64decode(r[3]))["rule_id"] for r in rows}
-        assert "large_cash_single" in rules
+        assert "large_value.cash" in rules

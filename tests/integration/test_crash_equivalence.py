@@ -208,7 +208,7 @@ def calm(
 def test_the_compared_alerts_cover_the_risk_and_service_rules(calm: Outcome) -> None:
     rules = {k[0] for k in compared(calm.alerts)}
     # the input exercises the regulatory and fraud rules the comparison is about
-    assert {"large_cash_single", "large_cash_cumulative", "card_testing"} <= rules, rules
+    assert {"large_value.cash", "card_testing"} <= rules, rules
     assert sum(compared(calm.alerts).values()) > 50
 
 

@@ -31,12 +31,12 @@ def test_default_policy_loads_and_cites_sources():
     policy = load_policy()
     ids = {r.id for r in policy.rules}
     assert {
-        "large_cash_single",
-        "large_cash_cumulative",
-        "large_transfer_individual",
-        "large_transfer_institution",
-        "structuring_cash",
-        "structuring_transfer",
+        "large_value.cash",
+        "large_value.transfer_institution",
+        "large_value.transfer_individual_domestic",
+        "large_value.transfer_individual_cross_border",
+        "structuring.cash",
+        "structuring.transfer_individual_cross_border",
         "card_testing",
         "account_takeover",
         "mule_in_out",
@@ -45,7 +45,7 @@ def test_default_policy_loads_and_cites_sources():
         assert rule.condition is not None or rule.on == "model"  # model rules: no condition
         if rule.domain == "compliance":
             assert rule.source and "PBoC" in rule.source
-    assert policy.rule("large_cash_single").report_due_working_days == 5
+    assert policy.rule("large_value.cash").report_due_working_days == 5
     assert policy.models["risk_score"].severity_for(80) == Severity.ORANGE
     assert policy.models["risk_score"].severity_for(10) is None
 
@@ -97,11 +97,9 @@ def test_files_are_read_and_yaml_errors_named(tmp_path):
 def test_thresholds_change_without_code(tmp_path):
     text = load_policy.__globals__["resources"].files("config").joinpath("policy.yaml").read_text()
     path = tmp_path / "policy.yaml"
-    path.write_text(
-        text.replace("{feature: amount_cny, gte: 50000}", "{feature: amount_cny, gte: 40000}", 1)
-    )
-    rule = load_policy(path).rule("large_cash_single")
-    assert rule.condition.evaluate({"is_cash": True, "amount_cny": 40000.0})
+    path.write_text(text.replace("lv_cash_rmb: 50000 ", "lv_cash_rmb: 40000 ", 1))
+    rule = load_policy(path).rule("large_value.cash")
+    assert rule.condition.evaluate({"lv_cash_day_rmb": 40000.0})
 
 
 # --- the condition tree is a pydantic model; its JSON Schema covers the whole file -------------
@@ -141,9 +139,9 @@ def test_condition_tree_round_trips_and_keeps_numbers_as_written():
         if rule.when is not None:
             dumped = rule.when.model_dump(by_alias=True)
             assert type(rule.when).model_validate(dumped) == rule.when
-    cash = policy.rule("large_cash_single").condition
-    assert cash.thresholds() == {"is_cash eq": True, "amount_cny gte": 50000}
-    assert type(cash.thresholds()["amount_cny gte"]) is int
+    cash = policy.rule("large_value.cash").condition
+    assert cash.thresholds() == {"lv_cash_day_rmb gte": 50000, "lv_cash_day_usd gte": 10000}
+    assert type(cash.thresholds()["lv_cash_day_rmb gte"]) is int
 
 
 def test_policy_json_schema_describes_the_shipped_file():

@@ -144,7 +144,7 @@ def test_near_threshold_counts_use_the_configured_thresholds():
     assert fs[3]["near_cash_threshold_count_24h"] == 2
     assert fs[4]["near_transfer_threshold_count_24h"] == 1
     assert fs[5]["near_transfer_threshold"] is False
-    lower = FeatureConfig.from_parameters({"large_cash_cny": 45000, "near_threshold_ratio": 0.9})
+    lower = FeatureConfig.from_parameters({"lv_cash_rmb": 45000, "near_threshold_ratio": 0.9})
     (f,) = run(txn(0, amount=42500, txn_type="cash_deposit"), config=lower)
     assert f["near_cash_threshold"] is True
 

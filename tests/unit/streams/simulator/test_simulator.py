@@ -12,6 +12,13 @@ import pytest
 from pydantic import ValidationError
 
 from finpulse.models.events import Feedback, Interaction, Transaction
+from finpulse.models.large_value import (
+    CRITERIA,
+    DEFAULT_PARAMETERS,
+    LargeValueConfig,
+    day_features,
+    new_ledger,
+)
 from finpulse.streams.core.topics import FEEDBACK, INTERACTIONS, TRANSACTIONS
 from finpulse.streams.simulator import SimEvent, Simulator
 from finpulse.streams.simulator.malformed import MALFORMED_KINDS, corrupt
@@ -281,22 +288,30 @@ def test_background_stays_below_reporting_thresholds(
             assert _amount_cny(d) < 0.85 * thr
 
 
-def test_same_day_cash_over_threshold_only_in_patterns(
+def test_reportable_days_are_exactly_the_ground_truths(
     run: tuple[Simulator, list[SimEvent]], parsed: dict[str, list[dict]]
 ) -> None:
+    """The ground truth follows Art. 5 as finpulse reads it: every customer whose same-day
+    one-sided total of a criterion reaches its threshold is a large-value or structuring
+    case, and every large-value case reaches one."""
     sim, _ = run
-    flagged = {
-        r["customer_id"]
-        for r in sim.ground_truth()
-        if r["pattern"] in ("structuring", "large_value")
-    }
-    sums: Counter[tuple[str, int]] = Counter()
-    for d in parsed[TRANSACTIONS]:
-        if d["txn_type"] in ("cash_deposit", "cash_withdrawal"):
-            day = int((datetime.fromisoformat(d["ts"]).timestamp() + 8 * 3600) // 86400)
-            sums[(d["customer_id"], day)] += _amount_cny(d)
-    over = {cid for (cid, _), total in sums.items() if total >= CASH_THRESHOLD}
-    assert over and over <= flagged
+    truth = sim.ground_truth()
+    flagged = {r["customer_id"] for r in truth if r["pattern"] in ("structuring", "large_value")}
+    config = LargeValueConfig.from_parameters(DEFAULT_PARAMETERS)
+    ledgers: dict[str, dict] = {}
+    reached: set[str] = set()
+    for d in sorted(parsed[TRANSACTIONS], key=lambda d: d["ts"]):
+        txn = Transaction.model_validate(d, strict=False)
+        ledger = ledgers.setdefault(d["customer_id"], new_ledger())
+        features = day_features(txn, ledger, config, bool(d.get("cross_border")))
+        for criterion in CRITERIA:
+            for cls in ("rmb", "usd"):
+                total = features.get(f"lv_{criterion}_day_{cls}")
+                if total is not None and total >= DEFAULT_PARAMETERS[f"lv_{criterion}_{cls}"]:
+                    reached.add(d["customer_id"])
+    large_value = {r["customer_id"] for r in truth if r["pattern"] == "large_value"}
+    assert reached and reached <= flagged
+    assert large_value <= reached
 
 
 def test_proportions_sane(parsed: dict[str, list[dict]]) -> None:
