@@ -75,3 +75,48 @@ def chromium_path() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-headless-shell")
     assert path, "no chromium: run `make browser`"
     return path
+
+
+class Browserless:
+    """A plain HTTP client with cookies that does not follow redirects (status codes seen)."""
+
+    def __init__(self, url: str) -> None:
+        import http.cookiejar
+
+        self.url = url
+        self.cookies = http.cookiejar.CookieJar()
+
+        class _NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+                return None
+
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.cookies), _NoRedirect()
+        )
+
+    def request(self, path: str, body: bytes | None = None) -> tuple[int, str]:
+        req = urllib.request.Request(self.url + path, data=body, method="POST" if body else "GET")
+        if body is not None:
+            req.add_header("Content-Type", "application/x-www-form-urlencoded")
+        try:
+            with self.opener.open(req, timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(errors="replace")
+
+    def csrf(self, path: str = "/login") -> str:
+        import re
+
+        status, html = self.request(path)
+        match = re.search(r'name="csrf" value="([^"]+)"', html)
+        assert match, (status, html[:500])
+        return match.group(1)
+
+    def login(self, user: str) -> str:
+        """Log in; returns the session's CSRF token."""
+        from urllib.parse import urlencode
+
+        body = urlencode({"csrf": self.csrf(), "user": user, "password": PASSWORDS[user]})
+        status, _ = self.request("/login", body.encode())
+        assert status == 303, status
+        return self.csrf("/inbox")

@@ -34,10 +34,12 @@ class SilenceFeed:
     async def run(self) -> None:
         """Follow the topic forever (cancel the task to stop); retries while the broker is
         unreachable."""
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka import AIOKafkaConsumer
 
         while True:
+            # Without a group, a subscription is every partition, read from the beginning.
             consumer = AIOKafkaConsumer(
+                ALERT_ACTIONS,
                 group_id=None,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
@@ -46,12 +48,6 @@ class SilenceFeed:
             )
             try:
                 await consumer.start()
-                partitions = await consumer.partitions_for_topic(ALERT_ACTIONS) or set()
-                if not partitions:
-                    raise RuntimeError(f"topic {ALERT_ACTIONS} not found")
-                tps = [TopicPartition(ALERT_ACTIONS, p) for p in sorted(partitions)]
-                consumer.assign(tps)
-                await consumer.seek_to_beginning(*tps)
                 while True:
                     batches = await consumer.getmany(timeout_ms=500)
                     for records in batches.values():
