@@ -15,8 +15,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ConsoleRole = Literal["viewer", "analyst"]
+
+
+class ConsoleAccount(BaseModel):
+    """A console login: its role and an argon2 hash of its password (never the password).
+
+    Make a hash with ``finpulse console hash-password``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: ConsoleRole
+    password_hash: SecretStr
+
+    @field_validator("password_hash")
+    @classmethod
+    def _argon2(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("$argon2id$", "$argon2i$", "$argon2d$")):
+            raise ValueError("an argon2 hash is expected (finpulse console hash-password)")
+        return value
+
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -217,6 +238,32 @@ class Settings(BaseSettings):
     # -----------------------------------------------
     pii_key: SecretStr | None = Field(
         None, description="HMAC key for card/account tokens; unset = public development key"
+    )
+
+    # --- alert console (finpulse console) ------------------------------------------------------
+    console_host: str = Field("127.0.0.1", description="the console listens here (loopback)")
+    console_port: int = Field(18080, ge=0, le=65535)
+    console_accounts: dict[str, ConsoleAccount] = Field(
+        default_factory=dict,
+        description="logins as JSON: "
+        '{"ana": {"role": "analyst", "password_hash": "$argon2id$..."}}',
+    )
+    console_secret: SecretStr | None = Field(
+        None, description="signs session cookies; unset = a random key (sessions end on restart)"
+    )
+    console_session_max_age_s: int = Field(8 * 3600, ge=60, description="a login lasts this long")
+    console_secure_cookies: bool = Field(
+        False, description="send the session cookie over HTTPS only (behind a TLS proxy)"
+    )
+    console_login_attempts: int = Field(
+        5, ge=1, description="failed logins per account and per client in the window, then 429"
+    )
+    console_login_window_s: float = Field(300.0, gt=0)
+    console_refresh_s: int = Field(15, ge=0, description="the inbox reloads itself (0 = never)")
+    response_target_minutes: dict[str, float] = Field(
+        default_factory=lambda: {"*": 60.0},
+        description="per owner team: minutes to acknowledge an alert ('*' for the rest); "
+        "alerts open longer are past target on the Alerts board",
     )
 
     # --- local embedded stack (make demo, tests) ------------------------------------------------

@@ -97,7 +97,9 @@ class Alert(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     alert_id: str
-    status: Literal["new", "escalated", "updated"] = "new"
+    status: Literal["new", "escalated", "updated", "silenced"] = Field(
+        "new", description="silenced: recorded and counted, not sent (a console silence)"
+    )
     rule_id: str
     domain: Domain
     severity: Severity

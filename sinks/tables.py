@@ -200,6 +200,30 @@ LARGE_VALUE_REPORTS_TABLE = Table(
     "report_id",
 )
 
+# What on-call staff did with alerts (migration 0051; finpulse.models.actions).
+ALERT_ACTIONS_TABLE = Table(
+    "alert_actions",
+    (
+        "action_id",
+        "ts",
+        "actor",
+        "action",
+        "state",
+        "alert_id",
+        "rule_id",
+        "owner",
+        "severity",
+        "subject_type",
+        "subject_id",
+        "customer_id",
+        "source_event_id",
+        "assignee",
+        "reason",
+        "silence_until",
+    ),
+    "action_id",
+)
+
 
 # --- risk (migrations 0010-0012) -----------------------------------------------------------
 RISK_SCORES_TABLE = Table(

@@ -241,6 +241,24 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if result["reconciled"] else 1
 
 
+def _console(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "hash-password":
+        import getpass
+
+        from finpulse.streams.console.accounts import hash_password
+
+        print(hash_password(getpass.getpass("password: ")))
+        return 0
+    from finpulse.streams.console.app import run_console
+
+    if not settings.console_accounts:
+        print("finpulse: no console accounts (FINPULSE_CONSOLE_ACCOUNTS)", file=sys.stderr)
+        return 2
+    print(f"console: http://{settings.console_host}:{settings.console_port}/", file=sys.stderr)
+    run_console(settings)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finpulse", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -325,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=["large-value"], help="large-value: PBoC Order 2016 No. 3")
     p.add_argument("--day", type=_day, required=True, help="the CST day, YYYY-MM-DD")
     p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p = add("console", _console, "serve the alert console, or hash a console password")
+    p.add_argument("action", nargs="?", choices=["serve", "hash-password"], default="serve")
     add("config", _config, "print the effective settings (secrets masked)")
     p = add("bench", _bench, "end-to-end throughput/latency/memory on a fresh local stack")
     p.add_argument("--events", type=int, default=50_000, help="events per saturation phase")

@@ -20,6 +20,8 @@ INTERACTIONS = "finpulse.interactions"
 FEEDBACK = "finpulse.feedback"
 ALERTS = "finpulse.alerts"
 DEADLETTER = "finpulse.deadletter"
+# what on-call staff do with alerts (the console writes it; every worker reads its silences)
+ALERT_ACTIONS = "finpulse.alert_actions"
 
 # input topic -> event kind (the key of finpulse.models.events.EVENT_MODELS)
 INPUT_TOPICS: dict[str, str] = {
@@ -27,7 +29,7 @@ INPUT_TOPICS: dict[str, str] = {
     INTERACTIONS: "interaction",
     FEEDBACK: "feedback",
 }
-OUTPUT_TOPICS: tuple[str, ...] = (ALERTS, DEADLETTER)
+OUTPUT_TOPICS: tuple[str, ...] = (ALERTS, DEADLETTER, ALERT_ACTIONS)
 ALL_TOPICS: tuple[str, ...] = (*INPUT_TOPICS, *OUTPUT_TOPICS)
 
 

@@ -7,6 +7,9 @@ suppression window (event time, so replays give the same result):
 * later firings inside the window are folded in (``occurrences`` counted, not re-sent);
 * every ``escalate_every`` repeats raise the severity one level (up to ``max_severity``),
   and a severity above what was last sent publishes the alert again (``escalated``);
+* an alert that would be sent while a silence covers its rule and subject
+  (:mod:`finpulse.models.silences`, fed from ``finpulse.alert_actions``) is recorded with
+  status ``silenced`` and counted, not sent; the next firing after the silence ends is sent;
 * a re-delivered event is never folded twice: the pipeline's one re-delivery guard skips
   it before any stage sees it, and this state is committed with that guard.
 
@@ -27,11 +30,13 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from finpulse.config.policy import Policy
 from finpulse.models.alerts import Alert, AlertCandidate, Severity, alert_id
+from finpulse.models.silences import Silences
 from finpulse.sinks.tables import ALERTS_TABLE, LARGE_VALUE_REPORTS_TABLE
 from finpulse.streams.core.batch import BatchOutput, KeyedState, Outgoing, Valid
 from finpulse.streams.core.decode import RawRecord
@@ -61,11 +66,20 @@ class AlertStage:
     kinds: ClassVar[frozenset[str]] = frozenset({"transaction", "interaction", "feedback"})
     state_names: ClassVar[tuple[str, ...]] = (STATE_NAME,)
 
-    def __init__(self, policy: Policy, state: KeyedState) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        state: KeyedState,
+        silences: Silences | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.policy = policy
         self.state = state
+        self.silences = silences if silences is not None else Silences()
+        self.clock = clock
         self.published = 0
         self.suppressed = 0
+        self.silenced = 0
 
     def process(self, kind: str, batch: Valid, out: BatchOutput) -> None:
         if not out.candidates:
@@ -135,6 +149,11 @@ class AlertStage:
             status = (
                 "new" if sent is None else ("escalated" if severity.rank > sent.rank else "updated")
             )
+            if status in ("new", "escalated") and self.silences.silencing(
+                rule.id, cand.subject_id, self.clock()
+            ):
+                status = "silenced"
+                self.silenced += 1
             alert = latest[own["id"]] = self._alert(own, rule, cand, severity, status)
             if status in ("new", "escalated"):
                 own["sent"] = severity.value
@@ -142,7 +161,7 @@ class AlertStage:
                     Outgoing(ALERTS, alert.alert_id.encode(), alert.model_dump_json().encode())
                 )
                 self.published += 1
-            else:
+            elif status != "silenced":
                 self.suppressed += 1
             changed = True
         if changed:

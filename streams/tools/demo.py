@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from finpulse.config.boards.html import write_board_html
-from finpulse.config.settings import LOCAL_GROUP_TIMEOUTS, Settings
+from finpulse.config.settings import LOCAL_GROUP_TIMEOUTS, ConsoleAccount, Settings
 from finpulse.sinks.clickhouse import count_rows, make_client
 from finpulse.sinks.migrate import migrate
 from finpulse.sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES
@@ -25,6 +25,19 @@ from finpulse.streams.tools.alert_feed import AlertFeed
 from finpulse.streams.worker.process import WorkerProcess
 
 DRAIN_TIMEOUT_S = 120.0
+DEMO_ANALYST = "demo-analyst"
+
+
+def with_demo_analyst(settings: Settings) -> tuple[Settings, str]:
+    """``settings`` with a console account for the demo analyst and its fresh password."""
+    import secrets
+
+    from finpulse.streams.console.accounts import hash_password
+
+    password = secrets.token_urlsafe(12)
+    account = ConsoleAccount(role="analyst", password_hash=hash_password(password))  # type: ignore[arg-type]
+    accounts = {**settings.console_accounts, DEMO_ANALYST: account}
+    return settings.model_copy(update={"console_accounts": accounts}), password
 
 
 def demo_settings(settings: Settings) -> Settings:
@@ -53,7 +66,7 @@ def run_demo(
     """Run the demo and return (and print) its summary."""
     from finpulse.streams.simulator import run_simulation
 
-    settings = demo_settings(settings)
+    settings, password = with_demo_analyst(demo_settings(settings))
     root = settings.data_dir.resolve()
     # The broker keeps records in memory, so ClickHouse starts empty too: counts must match.
     shutil.rmtree(root / "clickhouse", ignore_errors=True)
@@ -61,6 +74,7 @@ def run_demo(
     tables = [t.name for t in EVENT_TABLES.values()]
     stack = LocalStack(settings)
     worker = WorkerProcess(settings)
+    console = WorkerProcess(settings, name="console", command=("console",))
     started = time.monotonic()
     sim_result: dict[str, Any] = {}
     feed: AlertFeed | None = None
@@ -70,6 +84,11 @@ def run_demo(
         create_topics(settings)
         migrate(settings)
         worker.start()
+        console.start()
+        _say(
+            f"console: http://{settings.console_host}:{settings.console_port}/ "
+            f"(log in as {DEMO_ANALYST} / {password}; up while the demo runs)"
+        )
         client = make_client(settings)
         feed = AlertFeed(settings, _say).start()
 
@@ -149,6 +168,7 @@ def run_demo(
     finally:
         if feed is not None:
             feed.stop()
+        console.stop()
         worker.stop()
         stack.stop()
     _say("summary: " + ", ".join(f"{k}={v}" for k, v in summary.items()))

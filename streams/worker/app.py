@@ -59,6 +59,7 @@ from finpulse.streams.worker.lag import LagMonitor, default_worker_id, with_time
 from finpulse.streams.worker.notifier import add_notifier_agent
 from finpulse.streams.worker.pipeline import Pipeline
 from finpulse.streams.worker.runtime import Runtime
+from finpulse.streams.worker.silence_feed import SilenceFeed
 from finpulse.streams.worker.table_state import FaustTableState
 
 log = logging.getLogger(__name__)
@@ -197,6 +198,7 @@ def build_app(settings: Settings) -> faust.App:
     for topic_name, kind in INPUT_TOPICS.items():
         _add_ingest_agent(app, settings, runtime, lag, topic_name, kind)
     notifier = add_notifier_agent(app, settings, runtime)
+    _add_silence_feed(app, settings, pipeline)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode's signal typing
     async def _close(app: faust.App, **_: Any) -> None:
@@ -218,6 +220,16 @@ def build_app(settings: Settings) -> faust.App:
         await _write_lag(app, runtime, lag, settings.lag_interval_s)
 
     return app
+
+
+def _add_silence_feed(app: faust.App, settings: Settings, pipeline: Pipeline) -> None:
+    """Every worker follows the console's silences (finpulse.streams.worker.silence_feed)."""
+    [alerting] = [s for s in pipeline.stages if isinstance(s, AlertStage)]
+    feed = SilenceFeed(settings, alerting.silences)
+
+    @app.task
+    async def _follow_silences() -> None:
+        await feed.run()
 
 
 async def _write_lag(app: faust.App, runtime: Runtime, lag: LagMonitor, timeout_s: float) -> None:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from finpulse.config.settings import Settings
 
@@ -34,20 +34,41 @@ def settings_env(settings: Settings) -> dict[str, str]:
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
         # complex values (dicts, lists) are read back from the environment as JSON
-        text = json.dumps(value) if isinstance(value, dict | list | tuple) else str(value)
+        text = (
+            json.dumps(value, default=_plain)
+            if isinstance(value, dict | list | tuple)
+            else str(value)
+        )
         env[f"FINPULSE_{name.upper()}"] = text
     return env
 
 
-class WorkerProcess:
-    """One worker child process with its own log and stats file."""
+def _plain(value: Any) -> Any:
+    """JSON form of a nested settings model, secrets in clear (for the child only)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, BaseModel):
+        return {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in value}
+    raise TypeError(f"not JSON: {type(value).__name__}")
 
-    def __init__(self, settings: Settings, name: str = "worker", loglevel: str = "info") -> None:
+
+class WorkerProcess:
+    """One worker child process with its own log and stats file (``command`` runs another
+    ``finpulse`` command the same way, e.g. ``("console",)``)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        name: str = "worker",
+        loglevel: str = "info",
+        command: tuple[str, ...] | None = None,
+    ) -> None:
         root = settings.data_dir.resolve()
         self.log_path = root / "logs" / f"{name}.log"
         stats = settings.stats_path or root / f"{name}-stats.json"
         self.settings = settings.model_copy(update={"stats_path": stats})
         self.loglevel = loglevel
+        self.command = command or ("worker", "--loglevel", loglevel)
         self.proc: subprocess.Popen[bytes] | None = None
         self.stopped_on_purpose = False
 
@@ -63,14 +84,7 @@ class WorkerProcess:
         env.update(settings_env(self.settings))
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "finpulse.streams.cli",
-                    "worker",
-                    "--loglevel",
-                    self.loglevel,
-                ],
+                [sys.executable, "-m", "finpulse.streams.cli", *self.command],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

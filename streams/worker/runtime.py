@@ -155,6 +155,8 @@ class Runtime:
             "sink_retries": retries,
             "restore_retries": self.restore_retries,
             "alerts_published": self.alerts_published,
+            "alerts_silenced": sum(getattr(s, "silenced", 0) for s in self.pipeline.stages),
+            "silences": sum(len(getattr(s, "silences", ())) for s in self.pipeline.stages),
             "notified": self.notified,
             "notify_failed": self.notify_failed,
             "counts": dict(self.pipeline.counts),
