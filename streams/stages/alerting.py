@@ -22,6 +22,8 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+import msgspec
+
 from finpulse.config.policy import Policy
 from finpulse.models.alerts import Alert, AlertCandidate, Severity, alert_id
 from finpulse.sinks.tables import ALERTS_TABLE
@@ -32,6 +34,23 @@ from finpulse.streams.core.topics import ALERTS
 log = logging.getLogger(__name__)
 
 STATE_NAME = "alert_state"
+
+
+class AlertState(msgspec.Struct, array_like=True):
+    """The open alert of one (rule, subject): its window and what was sent. Times are
+    ISO 8601 text, so an alert restored from the changelog keeps its events' offsets."""
+
+    alert_id: str
+    first_seen: str
+    until: str  # end of the suppression window
+    occurrences: int = 0
+    severity: str = "blue"
+    sent_severity: str | None = None  # the severity last published; None: not yet
+
+    @classmethod
+    def from_legacy(cls, old: dict[str, Any]) -> AlertState:
+        """The record of the previous release (a JSON object with short keys)."""
+        return cls(old["id"], old["first"], old["until"], old["n"], old["sev"], old["sent"])
 
 
 def alert_row(alert: Alert) -> tuple[Any, ...]:
@@ -80,37 +99,34 @@ class AlertStage:
     ) -> Alert | None:
         rule = self.policy.rule(cands[0].rule_id)
         window = timedelta(minutes=rule.suppression_minutes)
-        st = self.state.get(key)
-        if st is not None:
-            st.pop("recent", None)  # the re-delivery ids of earlier releases
+        st: AlertState | None = self.state.get(key)
         latest: Alert | None = None
         changed = False
         for cand in cands:
-            if st is None or cand.ts >= datetime.fromisoformat(st["until"]):
-                st = {
-                    "id": alert_id(
+            if st is None or cand.ts >= datetime.fromisoformat(st.until):
+                st = AlertState(
+                    alert_id=alert_id(
                         rule.id, cand.subject_type, cand.subject_id, cand.ts.isoformat()
                     ),
-                    "first": cand.ts.isoformat(),
-                    "until": (cand.ts + window).isoformat(),
-                    "n": 0,
-                    "sev": cand.severity.value,
-                    "sent": None,
-                }
-            st["n"] += 1
-            severity = max(Severity(st["sev"]), cand.severity, key=lambda s: s.rank)
-            if rule.escalate_every and st["n"] > 1 and (st["n"] - 1) % rule.escalate_every == 0:
+                    first_seen=cand.ts.isoformat(),
+                    until=(cand.ts + window).isoformat(),
+                    severity=cand.severity.value,
+                )
+            st.occurrences += 1
+            n = st.occurrences
+            severity = max(Severity(st.severity), cand.severity, key=lambda s: s.rank)
+            if rule.escalate_every and n > 1 and (n - 1) % rule.escalate_every == 0:
                 severity = severity.escalated()
             if severity.rank > rule.max_severity.rank:
                 severity = max(rule.max_severity, cand.severity, key=lambda s: s.rank)
-            st["sev"] = severity.value
-            sent = Severity(st["sent"]) if st["sent"] else None
+            st.severity = severity.value
+            sent = Severity(st.sent_severity) if st.sent_severity else None
             status = (
                 "new" if sent is None else ("escalated" if severity.rank > sent.rank else "updated")
             )
             latest = self._alert(st, rule, cand, severity, status)
             if status in ("new", "escalated"):
-                st["sent"] = severity.value
+                st.sent_severity = severity.value
                 out.messages.append(
                     Outgoing(ALERTS, latest.alert_id.encode(), latest.model_dump_json().encode())
                 )
@@ -123,10 +139,10 @@ class AlertStage:
         return latest
 
     def _alert(
-        self, st: dict[str, Any], rule: Any, cand: AlertCandidate, severity: Severity, status: str
+        self, st: AlertState, rule: Any, cand: AlertCandidate, severity: Severity, status: str
     ) -> Alert:
         return Alert(
-            alert_id=st["id"],
+            alert_id=st.alert_id,
             status=status,
             rule_id=rule.id,  # type: ignore[arg-type]
             domain=cand.domain,
@@ -135,9 +151,9 @@ class AlertStage:
             subject_id=cand.subject_id,
             owner=rule.owner,
             route=f"{rule.route}:{rule.owner}",
-            first_seen=datetime.fromisoformat(st["first"]),
+            first_seen=datetime.fromisoformat(st.first_seen),
             last_seen=cand.ts,
-            occurrences=st["n"],
+            occurrences=st.occurrences,
             source_event_id=cand.source_event_id,
             score=cand.score,
             reason_codes=cand.reason_codes,
