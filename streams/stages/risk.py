@@ -52,6 +52,7 @@ from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE, 
 from finpulse.streams.core.batch import KeyedState
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.stages import risk_pending as pending_entry
+from finpulse.streams.stages.risk_legacy import pending_entries as legacy_pending_entries
 from finpulse.streams.stages.risk_pending import PendingScore
 
 if TYPE_CHECKING:
@@ -75,12 +76,12 @@ class RiskCustomer(msgspec.Struct, array_like=True):
 
     @classmethod
     def from_legacy(cls, old: dict[str, Any]) -> RiskCustomer:
-        """The record of the previous release (a JSON object): its feature state is
-        migrated; its pending entries (an own binary format) are dropped, so labels of
-        transactions scored before the upgrade find no match (docs/delivery-guarantees.md)."""
-        if old.get("p"):
-            log.info("risk state of an earlier release: %d pending entries dropped", len(old["p"]))
-        return cls(features=FeatureState.from_legacy(old.get("f") or {}))
+        """The record of the previous release (a JSON object), feature state and pending
+        entries migrated (docs/delivery-guarantees.md)."""
+        return cls(
+            features=FeatureState.from_legacy(old.get("f") or {}),
+            pending=legacy_pending_entries(old.get("p") or []),
+        )
 
 
 class RiskModels:

@@ -225,15 +225,22 @@ LEGACY_RECORD = (
 )
 
 
-def test_a_record_of_the_previous_release_keeps_its_history_and_drops_its_pending():
-    """Upgrade: a JSON record restored from the changelog is migrated on read: the feature
-    history goes on; its pending entries are dropped (their labels find no match), and the
-    record is written back as a typed record."""
+def test_a_record_of_the_previous_release_keeps_its_history_and_its_pending_labels():
+    """Upgrade: a JSON record restored from the changelog is migrated on read: its pending
+    entries still match labels (the row re-written with the stored values), the feature
+    history goes on, and the record is written back as a typed record."""
     pipeline, stage, states = make()
     state = states[STATE_NAME]
     state.data["c-5"] = state.codec.decode(LEGACY_RECORD)  # as FaustTableState.get does
-    out = pipeline.process("feedback", records(FEEDBACK, [label("t-old-1", "c-5", 30, True)]))
-    assert stage.counts["labels"] == 0 and stage.counts["labels_unmatched"] == 1
+    out = pipeline.process("feedback", records(FEEDBACK, [label("t-old-0", "c-5", 30, True)]))
+    assert stage.counts["labels"] == 1 and stage.m.model.supervised.n_seen == [0, 1]
+    (row,) = out.rows[RISK_SCORES_TABLE]
+    r = dict(zip(COLS, row, strict=True))
+    assert r["ts"] == T0 - timedelta(seconds=60) and (r["label"], r["row_version"]) == (1, 1)
+    assert (r["segment"], r["channel"], r["txn_type"], r["amount_cny"]) == (
+        "retail", "pos", "card_payment", 120.5,
+    )  # fmt: skip
+    assert (r["model_version"], r["txn_count_1h"]) == ("risk-v1+0", 1)
     t = txn(9, 0, customer_id="c-5", counterparty_id="shop-1", account_id="a-1", device_id="d-1")
     t.update(txn_type="card_payment", amount=120.5)
     out = pipeline.process("transaction", records(TRANSACTIONS, [t]))
@@ -242,5 +249,6 @@ def test_a_record_of_the_previous_release_keeps_its_history_and_drops_its_pendin
     assert not (f["new_device"] or f["new_counterparty"] or f["new_account"])
     assert abs(f["amount_zscore"]) < 1  # the card payment statistics carried over
     stored = state.get("c-5")
-    assert isinstance(stored, RiskCustomer) and [e.event_id for e in stored.pending] == ["t-9"]
+    assert isinstance(stored, RiskCustomer)
+    assert [e.event_id for e in stored.pending] == ["t-old-1", "t-9"]
     assert state.codec.decode(state.codec.encode(stored)) == stored
