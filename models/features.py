@@ -4,16 +4,16 @@
 and the customer's previous state record into a flat features dict (the names of
 :data:`FEATURES`, which policy rules reference) and the customer's next state.
 
-The state is a small JSON-able dict (lists, str keys, numbers; sizes in docs/benchmarks.md):
-live it lives in a changelog-backed Faust table, offline in a dict, and a JSON
-round trip between two calls gives exactly the same numbers. To keep it small, window
-and same-day sums are whole cents (each amount floored to the cent, so a sum never
-reaches a threshold before the exact one would), the running amount statistics have 5
-decimals, transaction types are codes (:mod:`finpulse.models.codes`), and counterparties,
-accounts and devices are 8-letter hashes (:func:`short_token`; only compared for
-equality). A state of the previous
-version (2, full strings and floats) is upgraded on first use. Windows run on
-**event time** (the transaction's ``ts``), in compact buckets:
+The state is a typed record, :class:`FeatureState` (a ``msgspec.Struct`` written as an
+array; sizes in docs/benchmarks.md): live it lives in a changelog-backed Faust table,
+offline in a dict, and a codec round trip between two calls gives exactly the same numbers.
+To keep it small, window and same-day sums are whole cents (each amount floored to the
+cent, so a sum never reaches a threshold before the exact one would), the running amount
+statistics have 5 decimals, transaction types are codes (:mod:`finpulse.models.codes`), and
+counterparties, accounts and devices are 8-letter hashes (:func:`short_token`; only
+compared for equality). The JSON dict of the previous release is migrated by
+:meth:`FeatureState.from_legacy`. Windows run on **event time** (the transaction's ``ts``),
+in compact buckets:
 
 * 1 h window: 5-minute buckets (the window covers the last 55-60 minutes);
 * 24 h window: 1-hour buckets (the last 23-24 hours);
@@ -50,12 +50,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+import msgspec
+
 from finpulse.models.codes import TXN_TYPE
 from finpulse.models.events import Direction, Transaction
 from finpulse.models.ids import letter_hex
 from finpulse.models.money import FX_TO_CNY as MONEY_FX
-
-STATE_VERSION = 3
 
 # The one fixed FX table of finpulse (models/money.py): reproducible in replay.
 FX_TO_CNY: Mapping[str, float] = MappingProxyType(MONEY_FX)
@@ -171,25 +171,59 @@ class FeatureConfig:
         return self.individual_transfer_threshold_cny
 
 
-def new_state() -> dict[str, Any]:
-    """The state of a customer never seen before."""
-    return {
-        "v": STATE_VERSION,
-        "n": 0,
-        "last": None,
-        "h": [],  # [slot, n, credit_sum, debit_sum] 5-min buckets, sums in cents
-        "ht": [0, 0, 0],  # totals of "h"
-        "d": [],  # [hour, n, near_cash, near_transfer, credit_sum, debit_sum]
-        "dt": [0, 0, 0, 0, 0],  # totals of "d"
-        "day": [None, 0, 0],  # [local day index, cash sum, transfer sum] (cents)
-        "tiny": [],  # ts of tiny card payments
-        "cr": [],  # [ts, counterparty] of recent credits
-        "dev": [],
-        "cty": [],
-        "cp": [],
-        "acct": [],
-        "amt": {},  # txn type code -> [n, mean, var] of log amount
-    }
+class FeatureState(msgspec.Struct, array_like=True):
+    """A customer's feature state (amounts in cents). New fields go at the end, with a
+    default, so records written before them still decode.
+
+    >>> FeatureState().count, FeatureState.from_legacy({"v": 3, "n": 2, "last": 5.0,
+    ...     "h": [], "ht": [0, 0, 0], "d": [], "dt": [0, 0, 0, 0, 0], "day": [None, 0, 0],
+    ...     "tiny": [], "cr": [[4.0, "abcdefgh"]], "dev": [], "cty": [], "cp": [],
+    ...     "acct": [], "amt": {"7": [2, 1.5, 0.25]}}).amount_stats
+    (0, {7: [2, 1.5, 0.25]})
+    """
+
+    count: int = 0  # transactions seen (capped)
+    last_ts: float | None = None  # newest event time seen
+    buckets_1h: list[list[int]] = msgspec.field(default_factory=list)
+    # ^ [5-minute slot, n, credit_sum, debit_sum]
+    totals_1h: list[int] = msgspec.field(default_factory=lambda: [0, 0, 0])
+    buckets_24h: list[list[int]] = msgspec.field(default_factory=list)
+    # ^ [hour, n, near_cash, near_transfer, credit_sum, debit_sum]
+    totals_24h: list[int] = msgspec.field(default_factory=lambda: [0, 0, 0, 0, 0])
+    same_day: list[Any] = msgspec.field(default_factory=lambda: [None, 0, 0])
+    # ^ [local day index, cash sum, transfer sum]
+    tiny_card_ts: list[float] = msgspec.field(default_factory=list)
+    credits: list[tuple[float, str]] = msgspec.field(default_factory=list)
+    # ^ (ts, counterparty token) of recent credits
+    devices: list[str] = msgspec.field(default_factory=list)
+    countries: list[str] = msgspec.field(default_factory=list)
+    counterparties: list[str] = msgspec.field(default_factory=list)
+    accounts: list[str] = msgspec.field(default_factory=list)
+    amount_stats: dict[int, list[int | float]] = msgspec.field(default_factory=dict)
+    # ^ txn type code -> [n, mean, var] of log amount
+
+    @classmethod
+    def from_legacy(cls, old: Mapping[str, Any]) -> FeatureState:
+        """The state from the JSON dict of the previous release (version 3); any other
+        version starts fresh."""
+        if old.get("v") != 3:
+            return cls()
+        return cls(
+            count=old["n"],
+            last_ts=old["last"],
+            buckets_1h=old["h"],
+            totals_1h=old["ht"],
+            buckets_24h=old["d"],
+            totals_24h=old["dt"],
+            same_day=old["day"],
+            tiny_card_ts=old["tiny"],
+            credits=[(ts, cp) for ts, cp in old["cr"]],
+            devices=old["dev"],
+            countries=old["cty"],
+            counterparties=old["cp"],
+            accounts=old["acct"],
+            amount_stats={int(k): v for k, v in old["amt"].items()},
+        )
 
 
 _SHORT: dict[str, str] = {}  # id -> short_token(id), bounded
@@ -218,48 +252,6 @@ def _short_or_none(value: str | None) -> str | None:
     return None if value is None else short_token(value)
 
 
-def _cents(amount: float) -> int:
-    return max(round(amount * 100), 0)  # version 2 kept float sums (which drift ~1e-9)
-
-
-def upgrade_state(st: dict[str, Any]) -> None:
-    """Rewrite a version-2 state (full ids, txn type names, float repr) as version 3 in
-    place; any other version than 2 or 3 becomes a new state.
-
-    >>> st = {"v": 2, "n": 3, "last": 0.0, "h": [[0, 1, 2.5, 0.0, 2.5]],
-    ...     "ht": [1, 2.5, 0.0, 2.5], "d": [], "dt": [0, 0.0, 0, 0, 0.0, 0.0],
-    ...     "day": [None, 0.0, 0.0], "tiny": [], "cr": [], "dev": [], "cty": [],
-    ...     "cp": ["acct:x"], "acct": [], "amt": {"fx": [3, 1.234567891, 0.5]}}
-    >>> upgrade_state(st); st["v"], st["cp"] == [short_token("acct:x")], st["amt"], st["h"]
-    (3, True, {'7': [3, 1.23457, 0.5]}, [[0, 1, 0, 250]])
-    """
-    version = st.get("v")
-    if version == STATE_VERSION:
-        return
-    if version != 2:
-        st.clear()
-        st.update(new_state())
-        return
-    for name in ("dev", "cp", "acct"):
-        st[name] = [short_token(v) for v in st[name]]
-    st["cr"] = [[ts, short_token(cp) if cp else ""] for ts, cp in st["cr"]]
-    # buckets lose their total amount (= credit + debit sums), amounts become cents
-    st["h"] = [[slot, n, _cents(cr), _cents(db)] for slot, n, _sum, cr, db in st["h"]]
-    n, _sum, cr, db = st["ht"]
-    st["ht"] = [n, _cents(cr), _cents(db)]
-    st["d"] = [[h, n, nc, nt, _cents(cr), _cents(db)] for h, n, _s, nc, nt, cr, db in st["d"]]
-    n, _sum, nc, nt, cr, db = st["dt"]
-    st["dt"] = [n, nc, nt, _cents(cr), _cents(db)]
-    day = st["day"]
-    day[1:] = [_cents(v) for v in day[1:]]
-    st["amt"] = {
-        str(TXN_TYPE[k]): [n, round(mean, 5), round(var, 5)]
-        for k, (n, mean, var) in st["amt"].items()
-        if k in TXN_TYPE
-    }
-    st["v"] = STATE_VERSION
-
-
 def _seen(recent: list[str], value: str | None, has_history: bool, size: int) -> bool:
     """Whether ``value`` is new; moves it to the front of the bounded recent list."""
     if value is None:
@@ -280,14 +272,14 @@ def _ratio(a: float, b: float) -> float:
 
 
 def extract(
-    txn: Transaction, state: dict[str, Any] | None, config: FeatureConfig
-) -> tuple[dict[str, Any], dict[str, Any]]:
+    txn: Transaction, state: FeatureState | None, config: FeatureConfig
+) -> tuple[dict[str, Any], FeatureState]:
     """Features of ``txn`` given the customer's ``state`` (``None`` = new); returns the new state.
 
     The input ``state`` is not modified (the result is a fresh record), so a caller
     can keep the old one on error. :func:`extract_into` is the in-place variant.
     """
-    st = copy_state(state) if state else new_state()
+    st = copy_state(state) if state else FeatureState()
     return extract_into(txn, st, config), st
 
 
@@ -321,11 +313,11 @@ _ZERO_1H = [0, 0, 0]
 _ZERO_24H = [0, 0, 0, 0, 0]
 
 
-def _window_1h(st: dict[str, Any], idx: int, amount: int, credit: bool) -> list[Any]:
+def _window_1h(st: FeatureState, idx: int, amount: int, credit: bool) -> list[Any]:
     """Add one transaction (``amount`` in cents) to the 1 h window (5-minute buckets
     ``[slot, n, credit_sum, debit_sum]``); returns the totals ``[n, credit_sum,
     debit_sum]`` (cents) of the window ending at the newest bucket."""
-    b, t = st["h"], st["ht"]
+    b, t = st.buckets_1h, st.totals_1h
     cut = idx - _SLOTS_1H
     while b and b[0][0] <= cut:
         o = b.pop(0)
@@ -348,12 +340,12 @@ def _window_1h(st: dict[str, Any], idx: int, amount: int, credit: bool) -> list[
 
 
 def _window_24h(
-    st: dict[str, Any], idx: int, amount: int, credit: bool, near_cash: bool, near_tr: bool
+    st: FeatureState, idx: int, amount: int, credit: bool, near_cash: bool, near_tr: bool
 ) -> list[Any]:
     """Add one transaction (``amount`` in cents) to the 24 h window (1-hour buckets
     ``[hour, n, near_cash, near_transfer, credit_sum, debit_sum]``); returns the totals
     ``[n, near_cash, near_transfer, credit_sum, debit_sum]``."""
-    b, t = st["d"], st["dt"]
+    b, t = st.buckets_24h, st.totals_24h
     cut = idx - _SLOTS_24H
     while b and b[0][0] <= cut:
         o = b.pop(0)
@@ -383,7 +375,7 @@ def _window_24h(
     return t
 
 
-_TYPE_CODE: Mapping[str, str] = MappingProxyType({k: str(c) for k, c in TXN_TYPE.items()})
+_TYPE_CODE: Mapping[str, int] = TXN_TYPE
 _VALUE: dict[Any, str] = {}  # enum member -> its string value (faster than .value)
 
 
@@ -394,10 +386,8 @@ def _val(member: Any) -> str:
     return v
 
 
-def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) -> dict[str, Any]:
+def extract_into(txn: Transaction, st: FeatureState, config: FeatureConfig) -> dict[str, Any]:
     """Like :func:`extract`, but updates the state record ``st`` in place (faster)."""
-    if st.get("v") != STATE_VERSION:
-        upgrade_state(st)
     ts = txn.ts.timestamp()
     txn_type = _val(txn.txn_type)
     ctype = _val(txn.customer_type)
@@ -414,13 +404,13 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
     is_transfer = txn_type == "transfer"
     is_card = txn_type == "card_payment"
 
-    history = st["n"]
+    history = st.count
     has_history = history > 0
-    last = st["last"]
+    last = st.last_ts
     gap = config.max_gap_s if last is None else min(max(ts - last, 0.0), config.max_gap_s)
-    st["n"] = history + 1 if history < _HISTORY_CAP else history
+    st.count = history + 1 if history < _HISTORY_CAP else history
     if last is None or ts > last:
-        st["last"] = ts
+        st.last_ts = ts
 
     # --- thresholds --------------------------------------------------------------------------
     near = config.near_fraction
@@ -442,7 +432,7 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
     # --- same local day cash / transfer totals ----------------------------------------------
     local_s = ts + config.utc_offset_hours * 3600.0
     day_idx = int(local_s // 86400)
-    day: list[Any] | None = st["day"]
+    day: list[Any] | None = st.same_day
     if day is not None and day[0] != day_idx:
         # a new day resets the totals; a late event from an earlier day counts alone
         day = [day_idx, 0, 0] if day[0] is None or day_idx > day[0] else None
@@ -451,16 +441,16 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
             day[1] += cents
         elif is_transfer:
             day[2] += cents
-        st["day"] = day
+        st.same_day = day
         cash_day, transfer_day = day[1] / 100, day[2] / 100
     else:
         cash_day = amount if is_cash else 0.0
         transfer_day = amount if is_transfer else 0.0
 
     # --- card testing: tiny card payments in the last 10 minutes ----------------------------
-    tiny = st["tiny"]
+    tiny = st.tiny_card_ts
     if tiny and tiny[0] <= ts - config.tiny_window_s:
-        tiny = st["tiny"] = [t for t in tiny if t > ts - config.tiny_window_s]
+        tiny = st.tiny_card_ts = [t for t in tiny if t > ts - config.tiny_window_s]
     if is_card and amount <= config.tiny_card_amount_cny:
         tiny.append(ts)
         if len(tiny) > _TINY_KEEP:
@@ -468,12 +458,12 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
     tiny_10m = len(tiny)
 
     # --- credits and their counterparties ----------------------------------------------------
-    credits = st["cr"]
+    credits = st.credits
     if credits and credits[0][0] <= ts - 86400.0:
-        credits = st["cr"] = [c for c in credits if c[0] > ts - 86400.0]
+        credits = st.credits = [c for c in credits if c[0] > ts - 86400.0]
     if credit:
         cp_id = txn.counterparty_id
-        credits.append([ts, short_token(cp_id) if cp_id else ""])
+        credits.append((ts, short_token(cp_id) if cp_id else ""))
         if len(credits) > _CREDITS_KEEP:
             del credits[:-_CREDITS_KEEP]
     if credits:
@@ -486,18 +476,18 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
     # --- first-seen flags ---------------------------------------------------------------------
     size = config.recent_set_size
     country = txn.ip_country or txn.counterparty_country
-    new_device = _seen(st["dev"], _short_or_none(txn.device_id), has_history, size)
-    new_country = _seen(st["cty"], country, has_history, size)
-    new_cp = _seen(st["cp"], _short_or_none(txn.counterparty_id), has_history, size)
-    new_account = _seen(st["acct"], _short_or_none(txn.account_id), has_history, size)
+    new_device = _seen(st.devices, _short_or_none(txn.device_id), has_history, size)
+    new_country = _seen(st.countries, country, has_history, size)
+    new_cp = _seen(st.counterparties, _short_or_none(txn.counterparty_id), has_history, size)
+    new_account = _seen(st.accounts, _short_or_none(txn.account_id), has_history, size)
 
     # --- amount vs own history (EW mean / variance of log amount, per txn type) -------------
     la = math.log1p(amount)
     type_code = _TYPE_CODE[txn_type]
-    stats = st["amt"].get(type_code)
+    stats = st.amount_stats.get(type_code)
     if stats is None:
         z = 0.0
-        st["amt"][type_code] = [1, round(la, 5), 0.0]
+        st.amount_stats[type_code] = [1, round(la, 5), 0.0]
     else:
         n, mean, var = stats
         k = config.zscore_prior_weight
@@ -569,29 +559,21 @@ def extract_into(txn: Transaction, st: dict[str, Any], config: FeatureConfig) ->
     }
 
 
-def copy_state(state: dict[str, Any]) -> dict[str, Any]:
+def copy_state(state: FeatureState) -> FeatureState:
     """A copy deep enough that ``extract_into`` never mutates the caller's record."""
-    if not state or state.get("v") not in (2, STATE_VERSION):
-        return new_state()
-    if state["v"] != STATE_VERSION:
-        state = copy_state({**state, "v": STATE_VERSION})  # deep enough to upgrade
-        state["v"] = 2
-        upgrade_state(state)
-        return state
-    return {
-        "v": STATE_VERSION,
-        "n": state["n"],
-        "last": state["last"],
-        "h": [list(b) for b in state["h"]],
-        "ht": list(state["ht"]),
-        "d": [list(b) for b in state["d"]],
-        "dt": list(state["dt"]),
-        "day": list(state["day"]),
-        "tiny": list(state["tiny"]),
-        "cr": [list(c) for c in state["cr"]],
-        "dev": list(state["dev"]),
-        "cty": list(state["cty"]),
-        "cp": list(state["cp"]),
-        "acct": list(state["acct"]),
-        "amt": {k: list(v) for k, v in state["amt"].items()},
-    }
+    return FeatureState(
+        count=state.count,
+        last_ts=state.last_ts,
+        buckets_1h=[list(b) for b in state.buckets_1h],
+        totals_1h=list(state.totals_1h),
+        buckets_24h=[list(b) for b in state.buckets_24h],
+        totals_24h=list(state.totals_24h),
+        same_day=list(state.same_day),
+        tiny_card_ts=list(state.tiny_card_ts),
+        credits=list(state.credits),
+        devices=list(state.devices),
+        countries=list(state.countries),
+        counterparties=list(state.counterparties),
+        accounts=list(state.accounts),
+        amount_stats={k: list(v) for k, v in state.amount_stats.items()},
+    )

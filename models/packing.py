@@ -1,9 +1,10 @@
-"""Compact binary encodings of numeric vectors for JSON state (base64 text).
+"""Compact binary encodings of numeric vectors kept in keyed state.
 
 A vector is written as its length (one byte), a 2-bit tag per value (0 = zero, 1 = one,
 2 = minus one, 3 = stored) and the stored values as little-endian float16 (``"e"``) or
 float32 (``"f"``). Model inputs are mostly zeros and 0/1 flags, so a 36-input row takes
-far fewer bytes than the 144 of dense float32 (docs/benchmarks.md).
+far fewer bytes than the 144 of dense float32, or the 324 of a MessagePack float list
+(docs/benchmarks.md). :func:`b64` turns such bytes into text for JSON-valued state.
 
 >>> import numpy as np
 >>> X = np.array([[0.0, 1.0, 2.5, -1.0, 0.0], [3.25, 0.0, 0.0, 0.0, 1.0]])
@@ -99,32 +100,6 @@ def unpack_vector(data: bytes, offset: int, dtype: str = "e") -> tuple[list[floa
         else:
             out.append(_FIXED[t])
     return out, pos
-
-
-def put_varint(buf: bytearray, value: int) -> None:
-    """Append a non-negative int as LEB128 (1 byte below 128).
-
-    >>> b = bytearray(); put_varint(b, 300); get_varint(bytes(b), 0)
-    (300, 2)
-    """
-    if value < 0:
-        raise ValueError("varint must be >= 0")
-    while value >= 0x80:
-        buf.append((value & 0x7F) | 0x80)
-        value >>= 7
-    buf.append(value)
-
-
-def get_varint(data: bytes, offset: int) -> tuple[int, int]:
-    """The varint at ``data[offset:]`` and the offset after it."""
-    value = shift = 0
-    while True:
-        b = data[offset]
-        offset += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, offset
-        shift += 7
 
 
 # Base64 with the digits written as punctuation: stored blobs never hold a digit run that

@@ -91,7 +91,13 @@ class KeyedState(Protocol):
 
 
 Valid = list[tuple[BaseModel, RawRecord]]
-StateFactory = Callable[[str], KeyedState]
+
+
+class StateFactory(Protocol):
+    """Makes a stage's keyed state: its table ``name`` and the type of its values (a record
+    type of :mod:`finpulse.streams.core.state_codec`, or ``Any`` for plain containers)."""
+
+    def __call__(self, name: str, value_type: Any = Any) -> KeyedState: ...
 
 
 class Stage(Protocol):

@@ -3,8 +3,8 @@
 
 >>> s = MemoryState("customers")
 >>> s.put("c-1", {"n": 1}, record=None)
->>> s.get("c-1"), s.get("c-2", {}), s.changelog()
-({'n': 1}, {}, [])
+>>> s.get("c-1"), s.get("c-2", {}), s.changelog(), s.codec.encode(s.get("c-1"))
+({'n': 1}, {}, [], b'\\x81\\xa1n\\x01')
 """
 
 from __future__ import annotations
@@ -12,19 +12,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
-
 from finpulse.streams.core.batch import Outgoing
 from finpulse.streams.core.decode import RawRecord
-
-_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z  # as faust.utils.json.dumps
+from finpulse.streams.core.state_codec import StateCodec
 
 
 class MemoryState:
-    """Plain dict state for offline replay and unit tests."""
+    """Plain dict state for offline replay and unit tests; ``codec`` is the one its values
+    would have on a changelog (sizes are measured with it)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, value_type: Any = Any) -> None:
         self.name = name
+        self.codec = StateCodec(name, value_type)
         self.data: dict[str, Any] = {}
 
     def get(self, key: str, default: Any = None) -> Any:

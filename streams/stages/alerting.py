@@ -34,6 +34,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+import msgspec
+
 from finpulse.config.policy import Policy
 from finpulse.models.alerts import Alert, AlertCandidate, Severity, alert_id
 from finpulse.models.silences import Silences
@@ -46,6 +48,26 @@ from finpulse.streams.stages.report_register import report_row
 log = logging.getLogger(__name__)
 
 STATE_NAME = "alert_state"
+
+
+class AlertState(msgspec.Struct, array_like=True):
+    """The open alert of one (rule, subject): its window and what was sent. Times are
+    ISO 8601 text, so an alert restored from the changelog keeps its events' offsets."""
+
+    alert_id: str
+    first_seen: str
+    until: str  # end of the suppression window
+    occurrences: int = 0
+    severity: str = "blue"
+    sent_severity: str | None = None  # the severity last published; None: not yet
+    window: str | None = None  # a windowed rule's window (e.g. the CST day of a report)
+
+    @classmethod
+    def from_legacy(cls, old: dict[str, Any]) -> AlertState:
+        """The record of the previous release (a JSON object with short keys)."""
+        return cls(
+            old["id"], old["first"], old["until"], old["n"], old["sev"], old["sent"], old.get("w")
+        )
 
 
 def alert_row(alert: Alert) -> tuple[Any, ...]:
@@ -107,45 +129,40 @@ class AlertStage:
         """Fold the candidates of one key; returns the latest version of each alert touched."""
         rule = self.policy.rule(cands[0].rule_id)
         window = timedelta(minutes=rule.suppression_minutes)
-        st = self.state.get(key)
-        if st is not None:
-            st.pop("recent", None)  # the re-delivery ids of earlier releases
+        st: AlertState | None = self.state.get(key)
         latest: dict[str, Alert] = {}
         changed = False
         for cand in cands:
             own = st
             if cand.window_key is not None:
-                if st is not None and cand.window_key < st.get("w", ""):  # a late event
+                if st is not None and cand.window_key < (st.window or ""):  # a late event
                     own = None
-                elif st is None or cand.window_key != st.get("w"):
+                elif st is None or cand.window_key != st.window:
                     own = st = None
-            elif st is not None and cand.ts >= datetime.fromisoformat(st["until"]):
+            elif st is not None and cand.ts >= datetime.fromisoformat(st.until):
                 own = st = None
             if own is None:
                 subject = f"{cand.subject_id}|{cand.fold_key}" if cand.fold_key else cand.subject_id
-                own = {
-                    "id": alert_id(
+                own = AlertState(
+                    alert_id=alert_id(
                         rule.id, cand.subject_type, subject, cand.window_key or cand.ts.isoformat()
                     ),
-                    "first": cand.ts.isoformat(),
-                    "until": (cand.ts + window).isoformat(),
-                    "n": 0,
-                    "sev": cand.severity.value,
-                    "sent": None,
-                }
-                if cand.window_key is not None:
-                    own["w"] = cand.window_key
+                    first_seen=cand.ts.isoformat(),
+                    until=(cand.ts + window).isoformat(),
+                    severity=cand.severity.value,
+                    window=cand.window_key,
+                )
                 if st is None:
                     st = own
-            own["n"] += 1
-            severity = max(Severity(own["sev"]), cand.severity, key=lambda s: s.rank)
-            n = own["n"]
+            own.occurrences += 1
+            n = own.occurrences
+            severity = max(Severity(own.severity), cand.severity, key=lambda s: s.rank)
             if rule.escalate_every and n > 1 and (n - 1) % rule.escalate_every == 0:
                 severity = severity.escalated()
             if severity.rank > rule.max_severity.rank:
                 severity = max(rule.max_severity, cand.severity, key=lambda s: s.rank)
-            own["sev"] = severity.value
-            sent = Severity(own["sent"]) if own["sent"] else None
+            own.severity = severity.value
+            sent = Severity(own.sent_severity) if own.sent_severity else None
             status = (
                 "new" if sent is None else ("escalated" if severity.rank > sent.rank else "updated")
             )
@@ -154,9 +171,9 @@ class AlertStage:
             ):
                 status = "silenced"
                 self.silenced += 1
-            alert = latest[own["id"]] = self._alert(own, rule, cand, severity, status)
+            alert = latest[own.alert_id] = self._alert(own, rule, cand, severity, status)
             if status in ("new", "escalated"):
-                own["sent"] = severity.value
+                own.sent_severity = severity.value
                 out.messages.append(
                     Outgoing(ALERTS, alert.alert_id.encode(), alert.model_dump_json().encode())
                 )
@@ -169,10 +186,10 @@ class AlertStage:
         return list(latest.values())
 
     def _alert(
-        self, st: dict[str, Any], rule: Any, cand: AlertCandidate, severity: Severity, status: str
+        self, st: AlertState, rule: Any, cand: AlertCandidate, severity: Severity, status: str
     ) -> Alert:
         return Alert(
-            alert_id=st["id"],
+            alert_id=st.alert_id,
             status=status,
             rule_id=rule.id,  # type: ignore[arg-type]
             domain=cand.domain,
@@ -181,9 +198,9 @@ class AlertStage:
             subject_id=cand.subject_id,
             owner=rule.owner,
             route=f"{rule.route}:{rule.owner}",
-            first_seen=datetime.fromisoformat(st["first"]),
+            first_seen=datetime.fromisoformat(st.first_seen),
             last_seen=cand.ts,
-            occurrences=st["n"],
+            occurrences=st.occurrences,
             source_event_id=cand.source_event_id,
             score=cand.score,
             reason_codes=cand.reason_codes,

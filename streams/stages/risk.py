@@ -9,10 +9,11 @@ same partition as the transaction): the pending inputs are looked up by
 ``ref_event_id``, the supervised model learns, online metrics and drift detectors are
 updated, and the ``risk_scores`` row is re-written with its label.
 
-State: ONE keyed record per customer (``risk_customers``: ``{"f": feature state,
-"p": pending, "lv": large-value day ledger}``), written once per customer per batch. The
-large-value features (:mod:`finpulse.models.large_value`) are added to the features. The
-models live in the worker and are checkpointed as ``model_checkpoints`` rows; the first
+State: ONE keyed record per customer (``risk_customers``: a :class:`RiskCustomer`, its
+feature state, its pending scored transactions and its large-value day ledger), written once
+per customer per batch. The large-value features (:mod:`finpulse.models.large_value`) are
+added to the features. The models live in the worker and are checkpointed as
+``model_checkpoints`` rows; the first
 batch restores the latest.
 
 >>> from finpulse.config.settings import Settings
@@ -31,11 +32,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+import msgspec
+
 from finpulse.config.settings import Settings
 from finpulse.models.alerts import AlertCandidate
 from finpulse.models.evaluation import DriftMonitor, OnlineEvaluator
 from finpulse.models.events import Feedback, FeedbackKind, Transaction
-from finpulse.models.features import FeatureConfig, extract_into
+from finpulse.models.features import FeatureConfig, FeatureState, extract_into
 from finpulse.models.ids import no_card_runs
 from finpulse.models.large_value import LargeValueConfig, day_features, new_ledger
 from finpulse.models.online import RiverHalfSpaceTrees
@@ -52,6 +55,8 @@ from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE, 
 from finpulse.streams.core.batch import KeyedState
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.stages import risk_pending as pending_entry
+from finpulse.streams.stages.risk_legacy import pending_entries as legacy_pending_entries
+from finpulse.streams.stages.risk_pending import PendingScore
 
 if TYPE_CHECKING:
     from finpulse.streams.core.batch import BatchOutput, StateFactory, Valid
@@ -64,6 +69,25 @@ LABELS = {FeedbackKind.FRAUD_CONFIRMED: 1, FeedbackKind.FRAUD_CLEARED: 0}
 
 # A function that turns one scored transaction into alert candidates (rules + score alert).
 CandidateFn = Callable[[Transaction, dict[str, Any], RiskAssessment], list[AlertCandidate]]
+
+
+class RiskCustomer(msgspec.Struct, array_like=True):
+    """A customer's risk state: features and the scored transactions awaiting a label."""
+
+    features: FeatureState = msgspec.field(default_factory=FeatureState)
+    pending: list[PendingScore] = msgspec.field(default_factory=list)
+    # the large-value day ledger (finpulse.models.large_value), None until it holds something
+    large_value: dict[str, Any] | None = None
+
+    @classmethod
+    def from_legacy(cls, old: dict[str, Any]) -> RiskCustomer:
+        """The record of the previous release (a JSON object), feature state and pending
+        entries migrated (docs/delivery-guarantees.md)."""
+        return cls(
+            features=FeatureState.from_legacy(old.get("f") or {}),
+            pending=legacy_pending_entries(old.get("p") or []),
+            large_value=old.get("lv"),
+        )
 
 
 class RiskModels:
@@ -132,7 +156,7 @@ class RiskStage:
     # ------------------------------------------------------------------------------ process
     def process(self, kind: str, batch: Valid, out: BatchOutput) -> None:
         started = time.perf_counter()
-        records: dict[str, dict[str, Any]] = {}
+        records: dict[str, RiskCustomer] = {}
         last_record: dict[str, RawRecord] = {}
         if kind == "transaction":
             scored = []
@@ -141,7 +165,7 @@ class RiskStage:
                 txn = cast(Transaction, event)
                 cid = txn.customer_id
                 rec = self._record(records, cid)
-                features = extract_into(txn, rec["f"], cfg)
+                features = extract_into(txn, rec.features, cfg)
                 if self.large_value is not None:
                     features.update(self._large_value(txn, rec, features["cross_border"]))
                 scored.append((txn, features, rec))
@@ -167,28 +191,28 @@ class RiskStage:
         self.seconds += time.perf_counter() - started
 
     def _large_value(
-        self, txn: Transaction, rec: dict[str, Any], cross_border: bool
+        self, txn: Transaction, rec: RiskCustomer, cross_border: bool
     ) -> dict[str, Any]:
         """The large-value features; the ledger is kept only once it holds something."""
-        ledger = rec.get("lv") or new_ledger()
+        ledger = rec.large_value or new_ledger()
         assert self.large_value is not None
         features = day_features(txn, ledger, self.large_value, cross_border)
         if ledger["d"] is not None:
-            rec["lv"] = ledger
+            rec.large_value = ledger
         return features
 
-    def _record(self, records: dict[str, dict[str, Any]], cid: str) -> dict[str, Any]:
+    def _record(self, records: dict[str, RiskCustomer], cid: str) -> RiskCustomer:
         """The batch's record of ``cid``, read once per batch. Re-delivered events never get
         here: the pipeline's one guard skips them (finpulse.streams.worker.pipeline)."""
         rec = records.get(cid)
         if rec is None:
             # updated in place: a failed batch is re-run after the worker restarts from the
             # changelog, which never saw the partial update
-            rec = records[cid] = _load(self.state.get(cid))
+            rec = records[cid] = self.state.get(cid) or RiskCustomer()
         return rec
 
     def _score_batch(
-        self, scored: list[tuple[Transaction, dict[str, Any], dict[str, Any]]], out: BatchOutput
+        self, scored: list[tuple[Transaction, dict[str, Any], RiskCustomer]], out: BatchOutput
     ) -> None:
         """Score a batch with the model as of its start, then let the anomaly part learn it."""
         m = self.m
@@ -205,10 +229,9 @@ class RiskStage:
         keep = self.settings.risk_pending_max
         score_rows = []
         annotations = out.annotations
-        times: list[int] = []
-        metas: list[list[Any]] = []
-        for (txn, f, _rec), a, amount, vel in zip(
-            scored, assessments, amounts, velocity, strict=True
+        expired = 0
+        for (txn, f, rec), a, amount, vel, inputs in zip(
+            scored, assessments, amounts, velocity, packed, strict=True
         ):
             ts_s = txn.ts.timestamp()
             ts_ms = int(ts_s * 1000)
@@ -255,33 +278,29 @@ class RiskStage:
             )
             if self.candidates is not None:
                 out.candidates.extend(self.candidates(txn, f, a))
-            times.append(ts_ms)
-            metas.append(meta)
-        out.add_rows(RISK_SCORES_TABLE, score_rows)
-        blobs = pending_entry.encode_many(
-            times,
-            packed,
-            [a.score for a in assessments],
-            [a.anomaly for a in assessments],
-            [a.supervised for a in assessments],
-            [a.reason_codes for a in assessments],
-            metas,
-        )
-        expired = 0
-        for (txn, _f, rec), a, blob, ts_ms in zip(scored, assessments, blobs, times, strict=True):
-            pending = rec["p"]
-            pending_entry.append(pending, txn.event_id, blob, a.model_version)
+            pending = rec.pending
+            pending_entry.append(
+                pending,
+                pending_entry.scored(
+                    eid, ts_ms, inputs, a.score, a.anomaly, a.supervised, reasons, meta,
+                    a.model_version,
+                ),
+            )  # fmt: skip
             expired += pending_entry.prune(pending, ts_ms - ttl_ms, keep)
+        out.add_rows(RISK_SCORES_TABLE, score_rows)
         self.counts["pending_expired"] += expired
 
-    def _label(self, fb: Feedback, rec: dict[str, Any], out: BatchOutput) -> bool:
+    def _label(self, fb: Feedback, rec: RiskCustomer, out: BatchOutput) -> bool:
         """Learn from one fraud label; True if it matched a pending transaction."""
         y = LABELS[fb.kind]
-        entry = pending_entry.pop(rec["p"], fb.ref_event_id)
-        if entry is None:
+        popped = pending_entry.pop(rec.pending, fb.ref_event_id)
+        if popped is None:
             self.counts["labels_unmatched"] += 1
             return False
-        eid, ts_ms, inputs, score, anomaly, supervised, reasons, version, meta = entry
+        entry, version = popped
+        eid, ts_ms, inputs = entry.event_id, entry.ts_ms, entry.inputs()
+        score, anomaly, supervised = entry.score, entry.anomaly, entry.supervised
+        reasons, meta = entry.reasons(), entry.meta()
         m = self.m
         x = dict(zip(SUPERVISED_NAMES, inputs, strict=True))
         before = m.model.supervised.score_one(x)
@@ -343,18 +362,6 @@ class RiskStage:
         log.info("checkpoint %s (%d labels, %d scored)", version, m.labels, m.scored)
 
 
-def _load(rec: dict[str, Any] | None) -> dict[str, Any]:
-    """A customer's record as stored, or a new one; entries of the previous format are
-    rewritten (a rolling upgrade restores them from the changelog)."""
-    if rec is None:
-        return {"f": {}, "p": []}
-    rec.pop("o", None)  # the per-customer offset guard of earlier releases
-    pending = rec["p"]
-    if pending and not isinstance(pending[0], str) and len(pending[0]) > 2:
-        pending_entry.upgrade(pending)
-    return rec
-
-
 def _metric_rows(m: RiskModels, ts: datetime) -> list[tuple[Any, ...]]:
     rows = []
     millis = int(ts.timestamp() * 1000)
@@ -407,7 +414,8 @@ def risk_stages(
     fn = risk_candidates(engine) if engine is not None else None
     config = FeatureConfig.from_parameters(engine.policy.parameters) if engine else None
     large_value = engine.large_value if engine else None
+    customers = state(STATE_NAME, RiskCustomer)
     stage = RiskStage(
-        settings, state(STATE_NAME), config, store, candidates=fn, large_value=large_value
+        settings, customers, config, checkpoints=store, candidates=fn, large_value=large_value
     )
     return (stage,)

@@ -31,7 +31,7 @@ worker processes used (``/proc``), which stays comparable when other processes l
 machine; wall-clock ``events_per_s`` does not.
 
 ``scoring_events_per_s`` is the scoring path alone (:mod:`finpulse.streams.tools.bench_scoring`, in
-process); ``bytes_per_customer`` the JSON size of all keyed state per customer after an
+process); ``bytes_per_customer`` the encoded size of all keyed state per customer after an
 offline replay (:func:`finpulse.streams.tools.bench_scoring.state_bytes_per_customer`).
 
 >>> percentile_row({"p50_ms": 12.0, "p95_ms": 30.5, "p99_ms": 41.0})
@@ -538,7 +538,7 @@ def summary(
         "alert_p95_ms": fixed.alert_p95_ms if fixed else None,
         "alert_p99_ms": fixed.alert_p99_ms if fixed else None,
         "scoring_events_per_s": scoring_events_per_s,
-        "bytes_per_customer": bytes_per_customer,  # JSON state (changelog) per customer
+        "bytes_per_customer": bytes_per_customer,  # encoded state (changelog) per customer
         # the same state as Python objects (deep size), per 100k customers
         "memory_mb_per_100k_customers": memory_mb_per_100k_customers,
         "two_workers_events_per_s": by_name["saturation-2"].events_per_s

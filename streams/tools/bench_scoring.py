@@ -19,6 +19,8 @@ import sys
 import time
 from typing import Any
 
+import msgspec
+
 from finpulse.config.policy import load_policy
 from finpulse.config.settings import Settings
 from finpulse.models.events import Transaction
@@ -82,27 +84,27 @@ if __name__ == "__main__":  # pragma: no cover
 def state_bytes_per_customer(
     n_events: int = 30_000, n_customers: int = 2000, seed: int = 1, batch: int = 500
 ) -> dict[str, Any]:
-    """JSON bytes of every stage's keyed state after an offline replay, per customer seen.
+    """Bytes of every stage's keyed state after an offline replay, per customer seen.
 
-    This is what the changelog topics hold (and what a restart restores), per customer;
-    per-partition state is included, amortized over the customers. ``bytes_*`` count
-    ``json.dumps`` defaults (", " and ": "); ``changelog_bytes_per_customer`` counts them
-    as Faust's JSON codec writes them (no spaces). ``memory_bytes_*`` is
-    the same state as resident Python objects (:func:`deep_size`), which take several times
-    more than their JSON.
+    ``bytes_per_customer`` counts the values as the state codec writes them to the changelog
+    topics (:mod:`finpulse.streams.core.state_codec`; what a restart restores); per-partition
+    state is included, amortized over the customers. ``risk_record_bytes_max`` is the
+    largest customer record of the risk stage. ``memory_bytes_*`` is the same state as
+    resident Python objects (:func:`deep_size`), which take several times more.
 
     >>> r = state_bytes_per_customer(n_events=1500, n_customers=100)
     >>> r["customers"] > 50 and r["memory_bytes_per_customer"] > r["bytes_per_customer"] > 0
     True
     """
     from finpulse.streams.core.topics import INPUT_TOPICS
+    from finpulse.streams.stages.risk import STATE_NAME as RISK_STATE
     from finpulse.streams.worker.app import default_stages
     from finpulse.streams.worker.pipeline import Pipeline
 
     states: dict[str, MemoryState] = {}
 
-    def factory(name: str) -> MemoryState:
-        states[name] = MemoryState(name)
+    def factory(name: str, value_type: Any = Any) -> MemoryState:
+        states[name] = MemoryState(name, value_type)
         return states[name]
 
     settings = Settings(restore_model_checkpoints=False, satisfaction_checkpoint_every=0)
@@ -126,12 +128,8 @@ def state_bytes_per_customer(
             pending = {}
     for topic, records in pending.items():
         pipeline.process(INPUT_TOPICS[topic], records)
-    by_state = {
-        name: sum(len(json.dumps(v)) for _k, v in st.items()) for name, st in states.items()
-    }
-    compact = sum(
-        len(json.dumps(v, separators=(",", ":"))) for st in states.values() for _k, v in st.items()
-    )
+    sizes = {name: [len(st.codec.encode(v)) for _k, v in st.items()] for name, st in states.items()}
+    by_state = {name: sum(s) for name, s in sizes.items()}
     memory_by_state = {name: deep_size(st.data) for name, st in states.items()}
     total = sum(by_state.values())
     n = len(customers)
@@ -140,7 +138,7 @@ def state_bytes_per_customer(
         "customers": n,
         "bytes_per_customer": round(total / n),
         "bytes_by_state": by_state,
-        "changelog_bytes_per_customer": round(compact / n),
+        "risk_record_bytes_max": max(sizes[RISK_STATE], default=0),
         "memory_bytes_per_customer": round(memory / n),
         "memory_bytes_by_state": memory_by_state,
         "memory_mb_per_100k_customers": round(memory / n * 100_000 / 1e6, 1),
@@ -169,4 +167,6 @@ def deep_size(obj: Any) -> int:
             stack.extend(o.values())
         elif isinstance(o, list | tuple | set):
             stack.extend(o)
+        elif isinstance(o, msgspec.Struct):
+            stack.extend(getattr(o, f) for f in o.__struct_fields__)
     return total

@@ -39,8 +39,9 @@ from finpulse.models.report_calendar import WorkingDayCalendar
 from finpulse.sinks.checkpoints import ClickHouseCheckpoints
 from finpulse.streams.core.batch import Outgoing, Stage, StateFactory
 from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.state_codec import StateCodec
 from finpulse.streams.core.topics import INPUT_TOPICS
-from finpulse.streams.stages.alerting import STATE_NAME, AlertStage
+from finpulse.streams.stages.alerting import STATE_NAME, AlertStage, AlertState
 from finpulse.streams.stages.risk import risk_stages
 from finpulse.streams.stages.rules import RuleEngine, RuleStage
 from finpulse.streams.stages.service.stage import service_stages
@@ -103,7 +104,7 @@ def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
         service,
         RuleStage(engine),
         service_context,
-        AlertStage(policy, state(STATE_NAME)),
+        AlertStage(policy, state(STATE_NAME, AlertState)),
     )
 
 
@@ -147,15 +148,17 @@ def build_app(settings: Settings) -> faust.App:
 
     tables: dict[str, FaustTableState] = {}
 
-    def faust_state(name: str) -> FaustTableState:
+    def faust_state(name: str, value_type: Any = Any) -> FaustTableState:
         if name not in tables:
-            # Keys and values are JSON (Faust's default for non-model types).
+            # Keys are JSON (Faust's default); values are restored as bytes and decoded by
+            # the state codec (finpulse.streams.core.state_codec) on first read.
             table = app.Table(
                 name,
                 default=None,
                 partitions=settings.topic_partitions,
+                value_type=bytes,
             )
-            tables[name] = FaustTableState(table)
+            tables[name] = FaustTableState(table, StateCodec(name, value_type))
         return tables[name]
 
     pipeline = Pipeline(settings, default_stages, state=faust_state)

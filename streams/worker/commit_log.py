@@ -20,7 +20,11 @@ incomplete set (ignored) and no table record of that commit: the state is the pr
 commit's, whole. Either way every stage resumes from the same point, and the re-delivered
 events are decided again, or skipped, by one guard.
 
->>> records = [Outgoing("app-risk-changelog", b'"c1"', b'{"n":2}', 0),
+Log entries are :class:`LogEntry` records in the state codec
+(:mod:`finpulse.streams.core.state_codec`); the records they carry keep their encoded bytes.
+
+>>> from finpulse.streams.core.state_codec import encode
+>>> records = [Outgoing("app-risk-changelog", b'"c1"', encode({"n": 2}), 0),
 ...            Outgoing("app-alert-changelog", b'"r|c1"', None, 0)]
 >>> [e.key for e in log_entries(records, "app-finpulse_commits-changelog", epoch=7)]
 [b'0:0']
@@ -37,9 +41,11 @@ import logging
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any, Protocol
 
+import msgspec
 import orjson
 
 from finpulse.streams.core.batch import Outgoing
+from finpulse.streams.core.state_codec import StateCodec, encode
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,27 @@ TABLE_NAME = "finpulse_commits"
 # A log entry holds at most this many bytes of records (a broker's default message limit
 # is 1 MiB); a partition's changes of one commit take as many entries as they need.
 CHUNK_BYTES = 512 * 1024
+
+
+class LogEntry(msgspec.Struct, array_like=True):
+    """One chunk of a partition's records of one commit: ``(changelog topic, key, value)``,
+    key and value as the table's changelog has them (``None`` value: a delete)."""
+
+    epoch: int
+    chunks: int
+    records: list[tuple[str, bytes, bytes | None]]
+
+    @classmethod
+    def from_legacy(cls, old: dict[str, Any]) -> LogEntry:
+        """An entry of an earlier release (a JSON object with the records inline as JSON)."""
+        records = [
+            (topic, orjson.dumps(key), None if value is None else orjson.dumps(value))
+            for topic, key, value in old["r"]
+        ]
+        return cls(epoch=old["e"], chunks=old["n"], records=records)
+
+
+_ENTRIES = StateCodec(TABLE_NAME, LogEntry)
 
 
 def log_entries(records: Sequence[Outgoing], topic: str, epoch: int) -> list[Outgoing]:
@@ -61,20 +88,10 @@ def log_entries(records: Sequence[Outgoing], topic: str, epoch: int) -> list[Out
     for partition, recs in by_partition.items():
         chunks = _chunks(recs)
         for i, chunk in enumerate(chunks):
-            body = {
-                "e": epoch,
-                "n": len(chunks),
-                "r": [
-                    [
-                        r.topic,
-                        orjson.Fragment(r.key or b"null"),
-                        None if r.value is None else orjson.Fragment(r.value),
-                    ]
-                    for r in chunk
-                ],
-            }
+            carried = [(r.topic, r.key or b"null", r.value) for r in chunk]
+            body = LogEntry(epoch, len(chunks), carried)
             key = f"{partition}:{i}".encode()
-            entries.append(Outgoing(topic, key, orjson.dumps(body), partition))
+            entries.append(Outgoing(topic, key, encode(body), partition))
     return entries
 
 
@@ -96,20 +113,23 @@ class RedoTarget(Protocol):
     table's own changelog gets the records a crash kept from it (else a second crash, once
     later commits have replaced the log entries, would lose them)."""
 
-    def redo(self, key: Any, value: Any, partition: int) -> None: ...
+    def redo(self, key: Any, value: bytes | None, partition: int) -> None: ...
 
 
 class DictTarget:
-    """A plain dict as a redo target (offline and in tests): nothing to republish."""
+    """A plain dict as a redo target (offline and in tests): values decoded by ``codec``,
+    nothing to republish."""
 
-    def __init__(self, data: MutableMapping[Any, Any]) -> None:
+    def __init__(self, data: MutableMapping[Any, Any], codec: StateCodec | None = None) -> None:
         self.data = data
+        self.codec = codec or StateCodec("dict")
 
-    def redo(self, key: Any, value: Any, partition: int) -> None:
-        if value is None:
+    def redo(self, key: Any, value: bytes | None, partition: int) -> None:
+        decoded = None if value is None else self.codec.decode(value)
+        if decoded is None:
             self.data.pop(key, None)
         else:
-            self.data[key] = value
+            self.data[key] = decoded
 
 
 def redo(
@@ -129,21 +149,22 @@ def redo(
         if first is None:
             continue
         chunks = [first] + [
-            _entry(entries.get(f"{partition}:{i}".encode())) for i in range(1, first["n"])
+            _entry(entries.get(f"{partition}:{i}".encode())) for i in range(1, first.chunks)
         ]
-        if any(c is None or c["e"] != first["e"] for c in chunks):
+        if any(c is None or c.epoch != first.epoch for c in chunks):
             log.info("partition %d: the last commit's log is incomplete; not redone", partition)
             continue
         for chunk in chunks:
             assert chunk is not None
-            for topic, key, value in chunk["r"]:
+            for topic, key, value in chunk.records:
                 target = targets.get(topic)
                 if target is None:
                     continue  # a table this worker no longer has
-                target.redo(key, value, partition)
+                target.redo(orjson.loads(key), value, partition)
                 applied += 1
     return applied
 
 
-def _entry(raw: bytes | None) -> dict[str, Any] | None:
-    return None if raw is None else orjson.loads(raw)  # type: ignore[no-any-return]
+def _entry(raw: bytes | None) -> LogEntry | None:
+    entry: LogEntry | None = None if raw is None else _ENTRIES.decode(raw)
+    return entry

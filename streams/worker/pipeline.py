@@ -58,13 +58,13 @@ class Pipeline:
         self.settings = settings
         self.states: list[KeyedState] = []
 
-        def make_state(name: str) -> KeyedState:
-            self.states.append(state(name))
+        def make_state(name: str, value_type: Any = Any) -> KeyedState:
+            self.states.append(state(name, value_type))
             return self.states[-1]
 
         # The one re-delivery guard: per input partition, the last offset applied of each
         # kind, committed with every stage's state (finpulse.streams.worker.commit_log).
-        self.offsets = make_state(OFFSETS_STATE)
+        self.offsets = make_state(OFFSETS_STATE, dict[str, int])
         self.stages: Sequence[Stage] = stages(settings, make_state)
         self.counts: Counter[str] = Counter()
         # Input guard (hardening): PCI DSS masking and the future clock-skew limit. Offline

@@ -6,8 +6,10 @@ table's in-memory store up to date and collects the changes, one record per key 
 value wins); :meth:`FaustTableState.changelog` hands them to the committer, which publishes
 them after the rows and messages they account for and before the input is acknowledged.
 That skips Faust's per-write path (``on_key_set`` → ``send_soon`` → its producer buffer),
-which was costly at saturation (docs/benchmarks.md), and writes the same records: JSON key and value
-(Faust's json codec, orjson), ``None`` value to delete, on ``<app>-<table>-changelog``.
+which was costly at saturation (docs/benchmarks.md). Records on ``<app>-<table>-changelog``:
+the key as JSON (Faust's key codec), the value in the state codec
+(:mod:`finpulse.streams.core.state_codec`, MessagePack), ``None`` to delete. Faust restores
+the values as bytes; each is decoded into its record on first read.
 """
 
 from __future__ import annotations
@@ -19,17 +21,18 @@ import orjson
 
 from finpulse.streams.core.batch import Outgoing
 from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.state_codec import StateCodec
 from finpulse.streams.worker.faust_adapter import memory_store
-
-_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z  # as faust.utils.json.dumps
 
 
 class FaustTableState:
-    """A Faust table (memory store, changelog-backed, restored on restart)."""
+    """A Faust table (memory store, changelog-backed, restored on restart) whose values are
+    decoded and encoded by ``codec``."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, codec: StateCodec | None = None) -> None:
         self.table = table
         self.name = table.name
+        self.codec = codec or StateCodec(table.name)
         self._store: dict[Any, Any] | None = None
         self._changes: dict[tuple[int, str], Any] = {}
 
@@ -42,7 +45,14 @@ class FaustTableState:
         return self._store
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self._data.get(key, default)
+        value = self._data.get(key)
+        if type(value) is bytes:  # as restored from the changelog: decoded once
+            value = self.codec.decode(value)
+            if value is None:
+                del self._data[key]
+            else:
+                self._data[key] = value
+        return default if value is None else value
 
     def put(self, key: str, value: Any, record: RawRecord | None) -> None:
         self._data[key] = value
@@ -52,9 +62,9 @@ class FaustTableState:
         self._data.pop(key, None)
         self._changes[(_partition(record), key)] = None
 
-    def redo(self, key: str, value: Any, partition: int) -> None:
-        """Set ``key`` as the commit log has it, and publish it with the next commit (see
-        :class:`finpulse.streams.worker.commit_log.RedoTarget`)."""
+    def redo(self, key: str, value: bytes | None, partition: int) -> None:
+        """Set ``key`` to the encoded ``value`` the commit log has, and publish it with the next
+        commit (see :class:`finpulse.streams.worker.commit_log.RedoTarget`)."""
         if value is None:
             self._data.pop(key, None)
         else:
@@ -62,18 +72,19 @@ class FaustTableState:
         self._changes[(partition, key)] = value
 
     def items(self) -> Iterator[tuple[str, Any]]:
-        return iter(list(self._data.items()))
+        keys = list(self._data)
+        return ((k, v) for k in keys if (v := self.get(k)) is not None)
 
     def changelog(self) -> list[Outgoing]:
         if not self._changes:
             return []
         topic = self.table.changelog_topic.get_topic_name()
-        dumps = orjson.dumps
+        dumps, encode = orjson.dumps, self.codec.encode
         messages = [
             Outgoing(
                 topic,
                 dumps(key),
-                None if value is None else dumps(value, option=_JSON_OPTIONS),
+                value if value is None or type(value) is bytes else encode(value),
                 partition,
             )
             for (partition, key), value in self._changes.items()

@@ -9,9 +9,20 @@ from typing import Any
 import pytest
 
 from finpulse.models.events import Transaction
-from finpulse.models.features import FEATURE_NAMES, FeatureConfig, extract, extract_into, new_state
+from finpulse.models.features import (
+    FEATURE_NAMES,
+    FeatureConfig,
+    FeatureState,
+    extract,
+    extract_into,
+    short_token,
+)
 from finpulse.models.risk import model_inputs
+from finpulse.streams.core.state_codec import StateCodec
+from finpulse.streams.core.state_codec import encode as encode_state
 from tests.factories import encode, transaction
+
+CODEC = StateCodec("risk_features", FeatureState)
 
 T0 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)  # 10:00 local (UTC+8), a Monday
 CFG = FeatureConfig()
@@ -192,35 +203,34 @@ def test_json_round_trip_of_state_gives_identical_features_and_state_stays_small
         plain.append(f)
     tripped, state2 = [], None
     for t in txns:
-        f, state2 = extract(t, json.loads(json.dumps(state2)) if state2 else None, CFG)
+        f, state2 = extract(t, CODEC.decode(encode_state(state2)) if state2 else None, CFG)
         tripped.append(f)
     assert tripped == plain
-    assert len(json.dumps(state)) <= 2048
+    assert len(encode_state(state)) <= 2048  # the record as the changelog holds it
 
 
 def test_extract_does_not_modify_its_input_and_extract_into_does():
     _, state = extract(txn(0), None, CFG)
-    frozen = json.dumps(state)
+    frozen = encode_state(state)
     extract(txn(60), state, CFG)
-    assert json.dumps(state) == frozen
+    assert encode_state(state) == frozen
     extract_into(txn(60), state, CFG)
-    assert json.dumps(state) != frozen
-    assert new_state()["n"] == 0
+    assert encode_state(state) != frozen
+    assert FeatureState().count == 0
 
 
-def test_a_version_2_state_is_upgraded_and_extract_leaves_it_unchanged():
-    v2 = {
-        "v": 2, "n": 2, "last": T0.timestamp(),
-        "h": [[int(T0.timestamp() // 300), 2, 250.5, 0.0, 250.5]], "ht": [2, 250.5, 0.0, 250.5],
-        "d": [[int(T0.timestamp() // 3600), 2, 250.5, 0, 0, 0.0, 250.5]],
-        "dt": [2, 250.5, 0, 0, 0.0, 250.5], "day": [None, 0.0, 0.0], "tiny": [], "cr": [],
-        "dev": ["d-1"], "cty": ["CN"], "cp": [], "acct": ["a-1"],
-        "amt": {"card_payment": [2, 4.8, 0.01]},
+def test_a_state_of_the_previous_release_is_migrated_and_older_ones_start_fresh():
+    slot, hour = int(T0.timestamp() // 300), int(T0.timestamp() // 3600)
+    v3 = {
+        "v": 3, "n": 2, "last": T0.timestamp(),
+        "h": [[slot, 2, 0, 25050]], "ht": [2, 0, 25050],
+        "d": [[hour, 2, 0, 0, 0, 25050]], "dt": [2, 0, 0, 0, 25050],
+        "day": [None, 0, 0], "tiny": [], "cr": [],
+        "dev": [short_token("d-1")], "cty": ["CN"], "cp": [], "acct": [short_token("a-1")],
+        "amt": {"4": [2, 4.8, 0.01]},
     }  # fmt: skip
-    before = json.dumps(v2)
-    f, st = extract(txn(60, amount=100), v2, CFG)
-    assert json.dumps(v2) == before and st["v"] == 3
+    st = CODEC.decode(json.dumps(v3).encode())  # as the changelog of the previous release has it
+    f, _ = extract(txn(60, amount=100), st, CFG)
     assert (f["txn_count_1h"], f["txn_sum_1h_cny"], f["history_count"]) == (3, 350.5, 2)
     assert not f["new_device"] and not f["new_account"]
-    inplace = json.loads(before)
-    assert extract_into(txn(60, amount=100), inplace, CFG) == f and inplace == st
+    assert CODEC.decode(json.dumps({**v3, "v": 2}).encode()) == FeatureState()

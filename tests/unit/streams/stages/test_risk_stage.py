@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import base64
 import itertools
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 import pytest
 
 from finpulse.config.policy import load_policy
 from finpulse.config.settings import Settings
 from finpulse.models.alerts import Severity
-from finpulse.models.risk import SUPERVISED_NAMES
 from finpulse.sinks.checkpoints import MemoryCheckpoints
 from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE, RISK_SCORES_TABLE
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.core.state import MemoryState
 from finpulse.streams.core.topics import FEEDBACK, TRANSACTIONS
-from finpulse.streams.stages import risk_pending as pending_entry
-from finpulse.streams.stages.risk import STATE_NAME, RiskStage, risk_stages
+from finpulse.streams.stages.risk import STATE_NAME, RiskCustomer, RiskStage, risk_stages
 from finpulse.streams.stages.rules import RuleEngine
 from finpulse.streams.worker.pipeline import Pipeline
 from tests.factories import encode, feedback, transaction
@@ -31,8 +26,8 @@ COLS = RISK_SCORES_TABLE.columns
 
 
 class CountingState(MemoryState):
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
+    def __init__(self, name: str, value_type: Any = Any) -> None:
+        super().__init__(name, value_type)
         self.puts: list[str] = []
 
     def put(self, key: str, value: Any, record: RawRecord | None) -> None:
@@ -72,8 +67,8 @@ def label(ref: str, customer: str, at_s: float, fraud: bool) -> dict[str, Any]:
 def make(**over: Any) -> tuple[Pipeline, RiskStage, dict[str, CountingState]]:
     states: dict[str, CountingState] = {}
 
-    def factory(name: str) -> CountingState:
-        return states.setdefault(name, CountingState(name))
+    def factory(name: str, value_type: Any = Any) -> CountingState:
+        return states.setdefault(name, CountingState(name, value_type))
 
     pipeline = Pipeline(settings(**over), stages=risk_stages, state=factory)
     stage = pipeline.stages[0]
@@ -115,7 +110,7 @@ def test_label_joins_the_pending_transaction_and_rewrites_its_row():
     assert (row_d["event_id"], row_d["label"], row_d["row_version"]) == ("t-1", 1, 1)
     assert row_d["ts"] == T0  # same ReplacingMergeTree key as the scored row
     assert states[STATE_NAME].puts == ["c-7"]
-    assert states[STATE_NAME].get("c-7")["p"] == []  # no longer pending
+    assert states[STATE_NAME].get("c-7").pending == []  # no longer pending
     metrics = {(r[2], r[3]) for r in out.rows[MODEL_METRICS_TABLE]}
     assert ("risk", "labels") in metrics and ("risk", "recall_yellow") in metrics
     # the same label re-delivered (same offset) is skipped; sent again (a new offset), it
@@ -218,77 +213,42 @@ def test_model_score_alerts_come_from_the_policy_thresholds():
     assert cand.model_version == "risk-v1+0"
 
 
-def _legacy_inputs(values: dict[int, float]) -> str:
-    """Model inputs as the previous format stored them: base64 of dense float32."""
-    x = np.zeros(len(SUPERVISED_NAMES), dtype=np.float32)
-    for i, v in values.items():
-        x[i] = v
-    return base64.b64encode(x.tobytes()).decode()
+# A customer's record as the previous release wrote it to the changelog (JSON; two card
+# payments of 120.50 at T0 - 60 s and T0 - 30 s, device d-1, account a-1, counterparty shop-1).
+LEGACY_RECORD = (
+    b'{"f":{"v":3,"n":2,"last":1796003970.0,"h":[[5986679,2,0,24100]],"ht":[2,0,24100],'
+    b'"d":[[498889,2,0,0,0,24100]],"dt":[2,0,0,0,24100],"day":[20787,0,0],"tiny":[],"cr":[],'
+    b'"dev":["gjpkgmco"],"cty":["CN"],"cp":["polilkbh"],"acct":["gfmkmkin"],'
+    b'"amt":{"4":[2,4.79991,0.0]}},"p":["AaBGLSqiARFUwJoMAIknAQGSXgAk.z.AAADAABAAzUSMOYw(zURwQm'
+    b'LLzUQ t-old-0",["AdC*LSqiARFUwJoMAIknAgKSXgAk//.AAADAABAAzURYAGU.ZTx:RXBC%sKMOX#F t-old-1",'
+    b'"risk-v1+0"]]}'
+)
 
 
-def _legacy_record(ms: int, token: Any) -> dict[str, Any]:
-    """A ``risk_customers`` record exactly as the previous worker version wrote it
-    (``token``: the pipeline's account tokenizer)."""
-    s = ms / 1000
-    meta = ["private", "individual", "app", "transfer", 12345.678901, 2, 5]
-    return {
-        "f": {
-            "v": 2, "n": 5, "last": s,
-            "h": [[int(s // 300), 2, 300.10000000000002, 0.0, 300.10000000000002]],
-            "ht": [2, 300.10000000000002, 0.0, 300.10000000000002],
-            "d": [[int(s // 3600), 5, 900.3, 0, 0, 100.0, 800.3]],
-            "dt": [5, 900.3, 0, 0, 100.0, 800.3],
-            "day": [None, 0.0, 0.0], "tiny": [], "cr": [[s, token("payer-1")]],
-            "dev": ["d-1"], "cty": ["CN"], "cp": [token("shop-1")], "acct": [token("a-1")],
-            "amt": {"card_payment": [4, 4.802979842, 0.012345678], "fx": [1, 3.3, 0.0]},
-        },
-        "p": [
-            ["t-old-1", ms - 60_000, _legacy_inputs({0: 9.42, 8: 1.0, 35: 0.693}), 61.2345,
-             0.4321, 0.7777, ["amount_cny", "new_device"], "risk-v1+0", meta],
-            ["t-old-2", ms, _legacy_inputs({0: 5.5}), 3.5, 0.25, None, [], "risk-v1+3",
-             ["retail", "individual", "pos", "card_payment", None, 1, 1]],
-        ],
-    }  # fmt: skip
-
-
-def test_state_restored_in_the_previous_format_keeps_labels_and_history():
-    """Rolling upgrade: a record from the old changelog is read, its pending entries still
-    match labels (row re-written with the stored values), the feature history goes on, and
-    the record is written back in the new format."""
+def test_a_record_of_the_previous_release_keeps_its_history_and_its_pending_labels():
+    """Upgrade: a JSON record restored from the changelog is migrated on read: its pending
+    entries still match labels (the row re-written with the stored values), the feature
+    history goes on, and the record is written back as a typed record."""
     pipeline, stage, states = make()
-    ms = int(T0.timestamp() * 1000)
-    states[STATE_NAME].data["c-5"] = _legacy_record(ms, pipeline.masker.account)
-    out = pipeline.process("feedback", records(FEEDBACK, [label("t-old-1", "c-5", 30, True)]))
+    state = states[STATE_NAME]
+    state.data["c-5"] = state.codec.decode(LEGACY_RECORD)  # as FaustTableState.get does
+    out = pipeline.process("feedback", records(FEEDBACK, [label("t-old-0", "c-5", 30, True)]))
     assert stage.counts["labels"] == 1 and stage.m.model.supervised.n_seen == [0, 1]
     (row,) = out.rows[RISK_SCORES_TABLE]
     r = dict(zip(COLS, row, strict=True))
     assert r["ts"] == T0 - timedelta(seconds=60) and (r["label"], r["row_version"]) == (1, 1)
-    assert (r["segment"], r["customer_type"], r["channel"], r["txn_type"]) == (
-        "private", "individual", "app", "transfer",
+    assert (r["segment"], r["channel"], r["txn_type"], r["amount_cny"]) == (
+        "retail", "pos", "card_payment", 120.5,
     )  # fmt: skip
-    assert (r["amount_cny"], r["txn_count_1h"], r["txn_count_24h"]) == (12345.678901, 2, 5)
-    assert (r["score"], r["anomaly"], r["supervised"]) == (61.2345, 0.4321, 0.7777)
-    assert r["reason_codes"] == ["amount_cny", "new_device"]
-    assert r["model_version"] == "risk-v1+0"
-    stored = states[STATE_NAME].get("c-5")
-    assert [type(e) for e in stored["p"]] == [list]  # new format: ["<blob> <eid>", version]
-
-    # the feature history continues: same device, account and counterparty are not new
-    t = txn(9, 120, customer_id="c-5", counterparty_id="shop-1", account_id="a-1")
+    assert (r["model_version"], r["txn_count_1h"]) == ("risk-v1+0", 1)
+    t = txn(9, 0, customer_id="c-5", counterparty_id="shop-1", account_id="a-1", device_id="d-1")
+    t.update(txn_type="card_payment", amount=120.5)
     out = pipeline.process("transaction", records(TRANSACTIONS, [t]))
     f = out.annotations["t-9"]["features"]
-    assert f["history_count"] == 5 and f["txn_count_1h"] == 3
+    assert f["history_count"] == 2 and f["txn_count_1h"] == 3
     assert not (f["new_device"] or f["new_counterparty"] or f["new_account"])
-    assert abs(f["amount_zscore"]) < 3  # card payment stats carried over (log 120.5 ~ 4.8)
-    assert states[STATE_NAME].get("c-5")["f"]["v"] == 3
-
-    out = pipeline.process("feedback", records(FEEDBACK, [label("t-old-2", "c-5", 200, False)]))
-    (row,) = out.rows[RISK_SCORES_TABLE]
-    r = dict(zip(COLS, row, strict=True))
-    assert (r["event_id"], r["amount_cny"], r["supervised"], r["model_version"]) == (
-        "t-old-2", None, None, "risk-v1+3",
-    )  # fmt: skip
-    assert stage.counts["labels"] == 2 and stage.counts["labels_unmatched"] == 0
-    pending = states[STATE_NAME].get("c-5")["p"]
-    assert [pending_entry.entry_eid(e) for e in pending] == ["t-9"]
-    assert len(json.dumps(pending)) < 100
+    assert abs(f["amount_zscore"]) < 1  # the card payment statistics carried over
+    stored = state.get("c-5")
+    assert isinstance(stored, RiskCustomer)
+    assert [e.event_id for e in stored.pending] == ["t-old-1", "t-9"]
+    assert state.codec.decode(state.codec.encode(stored)) == stored

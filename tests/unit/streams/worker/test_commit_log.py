@@ -9,15 +9,17 @@ import orjson
 import pytest
 
 from finpulse.streams.core.batch import Outgoing
+from finpulse.streams.core.state_codec import StateCodec, encode
 from finpulse.streams.worker import commit_log
 from finpulse.streams.worker.commit_log import DictTarget, log_entries, redo
 from finpulse.streams.worker.table_state import FaustTableState
 
 RISK, ALERTS = "app-risk-changelog", "app-alert-changelog"
+CODEC = StateCodec("any")
 
 
 def _record(topic: str, key: str, value: object, partition: int = 0) -> Outgoing:
-    encoded = None if value is None else orjson.dumps(value)
+    encoded = None if value is None else encode(value)
     return Outgoing(topic, orjson.dumps(key), encoded, partition)
 
 
@@ -30,7 +32,7 @@ def _recover(published: list[Outgoing]) -> dict[str, dict[object, object]]:
             if m.value is None:
                 stores[m.topic].pop(key, None)
             else:
-                stores[m.topic][key] = orjson.loads(m.value)
+                stores[m.topic][key] = CODEC.decode(m.value)
     return stores
 
 
@@ -104,3 +106,17 @@ def test_what_redo_applied_is_published_again_so_a_second_crash_cannot_lose_it()
     after_second_crash = _recover(published)
     redo(_entries(published), {0}, _targets(after_second_crash))
     assert after_second_crash[RISK] == {"c1": {"n": 3}, "c2": {"n": 7}}
+
+
+def test_a_log_entry_of_the_previous_release_is_still_redone() -> None:
+    """Entries were JSON objects with the records inline; an upgrade redoes them."""
+    legacy = orjson.dumps({"e": 5, "n": 1, "r": [[RISK, "c1", {"n": 9}], [ALERTS, "r|c1", None]]})
+    stores: dict[str, dict[object, object]] = {RISK: {}, ALERTS: {"r|c1": {"n": 1}}}
+    assert redo({b"0:0": legacy}, {0}, _targets(stores)) == 2
+    assert stores == {RISK: {"c1": {"n": 9}}, ALERTS: {}}
+
+
+def test_an_unreadable_log_entry_is_logged_and_not_redone() -> None:
+    stores: dict[str, dict[object, object]] = {RISK: {"c1": {"n": 1}}}
+    assert redo({b"0:0": b"\xc1"}, {0}, _targets(stores)) == 0
+    assert stores == {RISK: {"c1": {"n": 1}}}

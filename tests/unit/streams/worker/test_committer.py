@@ -15,6 +15,7 @@ from finpulse.sinks.base import Sink
 from finpulse.sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES, TRANSACTIONS_TABLE
 from finpulse.streams.core.batch import BatchOutput, KeyedState, Outgoing
 from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.state_codec import encode
 from finpulse.streams.worker.app import default_stages
 from finpulse.streams.worker.pipeline import Pipeline
 from finpulse.streams.worker.runtime import Runtime
@@ -232,7 +233,7 @@ def test_the_deferred_changelog_is_taken_with_its_group_one_record_per_key():
     pipeline = Pipeline(
         Settings(),
         stages=stages,
-        state=lambda name: FaustTableState(fake_table(name)),
+        state=lambda name, value_type=Any: FaustTableState(fake_table(name)),
     )
     state = states["customers"]
     raw = RawRecord("finpulse.transactions", 0, 0, b"{}")
@@ -256,9 +257,9 @@ def test_the_deferred_changelog_is_taken_with_its_group_one_record_per_key():
         await asyncio.gather(first, second, third)
         changelog = [(m.key, m.value) for m in published if m.topic == CHANGELOG]
         assert changelog == [
-            (b'"c-1"', b'{"n":1}'),  # the first flush: the state after its only batch
-            (b'"c-1"', b'{"n":3}'),  # the second: each key once, as after its last batch
-            (b'"c-2"', b'{"n":1}'),
+            (b'"c-1"', encode({"n": 1})),  # the first flush: the state after its only batch
+            (b'"c-1"', encode({"n": 3})),  # the second: each key once, as after its last batch
+            (b'"c-2"', encode({"n": 1})),
         ]
         await runtime.close()
 
