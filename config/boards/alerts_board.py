@@ -39,6 +39,8 @@ ORDER BY owner, {SEVERITY_ORDER_SQL} DESC""",
             "respond_p50_min:number respond_p90_min:number resolved:number "
             "resolve_p50_min:number resolve_p90_min:number past_target:number",
             kind="table",
+            thresholds=((0, "green"), (1, "red")),
+            color_column="past_target",
             description="Alerts first fired in the range: minutes from the first firing to "
             "the first acknowledge, assign or resolve (respond) and to the resolution; "
             "past_target counts those answered late or still waiting beyond the owner's "
