@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ConsoleRole = Literal["viewer", "analyst"]
+# Minutes an owner team has to respond to (acknowledge, assign or resolve) an alert; '*' for
+# every team not listed. The Alerts board and its alert rule are built from this mapping.
+DEFAULT_RESPONSE_TARGETS: dict[str, float] = {"*": 60.0}
 
 
 class ConsoleAccount(BaseModel):
@@ -261,9 +264,9 @@ class Settings(BaseSettings):
     console_login_window_s: float = Field(300.0, gt=0)
     console_refresh_s: int = Field(15, ge=0, description="the inbox reloads itself (0 = never)")
     response_target_minutes: dict[str, float] = Field(
-        default_factory=lambda: {"*": 60.0},
-        description="per owner team: minutes to acknowledge an alert ('*' for the rest); "
-        "alerts open longer are past target on the Alerts board",
+        default_factory=lambda: dict(DEFAULT_RESPONSE_TARGETS),
+        description="per owner team: minutes to respond to an alert (acknowledge, assign or "
+        "resolve; '*' for the rest); alerts waiting longer are past target on the Alerts board",
     )
 
     # --- local embedded stack (make demo, tests) ------------------------------------------------

@@ -153,7 +153,7 @@ def _grafana(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "build":
         from finpulse.config.boards.build import build
 
-        print(json.dumps({"changed": build(args.root)}))
+        print(json.dumps({"changed": build(args.root, settings.response_target_minutes)}))
         return 0
     from finpulse.config.boards.grafana_api import GrafanaError
     from finpulse.config.boards.publish import PublishError, publish

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from finpulse.config.settings import Settings
+from finpulse.models.actions import AlertAction, action_id
 from finpulse.sinks.clickhouse import make_client
 from finpulse.sinks.migrate import migrate
 from finpulse.sinks.rollups import refresh_rollups
+from finpulse.streams.console.store import ConsoleStore
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.core.topics import FEEDBACK, INTERACTIONS, TRANSACTIONS
 from finpulse.streams.worker.app import default_stages
@@ -78,6 +80,7 @@ def make_events(now: datetime, n_txn: int = 700, n_int: int = 360) -> dict[str, 
                 first_contact_resolution=None if i % 3 == 0 else i % 2 == 0,
             )
         )
+    txns += overdue_large_value(now)
     fbs = []
     for i, it in enumerate(inters):
         if i % 3 == 0:
@@ -109,6 +112,27 @@ def make_events(now: datetime, n_txn: int = 700, n_int: int = 360) -> dict[str, 
             )
         )
     return {"transaction": txns, "interaction": inters, "feedback": fbs}
+
+
+OVERDUE_DAYS_AGO = 12  # beyond five working days whatever the calendar says
+
+
+def overdue_large_value(now: datetime) -> list[dict]:
+    """Two same-day cash deposits of one customer (30,000 + 25,000 RMB: a cumulative cash
+    report) twelve days ago, so the register holds a report past its deadline."""
+    day = now - timedelta(days=OVERDUE_DAYS_AGO)
+    return [
+        f.transaction(
+            ts=(day + timedelta(minutes=k)).isoformat(),
+            customer_id="c-overdue",
+            account_id="a-overdue",
+            txn_type="cash_deposit",
+            direction="credit",
+            channel="branch",
+            amount=amount,
+        )
+        for k, amount in enumerate((30000.0, 25000.0))
+    ]
 
 
 MALFORMED = [b"{not json", b"[1, 2]", b"\xff\xfe", b'{"event_id": "x"}']
@@ -154,7 +178,68 @@ def fill_through_pipeline(settings: Settings, now: datetime) -> dict[str, Any]:
         refresh_rollups(client, settings.clickhouse_database)
     finally:
         client.close()
-    return {"events": events, "malformed": len(MALFORMED), "published": published}
+    actions = act_on_alerts(settings, datetime.now(UTC))
+    return {
+        "events": events,
+        "malformed": len(MALFORMED),
+        "published": published,
+        "actions": actions,
+    }
+
+
+# What on-call staff did, by the alert's place in (first_seen, alert_id) order: respond after
+# 5 minutes and resolve after 30; respond after 90 (late for a 60-minute target); assign after
+# 10; nothing. An action later than ``now`` has not happened yet.
+RESPONSES: tuple[tuple[tuple[str, int], ...], ...] = (
+    (("acknowledge", 5), ("resolve", 30)),
+    (("acknowledge", 90),),
+    (("assign", 10),),
+    (),
+)
+
+
+def act_on_alerts(settings: Settings, now: datetime) -> list[AlertAction]:
+    """Record console actions (through the console's own store) on the stored alerts."""
+    client = make_client(settings)
+    try:
+        result = client.query(
+            "SELECT alert_id, rule_id, owner, severity, subject_type, subject_id, customer_id, "
+            f"source_event_id, first_seen FROM {settings.clickhouse_database}.alerts FINAL "
+            "ORDER BY first_seen, alert_id"
+        )
+    finally:
+        client.close()
+    alerts = [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+    store = ConsoleStore(settings)
+    store.connect()
+    try:
+        done = []
+        for i, alert in enumerate(alerts):
+            for action, minutes in RESPONSES[i % len(RESPONSES)]:
+                ts = alert["first_seen"].replace(tzinfo=UTC) + timedelta(minutes=minutes)
+                if ts > now:
+                    continue
+                act = AlertAction(
+                    action_id=action_id(alert["alert_id"], "ana", action, "board-data"),
+                    ts=ts,
+                    actor="ana",
+                    action=action,
+                    alert_id=alert["alert_id"],
+                    rule_id=alert["rule_id"],
+                    owner=alert["owner"],
+                    severity=alert["severity"],
+                    subject_type=alert["subject_type"],
+                    subject_id=alert["subject_id"],
+                    customer_id=alert["customer_id"],
+                    source_event_id=alert["source_event_id"],
+                    assignee="ana" if action == "assign" else None,
+                    reason="handled" if action == "resolve" else "",
+                )
+                store.record(act)
+                done.append(act)
+        return done
+    finally:
+        store.close()
 
 
 async def fill_consumer_lag(rt: Runtime, now: datetime, workers: int = 2) -> None:

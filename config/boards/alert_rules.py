@@ -11,17 +11,20 @@ notification policy routes on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from finpulse.config.boards.catalog import FOLDER_TITLE
 from finpulse.config.boards.pipeline_health import LAG_ALERT_S
 from finpulse.config.boards.query import DATASOURCE_UID, ClickHouseQuery, Format
+from finpulse.config.boards.response_times import past_target_condition, triaged_sql
 from finpulse.config.boards.spec import (
     COMPLAINT_DECISION_DAYS,
     SERVICE_LEVEL_SECONDS,
     SERVICE_LEVEL_TARGET,
 )
+from finpulse.config.settings import DEFAULT_RESPONSE_TARGETS
 
 GROUP = "finpulse"
 GROUP_INTERVAL = "1m"
@@ -45,7 +48,7 @@ class RuleSpec:
     label_columns: tuple[str, ...] = ()  # string columns: one alert instance per value
 
 
-RULES: tuple[RuleSpec, ...] = (
+_FIXED_RULES: tuple[RuleSpec, ...] = (
     RuleSpec(
         uid="finpulse-service-level",
         title=f"Service level below {SERVICE_LEVEL_TARGET:.0%} in {SERVICE_LEVEL_SECONDS} s",
@@ -186,6 +189,38 @@ ORDER BY model""",
 )
 
 
+def response_target_rule(targets: Mapping[str, float]) -> RuleSpec:
+    """Alerts still waiting for a response beyond their owner's target, one instance per
+    owner (the Alerts board's "past target" panel, counted)."""
+    return RuleSpec(
+        uid="finpulse-response-target",
+        title="Alerts waiting past their owner's response target",
+        sql=f"""SELECT owner, count() AS past_target
+FROM ({triaged_sql(targets)})
+WHERE {past_target_condition()}
+GROUP BY owner
+ORDER BY owner""",
+        value_column="past_target",
+        op="gt",
+        threshold=0,
+        severity="orange",
+        domain="service",
+        summary="{{ $labels.owner }} has alerts without a response beyond its target "
+        "(FINPULSE_RESPONSE_TARGET_MINUTES): see the Alerts board.",
+        window_s=3600,
+        for_="0s",
+        label_columns=("owner",),
+    )
+
+
+def rules(response_targets: Mapping[str, float] = DEFAULT_RESPONSE_TARGETS) -> tuple[RuleSpec, ...]:
+    """Every provisioned rule, the response-target one with these targets."""
+    return (*_FIXED_RULES, response_target_rule(response_targets))
+
+
+RULES = rules()
+
+
 def rule_json(rule: RuleSpec) -> dict[str, Any]:
     """One rule in the file-provisioning format (query A, reduce B, threshold C)."""
     query = ClickHouseQuery(rule.sql, Format.TABLE, "A").to_json()
@@ -233,7 +268,9 @@ def rule_json(rule: RuleSpec) -> dict[str, Any]:
     }
 
 
-def rules_file() -> dict[str, Any]:
+def rules_file(
+    response_targets: Mapping[str, float] = DEFAULT_RESPONSE_TARGETS,
+) -> dict[str, Any]:
     """``provisioning/alerting/rules.yaml``."""
     return {
         "apiVersion": 1,
@@ -243,7 +280,7 @@ def rules_file() -> dict[str, Any]:
                 "name": GROUP,
                 "folder": FOLDER_TITLE,
                 "interval": GROUP_INTERVAL,
-                "rules": [rule_json(r) for r in RULES],
+                "rules": [rule_json(r) for r in rules(response_targets)],
             }
         ],
     }

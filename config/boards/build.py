@@ -11,15 +11,17 @@ committed, and a test regenerates them and fails on any drift.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from finpulse.config.boards import alert_rules, provisioning
-from finpulse.config.boards.catalog import BOARDS
+from finpulse.config.boards.catalog import boards
 from finpulse.config.boards.render import dashboard_json, dumps
 from finpulse.config.deployment import compose_spec
+from finpulse.config.settings import DEFAULT_RESPONSE_TARGETS
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +54,15 @@ def repo_root() -> Path:
     return checkout if (checkout / "pyproject.toml").exists() else Path.cwd()
 
 
-def generated_files() -> dict[str, str]:
-    """Relative path -> content of every generated file."""
-    files = {f"{GRAFANA_DIR}/dashboards/{b.uid}.json": dumps(dashboard_json(b)) for b in BOARDS}
+def generated_files(
+    response_targets: Mapping[str, float] = DEFAULT_RESPONSE_TARGETS,
+) -> dict[str, str]:
+    """Relative path -> content of every generated file (boards and alert rules with these
+    response targets)."""
+    files = {
+        f"{GRAFANA_DIR}/dashboards/{b.uid}.json": dumps(dashboard_json(b))
+        for b in boards(response_targets)
+    }
     prov = f"{GRAFANA_DIR}/provisioning"
     src = "config/boards/provisioning.py"
     files[f"{prov}/datasources/finpulse.yaml"] = to_yaml(provisioning.datasource_file(), src)
@@ -62,17 +70,19 @@ def generated_files() -> dict[str, str]:
     files[f"{prov}/alerting/contact-points.yaml"] = to_yaml(provisioning.contact_points_file(), src)
     files[f"{prov}/alerting/policies.yaml"] = to_yaml(provisioning.policies_file(), src)
     files[f"{prov}/alerting/rules.yaml"] = to_yaml(
-        alert_rules.rules_file(), "config/boards/alert_rules.py"
+        alert_rules.rules_file(response_targets), "config/boards/alert_rules.py"
     )
     files["docker-compose.yml"] = to_yaml(compose_spec(), "config/deployment.py")
     return files
 
 
-def build(root: Path | None = None) -> list[str]:
+def build(
+    root: Path | None = None, response_targets: Mapping[str, float] = DEFAULT_RESPONSE_TARGETS
+) -> list[str]:
     """Write the generated files under ``root``; returns the paths that changed."""
     root = root or repo_root()
     changed = []
-    for rel, text in generated_files().items():
+    for rel, text in generated_files(response_targets).items():
         path = root / rel
         if path.exists() and path.read_text() == text:
             continue

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from finpulse.config.boards import (
     alerts_board,
     model_health,
@@ -15,15 +17,25 @@ from finpulse.config.boards import (
     service_risk,
 )
 from finpulse.config.boards.spec import BoardSpec
+from finpulse.config.settings import DEFAULT_RESPONSE_TARGETS
 
-BOARDS: tuple[BoardSpec, ...] = (
-    risk_overview.BOARD,
-    service_quality.BOARD,
-    alerts_board.BOARD,
-    model_health.BOARD,
-    service_risk.BOARD,
-    pipeline_health.BOARD,
-)
+
+def boards(
+    response_targets: Mapping[str, float] = DEFAULT_RESPONSE_TARGETS,
+) -> tuple[BoardSpec, ...]:
+    """Every board; the Alerts board with these response targets (setting
+    ``response_target_minutes``)."""
+    return (
+        risk_overview.BOARD,
+        service_quality.BOARD,
+        alerts_board.board(response_targets),
+        model_health.BOARD,
+        service_risk.BOARD,
+        pipeline_health.BOARD,
+    )
+
+
+BOARDS = boards()
 
 # Tables the panels read that other branches are adding; a panel on one of these is checked
 # against ClickHouse once the table exists (the tests list which ones are still pending).

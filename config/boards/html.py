@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from finpulse.config.boards.catalog import BOARDS
+from finpulse.config.boards.catalog import boards
 from finpulse.config.boards.macros import expand
 from finpulse.config.boards.render import colour
 from finpulse.config.boards.spec import SEVERITY_COLOURS, VARIABLES, BoardSpec, PanelSpec
@@ -374,7 +374,10 @@ def write_board_html(
         end = end or _latest_event(client) or datetime.now(UTC)
         start = end - timedelta(seconds=settings.board_range_s)
         interval = choose_interval(start, end)
-        results = [(b, run_board(client, b, start, end, interval)) for b in BOARDS]
+        results = [
+            (b, run_board(client, b, start, end, interval))
+            for b in boards(settings.response_target_minutes)
+        ]
     finally:
         if own:
             client.close()

@@ -44,9 +44,18 @@ def _call_macros(sql: str, name: str, render: Callable[[str], str]) -> str:
 _VAR = re.compile(r"\$\{(\w+)(?::(\w+))?\}|\$(?!__)(\w+)")
 
 
+def sql_string(value: str) -> str:
+    """A ClickHouse string literal.
+
+    >>> print(sql_string("o'neil"))
+    'o\\'neil'
+    """
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def _format(values: Sequence[str], fmt: str | None) -> str:
     if fmt == "singlequote":
-        return ",".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values)
+        return ",".join(sql_string(v) for v in values)
     if fmt in (None, "raw", "csv"):
         return ",".join(values)
     raise MacroError(f"unsupported variable format {fmt!r}")

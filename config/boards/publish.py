@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from finpulse.config.boards import alert_rules, provisioning
-from finpulse.config.boards.catalog import BOARDS, FOLDER_TITLE, FOLDER_UID
+from finpulse.config.boards.catalog import FOLDER_TITLE, FOLDER_UID, boards
 from finpulse.config.boards.grafana_api import GrafanaClient
 from finpulse.config.boards.render import dashboard_json
 from finpulse.config.settings import Settings
@@ -128,7 +128,7 @@ def publish(
         mark("datasource", ds["uid"], False)
 
     # dashboards: the endpoint upserts by uid with overwrite
-    for board in BOARDS:
+    for board in boards(settings.response_target_minutes):
         api.post(
             "/api/dashboards/db",
             {
@@ -142,7 +142,7 @@ def publish(
 
     # alert rules
     rules = "/api/v1/provisioning/alert-rules"
-    for spec in alert_rules.RULES:
+    for spec in alert_rules.rules(settings.response_target_minutes):
         rule = {
             **alert_rules.rule_json(spec),
             "folderUID": FOLDER_UID,

@@ -13,6 +13,10 @@ from finpulse.config.boards.spec import (
 )
 
 ALERT_FILTERS = f"{var_in_or_none('segment')} AND {var_in_or_none('channel')}"
+CST = "Asia/Shanghai"  # report days and deadlines are China Standard Time days
+# The register does not know which reports were filed: an overdue report is shown (red)
+# for this many days after its deadline.
+OVERDUE_SHOWN_DAYS = 30
 
 BOARD = BoardSpec(
     uid="finpulse-risk-overview",
@@ -102,19 +106,29 @@ LIMIT 20""",
         ),
         PanelSpec(
             "Large-value reports due",
-            f"""SELECT alert_id, rule_id, customer_id, severity,
-       first_seen, toString(report_due) AS due_date,
-       dateDiff('day', today(), toDate(report_due)) AS days_left
-FROM alerts FINAL
-WHERE domain = 'compliance' AND isNotNull(report_due)
-  AND $__timeFilter(first_seen) AND {ALERT_FILTERS}
-ORDER BY due_date, alert_id
-LIMIT 100""",
-            "alert_id:text rule_id:text customer_id:text severity:severity first_seen:time "
-            "due_date:text days_left:number",
+            f"""SELECT toString(report_due) AS due_date,
+       dateDiff('day', toDate($__toTime, '{CST}'), report_due) AS days_left,
+       criterion, article, direction, currency_class, customer_id,
+       segment AS customer_segment, toString(report_day) AS transaction_day,
+       total, transaction_count, calendar, report_id
+FROM large_value_reports FINAL
+WHERE report_day <= toDate($__toTime, '{CST}')
+  AND report_due >= toDate($__toTime, '{CST}') - {OVERDUE_SHOWN_DAYS}
+  AND {var_in_or_none("segment")}
+ORDER BY report_due, report_day, report_id
+LIMIT 200""",
+            "due_date:text days_left:number criterion:text article:text direction:text "
+            "currency_class:text customer_id:text customer_segment:text "
+            "transaction_day:text total:number transaction_count:number calendar:text "
+            "report_id:text",
             kind="table",
-            thresholds=((0, "red"), (1, "orange"), (3, "yellow"), (5, "blue")),
+            description="The large-value report register (PBoC Order 2016 No. 3, Art. 5), "
+            "earliest deadline first: days_left counts calendar days from the range end "
+            f"(China Standard Time) to report_due; overdue in red, for {OVERDUE_SHOWN_DAYS} "
+            "days after the deadline. total is RMB, or USD for currency_class fx.",
+            thresholds=((0, "red"), (0, "orange"), (1, "yellow"), (3, "green")),
             color_column="days_left",
+            w=24,
         ),
     ),
 )

@@ -116,13 +116,15 @@ class _Run:
         self.rng = _rng(seed, "traffic")
         self.pop = build_population(_rng(seed, "population"), seed, sim.n_customers)
         plan_rng = _rng(seed, "patterns")
-        self.tf = TxnFactory(self.rng, seed, self.pop)
+        # each kind of event draws from its own stream: a change in how transactions are
+        # made leaves the service stream (and its outages' contacts) as it was
+        self.tf = TxnFactory(_rng(seed, "transactions"), seed, self.pop)
         self.fb = FeedbackFactory(_rng(seed, "feedback"), seed)
         planner = PatternPlanner(plan_rng, seed, sim.start_ms, sim.span_ms, self.pop, self.tf)
         counts = pattern_counts(sim.n_events, sim.span_ms)
         outage_list = planner.outages(counts["channel_outage"])
         self.outages = Outages(outage_list)
-        self.itf = InteractionFactory(self.rng, seed, self.outages)
+        self.itf = InteractionFactory(_rng(seed, "interactions"), seed, self.outages)
         planner.itf = self.itf
         self.instances: list[PatternInstance] = planner.plan(counts)
         for o in self.outages.items:

@@ -3,6 +3,7 @@ ClickHouse filled by the pipeline, self-contained, and really drawn by headless 
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import subprocess
@@ -73,12 +74,15 @@ def test_board_html_is_self_contained_and_has_every_panel(board_db, tmp_path):
     for board in BOARDS:
         assert board.title.replace("×", "×") in text
         for panel in board.panels:
-            assert re.escape(panel.title) and panel.title.replace("&", "&amp;") in text
+            assert html.escape(panel.title) in text
     assert "<script" not in text and "<link" not in text and "@import" not in text
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)
     assert "url(" not in text
     assert text.count("<svg") >= 8 and "<table>" in text
     assert "query failed" not in text
+    # the test data's overdue large-value report, its days_left cell in red
+    red = SEVERITY_COLOURS["red"]
+    assert re.search(f'<td style="background:{red};color:#111">-[0-9]+</td>', text)
     # panels on pending tables say so instead of failing
     for t in PENDING_TABLES & {"risk_scores", "alerts", "model_metrics"}:
         assert f"waiting for table {t}" in text

@@ -229,3 +229,107 @@ def test_status_prints_the_latest_lag_panel(filled):
         "events/s",
         "at",
     ]
+
+
+def _panel(title: str) -> PanelSpec:
+    return next(p for b in BOARDS for p in b.panels if p.title == title)
+
+
+def _run_panel(filled, title: str) -> list[dict]:
+    spec = _panel(title)
+    sql = expand(spec.sql, filled["now"] - timedelta(days=30), filled["now"], 3600, ALL)
+    res = filled["client"].query(sql)
+    return [dict(zip(res.column_names, r, strict=True)) for r in res.result_rows]
+
+
+def _triage_truth(filled) -> dict[str, dict]:
+    """Per sent alert: owner, severity, first firing, and the first response / resolution
+    among the actions the test data recorded (Python, not SQL)."""
+    rows = (
+        filled["client"]
+        .query(
+            f"SELECT alert_id, owner, severity, first_seen FROM {filled['db']}.alerts FINAL "
+            "WHERE status != 'silenced'"
+        )
+        .result_rows
+    )
+    truth = {
+        a: {"owner": o, "severity": s, "first": f.replace(tzinfo=UTC), "resp": None, "res": None}
+        for a, o, s, f in rows
+    }
+    for act in filled["data"]["actions"]:
+        t = truth[act.alert_id]
+        if act.state and (t["resp"] is None or act.ts < t["resp"]):
+            t["resp"] = act.ts
+        if act.state == "resolved" and (t["res"] is None or act.ts < t["res"]):
+            t["res"] = act.ts
+    return truth
+
+
+def test_response_time_panels_agree_with_the_recorded_actions(filled):
+    truth = _triage_truth(filled)
+    now = filled["now"].replace(microsecond=0)
+    target = timedelta(minutes=60)  # the default '*' target the committed board carries
+    assert filled["data"]["actions"], "the test data acts on some alerts"
+
+    past = {a for a, t in truth.items() if t["resp"] is None and now - t["first"] > target}
+    assert past, "some alerts wait beyond their target in the test data"
+    rows = _run_panel(filled, "Alerts past their owner's response target")
+    assert {r["alert_id"] for r in rows} <= past and len(rows) == min(len(past), 100)
+    assert all(r["waiting_min"] > r["target_min"] == 60 for r in rows)
+
+    rule = next(r for r in RULES if r.uid == "finpulse-response-target")
+    sql = expand(rule.sql, now - timedelta(hours=1), now, 60, ALL)
+    by_owner = dict(filled["client"].query(sql).result_rows)
+    expected: dict[str, int] = {}
+    for a in past:
+        expected[truth[a]["owner"]] = expected.get(truth[a]["owner"], 0) + 1
+    assert by_owner == expected
+
+    open_rows = {r["owner"]: r for r in _run_panel(filled, "Open alerts by age")}
+    open_truth: dict[str, int] = {}
+    for t in truth.values():
+        if t["res"] is None:
+            open_truth[t["owner"]] = open_truth.get(t["owner"], 0) + 1
+    assert {o: r["open_alerts"] for o, r in open_rows.items()} == open_truth
+    bands = ("age_under_15m", "age_15m_1h", "age_1h_4h", "age_4h_24h", "age_over_24h")
+    assert all(sum(r[b] for b in bands) == r["open_alerts"] for r in open_rows.values())
+    assert any(r["age_1h_4h"] for r in open_rows.values()), "the data spans three hours"
+
+    stats = _run_panel(filled, "Response times by owner and severity")
+    in_range = [t for t in truth.values() if t["first"] >= now - timedelta(days=30)]
+    for row in stats:
+        group = [
+            t for t in in_range if (t["owner"], t["severity"]) == (row["owner"], row["severity"])
+        ]
+        assert row["alerts"] == len(group)
+        assert row["responded"] == sum(t["resp"] is not None for t in group)
+        assert row["resolved"] == sum(t["res"] is not None for t in group)
+        waits = [(t["resp"] or now) - t["first"] for t in group]
+        assert row["past_target"] == sum(w > target for w in waits)
+        minutes = {
+            round((t["resp"] - t["first"]).total_seconds() / 60, 1) for t in group if t["resp"]
+        }
+        if minutes:
+            assert row["respond_p50_min"] in minutes and row["respond_p90_min"] in minutes
+            assert row["respond_p50_min"] <= row["respond_p90_min"]
+        else:
+            assert row["respond_p50_min"] is None
+    assert sum(r["alerts"] for r in stats) == len(in_range)
+
+
+def test_large_value_reports_due_lists_the_register_by_deadline(filled):
+    rows = _run_panel(filled, "Large-value reports due")
+    register = (
+        filled["client"]
+        .query(f"SELECT count() FROM {filled['db']}.large_value_reports FINAL")
+        .result_rows[0][0]
+    )
+    assert register >= 2 and len(rows) == register
+    dues = [r["due_date"] for r in rows]
+    assert dues == sorted(dues)
+    overdue = [r for r in rows if r["days_left"] < 0]
+    assert [r["customer_id"] for r in overdue] == ["c-overdue"]
+    assert overdue[0]["criterion"] == "cash" and overdue[0]["transaction_count"] == 2
+    assert overdue[0]["total"] == Decimal("55000.00")
+    assert all(r["days_left"] >= 0 for r in rows[1:])

@@ -9,7 +9,7 @@ from finpulse.streams.tools.evaluate_service import partition_of, service_figure
 
 
 def test_short_run_detects_its_outage_without_false_alarms():
-    figs = service_figures(1, n_events=8000, sim_span_s=7200, n_customers=500)
+    figs = service_figures(1, n_events=12000, sim_span_s=5400, n_customers=500)
     [outage] = figs["outages"]
     assert outage["channel"] == "chat"
     assert 0 < outage["detection_delay_min"] <= 5
