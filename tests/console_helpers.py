@@ -60,7 +60,7 @@ def start_console(env: Any) -> LiveConsole:
 
 
 def large_cash(customer: str, amount: float = 60000) -> dict[str, Any]:
-    """A cash deposit over the large-value threshold: a ``large_cash_single`` alert."""
+    """A cash deposit over the large-value threshold: a ``large_value.cash`` alert."""
     return f.transaction(
         customer_id=customer,
         txn_type="cash_deposit",

@@ -44,7 +44,7 @@ def transaction_rows(run: str, n: int) -> list[tuple[Any, ...]]:
     """
     now = datetime.now(UTC)
     fixed = ("individual", "retail", "a-1", Decimal("120.50"), "CNY", "debit", "card_payment")
-    tail = ("pos", None, None, None, None, "d-1", "CN", 1)
+    tail = ("pos", None, None, None, None, "d-1", "CN", 1, 0)  # ..., schema_version, cash
     rows = []
     for i in (next(_ids) for _ in range(n)):
         rows.append((f"{run}-t{i}", now, f"c-{i % 97}", *fixed, *tail, i % 2, i))

@@ -43,7 +43,7 @@ def test_analyst_confirms_fraud_in_the_browser_and_the_model_learns_it(env, brok
     target = events[0]["event_id"]
     [(alert_id,)] = _query(
         env,
-        "SELECT alert_id FROM {db}.alerts FINAL WHERE rule_id = 'large_cash_single' "
+        "SELECT alert_id FROM {db}.alerts FINAL WHERE rule_id = 'large_value.cash' "
         f"AND source_event_id = '{target}'",
     )
 

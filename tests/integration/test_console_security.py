@@ -108,7 +108,7 @@ def test_silence_suppresses_a_firing_rule_in_the_live_worker_and_expires(env):
     assert analyst.request(f"/alerts/{first}/actions", body)[0] == 303
     [message] = env.consume(ALERT_ACTIONS, 1)
     posted = AlertAction.model_validate_json(message.value)
-    assert (posted.subject_id, posted.rule_id) == ("c-s1", "large_cash_single")
+    assert (posted.subject_id, posted.rule_id) == ("c-s1", "large_value.cash")
     assert timedelta(minutes=119) < posted.silence_until - posted.ts <= timedelta(minutes=120)
 
     # a short silence of the whole rule, as the console writes one, so the test sees it end
@@ -133,7 +133,7 @@ def test_silence_suppresses_a_firing_rule_in_the_live_worker_and_expires(env):
     )
     wait_for(lambda: _alert_ids(env, "subject_id = 'c-s3'"), 30, "the c-s3 alert")
     published = [json.loads(m.value) for m in env.consume(ALERTS, 4, timeout_s=20)]
-    cash = [a for a in published if a["rule_id"] == "large_cash_single"]
+    cash = [a for a in published if a["rule_id"] == "large_value.cash"]
     # c-s2 was never sent while silenced; after the silence its next firing is sent as new
     assert sorted((a["subject_id"], a["status"], a["occurrences"]) for a in cash) == [
         ("c-s1", "new", 1),
