@@ -8,8 +8,9 @@ is the same typed record a stage wrote.
 
 Records of earlier releases were JSON objects or arrays (their first byte ``{`` or ``[``,
 which no MessagePack value of a table starts with: those bytes are small integers there).
-They are migrated on read by the record type's ``from_legacy`` classmethod (or kept as
-they are by a table without a record type). A value that cannot be read is logged and
+They are migrated on read by the record type's ``from_legacy`` classmethod (for a table
+of several tagged record types, a union, by its first member's; kept as they are by a
+table without a record type). A value that cannot be read is logged and
 its key starts fresh; it never stops the worker.
 
 >>> import msgspec
@@ -28,7 +29,8 @@ its key starts fresh; it never stops the worker.
 from __future__ import annotations
 
 import logging
-from typing import Any
+import types
+from typing import Any, Union, get_args, get_origin
 
 import msgspec
 import orjson
@@ -80,5 +82,8 @@ class StateCodec:
             return None
 
     def _migrate(self, old: Any) -> Any:
-        from_legacy = getattr(self.value_type, "from_legacy", None)
+        value_type = self.value_type
+        if get_origin(value_type) in (Union, types.UnionType):
+            value_type = get_args(value_type)[0]
+        from_legacy = getattr(value_type, "from_legacy", None)
         return old if from_legacy is None else from_legacy(old)
