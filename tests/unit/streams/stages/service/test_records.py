@@ -1,14 +1,16 @@
 """The service records: previous-release JSON records migrated on read, then used by the stage.
 
 ``records_2bad434.json`` holds real records as the changelogs of commit ``2bad434`` wrote them
-(its pipeline run offline over the seed-1 simulator with MemoryState, see the file's
+(JSON; its pipeline run offline over the seed-1 simulator with MemoryState, see the file's
 ``about``): a customer with an interaction awaiting its survey and an open complaint, the
 partition record with a minute aggregate and an SLA window, the complaint bucket of that
-day, and two customers' recent risk alerts.
+day, and two customers' recent risk alerts. ``records_3749e4a.json`` holds the same kinds of
+records as commit ``3749e4a`` wrote them (MessagePack maps with the same short keys).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from pathlib import Path
@@ -33,6 +35,7 @@ from tests import factories as f
 from tests.service_helpers import Driver
 
 OLD = json.loads((Path(__file__).parent / "records_2bad434.json").read_text())
+MAPS = json.loads((Path(__file__).parent / "records_3749e4a.json").read_text())
 STATES = (CUSTOMERS_STATE, PARTITIONS_STATE, RISK_STATE)
 
 
@@ -136,6 +139,26 @@ def test_the_stage_carries_on_from_migrated_records():
     assert "cmp-1-107" not in states[PARTITIONS_STATE].get("p0|c20462").complaints
     closes = [r for o in d.outputs for r in o.rows.get(COMPLAINTS_TABLE, [])]
     assert [(r[0], r[1]) for r in closes] == [("cmp-1-107", CLOSED)]
+
+
+def test_records_written_as_messagepack_maps_are_migrated_and_carry_on():
+    d = Driver(satisfaction_warmup=0)
+    states = {s.name: s for s in d.pipeline.states if s.name in STATES}
+    for name in STATES:
+        for key, text in MAPS[name].items():
+            value = states[name].codec.decode(base64.b64decode(text))
+            assert value is not None, (name, key)
+            states[name].put(key, value, None)
+    cust = states[CUSTOMERS_STATE].get("c1-000001")
+    assert isinstance(cust, ServiceCustomer) and cust.status_version == 8
+    assert set(cust.awaiting_survey) == {"i-1-1038", "i-1-1224"}
+    assert cust.open_complaints == {"cmp-1-103": OpenComplaint(20462, ["i-1-1224"])}
+    assert states[PARTITIONS_STATE].get("p0").version == 12342
+    assert isinstance(states[PARTITIONS_STATE].get("p0|c20460"), ComplaintBucket)
+    assert len(states[RISK_STATE].get("c1-000706").alerts) == 10
+    ts = "2026-01-10T20:00:00+00:00"
+    d.feedback([f.feedback(customer_id="c1-000001", ref_event_id="i-1-1038", ts=ts, value=2)])
+    assert d.stage.model.n_learned == 1 and cust.last_csat == 2
 
 
 @pytest.mark.parametrize(
