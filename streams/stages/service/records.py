@@ -8,17 +8,18 @@
 * ``service_last_risk`` (key: customer id): the customer's :class:`RecentRiskAlerts`.
 
 New fields go only at the end of a record, with a default, so records written before them
-still decode. The records of the previous release (JSON objects with short keys) are read by
-each record's ``from_legacy``.
+still decode. The records of earlier releases (dicts with short keys, as JSON objects or
+MessagePack maps) are read by each record's ``from_legacy``.
 
 >>> from finpulse.streams.core.state_codec import StateCodec
 >>> codec = StateCodec("service_partitions", PARTITION_VALUE)
 >>> bucket = ComplaintBucket({"k-1": BookedComplaint(0, "i-1", "open", 0, "c-1")})
->>> codec.decode(codec.encode(bucket)) == bucket, codec.decode(codec.encode(PartitionRecord()))
-(True, PartitionRecord(watermark_ms=None, minute_aggregates={}, sla=SlaState(closed_minute_ms=None, minutes={}, breached_run={}), version=0, aggregate_floor_ms=None, complaint_days=[], next_sweep_ms=0))
->>> codec.decode(b'{"k-1": {"o": 0, "e": "i-1", "s": "open", "d": 0, "customer_id": "c-1"}}')
-ComplaintBucket(complaints={'k-1': BookedComplaint(opened_ms=0, event_id='i-1', status='open', days_reported=0, customer_id='c-1', customer_type=None, segment=None, channel=None)})
-"""  # noqa: E501
+>>> codec.encode(bucket)[:2], codec.decode(codec.encode(bucket)) == bucket  # tag 2 first
+(b'\\x92\\x02', True)
+>>> old = codec.decode(b'{"k-1": {"o": 0, "e": "i-1", "s": "open", "d": 0}}')
+>>> old.complaints["k-1"].event_id, codec.decode(b'{"wm": 5}').watermark_ms
+('i-1', 5)
+"""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ class OpenComplaint(msgspec.Struct, array_like=True, gc=False):
     """An open complaint as the customer's record knows it."""
 
     open_day: int  # day index (epoch ms // DAY_MS) it opened, which names its bucket
-    event_ids: list[str]  # the newest interactions about it (finpulse: REFS_KEPT)
+    event_ids: list[str]  # the newest interactions about it (complaints.REFS_KEPT)
 
 
 class EarlyClose(msgspec.Struct, array_like=True, gc=False):
