@@ -4,15 +4,16 @@ A vector is written as its length (one byte), a 2-bit tag per value (0 = zero, 1
 2 = minus one, 3 = stored) and the stored values as little-endian float16 (``"e"``) or
 float32 (``"f"``). Model inputs are mostly zeros and 0/1 flags, so a 36-input row takes
 far fewer bytes than the 144 of dense float32, or the 324 of a MessagePack float list
-(docs/benchmarks.md). :func:`b64` turns such bytes into text for JSON-valued state.
+(docs/benchmarks.md). State records hold such bytes as they are (MessagePack binary);
+:func:`unb64` reads the base64 text in which earlier releases kept them in JSON state.
 
 >>> import numpy as np
 >>> X = np.array([[0.0, 1.0, 2.5, -1.0, 0.0], [3.25, 0.0, 0.0, 0.0, 1.0]])
 >>> blobs = pack_rows(X, "e")
 >>> [len(b) for b in blobs], unpack_vector(blobs[0], 0, "e")
 ([5, 5], ([0.0, 1.0, 2.5, -1.0, 0.0], 5))
->>> b64(b"\\xd7m\\xf8"), unb64("#$%&"), unb64("MTIz")  # standard base64 is read too
-('#$%&', b'\\xd7m\\xf8', b'123')
+>>> unb64("#$%&"), unb64("MTIz")  # standard base64 is read too
+(b'\\xd7m\\xf8', b'123')
 """
 
 from __future__ import annotations
@@ -102,20 +103,12 @@ def unpack_vector(data: bytes, offset: int, dtype: str = "e") -> tuple[list[floa
     return out, pos
 
 
-# Base64 with the digits written as punctuation: stored blobs never hold a digit run that
-# a PCI scanner could take for a card number. None of these needs escaping in JSON.
-# The tables are for bytes.translate (a C table lookup; str.translate with a dict was
-# slower, a cost in a saturated worker: docs/benchmarks.md).
-_TO_TEXT = bytes.maketrans(b"0123456789", b"!#$%&()*.:")
+# Earlier releases wrote unpadded base64 with the digits written as punctuation (no digit run
+# a PCI scanner could take for a card number); a bytes.translate table turns them back.
 _FROM_TEXT = bytes.maketrans(b"!#$%&()*.:", b"0123456789")
 
 
-def b64(data: bytes) -> str:
-    """Unpadded base64 text of ``data``, digits written as ``!#$%&()*.:``."""
-    return base64.b64encode(data).rstrip(b"=").translate(_TO_TEXT).decode()
-
-
 def unb64(text: str) -> bytes:
-    """Inverse of :func:`b64`; also reads standard (padded) base64."""
+    """The bytes of such a text; also reads standard (padded) base64."""
     raw = text.encode().translate(_FROM_TEXT)
     return base64.b64decode(raw + b"=" * (-len(raw) % 4))

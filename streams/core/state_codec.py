@@ -7,10 +7,12 @@ order, no names) or plain containers where a table has no record type yet. A tab
 is the same typed record a stage wrote.
 
 Records of earlier releases were JSON objects or arrays (their first byte ``{`` or ``[``,
-which no MessagePack value of a table starts with: those bytes are small integers there).
-They are migrated on read by the record type's ``from_legacy`` classmethod (or kept as
-they are by a table without a record type). A value that cannot be read is logged and
-its key starts fresh; it never stops the worker.
+which no MessagePack value of a table starts with: those bytes are small integers there),
+or, in a table whose records are now arrays, MessagePack maps (plain containers written
+before the table had a record type). They are migrated on read by the record type's
+``from_legacy`` classmethod (for a table of several tagged record types, a union, by its
+first member's; kept as they are by a table without a record type). A value that cannot
+be read is logged and its key starts fresh; it never stops the worker.
 
 >>> import msgspec
 >>> class Counter(msgspec.Struct, array_like=True):
@@ -21,14 +23,15 @@ its key starts fresh; it never stops the worker.
 >>> codec = StateCodec("counters", Counter)
 >>> codec.encode(Counter(seen=3)), codec.decode(b"\\x91\\x03")
 (b'\\x91\\x03', Counter(seen=3))
->>> codec.decode(b'{"n": 7}'), codec.decode(b"\\xc1")
-(Counter(seen=7), None)
+>>> codec.decode(b'{"n": 7}'), codec.decode(encode({"n": 8})), codec.decode(b"\\xc1")
+(Counter(seen=7), Counter(seen=8), None)
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import types
+from typing import Any, Union, get_args, get_origin
 
 import msgspec
 import orjson
@@ -36,7 +39,9 @@ import orjson
 log = logging.getLogger(__name__)
 
 _ENCODER = msgspec.msgpack.Encoder()
+_ANY_DECODER: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder()
 _LEGACY_FIRST_BYTES = frozenset(b"{[")
+_MAP_FIRST_BYTES = frozenset([*range(0x80, 0x90), 0xDE, 0xDF])  # fixmap, map 16, map 32
 
 
 def encode(value: Any) -> bytes:
@@ -65,6 +70,7 @@ class StateCodec:
         self.table = table
         self.value_type = value_type
         self._decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(value_type)
+        self._maps_are_legacy = all(_is_array_record(t) for t in _record_types(value_type))
 
     def encode(self, value: Any) -> bytes:
         return _ENCODER.encode(value)
@@ -74,11 +80,24 @@ class StateCodec:
         try:
             if is_legacy(data):
                 return self._migrate(orjson.loads(data))
+            if self._maps_are_legacy and data[0] in _MAP_FIRST_BYTES:
+                return self._migrate(_ANY_DECODER.decode(data))
             return self._decoder.decode(data)
         except (msgspec.DecodeError, orjson.JSONDecodeError, ValueError, KeyError, TypeError):
             log.warning("table %s: unreadable state record; the key starts fresh", self.table)
             return None
 
     def _migrate(self, old: Any) -> Any:
-        from_legacy = getattr(self.value_type, "from_legacy", None)
+        from_legacy = getattr(_record_types(self.value_type)[0], "from_legacy", None)
         return old if from_legacy is None else from_legacy(old)
+
+
+def _record_types(value_type: Any) -> tuple[Any, ...]:
+    """The member types of a union, else ``(value_type,)``."""
+    if get_origin(value_type) in (Union, types.UnionType):
+        return get_args(value_type)
+    return (value_type,)
+
+
+def _is_array_record(t: Any) -> bool:
+    return isinstance(t, type) and issubclass(t, msgspec.Struct) and t.__struct_config__.array_like

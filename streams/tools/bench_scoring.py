@@ -3,7 +3,8 @@
 Decoding (pydantic) and the broker are outside the measured path: the simulator's
 transactions are decoded first, then fed in batches to the risk stage (and the rule
 stage, which reads its features) exactly as the Pipeline would, with the worker's GC
-setting. Run: ``python -m finpulse.streams.tools.bench_scoring --events 60000``.
+setting. Run: ``python -m finpulse.streams.tools.bench_scoring --events 60000``; with
+``--service``, the service path instead (:func:`bench_service`).
 
 >>> r = bench(n_events=2000, n_customers=200, batch=500)
 >>> r["transactions"] > 1000 and r["events_per_s"] > 0
@@ -23,14 +24,15 @@ import msgspec
 
 from finpulse.config.policy import load_policy
 from finpulse.config.settings import Settings
-from finpulse.models.events import Transaction
+from finpulse.models.events import Feedback, Interaction, Transaction
 from finpulse.streams.core.batch import BatchOutput
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.core.state import MemoryState
-from finpulse.streams.core.topics import TRANSACTIONS
+from finpulse.streams.core.topics import INPUT_TOPICS, TRANSACTIONS
 from finpulse.streams.simulator import Simulator
 from finpulse.streams.stages.risk import risk_stages
 from finpulse.streams.stages.rules import RuleEngine, RuleStage
+from finpulse.streams.stages.service.stage import service_stages
 from finpulse.streams.tools.evaluate import SIM_START
 
 
@@ -49,8 +51,7 @@ def bench(
             txns.append((Transaction.model_validate_json(ev.value), raw))
     settings = Settings(restore_model_checkpoints=False)
     engine = RuleEngine(load_policy(settings.policy_path))
-    if settings.gc_threshold0:  # as the worker does (finpulse.streams.worker.launch.tune_gc)
-        gc.set_threshold(settings.gc_threshold0, 50, 1000)
+    _tune_gc(settings)
     result: dict[str, Any] = {"transactions": len(txns), "batch": batch}
     for label, with_rules in (("risk", False), ("risk_and_rules", True)):
         stages: list[Any] = [risk_stages(settings, MemoryState, engine)[0]]
@@ -68,13 +69,76 @@ def bench(
     return result
 
 
+def _tune_gc(settings: Settings) -> None:
+    if settings.gc_threshold0:  # as the worker does (finpulse.streams.worker.launch.tune_gc)
+        gc.set_threshold(settings.gc_threshold0, 50, 1000)
+
+
+_MODELS: dict[str, Any] = {
+    "transaction": Transaction,
+    "interaction": Interaction,
+    "feedback": Feedback,
+}
+
+
+def bench_service(
+    n_events: int = 60_000, n_customers: int = 3000, batch: int = 500, seed: int = 1
+) -> dict[str, Any]:
+    """Events/s of both service stages alone over the events (all three kinds) of one
+    simulator run: the service path. Decoded first; the rule and risk stages do not run, so
+    the context stage sees only the service stage's own candidates.
+
+    >>> r = bench_service(n_events=2000, n_customers=200, batch=500)
+    >>> r["events"] > 1500 and r["interactions"] > 100 and r["events_per_s"] > 0
+    True
+    """
+    sim = Simulator(
+        seed=seed, start=SIM_START, n_events=n_events, sim_span_s=7 * 86400.0,
+        n_customers=n_customers, malformed_share=0.0,
+    )  # fmt: skip
+    batches: list[tuple[str, list[tuple[Any, RawRecord]]]] = []
+    pending: dict[str, list[tuple[Any, RawRecord]]] = {}
+    for i, ev in enumerate(sim.events()):
+        kind = INPUT_TOPICS[ev.topic]
+        raw = RawRecord(ev.topic, 0, i, ev.value, ev.key)
+        pending.setdefault(kind, []).append((_MODELS[kind].model_validate_json(ev.value), raw))
+        if i % batch == batch - 1:
+            batches.extend(pending.items())
+            pending = {}
+    batches.extend(pending.items())
+    settings = Settings(restore_model_checkpoints=False, satisfaction_checkpoint_every=0)
+    engine = RuleEngine(load_policy(settings.policy_path))
+    _tune_gc(settings)
+    stages = service_stages(settings, MemoryState, engine)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for kind, events in batches:
+        out = BatchOutput()
+        for stage in stages:
+            stage.process(kind, events, out)
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    n = sum(len(events) for _kind, events in batches)
+    return {
+        "events": n,
+        "interactions": sum(len(e) for k, e in batches if k == "interaction"),
+        "batch": batch,
+        "seconds": round(elapsed, 3),
+        "events_per_s": round(n / elapsed),
+        "events_per_cpu_s": round(n / cpu),  # process CPU time: steadier on a shared machine
+    }
+
+
 def main() -> None:  # pragma: no cover - CLI
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--customers", type=int, default=3000)
-    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--batch", type=int, help="events per batch (2000; 500 with --service)")
+    parser.add_argument("--service", action="store_true", help="the service path instead")
     args = parser.parse_args()
-    print(json.dumps(bench(args.events, args.customers, args.batch)))
+    if args.service:
+        print(json.dumps(bench_service(args.events, args.customers, args.batch or 500)))
+    else:
+        print(json.dumps(bench(args.events, args.customers, args.batch or 2000)))
 
 
 if __name__ == "__main__":  # pragma: no cover
@@ -96,7 +160,6 @@ def state_bytes_per_customer(
     >>> r["customers"] > 50 and r["memory_bytes_per_customer"] > r["bytes_per_customer"] > 0
     True
     """
-    from finpulse.streams.core.topics import INPUT_TOPICS
     from finpulse.streams.stages.risk import STATE_NAME as RISK_STATE
     from finpulse.streams.worker.app import default_stages
     from finpulse.streams.worker.pipeline import Pipeline

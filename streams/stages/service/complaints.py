@@ -6,9 +6,10 @@ with a ``complaint_closed`` feedback whose ``ref_event_id`` is one of the compla
 interactions. Interactions and feedback are keyed by customer, so both arrive on the same
 partition and the whole life of a complaint is partition-local.
 
-Open complaints live in buckets of the partition state keyed ``p{partition}|c{open day}``,
-so opening or closing one rewrites one small bucket, and the aging sweep reads only the
-buckets that still hold open complaints (listed in the partition's ``cdays``).
+Open complaints live in buckets of the partition state keyed ``p{partition}|c{open day}``
+(:class:`~finpulse.streams.stages.service.records.ComplaintBucket`), so opening or closing
+one rewrites one small bucket, and the aging sweep reads only the buckets that still hold
+open complaints (listed in the partition record's ``complaint_days``).
 
 Aging uses the partition's watermark (the newest event time seen on it) as the clock. Each
 complaint is checked whenever it changes and by a sweep each time the watermark passes the
@@ -31,8 +32,9 @@ policy rules (``on: complaint``) see ``days_open`` grow day by day.
 ['closed']
 
 The stage drives the book through :class:`Complaints`, which also keeps each customer's own
-record of their open complaints (``cm`` in the customer record) and the ``complaint_closed``
-feedback that arrived before its complaint (``cx``), and turns changes into rows and
+record of their open complaints (``open_complaints`` in the customer record) and the
+``complaint_closed`` feedback that arrived before its complaint (``early_closes``), and turns
+changes into rows and
 ``on: complaint`` candidates.
 """
 
@@ -52,6 +54,14 @@ from finpulse.streams.core.batch import BatchOutput
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.stages.rules import RuleEngine
 from finpulse.streams.stages.service.cache import BatchCache
+from finpulse.streams.stages.service.records import (
+    BookedComplaint,
+    ComplaintBucket,
+    EarlyClose,
+    OpenComplaint,
+    PartitionRecord,
+    ServiceCustomer,
+)
 from finpulse.streams.stages.service.windows import DAY_MS, HOUR_MS, from_ms
 
 log = logging.getLogger(__name__)
@@ -117,8 +127,8 @@ class ComplaintBook:
         self.deadline_days = deadline_days
         self.due_soon_days = due_soon_days
 
-    def _meta(self, partition: int) -> dict[str, Any]:
-        return self.cache.get(f"p{partition}", dict)  # type: ignore[no-any-return]
+    def _meta(self, partition: int) -> PartitionRecord:
+        return self.cache.get(f"p{partition}", PartitionRecord)  # type: ignore[no-any-return]
 
     def _bucket_key(self, partition: int, day: int) -> str:
         return f"p{partition}|c{day}"
@@ -135,14 +145,14 @@ class ComplaintBook:
         """Open ``complaint_id`` at event time ``ms``; its open day is ``ms // DAY_MS``."""
         day = ms // DAY_MS
         key = self._bucket_key(partition, day)
-        bucket = self.cache.get(key, dict)
+        bucket = self.cache.get(key, ComplaintBucket).complaints
         if complaint_id in bucket:
             return []
-        entry = {"o": ms, "e": event_id, "s": OPEN, "d": 0, **info}
+        entry = BookedComplaint(ms, event_id, OPEN, 0, **info)
         bucket[complaint_id] = entry
         self.cache.touch(key, record)
         meta = self._meta(partition)
-        days = meta.setdefault("cdays", [])
+        days = meta.complaint_days
         if day not in days:
             days.append(day)
             days.sort()
@@ -165,29 +175,29 @@ class ComplaintBook:
         partition's book lost it: after a crash, state keys are restored independently.
         """
         key = self._bucket_key(partition, open_day)
-        bucket = self.cache.peek(key)
-        if not bucket or complaint_id not in bucket:
+        stored = self.cache.peek(key)
+        if stored is None or complaint_id not in stored.complaints:
             if known is None:
                 return []
-            entry = {"o": open_day * DAY_MS, "e": event_id, "s": OPEN, "d": 0, **known}
+            entry = BookedComplaint(open_day * DAY_MS, event_id, OPEN, 0, **known)
             return [self._change(complaint_id, entry, CLOSED, ms, True, event_id, partition)]
-        bucket = self.cache.get(key, dict)
+        bucket = self.cache.get(key, ComplaintBucket).complaints
         entry = bucket.pop(complaint_id)
         if bucket:
             self.cache.touch(key, record)
         else:
             self.cache.delete(key, record)
             meta = self._meta(partition)
-            meta["cdays"] = [d for d in meta.get("cdays", []) if d != open_day]
+            meta.complaint_days = [d for d in meta.complaint_days if d != open_day]
             self.cache.touch(f"p{partition}", record)
         return [self._change(complaint_id, entry, CLOSED, ms, True, event_id, partition)]
 
     def find(self, partition: int, ref: str) -> tuple[str, int] | None:
         """(complaint_id, open_day) of the open complaint whose id or opening event is ``ref``."""
-        for day in list(self._meta(partition).get("cdays", [])):
-            bucket = self.cache.peek(self._bucket_key(partition, day)) or {}
-            for complaint_id, entry in bucket.items():
-                if complaint_id == ref or entry.get("e") == ref:
+        for day in list(self._meta(partition).complaint_days):
+            bucket = self.cache.peek(self._bucket_key(partition, day))
+            for complaint_id, entry in bucket.complaints.items() if bucket else ():
+                if complaint_id == ref or entry.event_id == ref:
                     return complaint_id, day
         return None
 
@@ -196,27 +206,27 @@ class ComplaintBook:
     ) -> list[ComplaintChange]:
         """Sweep the open complaints of ``partition`` if the sweep is due (or ``force``)."""
         meta = self._meta(partition)
-        if not force and watermark_ms < meta.get("sweep", 0):
+        if not force and watermark_ms < meta.next_sweep_ms:
             return []
-        meta["sweep"] = watermark_ms - watermark_ms % SWEEP_EVERY_MS + SWEEP_EVERY_MS
+        meta.next_sweep_ms = watermark_ms - watermark_ms % SWEEP_EVERY_MS + SWEEP_EVERY_MS
         self.cache.touch(f"p{partition}", record)
         out: list[ComplaintChange] = []
-        for day in list(meta.get("cdays", [])):
+        for day in list(meta.complaint_days):
             key = self._bucket_key(partition, day)
-            bucket = self.cache.get(key, dict)
+            bucket = self.cache.get(key, ComplaintBucket).complaints
             touched = False
             for cid, entry in bucket.items():
-                age_ms = watermark_ms - entry["o"]
+                age_ms = watermark_ms - entry.opened_ms
                 whole_days = int(age_ms // DAY_MS)
                 status = status_at(age_ms / DAY_MS, self.deadline_days, self.due_soon_days)
-                changed = status != entry["s"]
-                if changed or whole_days > entry["d"]:
-                    entry["s"] = status
-                    entry["d"] = whole_days
+                changed = status != entry.status
+                if changed or whole_days > entry.days_reported:
+                    entry.status = status
+                    entry.days_reported = whole_days
                     touched = True
                     out.append(
                         self._change(
-                            cid, entry, status, watermark_ms, changed, entry["e"], partition
+                            cid, entry, status, watermark_ms, changed, entry.event_id, partition
                         )
                     )
             if touched:
@@ -226,23 +236,22 @@ class ComplaintBook:
     def _change(
         self,
         complaint_id: str,
-        entry: dict[str, Any],
+        entry: BookedComplaint,
         status: str,
         ms: int,
         changed: bool,
         event_id: str,
         partition: int,
     ) -> ComplaintChange:
-        info = {k: entry.get(k) for k in ("customer_id", "customer_type", "segment", "channel")}
         return ComplaintChange(
             complaint_id=complaint_id,
             status=status,
             ts_ms=ms,
-            opened_ms=entry["o"],
-            due_ms=entry["o"] + self.deadline_ms,
-            days_open=(ms - entry["o"]) / DAY_MS,
+            opened_ms=entry.opened_ms,
+            due_ms=entry.opened_ms + self.deadline_ms,
+            days_open=(ms - entry.opened_ms) / DAY_MS,
             changed=changed,
-            info=info,
+            info=entry.info(),
             source_event_id=event_id,
             partition=partition,
         )
@@ -284,18 +293,18 @@ def complaint_row(ch: ComplaintChange) -> tuple[Any, ...]:
     )
 
 
-def keep_early_close(cust: dict[str, Any], fb: Feedback, ms: int) -> None:
+def keep_early_close(cust: ServiceCustomer, fb: Feedback, ms: int) -> None:
     """Keep a close whose complaint is not known yet (bounded, the newest kept).
 
     >>> from tests.factories import encode, feedback
-    >>> cust = {}
+    >>> cust = ServiceCustomer()
     >>> keep_early_close(cust, Feedback.model_validate_json(encode(feedback(
     ...     event_id="f-1", kind="complaint_closed", ref_event_id="i-7", value=None))), 5)
-    >>> cust
-    {'cx': {'i-7': [5, 'f-1']}}
+    >>> cust.early_closes
+    {'i-7': EarlyClose(closed_ms=5, event_id='f-1')}
     """
-    early = cust.setdefault("cx", {})
-    early[fb.ref_event_id] = [ms, fb.event_id]
+    early = cust.early_closes
+    early[fb.ref_event_id] = EarlyClose(ms, fb.event_id)
     if len(early) > EARLY_CLOSES_KEPT:
         del early[next(iter(early))]
 
@@ -313,9 +322,11 @@ class Complaints:
     >>> ev = interaction(event_id="i-1", complaint_id="k-1")
     >>> ev = Interaction.model_validate_json(encode(ev))
     >>> rec = RawRecord("finpulse.interactions", 0, 0, b"", None, None)
-    >>> cust = {}
-    >>> [c.status for c in complaints.on_interaction(book, cust, ev, rec, 0)], cust
-    (['open'], {'cm': {'k-1': [0, ['i-1']]}})
+    >>> cust = ServiceCustomer()
+    >>> [c.status for c in complaints.on_interaction(book, cust, ev, rec, 0)]
+    ['open']
+    >>> cust.open_complaints
+    {'k-1': OpenComplaint(open_day=0, event_ids=['i-1'])}
     """
 
     def __init__(self, settings: Settings, engine: RuleEngine, counts: Counter[str]) -> None:
@@ -339,7 +350,7 @@ class Complaints:
     def on_interaction(
         self,
         book: ComplaintBook,
-        cust: dict[str, Any],
+        cust: ServiceCustomer,
         ev: Interaction,
         record: RawRecord,
         ms: int,
@@ -349,10 +360,10 @@ class Complaints:
         A close kept for it (it came first) closes it at once. Example: the class doc.
         """
         complaint_id = ev.complaint_id or ev.event_id
-        open_complaints = cust.setdefault("cm", {})
+        open_complaints = cust.open_complaints
         if complaint_id in open_complaints:
-            refs = open_complaints[complaint_id][1]
-            open_complaints[complaint_id][1] = [*refs, ev.event_id][-REFS_KEPT:]
+            known = open_complaints[complaint_id]
+            known.event_ids = [*known.event_ids, ev.event_id][-REFS_KEPT:]
             return []
         info = {
             "customer_id": ev.customer_id,
@@ -363,13 +374,13 @@ class Complaints:
         opened = book.open(record.partition, ms, complaint_id, ev.event_id, info, record)
         if not opened:
             return []
-        open_complaints[complaint_id] = [ms // DAY_MS, [ev.event_id]]
+        open_complaints[complaint_id] = OpenComplaint(ms // DAY_MS, [ev.event_id])
         return opened + self._close_early(book, cust, ev, record, ms, complaint_id)
 
     def _close_early(
         self,
         book: ComplaintBook,
-        cust: dict[str, Any],
+        cust: ServiceCustomer,
         ev: Interaction,
         record: RawRecord,
         ms: int,
@@ -377,20 +388,19 @@ class Complaints:
     ) -> list[ComplaintChange]:
         # Topics are consumed independently: the closing feedback may have been processed
         # first (e.g. the complaint re-delivered after a crash).
-        early = cust.get("cx", {})
+        early = cust.early_closes
         hit = early.pop(ev.event_id, None) or early.pop(complaint_id, None)
         if hit is None:
             return []
-        close_ms, close_event = hit
         day = ms // DAY_MS
         closed = book.close(
-            record.partition, max(close_ms, ms), complaint_id, day, close_event, record
+            record.partition, max(hit.closed_ms, ms), complaint_id, day, hit.event_id, record
         )
-        del cust["cm"][complaint_id]
+        del cust.open_complaints[complaint_id]
         return closed
 
     def on_close(
-        self, book: ComplaintBook, cust: dict[str, Any], fb: Feedback, record: RawRecord, ms: int
+        self, book: ComplaintBook, cust: ServiceCustomer, fb: Feedback, record: RawRecord, ms: int
     ) -> list[ComplaintChange]:
         """Close the complaint a ``complaint_closed`` feedback refers to (or keep the close).
 
@@ -402,23 +412,31 @@ class Complaints:
         >>> fb = Feedback.model_validate_json(encode(feedback(
         ...     kind="complaint_closed", ref_event_id="i-1", value=None)))
         >>> rec = RawRecord("finpulse.feedback", 0, 0, b"", None, None)
-        >>> cust = {"cm": {"k-1": [0, ["i-1"]]}}
-        >>> [c.status for c in complaints.on_close(book, cust, fb, rec, DAY_MS)], cust
-        (['closed'], {'cm': {}})
+        >>> cust = ServiceCustomer(open_complaints={"k-1": OpenComplaint(0, ["i-1"])})
+        >>> [c.status for c in complaints.on_close(book, cust, fb, rec, DAY_MS)]
+        ['closed']
+        >>> cust.open_complaints
+        {}
         """
         known = {
             "customer_id": fb.customer_id,
-            "customer_type": cust.get("ct"),
-            "segment": cust.get("sg"),
+            "customer_type": cust.customer_type,
+            "segment": cust.segment,
             "channel": None,
         }
         partition = record.partition
-        for complaint_id, (open_day, refs) in list(cust.get("cm", {}).items()):
-            if fb.ref_event_id in refs or fb.ref_event_id == complaint_id:
+        for complaint_id, open_complaint in list(cust.open_complaints.items()):
+            if fb.ref_event_id in open_complaint.event_ids or fb.ref_event_id == complaint_id:
                 closed = book.close(
-                    partition, ms, complaint_id, open_day, fb.event_id, record, known=known
+                    partition,
+                    ms,
+                    complaint_id,
+                    open_complaint.open_day,
+                    fb.event_id,
+                    record,
+                    known=known,
                 )
-                del cust["cm"][complaint_id]
+                del cust.open_complaints[complaint_id]
                 return closed
         found = book.find(partition, fb.ref_event_id)  # the customer lost it
         if found is not None:

@@ -12,13 +12,14 @@ each candidate about a customer gets the other side's context: risk alerts the s
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from finpulse.models.alerts import AlertCandidate
 from finpulse.streams.core.batch import BatchOutput, KeyedState, Valid
 from finpulse.streams.stages.service import customers as cu
 from finpulse.streams.stages.service.cache import BatchCache
 from finpulse.streams.stages.service.names import RISK_STATE
+from finpulse.streams.stages.service.records import RecentRiskAlerts, RiskAlert
 from finpulse.streams.stages.service.windows import from_ms, to_ms
 
 RISK_DOMAINS = frozenset({"risk"})
@@ -47,11 +48,11 @@ class ServiceContextStage:
                 record = records.get(cand.source_event_id or "")
                 if record is None:
                     continue
-                entry = cache.get(cand.customer_id, dict)
+                entry = cache.get(cand.customer_id, RecentRiskAlerts)
                 ms = to_ms(cand.ts)
-                alerts = [a for a in entry.get("a", []) if ms - a[0] <= cu.CONTACT_WINDOW_MS]
-                alerts.append([ms, cand.rule_id, cand.severity.value, cand.score])
-                entry["a"] = alerts[-10:]
+                alerts = [a for a in entry.alerts if ms - a.ms <= cu.CONTACT_WINDOW_MS]
+                alerts.append(RiskAlert(ms, cand.rule_id, cand.severity.value, cand.score))
+                entry.alerts = alerts[-10:]
                 cache.touch(cand.customer_id, record)
         enriched: list[AlertCandidate] = []
         for cand in out.candidates:
@@ -65,7 +66,7 @@ class ServiceContextStage:
         cache.flush()
 
     def _context(
-        self, cand: AlertCandidate, risks: dict[str, Any] | None, ms: int
+        self, cand: AlertCandidate, risks: RecentRiskAlerts | None, ms: int
     ) -> dict[str, float | str | bool | None]:
         ctx: dict[str, float | str | bool | None] = {}
         cust = self.customers.get(cand.customer_id or "")
@@ -73,23 +74,23 @@ class ServiceContextStage:
             ctx.update(
                 {
                     "service.contacts_24h": cu.contacts_24h(cust, ms),
-                    "service.open_complaints": len(cust.get("cm", {})),
-                    "service.last_csat": cust.get("lc"),
+                    "service.open_complaints": len(cust.open_complaints),
+                    "service.last_csat": cust.last_csat,
                     "service.dissatisfaction": round(cu.dissatisfaction(cust), 4),
-                    "service.lifecycle": cust.get("st"),
+                    "service.lifecycle": cust.lifecycle_stage,
                 }
             )
         if cand.domain == "service":
-            prior = [a for a in (risks or {}).get("a", []) if a[0] <= ms]
+            prior = [a for a in risks.alerts if a.ms <= ms] if risks else []
             if prior:
                 last = prior[-1]
                 ctx.update(
                     {
-                        "risk.last_rule": last[1],
-                        "risk.last_severity": last[2],
-                        "risk.last_at": from_ms(last[0]).isoformat(),
-                        "risk.hours_since": round((ms - last[0]) / 3.6e6, 3),
-                        "risk.score": cu.risk_score({"a": prior}, ms),
+                        "risk.last_rule": last.rule_id,
+                        "risk.last_severity": last.severity,
+                        "risk.last_at": from_ms(last.ms).isoformat(),
+                        "risk.hours_since": round((ms - last.ms) / 3.6e6, 3),
+                        "risk.score": cu.risk_score(prior, ms),
                     }
                 )
         return ctx

@@ -1,16 +1,17 @@
 """Customer status: the lifecycle and health row of each customer a batch touched.
 
-At the end of a batch every touched customer already known (``ct`` in the record) gets a
-``customer_status`` row when something the customer view shows changed, or a new day began
-(``sig`` in the record), with a rising version (``v``); a change of lifecycle stage (``st``)
-also evaluates the ``on: customer`` rules. The record itself and the stage, health and risk
-arithmetic are in :mod:`finpulse.streams.stages.service.customers`.
+At the end of a batch every touched customer already known (its ``customer_type`` set) gets
+a ``customer_status`` row when something the customer view shows changed, or a new day began
+(the record's ``status_signature``), with a rising version (``status_version``); a change of
+lifecycle stage (``lifecycle_stage``) also evaluates the ``on: customer`` rules. The record
+itself and the stage, health and risk arithmetic are in
+:mod:`finpulse.streams.stages.service.customers`.
 
 >>> from finpulse.config.policy import load_policy
 >>> from finpulse.streams.core.state import MemoryState
 >>> from finpulse.streams.stages.rules import RuleEngine
 >>> status = CustomerStatus(RuleEngine(load_policy()), MemoryState("risk"))
->>> cust = {}
+>>> cust = ServiceCustomer()
 >>> cu.note_activity(cust, 0, "individual", "retail")
 >>> out = BatchOutput()
 >>> status.write("c-1", cust, RawRecord("finpulse.transactions", 3, 0, b"", None, None), 0, out)
@@ -31,9 +32,12 @@ from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.stages.rules import RuleEngine
 from finpulse.streams.stages.service import customers as cu
 from finpulse.streams.stages.service.cache import BatchCache
+from finpulse.streams.stages.service.records import RecentRiskAlerts, RiskAlert, ServiceCustomer
 from finpulse.streams.stages.service.windows import from_ms
 
 log = logging.getLogger(__name__)
+
+_FRESH = ServiceCustomer()  # a record that holds nothing
 
 
 @dataclass(frozen=True)
@@ -48,21 +52,22 @@ class CustomerView:
     dissatisfaction: float
     risk: float
     health: float
-    last_risk: list[Any] | None  # [ms, rule_id, severity, score] of the latest risk alert
+    last_risk: RiskAlert | None  # the latest risk alert
 
     @classmethod
-    def of(cls, cust: dict[str, Any], risks: dict[str, Any] | None, ms: int) -> CustomerView:
+    def of(cls, cust: ServiceCustomer, risks: RecentRiskAlerts | None, ms: int) -> CustomerView:
         """The view of a customer record and its risk alerts.
 
-        >>> c = {}
+        >>> c = ServiceCustomer()
         >>> cu.note_activity(c, 0, "individual", "retail")
-        >>> v = CustomerView.of(c, {"a": [[0, "card_testing", "red", None]]}, 0)
-        >>> v.stage, v.risk, v.health, v.last_risk[1]
+        >>> v = CustomerView.of(c, RecentRiskAlerts([RiskAlert(0, "card_testing", "red", None)]), 0)
+        >>> v.stage, v.risk, v.health, v.last_risk.rule_id
         ('new', 90.0, 9.0, 'card_testing')
         """
+        alerts = risks.alerts if risks else []
         counts = cu.activity(cust, ms)
         dissat = cu.dissatisfaction(cust)
-        risk = cu.risk_score(risks, ms)
+        risk = cu.risk_score(alerts, ms)
         return cls(
             ms=ms,
             stage=cu.lifecycle(cust, ms, counts),
@@ -72,31 +77,34 @@ class CustomerView:
             dissatisfaction=dissat,
             risk=risk,
             health=cu.health(risk, dissat),
-            last_risk=risks["a"][-1] if risks and risks.get("a") else None,
+            last_risk=alerts[-1] if alerts else None,
         )
 
-    def signature(self, cust: dict[str, Any]) -> list[Any]:
-        """What must change (or a new day begin) for a new row; stored as ``sig``.
+    def signature(
+        self, cust: ServiceCustomer
+    ) -> tuple[str, int, int | None, int, int, int | None, int]:
+        """What must change (or a new day begin) for a new row; stored as the record's
+        ``status_signature``.
 
-        >>> c = {}
+        >>> c = ServiceCustomer()
         >>> cu.note_activity(c, 0, "individual", "retail")
         >>> CustomerView.of(c, None, 0).signature(c)
-        ['new', 0, None, 0, 90, None, 0]
+        ('new', 0, None, 0, 90, None, 0)
         """
-        return [
+        return (
             self.stage,
-            len(cust.get("cm", {})),
-            cust.get("lc"),
+            len(cust.open_complaints),
+            cust.last_csat,
             self.contacts_24h,
             round(self.health),
-            self.last_risk[0] if self.last_risk else None,
+            self.last_risk.ms if self.last_risk else None,
             self.ms // cu.DAY_MS,
-        ]
+        )
 
-    def row(self, cid: str, cust: dict[str, Any], version: int, partition: int) -> tuple[Any, ...]:
+    def row(self, cid: str, cust: ServiceCustomer, version: int, partition: int) -> tuple[Any, ...]:
         """The ``customer_status`` row (version key ``{cid}|v{version}``).
 
-        >>> c = {}
+        >>> c = ServiceCustomer()
         >>> cu.note_activity(c, 0, "individual", "retail")
         >>> CustomerView.of(c, None, 0).row("c-1", c, 4, 1)[-3:]
         (4, 1, 'c-1|v4')
@@ -105,20 +113,20 @@ class CustomerView:
         return (
             cid,
             from_ms(self.ms),
-            cust["ct"],
-            cust["sg"],
+            cust.customer_type,
+            cust.segment,
             self.stage,
-            from_ms(cust["f"]),
-            from_ms(cust["l"]),
+            from_ms(cust.first_seen_ms if cust.first_seen_ms is not None else self.ms),
+            from_ms(cust.last_seen_ms if cust.last_seen_ms is not None else self.ms),
             self.last_events,
             self.prev_events,
             self.contacts_24h,
-            len(cust.get("cm", {})),
-            cust.get("lc"),
+            len(cust.open_complaints),
+            cust.last_csat,
             round(self.dissatisfaction, 4),
             round(self.risk, 3),
-            last_risk[1] if last_risk else None,
-            from_ms(last_risk[0]) if last_risk else None,
+            last_risk.rule_id if last_risk else None,
+            from_ms(last_risk.ms) if last_risk else None,
             self.health,
             version,
             partition,
@@ -142,24 +150,25 @@ class CustomerStatus:
         record is still written back when it holds something.
 
         >>> from finpulse.streams.core.state import MemoryState
+        >>> from finpulse.streams.stages.service.records import EarlyClose
         >>> custs = BatchCache(MemoryState("c"))
-        >>> custs.get("c-2", dict)["cx"] = {"i-1": [0, "f-1"]}
+        >>> custs.get("c-2", ServiceCustomer).early_closes["i-1"] = EarlyClose(0, "f-1")
         >>> rec = RawRecord("finpulse.feedback", 0, 0, b"", None, None)
         >>> CustomerStatus(None, MemoryState("r")).publish(custs, {"c-2": (rec, 0)}, BatchOutput())
-        >>> custs.flush(), custs.state.get("c-2")
-        (1, {'cx': {'i-1': [0, 'f-1']}})
+        >>> custs.flush(), custs.state.get("c-2").early_closes
+        (1, {'i-1': EarlyClose(closed_ms=0, event_id='f-1')})
         """
         for cid, (record, ms) in touched.items():
-            cust = customers.get(cid, dict)
-            if "ct" not in cust:  # not seen yet: only an early complaint close to keep
-                if cust:
+            cust = customers.get(cid, ServiceCustomer)
+            if cust.customer_type is None:  # not seen yet: only an early complaint close
+                if cust != _FRESH:
                     customers.touch(cid, record)
                 continue
             self.write(cid, cust, record, ms, out)
             customers.touch(cid, record)
 
     def write(
-        self, cid: str, cust: dict[str, Any], record: RawRecord, ms: int, out: BatchOutput
+        self, cid: str, cust: ServiceCustomer, record: RawRecord, ms: int, out: BatchOutput
     ) -> None:
         """Queue the customer's row if its view changed; a new stage raises the rules.
 
@@ -169,25 +178,25 @@ class CustomerStatus:
         # Write a row only when something the customer view shows changed (or a new day
         # began), not for every transaction.
         signature = view.signature(cust)
-        if signature == cust.get("sig"):
+        if signature == cust.status_signature:
             return
-        cust["sig"] = signature
-        version = int(cust.get("v", 0)) + 1
-        cust["v"] = version
+        cust.status_signature = signature
+        version = cust.status_version + 1
+        cust.status_version = version
         out.add_rows(CUSTOMER_STATUS_TABLE, [view.row(cid, cust, version, record.partition)])
-        if view.stage != cust.get("st"):
-            cust["st"] = view.stage
+        if view.stage != cust.lifecycle_stage:
+            cust.lifecycle_stage = view.stage
             out.candidates.extend(self._lifecycle(cid, cust, view, version))
 
     def _lifecycle(
-        self, cid: str, cust: dict[str, Any], view: CustomerView, version: int
+        self, cid: str, cust: ServiceCustomer, view: CustomerView, version: int
     ) -> list[AlertCandidate]:
         features = {
             "lifecycle": view.stage,
             "health_score": view.health,
             "risk_score": view.risk,
             "dissatisfaction": view.dissatisfaction,
-            "open_complaints": len(cust.get("cm", {})),
+            "open_complaints": len(cust.open_complaints),
         }
         return self.engine.evaluate(
             "customer",
@@ -196,5 +205,5 @@ class CustomerStatus:
             ts=from_ms(view.ms),
             source_event_id=f"lifecycle|{cid}|{version}",
             customer_id=cid,
-            segment=cust["sg"],
+            segment=cust.segment,
         )

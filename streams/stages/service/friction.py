@@ -14,29 +14,31 @@ from typing import Any
 from finpulse.models.events import Interaction
 from finpulse.sinks.tables import SERVICE_FRICTION_TABLE
 from finpulse.streams.core.batch import BatchOutput
+from finpulse.streams.stages.service.records import RiskAlert
 from finpulse.streams.stages.service.windows import from_ms
 
 log = logging.getLogger(__name__)
 
 
 def friction_rows(
-    ev: Interaction, ms: int, risks: list[list[Any]], partition: int
+    ev: Interaction, ms: int, risks: list[RiskAlert], partition: int
 ) -> list[tuple[Any, ...]]:
-    """Rows of a contact at ``ms`` after ``risks`` (``[ms, rule, severity, score]``, oldest
-    first): one per rule, the newest rule first, with its newest alert.
+    """Rows of a contact at ``ms`` after ``risks`` (oldest first): one per rule, the newest
+    rule first, with its newest alert.
 
     >>> from tests.factories import encode, interaction
     >>> ev = Interaction.model_validate_json(encode(interaction(event_id="i-1")))
-    >>> risks = [[0, "card_testing", "orange", None], [1000, "card_testing", "red", 91.0]]
+    >>> risks = [RiskAlert(0, "card_testing", "orange", None),
+    ...          RiskAlert(1000, "card_testing", "red", 91.0)]
     >>> [(r[0], r[5], r[6], r[8]) for r in friction_rows(ev, 7_200_000, risks, 0)]
     [('i-1', 'card_testing', 'red', 7199.0)]
     """
     rules_seen: set[str] = set()
     rows = []
-    for alert_ms, rule_id, severity, _score in reversed(risks):
-        if rule_id in rules_seen:
+    for alert in reversed(risks):
+        if alert.rule_id in rules_seen:
             continue
-        rules_seen.add(rule_id)
+        rules_seen.add(alert.rule_id)
         rows.append(
             (
                 ev.event_id,
@@ -44,10 +46,10 @@ def friction_rows(
                 ev.customer_id,
                 ev.segment.value,
                 ev.channel.value,
-                rule_id,
-                severity,
-                from_ms(alert_ms),
-                (ms - alert_ms) / 1000.0,
+                alert.rule_id,
+                alert.severity,
+                from_ms(alert.ms),
+                (ms - alert.ms) / 1000.0,
                 partition,
             )
         )
@@ -57,7 +59,7 @@ def friction_rows(
 def record_friction(
     ev: Interaction,
     ms: int,
-    risks: list[list[Any]],
+    risks: list[RiskAlert],
     partition: int,
     out: BatchOutput,
     counts: Counter[str],

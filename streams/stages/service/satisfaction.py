@@ -2,12 +2,13 @@
 
 Each interaction is scored from its own features and the customer's context (contacts of
 the last 24 h, recent waits, open complaints, a recent risk alert, past survey answers); the
-scored inputs wait in the customer record (``pe``, :mod:`finpulse.streams.stages.service.pending`)
-for the survey, which the model then learns from. The monitor tracks the online error and
-raises the ``on: model`` rules on a satisfaction drift. The model is per worker; every
-``satisfaction_checkpoint_every`` surveys it is checkpointed as a ``model_checkpoints`` row of
-the batch's output (the same store as the risk models, :mod:`finpulse.sinks.checkpoints`), restored
-before the worker's first batch.
+scored inputs wait in the customer record (``awaiting_survey``,
+:mod:`finpulse.streams.stages.service.pending`) for the survey, which the model then learns
+from. The monitor tracks the online error and raises the ``on: model`` rules on a
+satisfaction drift. The model is per worker; every ``satisfaction_checkpoint_every`` surveys
+it is checkpointed as a ``model_checkpoints`` row of the batch's output (the same store as
+the risk models, :mod:`finpulse.sinks.checkpoints`), restored before the worker's first
+batch.
 
 >>> from collections import Counter
 >>> from finpulse.config.policy import load_policy
@@ -39,7 +40,8 @@ from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE
 from finpulse.streams.core.batch import BatchOutput
 from finpulse.streams.stages.rules import RuleEngine
 from finpulse.streams.stages.service import customers as cu
-from finpulse.streams.stages.service import pending as survey
+from finpulse.streams.stages.service.pending import AwaitingSurvey
+from finpulse.streams.stages.service.records import RiskAlert, ServiceCustomer
 from finpulse.streams.stages.service.windows import from_ms
 
 log = logging.getLogger(__name__)
@@ -50,20 +52,22 @@ PRIOR_WEIGHT = 2
 
 
 def customer_context(
-    cust: dict[str, Any], prior_contacts: int, risks: list[list[Any]]
+    cust: ServiceCustomer, prior_contacts: int, risks: list[RiskAlert]
 ) -> dict[str, float]:
     """The customer context the model scores an interaction with.
 
-    >>> customer_context({"wt": [1.0, 2.0], "cs": [10.0, 2], "cm": {"k": 0}}, 2, [])
+    >>> from finpulse.streams.stages.service.records import OpenComplaint
+    >>> cust = ServiceCustomer(recent_wait_logs=[1.0, 2.0], csat_sum=10.0, csat_count=2,
+    ...                        open_complaints={"k": OpenComplaint(0, [])})
+    >>> customer_context(cust, 2, [])
     {'contacts_24h': 2.0, 'recent_wait_log': 1.5, 'open_complaints': 1.0, 'risk_friction': 0.0, 'past_csat': 0.75}
     """  # noqa: E501
-    waits = cust.get("wt", [])
-    csat_sum, csat_n = cust.get("cs", [0.0, 0])
-    shrunk = (csat_sum + PRIOR_CSAT * PRIOR_WEIGHT) / (csat_n + PRIOR_WEIGHT)
+    waits = cust.recent_wait_logs
+    shrunk = (cust.csat_sum + PRIOR_CSAT * PRIOR_WEIGHT) / (cust.csat_count + PRIOR_WEIGHT)
     return {
         "contacts_24h": float(prior_contacts),
         "recent_wait_log": sum(waits) / len(waits) if waits else 0.0,
-        "open_complaints": float(len(cust.get("cm", {}))),
+        "open_complaints": float(len(cust.open_complaints)),
         "risk_friction": 1.0 if risks else 0.0,
         "past_csat": shrunk - PRIOR_CSAT,
     }
@@ -96,10 +100,10 @@ class Satisfaction:
     def score(
         self,
         ev: Interaction,
-        cust: dict[str, Any],
+        cust: ServiceCustomer,
         ms: int,
         prior_contacts: int,
-        risks: list[list[Any]],
+        risks: list[RiskAlert],
         threshold_s: float,
         out: BatchOutput,
     ) -> tuple[float, float]:
@@ -108,10 +112,10 @@ class Satisfaction:
         >>> from collections import Counter
         >>> from finpulse.models.events import Interaction
         >>> from tests.factories import encode, interaction
-        >>> sat, cust, out = Satisfaction(Settings(), None, Counter()), {}, BatchOutput()
+        >>> sat, cust = Satisfaction(Settings(), None, Counter()), ServiceCustomer()
         >>> ev = Interaction.model_validate_json(encode(interaction(event_id="i-1")))
-        >>> predicted, p = sat.score(ev, cust, 0, 0, [], 20.0, out)
-        >>> 1 <= predicted <= 5 and 0 <= p <= 1, list(cust["pe"]), cust["wt"]
+        >>> predicted, p = sat.score(ev, cust, 0, 0, [], 20.0, BatchOutput())
+        >>> 1 <= predicted <= 5 and 0 <= p <= 1, list(cust.awaiting_survey), cust.recent_wait_logs
         (True, ['i-1'], [0.47])
         """
         x = interaction_features(ev, customer_context(cust, prior_contacts, risks))
@@ -119,11 +123,14 @@ class Satisfaction:
         p_dissat = self.model.score_one(x)
         reasons = self.model.explain_one(x)
         wait = round(math.log1p(ev.wait_seconds / threshold_s), 4)
-        cust["wt"] = [*cust.get("wt", []), wait][-cu.RECENT_WAITS :]
-        cust["pd"] = round(0.7 * float(cust.get("pd", p_dissat)) + 0.3 * p_dissat, 4)
-        pending = cust.setdefault("pe", {})
-        channel = ev.channel.value
-        pending[ev.event_id] = survey.entry(ms, x, round(predicted, 4), round(p_dissat, 4), channel)
+        cust.recent_wait_logs = [*cust.recent_wait_logs, wait][-cu.RECENT_WAITS :]
+        pd = cust.predicted_dissatisfaction
+        cust.predicted_dissatisfaction = round(
+            0.7 * (p_dissat if pd is None else pd) + 0.3 * p_dissat, 4
+        )
+        cust.awaiting_survey[ev.event_id] = AwaitingSurvey.of(
+            ms, x, predicted, p_dissat, ev.channel.value
+        )
         cu.prune_pending(cust, ms, self._ttl_ms)
         annotation = {
             "predicted_csat": predicted,
@@ -134,29 +141,29 @@ class Satisfaction:
         out.annotate(ev.event_id, "satisfaction", annotation)
         return predicted, p_dissat
 
-    def learn(self, fb: Feedback, cust: dict[str, Any], out: BatchOutput) -> bool:
+    def learn(self, fb: Feedback, cust: ServiceCustomer, out: BatchOutput) -> bool:
         """Learn from the answer of a survey on a scored interaction (False: nothing learned).
 
         >>> from collections import Counter
         >>> from tests.factories import encode, feedback
         >>> sat = Satisfaction(Settings(), None, Counter())
         >>> fb = Feedback.model_validate_json(encode(feedback(ref_event_id="i-9", value=4)))
-        >>> sat.learn(fb, {}, BatchOutput()), sat.counts
+        >>> sat.learn(fb, ServiceCustomer(), BatchOutput()), sat.counts
         (False, Counter({'service.csat_unmatched': 1}))
         """
         if fb.value is None:
             return False  # no answer (the stage only passes surveys with one)
-        entry = cust.get("pe", {}).pop(fb.ref_event_id, None)
+        entry = cust.awaiting_survey.pop(fb.ref_event_id, None)
         if entry is None:
             self.counts["service.csat_unmatched"] += 1
             return False
-        _ms, x, predicted, p_dissat, channel = survey.read(entry)
+        channel = entry.channel_name()
         y = float(fb.value)
-        self.monitor.update(predicted, p_dissat, y)
-        self.model.learn_one(x, y)
-        csat_sum, csat_n = cust.get("cs", [0.0, 0])
-        cust["cs"] = [csat_sum + y, csat_n + 1]
-        cust["lc"] = int(y)
+        self.monitor.update(entry.predicted_csat, entry.p_dissatisfied, y)
+        self.model.learn_one(entry.inputs(), y)
+        cust.csat_sum += y
+        cust.csat_count += 1
+        cust.last_csat = int(y)
         if self.monitor.drift(channel, y):
             self.counts["service.csat_drift"] += 1
             out.candidates.extend(self._drift(fb, channel, y))

@@ -1,10 +1,11 @@
 """Service level: per-partition minute aggregates and the SLA windows of each channel.
 
 Each interaction adds to its minute aggregate (key ``{minute}|{channel}|{type}|{segment}`` in
-the partition record's ``agg``) and to its channel's SLA minute ring (``sla["win"]``). At the
-end of a batch the touched aggregates are written whole as rows (the record's ``ver`` as
-version), the minutes the watermark has passed are judged (``on: channel_minute`` rules) and
-aggregates older than :data:`AGG_RETENTION_MS` before the last closed minute are dropped.
+the partition record's ``minute_aggregates``) and to its channel's SLA minute ring
+(``sla.minutes``). At the end of a batch the touched aggregates are written whole as rows (the
+record's ``version`` as version), the minutes the watermark has passed are judged
+(``on: channel_minute`` rules) and aggregates older than :data:`AGG_RETENTION_MS`
+before the last closed minute are dropped.
 
 >>> from collections import Counter
 >>> from finpulse.config.policy import load_policy
@@ -30,6 +31,7 @@ from finpulse.streams.core.batch import BatchOutput
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.stages.rules import RuleEngine
 from finpulse.streams.stages.service.cache import BatchCache
+from finpulse.streams.stages.service.records import PartitionRecord
 from finpulse.streams.stages.service.windows import (
     AGG_FIELDS,
     MINUTE_MS,
@@ -77,19 +79,21 @@ def minute_row(
     )
 
 
-def prune_aggregates(meta: dict[str, Any]) -> None:
+def prune_aggregates(meta: PartitionRecord) -> None:
     """Drop the aggregates older than the retention before the last closed minute.
 
-    >>> meta = {"sla": {"closed": 10 * MINUTE_MS}, "agg": {"0|c|t|s": [], "300000|c|t|s": []}}
+    >>> meta = PartitionRecord(minute_aggregates={"0|c|t|s": [], "300000|c|t|s": []})
+    >>> meta.sla.closed_minute_ms = 10 * MINUTE_MS
     >>> prune_aggregates(meta)
-    >>> list(meta["agg"]), meta["agg_floor"]
+    >>> list(meta.minute_aggregates), meta.aggregate_floor_ms
     (['300000|c|t|s'], 300000)
     """
-    closed = meta.setdefault("sla", {}).get("closed")
-    if closed is not None and closed - AGG_RETENTION_MS > meta.get("agg_floor", -1):
+    closed = meta.sla.closed_minute_ms
+    floor = meta.aggregate_floor_ms
+    if closed is not None and closed - AGG_RETENTION_MS > (-1 if floor is None else floor):
         floor = closed - AGG_RETENTION_MS
-        meta["agg_floor"] = floor
-        aggs = meta.get("agg", {})
+        meta.aggregate_floor_ms = floor
+        aggs = meta.minute_aggregates
         for key in [k for k in aggs if int(k.split("|", 1)[0]) < floor]:
             del aggs[key]
 
@@ -117,7 +121,7 @@ class ServiceLevel:
 
     def add(
         self,
-        meta: dict[str, Any],
+        meta: PartitionRecord,
         ev: Interaction,
         record: RawRecord,
         ms: int,
@@ -132,11 +136,12 @@ class ServiceLevel:
         >>> from finpulse.models.events import Interaction
         >>> from tests.factories import encode, interaction
         >>> ev = Interaction.model_validate_json(encode(interaction()))
-        >>> level, meta, touched = ServiceLevel(Settings(), None, Counter()), {}, set()  # no rules
+        >>> level = ServiceLevel(Settings(), None, Counter())  # no rules needed
+        >>> meta, touched = PartitionRecord(), set()
         >>> rec = RawRecord("finpulse.interactions", 0, 41, b"", None, None)
         >>> level.add(meta, ev, rec, 5_000, repeat=False, complaint=False, touched=touched)
-        >>> sorted(touched), meta["ver"], meta["sla"]["win"]
-        ([(0, '0|call_center|individual|retail')], 42, {'call_center': {'0': [1, 1]}})
+        >>> sorted(touched), meta.version, meta.sla.minutes
+        ([(0, '0|call_center|individual|retail')], 42, {'call_center': {0: [1, 1]}})
         """
         contact = Contact(
             wait_s=ev.wait_seconds,
@@ -151,18 +156,18 @@ class ServiceLevel:
         threshold = self.threshold(channel)
         minute = minute_of(ms)
         key = f"{minute}|{channel}|{ev.customer_type.value}|{ev.segment.value}"
-        aggs = meta.setdefault("agg", {})
-        sla = meta.setdefault("sla", {})
-        closed = sla.get("closed")
-        if minute < meta.get("agg_floor", minute):
+        aggs = meta.minute_aggregates
+        closed = meta.sla.closed_minute_ms
+        floor = meta.aggregate_floor_ms
+        if floor is not None and minute < floor:
             self.counts["service.late_dropped"] += 1
         else:
             add_contact(aggs.setdefault(key, empty_agg()), contact, threshold)
             touched.add((record.partition, key))
-            meta["ver"] = record.offset + 1
+            meta.version = record.offset + 1
         if closed is None or minute > closed:
             in_sl = ev.wait_seconds <= threshold
-            record_sla_contact(sla.setdefault("win", {}), channel, minute, in_sl)
+            record_sla_contact(meta.sla, channel, minute, in_sl)
         else:
             self.counts["service.late_for_sla"] += 1
 
@@ -176,7 +181,8 @@ class ServiceLevel:
         >>> from finpulse.streams.core.batch import BatchOutput
         >>> from finpulse.streams.core.state import MemoryState
         >>> parts = BatchCache(MemoryState("p"))
-        >>> parts.get("p0", dict).update(agg={"0|chat|individual|retail": [1] * 11}, ver=5)
+        >>> p0 = parts.get("p0", PartitionRecord)
+        >>> p0.minute_aggregates["0|chat|individual|retail"], p0.version = [1] * 11, 5
         >>> out = BatchOutput()
         >>> level = ServiceLevel(Settings(), None, Counter())  # no rules needed
         >>> level.write_minutes(parts, {(0, "0|chat|individual|retail"), (0, "gone")}, out)
@@ -185,16 +191,16 @@ class ServiceLevel:
         """
         rows = []
         for partition, key in sorted(touched):
-            meta = parts.get(f"p{partition}", dict)
-            agg = meta.get("agg", {}).get(key)
+            meta = parts.get(f"p{partition}", PartitionRecord)
+            agg = meta.minute_aggregates.get(key)
             if agg is None:
                 continue
             channel = key.split("|")[1]
-            version = meta.get("ver", 0)
+            version = meta.version
             rows.append(minute_row(key, agg, partition, version, self.threshold(channel)))
         out.add_rows(SERVICE_MINUTES_TABLE, rows)
 
-    def close_minutes(self, partition: int, meta: dict[str, Any], out: BatchOutput) -> None:
+    def close_minutes(self, partition: int, meta: PartitionRecord, out: BatchOutput) -> None:
         """Judge the minutes the partition's watermark closed, then prune old aggregates.
 
         >>> from collections import Counter
@@ -203,17 +209,20 @@ class ServiceLevel:
         >>> from finpulse.streams.core.batch import BatchOutput
         >>> from finpulse.streams.stages.rules import RuleEngine
         >>> level = ServiceLevel(Settings(), RuleEngine(load_policy()), Counter())
-        >>> meta = {"wm": 10 * MINUTE_MS, "sla": {"win": {"chat": {"0": [30, 2]}}}}
-        >>> out = BatchOutput()
-        >>> level.close_minutes(0, meta, out)
-        >>> meta["sla"]["closed"], meta["sla"]["run"]
+        >>> meta = PartitionRecord(watermark_ms=10 * MINUTE_MS)
+        >>> meta.sla.minutes["chat"] = {0: [30, 2]}
+        >>> level.close_minutes(0, meta, BatchOutput())
+        >>> meta.sla.closed_minute_ms, meta.sla.breached_run
         (480000, {})
         """
         s = self.settings
         grace_ms = int(s.service_grace_s * 1000)
+        wm = meta.watermark_ms
+        if wm is None:
+            return  # no event seen on the partition
         checks = advance_sla(
-            meta.setdefault("sla", {}),
-            meta["wm"],
+            meta.sla,
+            wm,
             window_minutes=s.service_window_minutes,
             target=s.service_level_target,
             z=s.service_confidence_z,
@@ -223,7 +232,7 @@ class ServiceLevel:
         for check in checks:
             if self.keep_sla_checks:
                 self.sla_checks.append((partition, check))
-            out.candidates.extend(self._judge(partition, check, meta["wm"], grace_ms))
+            out.candidates.extend(self._judge(partition, check, wm, grace_ms))
         prune_aggregates(meta)
 
     def _judge(

@@ -67,6 +67,13 @@ from finpulse.streams.stages.service.context import ServiceContextStage
 from finpulse.streams.stages.service.customer_status import CustomerStatus
 from finpulse.streams.stages.service.friction import record_friction
 from finpulse.streams.stages.service.names import CUSTOMERS_STATE, PARTITIONS_STATE, RISK_STATE
+from finpulse.streams.stages.service.records import (
+    PARTITION_VALUE,
+    PartitionRecord,
+    RecentRiskAlerts,
+    RiskAlert,
+    ServiceCustomer,
+)
 from finpulse.streams.stages.service.satisfaction import Satisfaction
 from finpulse.streams.stages.service.service_level import ServiceLevel
 from finpulse.streams.stages.service.windows import SlaCheck, to_ms
@@ -95,14 +102,14 @@ def rule_features(
     ms: int,
     prior: int,
     open_complaints: int,
-    risks: list[list[Any]],
+    risks: list[RiskAlert],
     scored: tuple[float, float],
     threshold_s: float,
     wait_s: float,
 ) -> dict[str, Any]:
     """An interaction's ``features`` for the ``on: interaction`` rules, added to ``features``.
 
-    >>> f = rule_features({"x": 1}, 3_600_000, 1, 0, [[0, "card_testing", "red", None]],
+    >>> f = rule_features({"x": 1}, 3_600_000, 1, 0, [RiskAlert(0, "card_testing", "red", None)],
     ...                   (3.21, 0.123456), 20.0, 25.0)
     >>> f["x"], f["contacts_24h"], f["last_risk_rule"], f["hours_since_risk_alert"]
     (1, 2, 'card_testing', 1.0)
@@ -117,8 +124,8 @@ def rule_features(
         "repeat_contact": prior > 0,
         "open_complaints": open_complaints,
         "risk_alert_24h": bool(risks),
-        "last_risk_rule": last_risk[1] if last_risk else None,
-        "hours_since_risk_alert": round((ms - last_risk[0]) / 3.6e6, 3) if last_risk else None,
+        "last_risk_rule": last_risk.rule_id if last_risk else None,
+        "hours_since_risk_alert": round((ms - last_risk.ms) / 3.6e6, 3) if last_risk else None,
         "predicted_csat": round(predicted, 3),
         "p_dissatisfied": round(p_dissat, 4),
         "service_level_threshold_s": threshold_s,
@@ -193,7 +200,7 @@ class ServiceStage:
     def _event(self, kind: str, event: Any, record: RawRecord, b: _Batch) -> None:
         meta, ms = self._admit(event, record, b)
         cid = event.customer_id
-        cust = b.custs.get(cid, dict)
+        cust = b.custs.get(cid, ServiceCustomer)
         if isinstance(event, Interaction):
             self._interaction(event, record, ms, meta, cust, b)
             b.touched_custs[cid] = (record, ms)
@@ -201,20 +208,21 @@ class ServiceStage:
             cu.note_activity(cust, ms, event.customer_type.value, event.segment.value)
             b.touched_custs[cid] = (record, ms)
         elif isinstance(event, Feedback) and (
-            "ct" in cust or event.kind.value == "complaint_closed"
+            cust.customer_type is not None or event.kind.value == "complaint_closed"
         ):
             if self._feedback(event, record, ms, cust, b):
                 b.learned += 1
-            b.touched_custs[cid] = (record, max(ms, cust.get("l", ms)))
+            last_seen = cust.last_seen_ms
+            b.touched_custs[cid] = (record, ms if last_seen is None else max(ms, last_seen))
 
-    def _admit(self, event: Any, record: RawRecord, b: _Batch) -> tuple[dict[str, Any], int]:
+    def _admit(self, event: Any, record: RawRecord, b: _Batch) -> tuple[PartitionRecord, int]:
         """The partition record and event time of an event (re-delivered events never get
         here: the pipeline's one guard skips them)."""
-        meta = b.parts.get(f"p{record.partition}", dict)
-        meta.pop("off", None)  # the partition's offset guard of earlier releases
+        meta = b.parts.get(f"p{record.partition}", PartitionRecord)
         ms = to_ms(event.ts)
         b.last_ms = max(b.last_ms, ms)
-        meta["wm"] = max(meta.get("wm", ms), ms)
+        wm = meta.watermark_ms
+        meta.watermark_ms = ms if wm is None else max(wm, ms)
         b.parts.touch(f"p{record.partition}", record)
         b.touched_parts[record.partition] = record
         return meta, ms
@@ -224,8 +232,8 @@ class ServiceStage:
         ev: Interaction,
         record: RawRecord,
         ms: int,
-        meta: dict[str, Any],
-        cust: dict[str, Any],
+        meta: PartitionRecord,
+        cust: ServiceCustomer,
         b: _Batch,
     ) -> None:
         cu.note_activity(cust, ms, ev.customer_type.value, ev.segment.value)
@@ -241,14 +249,14 @@ class ServiceStage:
         threshold = self.level.threshold(ev.channel.value)
         scored = self.satisfaction.score(ev, cust, ms, prior, risks, threshold, b.out)
         features = b.out.annotations.get(ev.event_id, {}).get("features", {})
-        n_open = len(cust.get("cm", {}))
+        n_open = len(cust.open_complaints)
         features = rule_features(
             features, ms, prior, n_open, risks, scored, threshold, ev.wait_seconds
         )
         b.out.annotate(ev.event_id, "features", features)
 
     def _feedback(
-        self, fb: Feedback, record: RawRecord, ms: int, cust: dict[str, Any], b: _Batch
+        self, fb: Feedback, record: RawRecord, ms: int, cust: ServiceCustomer, b: _Batch
     ) -> bool:
         """Learn from a survey (True when learned) or close a complaint."""
         kind = fb.kind.value
@@ -262,9 +270,9 @@ class ServiceStage:
         # rows first: closing minutes prunes old aggregates, even ones this batch touched
         self.level.write_minutes(b.parts, b.touched_aggs, b.out)
         for partition, record in b.touched_parts.items():
-            meta = b.parts.get(f"p{partition}", dict)
+            meta = b.parts.get(f"p{partition}", PartitionRecord)
             self.level.close_minutes(partition, meta, b.out)
-            b.changes.extend(b.book.age(partition, meta["wm"], record))
+            b.changes.extend(b.book.age(partition, meta.watermark_ms or 0, record))
         self.complaints.publish(b.changes, b.out)
         self.status.publish(b.custs, b.touched_custs, b.out)
         if b.learned:
@@ -287,7 +295,8 @@ def service_stages(
     >>> [stage.name for stage in service_stages(s, MemoryState, RuleEngine(load_policy()))]
     ['service', 'service_context']
     """
-    customers = state(CUSTOMERS_STATE)
-    risks = state(RISK_STATE)
-    before = ServiceStage(settings, engine, state(PARTITIONS_STATE), customers, risks, store)
+    customers = state(CUSTOMERS_STATE, ServiceCustomer)
+    risks = state(RISK_STATE, RecentRiskAlerts)
+    partitions = state(PARTITIONS_STATE, PARTITION_VALUE)
+    before = ServiceStage(settings, engine, partitions, customers, risks, store)
     return before, ServiceContextStage(customers, risks)

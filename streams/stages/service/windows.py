@@ -1,8 +1,9 @@
 """Minute arithmetic, additive service aggregates and the service-level (SLA) check.
 
-Everything here is pure: times are epoch milliseconds of *event* time, state is plain
-JSON-able dicts, so the same code runs in Faust tables and in offline replay, and tests
-drive it with explicit timestamps (a fake clock).
+Everything here is pure: times are epoch milliseconds of *event* time, state is a plain
+record (:class:`~finpulse.streams.stages.service.records.SlaState`), so the same code runs in
+Faust tables and in offline replay, and tests drive it with explicit timestamps (a fake
+clock).
 
 A minute aggregate is a list of additive counters (:data:`AGG_FIELDS`), so partial
 aggregates from several partitions combine exactly by summing.
@@ -30,7 +31,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+
+from finpulse.streams.stages.service.records import SlaState
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -200,19 +202,16 @@ class SlaCheck:
     consecutive: int
 
 
-def record_sla_contact(window: dict[str, Any], channel: str, minute_ms: int, in_sl: bool) -> None:
-    """Count one contact into the per-channel minute ring ``window`` (JSON-able, in place).
-
-    ``window`` maps channel -> {str(minute_ms): [contacts, answered_in_sl]}.
-    """
-    ring = window.setdefault(channel, {})
-    cell = ring.setdefault(str(minute_ms), [0, 0])
+def record_sla_contact(sla: SlaState, channel: str, minute_ms: int, in_sl: bool) -> None:
+    """Count one contact into the channel's minute ring of ``sla`` (in place)."""
+    ring = sla.minutes.setdefault(channel, {})
+    cell = ring.setdefault(minute_ms, [0, 0])
     cell[0] += 1
     cell[1] += 1 if in_sl else 0
 
 
 def advance_sla(
-    sla: dict[str, Any],
+    sla: SlaState,
     watermark_ms: int,
     *,
     window_minutes: int,
@@ -223,28 +222,28 @@ def advance_sla(
 ) -> list[SlaCheck]:
     """Close every minute whose end + grace the watermark has passed; judge each channel.
 
-    ``sla`` is the JSON-able SLA state of one partition: ``{"closed": last closed minute ms,
-    "win": per-channel minute ring, "run": per-channel consecutive breached minutes}``.
-    Returns one :class:`SlaCheck` per (closed minute, channel with contacts in its window),
-    in time order. A closed minute whose window lacks evidence is not breached and resets the
+    ``sla`` is the SLA state of one partition (the last closed minute, the per-channel minute
+    rings and the per-channel runs of consecutive breached minutes). Returns one
+    :class:`SlaCheck` per (closed minute, channel with contacts in its window), in time order.
+    A closed minute whose window lacks evidence is not breached and resets the
     run. A jump of the watermark over a long idle gap judges only the minutes that can still
     hold contacts.
 
-    >>> st = {}
+    >>> st = SlaState()
     >>> for s in range(0, 120, 10):  # two minutes, every contact waits 60 s
-    ...     record_sla_contact(st.setdefault("win", {}), "chat", minute_of(s * 1000), False)
+    ...     record_sla_contact(st, "chat", minute_of(s * 1000), False)
     >>> checks = advance_sla(st, 140_000, window_minutes=5, target=0.8, z=1.645,
     ...                      min_contacts=3, grace_ms=20_000)
     >>> [(c.minute_ms, c.breached, c.consecutive) for c in checks]
     [(0, True, 1), (60000, True, 2)]
     """
-    win: dict[str, dict[str, list[int]]] = sla.setdefault("win", {})
-    run: dict[str, int] = sla.setdefault("run", {})
+    win = sla.minutes
+    run = sla.breached_run
     closable = minute_of(watermark_ms - grace_ms - MINUTE_MS)  # newest minute that has ended
-    last = sla.get("closed")
+    last = sla.closed_minute_ms
     if last is not None and closable <= last:
         return []  # nothing new closed (the common case within a minute)
-    starts = sorted({int(m) for ring in win.values() for m in ring})
+    starts = sorted({m for ring in win.values() for m in ring})
     if last is None:
         if not starts:
             return []
@@ -268,7 +267,7 @@ def advance_sla(
         for ch in sorted(win):
             n = a = 0
             for key, (cn, ca) in win[ch].items():
-                if lo <= int(key) <= m:
+                if lo <= key <= m:
                     n += cn
                     a += ca
             if n == 0:
@@ -281,10 +280,10 @@ def advance_sla(
     if previous != closable:  # the minutes after the data have no evidence
         for ch in run:
             run[ch] = 0
-    sla["closed"] = closable
+    sla.closed_minute_ms = closable
     keep_from = closable - span + MINUTE_MS
     for ch in list(win):
-        ring = {k: v for k, v in win[ch].items() if int(k) >= keep_from}
+        ring = {k: v for k, v in win[ch].items() if k >= keep_from}
         if ring:
             win[ch] = ring
         else:

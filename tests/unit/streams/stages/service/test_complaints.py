@@ -54,7 +54,7 @@ def test_closing_before_the_deadline_stops_aging():
     [closed] = book.close(0, 3 * DAY_MS, "cmp-1", 0, "f-1", None)
     assert closed.status == CLOSED and closed.days_open == 3.0
     assert book.age(0, 20 * DAY_MS, None, force=True) == []
-    assert cache.values["p0"]["cdays"] == []
+    assert cache.values["p0"].complaint_days == []
     assert book.close(0, 4 * DAY_MS, "cmp-1", 0, "f-2", None) == []  # unknown now
 
 

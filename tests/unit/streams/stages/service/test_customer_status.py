@@ -10,6 +10,12 @@ from finpulse.streams.stages.rules import RuleEngine
 from finpulse.streams.stages.service import customers as cu
 from finpulse.streams.stages.service.cache import BatchCache
 from finpulse.streams.stages.service.customer_status import CustomerStatus, CustomerView
+from finpulse.streams.stages.service.records import (
+    OpenComplaint,
+    RecentRiskAlerts,
+    RiskAlert,
+    ServiceCustomer,
+)
 from finpulse.streams.stages.service.windows import DAY_MS
 
 from ._events import record
@@ -19,8 +25,8 @@ def _status(risks: MemoryState | None = None) -> CustomerStatus:
     return CustomerStatus(RuleEngine(load_policy()), risks or MemoryState("r"))
 
 
-def _known(ms: int = 0) -> dict:
-    cust: dict = {}
+def _known(ms: int = 0) -> ServiceCustomer:
+    cust = ServiceCustomer()
     cu.note_activity(cust, ms, "individual", "retail")
     return cust
 
@@ -30,12 +36,13 @@ def test_row_only_when_the_view_changes_or_a_day_begins():
     for ms in (0, 1000, DAY_MS):
         status.write("c-1", cust, record(), ms, out)
     rows = out.rows[CUSTOMER_STATUS_TABLE]
-    assert [r[-3] for r in rows] == [1, 2] and cust["v"] == 2 and cust["st"] == "new"
+    assert [r[-3] for r in rows] == [1, 2] and cust.status_version == 2
+    assert cust.lifecycle_stage == "new"
 
 
 def test_risk_alert_lowers_health_in_the_row():
     risks = MemoryState("r")
-    risks.put("c-1", {"a": [[0, "card_testing", "red", None]]}, None)
+    risks.put("c-1", RecentRiskAlerts([RiskAlert(0, "card_testing", "red", None)]), None)
     out = BatchOutput()
     _status(risks).write("c-1", _known(), record(partition=2), 0, out)
     [row] = out.rows[CUSTOMER_STATUS_TABLE]
@@ -46,17 +53,18 @@ def test_a_stage_change_evaluates_the_customer_rules():
     status, out = _status(), BatchOutput()
     cust = _known()
     status.write("c-1", cust, record(), 0, out)
-    cust.update(lc=1, cm={"k-1": [0, ["i-1"]]})  # dissatisfied with an open complaint
+    cust.last_csat = 1  # dissatisfied with an open complaint
+    cust.open_complaints = {"k-1": OpenComplaint(0, ["i-1"])}
     status.write("c-1", cust, record(), 1000, out)
-    assert cust["st"] == "at_risk"
+    assert cust.lifecycle_stage == "at_risk"
     assert [c.subject_id for c in out.candidates] == ["c-1"]
     assert out.candidates[0].source_event_id == "lifecycle|c-1|2"
 
 
 def test_publish_writes_back_known_customers_and_early_closes_only():
     custs = BatchCache(MemoryState("c"))
-    custs.get("c-known", dict).update(_known())
-    custs.get("c-empty", dict)
+    custs.values["c-known"] = _known()
+    custs.get("c-empty", ServiceCustomer)
     touched = {c: (record(), 0) for c in ("c-known", "c-empty")}
     out = BatchOutput()
     _status().publish(custs, touched, out)
@@ -66,5 +74,5 @@ def test_publish_writes_back_known_customers_and_early_closes_only():
 def test_view_signature_follows_complaints_and_last_answer():
     cust = _known()
     before = CustomerView.of(cust, None, 0).signature(cust)
-    cust["cm"] = {"k": [0, []]}
+    cust.open_complaints = {"k": OpenComplaint(0, [])}
     assert CustomerView.of(cust, None, 0).signature(cust) != before

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from finpulse.config.policy import load_policy
 from finpulse.config.settings import Settings
 from finpulse.sinks.checkpoints import MemoryCheckpoints
 from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE
 from finpulse.streams.core.batch import BatchOutput
 from finpulse.streams.stages.rules import RuleEngine
-from finpulse.streams.stages.service.pending import read
+from finpulse.streams.stages.service.records import RiskAlert, ServiceCustomer
 from finpulse.streams.stages.service.satisfaction import Satisfaction, customer_context
 
 from ._events import feedback, interaction
@@ -21,7 +23,7 @@ def _sat(store: MemoryCheckpoints | None = None, **settings: object) -> Satisfac
 
 
 def test_context_shrinks_past_answers_towards_the_prior():
-    ctx = customer_context({}, 0, [[0, "r", "red", None]])
+    ctx = customer_context(ServiceCustomer(), 0, [RiskAlert(0, "r", "red", None)])
     assert ctx == {
         "contacts_24h": 0.0,
         "recent_wait_log": 0.0,
@@ -29,27 +31,38 @@ def test_context_shrinks_past_answers_towards_the_prior():
         "risk_friction": 1.0,
         "past_csat": 0.0,
     }
-    assert customer_context({"cs": [2.0, 2]}, 0, [])["past_csat"] == -1.25
+    answered = ServiceCustomer(csat_sum=2.0, csat_count=2)
+    assert customer_context(answered, 0, [])["past_csat"] == -1.25
 
 
 def test_score_keeps_the_interaction_for_its_survey_and_annotates():
-    sat, cust, out = _sat(), {"pd": 0.5}, BatchOutput()
+    sat, cust, out = _sat(), ServiceCustomer(predicted_dissatisfaction=0.5), BatchOutput()
     ev = interaction(event_id="i-1", channel="chat", wait_seconds=30.0)
     predicted, p = sat.score(ev, cust, 1000, 0, [], 30.0, out)
-    ms, _x, kept_predicted, kept_p, channel = read(cust["pe"]["i-1"])
-    assert (ms, kept_predicted, kept_p, channel) == (1000, round(predicted, 4), round(p, 4), "chat")
-    assert cust["wt"] == [0.6931] and cust["pd"] == round(0.7 * 0.5 + 0.3 * p, 4)
+    kept = cust.awaiting_survey["i-1"]
+    assert (kept.scored_ms, kept.predicted_csat, kept.p_dissatisfied, kept.channel_name()) == (
+        1000,
+        round(predicted, 4),
+        round(p, 4),
+        "chat",
+    )
+    assert kept.inputs()["ch_chat"] == 1.0 and kept.inputs()["wait_log"] == pytest.approx(
+        3.434, abs=1e-3
+    )
+    assert cust.recent_wait_logs == [0.6931]
+    assert cust.predicted_dissatisfaction == round(0.7 * 0.5 + 0.3 * p, 4)
     ann = out.annotations["i-1"]["satisfaction"]
     assert ann["model_version"] == sat.version and ann["predicted_csat"] == predicted
 
 
 def test_learn_once_per_survey_then_metrics():
-    sat, cust, out = _sat(), {}, BatchOutput()
+    sat, cust, out = _sat(), ServiceCustomer(), BatchOutput()
     sat.score(interaction(event_id="i-1"), cust, 0, 0, [], 20.0, out)
     survey = feedback(ref_event_id="i-1", value=2)
     assert sat.learn(survey, cust, out) is True
     assert sat.learn(survey, cust, out) is False  # its entry is gone
-    assert cust["cs"] == [2.0, 1] and cust["lc"] == 2 and sat.model.n_learned == 1
+    assert (cust.csat_sum, cust.csat_count, cust.last_csat) == (2.0, 1, 2)
+    assert sat.model.n_learned == 1
     assert sat.counts["service.csat_unmatched"] == 1
     sat.publish(1, 5000, out)
     assert {r[3] for r in out.rows[MODEL_METRICS_TABLE]} >= {"mae", "mae_baseline", "auc"}
@@ -57,7 +70,7 @@ def test_learn_once_per_survey_then_metrics():
 
 def test_checkpoint_every_n_surveys_as_a_row_and_restore_once():
     store = MemoryCheckpoints()
-    sat, cust, out = _sat(store, satisfaction_checkpoint_every=2), {}, BatchOutput()
+    sat, cust, out = _sat(store, satisfaction_checkpoint_every=2), ServiceCustomer(), BatchOutput()
     sat.restore()  # nothing yet: starts fresh, and may now write checkpoints
     for k in range(3):
         sat.score(interaction(event_id=f"i-{k}"), cust, k, 0, [], 20.0, out)

@@ -16,13 +16,13 @@ from finpulse.sinks.tables import (
 )
 from finpulse.streams.core.batch import BatchOutput, Stage, Valid
 from finpulse.streams.core.topics import ALERTS, INTERACTIONS
+from finpulse.streams.stages.service.legacy import survey_entry
 from finpulse.streams.stages.service.names import (
     RULE_CUSTOMER_AT_RISK,
     RULE_REPEAT_CONTACTS,
     RULE_RISK_FRICTION,
     RULE_SLA,
 )
-from finpulse.streams.stages.service.pending import read
 from finpulse.streams.worker.app import default_stages
 from tests import factories as f
 from tests.service_helpers import Driver, at, contact
@@ -230,22 +230,20 @@ def test_one_batch_spanning_many_minutes_writes_every_minute_row():
 
 
 def test_pending_surveys_in_the_previous_format_are_still_learned():
-    """Rolling upgrade: interactions waiting for a survey in a record restored from the old
-    changelog (inputs as a dict of named floats, the channel as a string) still learn."""
+    """Upgrade: an interaction waiting for its survey in a record of an earlier release
+    (inputs as a dict of named floats, the channel as a string) still learns."""
     d = Driver(satisfaction_warmup=0)
     events = [contact("c-1", at(minutes=k), wait_seconds=30.0 + k) for k in range(2)]
     d.interactions(events)
     cust = d.stage.customers.get("c-1")
-    new = cust["pe"][events[0]["event_id"]]
-    ms, x, predicted, p, channel = read(new)
-    assert isinstance(new[1], str) and isinstance(new[4], int) and isinstance(channel, str)
-    legacy = [ms, x, predicted, p, channel]  # what the previous version stored
-    assert len(json.dumps(new)) * 3 < len(json.dumps(legacy))
-    cust["pe"][events[0]["event_id"]] = legacy
+    new = cust.awaiting_survey[events[0]["event_id"]]
+    legacy = [new.scored_ms, new.inputs(), new.predicted_csat, new.p_dissatisfied, "app"]
+    assert len(d.stage.customers.codec.encode(new)) * 3 < len(json.dumps(legacy))
+    cust.awaiting_survey[events[0]["event_id"]] = survey_entry(legacy)
     surveys = [
         f.feedback(customer_id="c-1", ref_event_id=e["event_id"], ts=at(hours=1), value=4)
         for e in events
     ]
     d.feedback(surveys)
     assert d.stage.model.n_learned == 2 and d.stage.counts["service.csat_unmatched"] == 0
-    assert d.stage.customers.get("c-1")["pe"] == {}
+    assert d.stage.customers.get("c-1").awaiting_survey == {}

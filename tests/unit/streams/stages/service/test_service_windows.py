@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from finpulse.streams.stages.service.records import SlaState
 from finpulse.streams.stages.service.windows import (
     AGG_FIELDS,
     MINUTE_MS,
@@ -26,13 +27,13 @@ SLA = {"window_minutes": 2, "target": 0.8, "z": 2.33, "min_contacts": 3, "grace_
 def _contacts(state, channel, minute_index, late, on_time):
     m = T0 + minute_index * MINUTE_MS
     for _ in range(late):
-        record_sla_contact(state.setdefault("win", {}), channel, m, False)
+        record_sla_contact(state, channel, m, False)
     for _ in range(on_time):
-        record_sla_contact(state.setdefault("win", {}), channel, m, True)
+        record_sla_contact(state, channel, m, True)
 
 
 def test_minute_closes_only_after_its_end_plus_grace():
-    st = {}
+    st = SlaState()
     _contacts(st, "call_center", 0, late=5, on_time=0)
     assert advance_sla(st, T0 + MINUTE_MS + 19_999, **SLA) == []
     [check] = advance_sla(st, T0 + MINUTE_MS + 20_000, **SLA)
@@ -42,7 +43,7 @@ def test_minute_closes_only_after_its_end_plus_grace():
 
 
 def test_consecutive_breaches_count_and_reset_on_a_good_minute():
-    st = {}
+    st = SlaState()
     for i in range(3):
         _contacts(st, "chat", i, late=4, on_time=0)
     _contacts(st, "chat", 3, late=0, on_time=30)
@@ -52,7 +53,7 @@ def test_consecutive_breaches_count_and_reset_on_a_good_minute():
 
 
 def test_pooled_window_sums_the_trailing_minutes():
-    st = {}
+    st = SlaState()
     _contacts(st, "app", 0, late=1, on_time=1)
     _contacts(st, "app", 1, late=1, on_time=2)
     _contacts(st, "app", 2, late=0, on_time=4)
@@ -62,11 +63,11 @@ def test_pooled_window_sums_the_trailing_minutes():
 
 
 def test_too_few_contacts_never_breach_and_reset_the_run():
-    st = {}
+    st = SlaState()
     _contacts(st, "call_center", 0, late=5, on_time=0)
     _contacts(st, "call_center", 1, late=5, on_time=0)
     advance_sla(st, T0 + 2 * MINUTE_MS + 20_000, **SLA)
-    assert st["run"]["call_center"] == 2
+    assert st.breached_run["call_center"] == 2
     # three idle minutes later one late contact arrives: the run restarted, 1 < min_contacts
     _contacts(st, "call_center", 5, late=1, on_time=0)
     checks = advance_sla(st, T0 + 6 * MINUTE_MS + 20_000, **SLA)
@@ -75,7 +76,7 @@ def test_too_few_contacts_never_breach_and_reset_the_run():
 
 
 def test_long_idle_gap_judges_only_minutes_that_can_hold_contacts():
-    st = {}
+    st = SlaState()
     _contacts(st, "web", 0, late=3, on_time=0)
     advance_sla(st, T0 + MINUTE_MS + 20_000, **SLA)
     _contacts(st, "web", 600, late=3, on_time=0)  # ten hours later
@@ -83,11 +84,11 @@ def test_long_idle_gap_judges_only_minutes_that_can_hold_contacts():
     # minute 1 still pools minute 0 (2-minute window); minutes 2..599 hold nothing
     assert [c.minute_ms for c in checks] == [T0 + MINUTE_MS, T0 + 600 * MINUTE_MS]
     assert [c.consecutive for c in checks] == [2, 1]  # the run did not carry over the gap
-    assert set(st["win"]["web"]) == {str(T0 + 600 * MINUTE_MS)}  # old minutes pruned
+    assert set(st.minutes["web"]) == {T0 + 600 * MINUTE_MS}  # old minutes pruned
 
 
 def test_channels_are_judged_independently():
-    st = {}
+    st = SlaState()
     _contacts(st, "chat", 0, late=6, on_time=0)
     _contacts(st, "app", 0, late=0, on_time=6)
     checks = {c.channel: c for c in advance_sla(st, T0 + MINUTE_MS + 20_000, **SLA)}
