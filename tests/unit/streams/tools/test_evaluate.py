@@ -36,6 +36,13 @@ def test_the_risk_figures_clear_a_floor(small_run):
     assert r["rule_case_recall"]["structuring"]["recall"] == 1.0
     assert r["false_alert_rate_rules"] <= 0.01
     assert r["scoring_events_per_s"] > 0
+    cases = r["cases"]
+    for pattern in ("account_takeover", "card_testing", "mule", "large_value", "structuring"):
+        assert cases["patterns"][pattern]["case_recall_any_time"] >= 0.9, pattern
+    for pattern in ("account_takeover", "card_testing"):
+        assert cases["patterns"][pattern]["case_recall_any_alert"] >= 0.9, pattern
+    assert cases["clean_customer_alert_rate"] <= 0.01
+    assert set(cases["precision_by_severity"]) <= {"yellow", "orange", "red"}
 
 
 def test_a_broken_model_fails_the_floor(monkeypatch):
