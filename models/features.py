@@ -491,7 +491,7 @@ def extract_into(txn: Transaction, st: FeatureState, config: FeatureConfig) -> d
     payers = st.new_payer_credits
     if payers and payers[0][0] <= ts - 86400.0:
         payers = st.new_payer_credits = [p for p in payers if p[0] > ts - 86400.0]
-    if credit and new_cp:
+    if credit and (new_cp or not has_history) and txn.counterparty_id:  # first pay-in from it
         payers.append((ts, cents))
         if len(payers) > _CREDITS_KEEP:
             del payers[:-_CREDITS_KEEP]

@@ -37,10 +37,11 @@ def test_the_risk_figures_clear_a_floor(small_run):
     assert r["false_alert_rate_rules"] <= 0.01
     assert r["scoring_events_per_s"] > 0
     cases = r["cases"]
-    for pattern in ("account_takeover", "card_testing", "mule", "large_value", "structuring"):
-        assert cases["patterns"][pattern]["case_recall_any_time"] >= 0.9, pattern
-    for pattern in ("account_takeover", "card_testing"):
-        assert cases["patterns"][pattern]["case_recall_any_alert"] >= 0.9, pattern
+    for pattern, p in cases["patterns"].items():  # at most one case missed, at any time
+        assert p["case_recall_any_time"] >= (p["cases"] - 1) / p["cases"], pattern
+    for pattern in ("account_takeover", "card_testing"):  # and these within the hour
+        p = cases["patterns"][pattern]
+        assert p["case_recall_any_alert"] >= (p["cases"] - 1) / p["cases"], pattern
     assert cases["clean_customer_alert_rate"] <= 0.01
     assert set(cases["precision_by_severity"]) <= {"yellow", "orange", "red"}
 
