@@ -105,15 +105,17 @@ class RiverLogistic:
         return self.n_seen[0] + self.n_seen[1]
 
     def _standardized(self, X: pd.DataFrame) -> pd.DataFrame:
-        return self.scaler.transform_many(X).clip(-self.clip, self.clip)
+        Z = np.clip(self.scaler.transform_many(X).to_numpy(), -self.clip, self.clip)
+        return pd.DataFrame(Z, columns=X.columns, index=X.index)
 
     def learn_many(self, X: pd.DataFrame, y: Sequence[int]) -> None:
         labels = pd.Series([bool(v) for v in y], index=X.index)
         if not len(labels):
             return
         self.scaler.learn_many(X)
-        for x, label in zip(self._standardized(X).to_dict("records"), labels, strict=True):
-            self.classifier.learn_one(x, label)
+        columns = list(X.columns)
+        for row, label in zip(self._standardized(X).to_numpy().tolist(), labels, strict=True):
+            self.classifier.learn_one(dict(zip(columns, row, strict=True)), label)
         n_pos = int(labels.sum())
         self.n_seen[1] += n_pos
         self.n_seen[0] += len(labels) - n_pos

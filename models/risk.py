@@ -289,17 +289,22 @@ class RiskModel:
 
     def assess_many(self, X: Any) -> list[RiskAssessment]:
         """Assess the rows of ``X`` (columns in :data:`INPUT_NAMES` order)."""
+        return self.assess_batch(X)[0]
+
+    def assess_batch(self, X: Any) -> tuple[list[RiskAssessment], Any]:
+        """:meth:`assess_many` and the rows' :meth:`supervised_matrix` (kept pending for the
+        label join), from one pass of the anomaly part."""
         n, d = X.shape
         a, CA = self._anomaly_many(X)
         w = self.supervised_weight()
         totals = CA.sum(axis=1)
+        XS = np.column_stack((X, np.log1p(totals)))
         share = CA / np.where(totals == 0, 1.0, totals)[:, None]
         R = np.zeros((n, d))
         R[:, self._anomaly_idx] = share * ((1.0 - w) * a)[:, None]
         p = None
         if self.supervised.n_learned:
-            Xs = frame(np.column_stack((X, np.log1p(totals))), SUPERVISED_NAMES)
-            logit, CS = self.supervised.logits_many(Xs)
+            logit, CS = self.supervised.logits_many(frame(XS, SUPERVISED_NAMES))
             p = 1.0 / (1.0 + np.exp(-(logit + self.sampling_offset())))
             pos = np.maximum(CS, 0.0)
             s_tot = pos.sum(axis=1)
@@ -322,7 +327,8 @@ class RiskModel:
         names = _NAMES[top]
         names[~keep] = None
         chosen = names.tolist()
-        return [
+        assessments = [
             RiskAssessment(s_, a_, p_, tuple(r for r in rs if r is not None), version)
             for s_, a_, p_, rs in zip(scores, anomalies, sups, chosen, strict=True)
         ]
+        return assessments, XS

@@ -247,10 +247,10 @@ class RiskStage:
         """Score a batch with the model as of its start, then let the anomaly part learn it."""
         m = self.m
         X = features_matrix([f for _, f, _ in scored])
-        packed = pack_rows(m.model.supervised_matrix(X), "e")
+        assessments, XS = m.model.assess_batch(X)
+        packed = pack_rows(XS, "e")
         amounts = X[:, 0].tolist()  # log amount, log hourly velocity: drift inputs
         velocity = X[:, 2].tolist()
-        assessments = m.model.assess_many(X)
         m.model.learn_many(X)
         m.scored += len(scored)
         self.counts["scored"] += len(scored)
