@@ -47,14 +47,14 @@ def test_the_risk_figures_clear_a_floor(small_run):
 
 
 def test_a_broken_model_fails_the_floor(monkeypatch):
-    original = RiskModel.assess_many
+    original = RiskModel.assess_batch
     rng = random.Random(0)
 
     def noise(self, X):
-        out = original(self, X)
-        return [a._replace(score=100.0 * rng.random()) for a in out]
+        out, XS = original(self, X)
+        return [a._replace(score=100.0 * rng.random()) for a in out], XS
 
-    monkeypatch.setattr(RiskModel, "assess_many", noise)
+    monkeypatch.setattr(RiskModel, "assess_batch", noise)
     r = evaluate(**SMALL)
     assert r["roc_auc"] < 0.6
 
