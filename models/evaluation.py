@@ -3,7 +3,8 @@
 :class:`OnlineEvaluator` keeps the last ``window`` (score at scoring time, label) pairs per
 model — a bounded, prequential view: every score was produced before its label was known —
 and computes ROC AUC, PR AUC (average precision) and precision / recall of the combined
-score at each severity threshold. :class:`DriftMonitor` runs River drift detectors: ADWIN
+score at each severity threshold, with one exact numpy implementation of each metric
+(also used by ``finpulse evaluate``). :class:`DriftMonitor` runs River drift detectors: ADWIN
 on the supervised model's absolute error, Page-Hinkley on the log amount and on the
 per-customer hourly velocity; a detection becomes a ``model_health`` alert candidate.
 
@@ -22,61 +23,51 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
 from finpulse.models.alerts import AlertCandidate, Severity
 
 DEFAULT_THRESHOLDS: Mapping[str, float] = {"yellow": 60.0, "orange": 75.0, "red": 90.0}
 
 
 def roc_auc(scores: Sequence[float], labels: Sequence[int]) -> float | None:
-    """Area under the ROC curve (ties count one half); ``None`` without both classes.
+    """Area under the ROC curve, exact (Mann-Whitney, ties count one half); ``None``
+    without both classes.
 
     >>> roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
     0.75
     """
-    n_pos = sum(1 for y in labels if y)
-    n_neg = len(labels) - n_pos
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(labels, dtype=bool)
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
     if not n_pos or not n_neg:
         return None
-    order = sorted(range(len(scores)), key=scores.__getitem__)
-    rank_sum = 0.0
-    i = 0
-    n = len(order)
-    while i < n:  # average ranks over ties
-        j = i
-        s = scores[order[i]]
-        while j + 1 < n and scores[order[j + 1]] == s:
-            j += 1
-        avg = (i + j) / 2.0 + 1.0
-        for k in range(i, j + 1):
-            if labels[order[k]]:
-                rank_sum += avg
-        i = j + 1
-    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+    _, group, counts = np.unique(s, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[group]  # average ranks over ties
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 def average_precision(scores: Sequence[float], labels: Sequence[int]) -> float | None:
-    """Average precision (area under the precision-recall curve, step-wise).
+    """Average precision (area under the precision-recall curve, step-wise; a group of
+    tied scores is one threshold).
 
     >>> average_precision([0.9, 0.8, 0.3, 0.1], [1, 0, 1, 0])
     0.8333333333333333
     """
-    n_pos = sum(1 for y in labels if y)
+    y = np.asarray(labels, dtype=bool)
+    n_pos = int(y.sum())
     if not n_pos:
         return None
-    order = sorted(range(len(scores)), key=lambda i: -scores[i])
-    tp = 0
-    ap = 0.0
-    i = 0
-    n = len(order)
-    while i < n:  # a group of tied scores is one threshold
-        j = i
-        while j + 1 < n and scores[order[j + 1]] == scores[order[i]]:
-            j += 1
-        group_tp = sum(1 for k in range(i, j + 1) if labels[order[k]])
-        tp += group_tp
-        ap += group_tp / n_pos * (tp / (j + 1))
-        i = j + 1
-    return ap
+    s = np.asarray(scores, dtype=float)
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    tp = np.cumsum(y)
+    last = np.r_[s[1:] != s[:-1], True]  # the last row of each tied group
+    tp_at = tp[last]
+    seen_at = np.flatnonzero(last) + 1
+    new_tp = np.diff(tp_at, prepend=0)
+    return float((new_tp / n_pos * (tp_at / seen_at)).sum())
 
 
 def precision_recall_at(
@@ -87,17 +78,14 @@ def precision_recall_at(
     >>> precision_recall_at([80, 70, 90, 10], [1, 0, 0, 1], 75)
     (0.5, 0.5)
     """
-    tp = fp = fn = 0
-    for s, y in zip(scores, labels, strict=True):
-        if s >= threshold:
-            if y:
-                tp += 1
-            else:
-                fp += 1
-        elif y:
-            fn += 1
-    precision = tp / (tp + fp) if tp + fp else None
-    recall = tp / (tp + fn) if tp + fn else None
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(labels, dtype=bool)
+    hit = s >= threshold
+    tp = int((hit & y).sum())
+    flagged = int(hit.sum())
+    positives = int(y.sum())
+    precision = tp / flagged if flagged else None
+    recall = tp / positives if positives else None
     return precision, recall
 
 

@@ -19,6 +19,7 @@ in compact buckets:
 * 24 h window: 1-hour buckets (the last 23-24 hours);
 * card testing: exact timestamps of the last tiny card payments (10 minutes, ≤ 32);
 * credit counterparties: the last 16 credits (24 h) with their counterparty;
+* new payers: the last 16 credits (24 h) from counterparties new to the customer;
 * first-seen sets: the last 8 devices / countries / counterparties / accounts.
 
 Every window count and sum **includes the current transaction** ("as of after this
@@ -106,6 +107,9 @@ FEATURES: Mapping[str, str] = MappingProxyType(
         "debit_sum_24h_cny": "money out during the last 24 h (CNY)",
         "in_out_ratio_24h": "min(in, out) / max(in, out) over the last 24 h",
         "credit_counterparties_24h": "distinct paying counterparties among the last 16 credits",
+        "new_payers_24h": "credits of the last 24 h from counterparties new to the customer",
+        "new_payer_credit_24h_cny": "their total amount (CNY)",
+        "payout_of_new_credits": "debits of the last 24 h / new_payer_credit_24h_cny (0 if none)",
     }
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(FEATURES)
@@ -201,6 +205,8 @@ class FeatureState(msgspec.Struct, array_like=True):
     accounts: list[str] = msgspec.field(default_factory=list)
     amount_stats: dict[int, list[int | float]] = msgspec.field(default_factory=dict)
     # ^ txn type code -> [n, mean, var] of log amount
+    new_payer_credits: list[tuple[float, int]] = msgspec.field(default_factory=list)
+    # ^ (ts, cents) of the last 24 h's credits from counterparties new to the customer
 
     @classmethod
     def from_legacy(cls, old: Mapping[str, Any]) -> FeatureState:
@@ -481,6 +487,16 @@ def extract_into(txn: Transaction, st: FeatureState, config: FeatureConfig) -> d
     new_cp = _seen(st.counterparties, _short_or_none(txn.counterparty_id), has_history, size)
     new_account = _seen(st.accounts, _short_or_none(txn.account_id), has_history, size)
 
+    # --- fan-in from new payers (mule): credits of the last 24 h from new counterparties ----
+    payers = st.new_payer_credits
+    if payers and payers[0][0] <= ts - 86400.0:
+        payers = st.new_payer_credits = [p for p in payers if p[0] > ts - 86400.0]
+    if credit and (new_cp or not has_history) and txn.counterparty_id:  # first pay-in from it
+        payers.append((ts, cents))
+        if len(payers) > _CREDITS_KEEP:
+            del payers[:-_CREDITS_KEEP]
+    new_payer_credit = sum(p[1] for p in payers) / 100 if payers else 0.0
+
     # --- amount vs own history (EW mean / variance of log amount, per txn type) -------------
     la = math.log1p(amount)
     type_code = _TYPE_CODE[txn_type]
@@ -556,6 +572,9 @@ def extract_into(txn: Transaction, st: FeatureState, config: FeatureConfig) -> d
         "debit_sum_24h_cny": debit_24h,
         "in_out_ratio_24h": _ratio(credit_24h, debit_24h),
         "credit_counterparties_24h": cps_24h,
+        "new_payers_24h": len(payers),
+        "new_payer_credit_24h_cny": new_payer_credit,
+        "payout_of_new_credits": debit_24h / new_payer_credit if new_payer_credit else 0.0,
     }
 
 
@@ -576,4 +595,5 @@ def copy_state(state: FeatureState) -> FeatureState:
         counterparties=list(state.counterparties),
         accounts=list(state.accounts),
         amount_stats={k: list(v) for k, v in state.amount_stats.items()},
+        new_payer_credits=list(state.new_payer_credits),
     )

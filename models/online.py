@@ -1,14 +1,19 @@
-"""Online models behind one River-style contract: ``learn_one``, ``score_one``, ``clone``.
+"""Online models on River estimators, behind one River-style contract.
 
-The scoring path has to sustain tens of thousands of events per second on one core,
-so the models used live are small hand-rolled online learners in plain dict math
-(River's per-event calls are much slower; see docs/benchmarks.md). They follow
-River's conventions exactly: constructors only store parameters, ``learn_one(x, y)``
-takes a dict of floats, ``score_one(x)`` returns a float, ``clone()`` returns a fresh,
-unlearned copy with the same parameters. :class:`RiverHalfSpaceTrees` wraps River's own
-anomaly detector under the same contract, for comparison and as an option.
+The risk models are River's own estimators, driven through River's mini-batch API on one
+pandas frame per batch (``learn_many`` / ``transform_many`` / ``predict_proba_many``):
 
->>> m = OnlineLogistic()
+* :class:`RiverLogistic`: ``preprocessing.StandardScaler`` then
+  ``linear_model.LogisticRegression``, learnt on the rare labelled rows (the classifier one
+  SGD step per row, see its doc);
+* :class:`DeviationScorer`: a ``preprocessing.StandardScaler`` learnt on every row, whose
+  standardized values are turned into a one-sided outlyingness;
+* :class:`RiverHalfSpaceTrees`: River's anomaly detector, per event (slower; an option).
+
+Every model offers ``learn_one(x, y=None)``, ``score_one(x)`` and ``clone()`` (dicts in,
+floats out); the single-event calls go through the same frame path as a batch of one.
+
+>>> m = RiverLogistic()
 >>> for i in range(200):
 ...     m.learn_one({"a": float(i % 2), "b": 0.5}, i % 2)
 >>> m.score_one({"a": 1.0, "b": 0.5}) > 0.8 > 0.2 > m.score_one({"a": 0.0, "b": 0.5})
@@ -17,11 +22,12 @@ True
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import pandas as pd
+from river import anomaly, linear_model, optim, preprocessing
 
 Features = Mapping[str, float]
 
@@ -37,145 +43,119 @@ class ModelContract(Protocol):
     def clone(self) -> ModelContract: ...
 
 
-class OnlineStandardizer:
-    """Running mean and variance per feature (Welford, optionally exponentially weighted).
+def frame(rows: Any, columns: Sequence[str]) -> pd.DataFrame:
+    """A batch as the pandas frame River's mini-batch API takes (rows: a matrix or dicts).
 
-    >>> s = OnlineStandardizer()
-    >>> for v in (1.0, 2.0, 3.0):
-    ...     s.learn_one({"x": v})
-    >>> round(s.transform_one({"x": 3.0})["x"], 3)
-    1.225
+    >>> frame([{"b": 2.0}], ("a", "b")).to_numpy().tolist()
+    [[0.0, 2.0]]
+    """
+    if len(rows) and isinstance(rows[0], Mapping):
+        rows = [[r.get(k, 0.0) for k in columns] for r in rows]
+    return pd.DataFrame(np.asarray(rows, dtype=float).reshape(-1, len(columns)), columns=columns)
+
+
+class StandardScaler(preprocessing.StandardScaler):
+    """River's ``StandardScaler`` whose batch variance never goes below 0.
+
+    River computes a batch's variance as ``E[x^2] - mean^2``; for a constant column the
+    float round-off can make it slightly negative, and the next ``transform_many`` then
+    fails on its square root. Clamped to 0 (a constant column), the scaler is unchanged
+    otherwise.
+
+    >>> s = StandardScaler()
+    >>> s.learn_many(frame([[0.1]] * 3, ("a",)))
+    >>> s.vars["a"] >= 0.0
+    True
     """
 
-    def __init__(self, min_var: float = 1e-4, halflife: float | None = None) -> None:
-        self.min_var = min_var
-        self.halflife = halflife
-        self._min_alpha = 1.0 - 0.5 ** (1.0 / halflife) if halflife else 0.0
-        self.n: dict[str, int] = {}
-        self.mean: dict[str, float] = {}
-        self.var: dict[str, float] = {}
-
-    def learn_one(self, x: Features, y: Any = None) -> None:
-        n, mean, var = self.n, self.mean, self.var
-        min_alpha = self._min_alpha
-        for k, v in x.items():
-            c = n.get(k, 0) + 1
-            n[k] = c
-            m = mean.get(k, 0.0)
-            alpha = 1.0 / c
-            if alpha < min_alpha:
-                alpha = min_alpha
-            d = v - m
-            m += alpha * d
-            mean[k] = m
-            var[k] = (1.0 - alpha) * (var.get(k, 0.0) + alpha * d * d)
-
-    def transform_one(self, x: Features) -> dict[str, float]:
-        mean, var, floor = self.mean, self.var, self.min_var
-        out = {}
-        for k, v in x.items():
-            s = var.get(k, 0.0)
-            out[k] = (v - mean.get(k, 0.0)) / math.sqrt(s if s > floor else floor)
-        return out
-
-    def score_one(self, x: Features) -> float:
-        """Root mean square of the standardized values (a crude outlyingness)."""
-        z = self.transform_one(x)
-        return math.sqrt(sum(v * v for v in z.values()) / len(z)) if z else 0.0
-
-    def clone(self) -> OnlineStandardizer:
-        return OnlineStandardizer(self.min_var, self.halflife)
+    def learn_many(self, X: Any) -> None:
+        super().learn_many(X)
+        for col, var in self.vars.items():
+            if var < 0.0:
+                self.vars[col] = 0.0
 
 
-class OnlineLogistic:
-    """Logistic regression by SGD on standardized inputs, L2-regularized.
+class RiverLogistic:
+    """River's ``StandardScaler`` | ``LogisticRegression``, learnt one batch at a time.
 
-    ``score_one`` is the probability of class 1 among *labelled* examples. Inputs are
-    standardized by an internal :class:`OnlineStandardizer` (updated on labelled
-    examples). Each class's examples are weighted by ``(n / (2 n_class)) ** balance``
-    (0 = unweighted, 1 = fully balanced). :meth:`contributions` gives weight ×
-    standardized value per feature, the reason codes of the supervised score;
-    :meth:`arrays` exposes the parameters for vectorized batch scoring.
+    ``learn_many(X, y)`` updates the scaler with the batch's labelled rows
+    (``learn_many``), standardizes them (``transform_many``, clipped to ``±clip``) and
+    takes one SGD step per row (River's ``learn_one``). Labels are rare (about one row in
+    a hundred), so this costs little; River's ``LogisticRegression.learn_many`` takes one
+    step for the whole batch instead, which measured worse both ways: the mean gradient
+    learns too slowly (the score never reached orange), the summed one overshoots (a
+    flood of score alerts on clean customers; docs/risk-model.md). Scoring is
+    ``predict_proba_many`` on the batch's frame. :meth:`logits_many` gives the logit and
+    the per-input terms (weight × standardized value), the reason codes of the
+    supervised score.
     """
 
-    def __init__(
-        self, lr: float = 0.05, l2: float = 1e-4, balance: float = 0.0, clip: float = 8.0
-    ) -> None:
+    def __init__(self, lr: float = 0.05, l2: float = 1e-4, clip: float = 8.0) -> None:
         self.lr = lr
         self.l2 = l2
-        self.balance = balance
         self.clip = clip
-        self.scaler = OnlineStandardizer()
-        self.weights: dict[str, float] = {}
-        self.bias = 0.0
+        self.scaler = StandardScaler()
+        self.classifier = linear_model.LogisticRegression(
+            optimizer=optim.SGD(lr), l2=l2, intercept_lr=lr
+        )
         self.n_seen = [0, 0]
-
-    def _z(self, x: Features) -> dict[str, float]:
-        z = self.scaler.transform_one(x)
-        c = self.clip
-        return {k: (c if v > c else -c if v < -c else v) for k, v in z.items()}
-
-    def _raw(self, z: Mapping[str, float]) -> float:
-        w = self.weights
-        return self.bias + sum(w.get(k, 0.0) * v for k, v in z.items())
-
-    def learn_one(self, x: Features, y: float | int | bool | None = None) -> None:
-        if y is None:
-            return
-        label = 1 if y else 0
-        self.scaler.learn_one(x)
-        self.n_seen[label] += 1
-        total = self.n_seen[0] + self.n_seen[1]
-        weight = (total / (2.0 * self.n_seen[label])) ** self.balance
-        z = self._z(x)
-        p = _sigmoid(self._raw(z))
-        g = (p - label) * weight
-        lr = self.lr
-        decay = 1.0 - lr * self.l2
-        w = self.weights
-        for k, v in z.items():
-            w[k] = w.get(k, 0.0) * decay - lr * g * v
-        self.bias -= lr * g
-
-    def logit_one(self, x: Features) -> float:
-        return self._raw(self._z(x)) if self.weights else 0.0
-
-    def score_one(self, x: Features) -> float:
-        return _sigmoid(self.logit_one(x))
-
-    def contributions(self, x: Features) -> dict[str, float]:
-        """weight × standardized value of each feature (positive = towards fraud)."""
-        w = self.weights
-        return {k: w.get(k, 0.0) * v for k, v in self._z(x).items()}
-
-    def arrays(self, keys: Sequence[str]) -> tuple[Any, Any, Any, float]:
-        """(mean, inverse std, weights, bias) as numpy arrays in ``keys`` order."""
-        sc = self.scaler
-        floor = sc.min_var
-        mean = np.array([sc.mean.get(k, 0.0) for k in keys])
-        var = np.array([sc.var.get(k, 0.0) for k in keys])
-        inv_std = 1.0 / np.sqrt(np.maximum(var, floor))
-        w = np.array([self.weights.get(k, 0.0) for k in keys])
-        return mean, inv_std, w, self.bias
 
     @property
     def n_learned(self) -> int:
         return self.n_seen[0] + self.n_seen[1]
 
-    def clone(self) -> OnlineLogistic:
-        return OnlineLogistic(self.lr, self.l2, self.balance, self.clip)
+    def _standardized(self, X: pd.DataFrame) -> pd.DataFrame:
+        Z = np.clip(self.scaler.transform_many(X).to_numpy(), -self.clip, self.clip)
+        return pd.DataFrame(Z, columns=X.columns, index=X.index)
+
+    def learn_many(self, X: pd.DataFrame, y: Sequence[int]) -> None:
+        labels = pd.Series([bool(v) for v in y], index=X.index)
+        if not len(labels):
+            return
+        self.scaler.learn_many(X)
+        columns = list(X.columns)
+        for row, label in zip(self._standardized(X).to_numpy().tolist(), labels, strict=True):
+            self.classifier.learn_one(dict(zip(columns, row, strict=True)), label)
+        n_pos = int(labels.sum())
+        self.n_seen[1] += n_pos
+        self.n_seen[0] += len(labels) - n_pos
+
+    def predict_proba_many(self, X: pd.DataFrame) -> Any:
+        """P(fraud) of each row among labelled examples (numpy array)."""
+        if not self.n_learned:
+            return np.full(len(X), 0.5)
+        proba: pd.DataFrame = self.classifier.predict_proba_many(self._standardized(X))
+        return proba[True].to_numpy()
+
+    def logits_many(self, X: pd.DataFrame) -> tuple[Any, Any]:
+        """(logit, per-input terms) of each row; terms sum to the logit minus the intercept."""
+        if not self.n_learned:
+            return np.zeros(len(X)), np.zeros(X.shape)
+        Z = self._standardized(X)
+        weights = self.classifier.weights
+        w = np.array([weights.get(c, 0.0) for c in X.columns])
+        terms = Z.to_numpy() * w
+        return terms.sum(axis=1) + self.classifier.intercept, terms
+
+    def learn_one(self, x: Features, y: float | int | bool | None = None) -> None:
+        if y is not None:
+            self.learn_many(frame([x], tuple(x)), [int(bool(y))])
+
+    def score_one(self, x: Features) -> float:
+        return float(self.predict_proba_many(frame([x], tuple(x)))[0])
+
+    def clone(self) -> RiverLogistic:
+        return RiverLogistic(self.lr, self.l2, self.clip)
 
 
 class DeviationScorer:
-    """Unsupervised anomaly score: one-sided standardized deviations, squashed to [0, 1).
+    """Unsupervised anomaly score from River's ``StandardScaler`` learnt on every row.
 
-    Keeps a running (exponentially weighted) mean and variance of every input from the
-    first event on; the score of ``x`` is ``1 - exp(-sum_k min(z_k+, clip)^2 / scale)``
-    where ``z_k+`` is the positive part of the standardized value for inputs in
-    ``upper`` (only large values are risky: amount, velocity, new-device flags) and
-    ``|z_k|`` for the others. :meth:`contributions` are the per-input terms.
-    :meth:`score_many` / :meth:`learn_many` are the vectorized forms the stage uses on
-    a batch (the batch is scored with the state at its start, then learnt).
+    The score of a row is ``1 - exp(-sum_k min(z_k+, clip)^2 / scale)``, ``z_k`` the
+    standardized value of input ``k``: only its positive part counts for inputs in
+    ``upper`` (only large amounts, velocities, first-seen flags are risky), ``|z_k|`` for
+    the others. :meth:`score_many` also returns the per-input terms (the reason codes).
+    A batch is scored with the statistics as of its start, then learnt.
 
     >>> d = DeviationScorer(upper=["a"])
     >>> for i in range(100):
@@ -184,83 +164,46 @@ class DeviationScorer:
     True
     """
 
-    def __init__(
-        self,
-        upper: Iterable[str] = (),
-        scale: float = 40.0,
-        clip: float = 12.0,
-        halflife: float | None = 20_000.0,
-        min_var: float = 1e-3,
-    ) -> None:
+    def __init__(self, upper: Iterable[str] = (), scale: float = 40.0, clip: float = 12.0) -> None:
         self.upper = frozenset(upper)
         self.scale = scale
         self.clip = clip
-        self.halflife = halflife
-        self.min_var = min_var
-        self._min_alpha = 1.0 - 0.5 ** (1.0 / halflife) if halflife else 0.0
-        self.keys: tuple[str, ...] = ()
-        self.n = 0
-        self.mean: Any = None
-        self.var: Any = None
-        self._upper_mask: Any = None
+        self.scaler = StandardScaler()
 
-    def _matrix(self, xs: Sequence[Features]) -> Any:
-        if not self.keys:
-            self.keys = tuple(xs[0])
-            self.mean = np.zeros(len(self.keys))
-            self.var = np.zeros(len(self.keys))
-            self._upper_mask = np.array([k in self.upper for k in self.keys])
-        keys = self.keys
-        return np.array([[x.get(k, 0.0) for k in keys] for x in xs], dtype=float)
-
-    def _terms(self, X: Any) -> Any:
-        Z = (X - self.mean) / np.sqrt(np.maximum(self.var, self.min_var))
-        Z = np.where(self._upper_mask, np.maximum(Z, 0.0), np.abs(Z))
+    def score_many(self, X: pd.DataFrame) -> tuple[Any, Any]:
+        """Scores and per-input terms of the rows of ``X``."""
+        if not self.scaler.counts:
+            return np.zeros(len(X)), np.zeros(X.shape)
+        Z = self.scaler.transform_many(X).to_numpy()
+        upper = np.array([c in self.upper for c in X.columns])
+        Z = np.where(upper, np.maximum(Z, 0.0), np.abs(Z))
         np.minimum(Z, self.clip, out=Z)
-        return Z * Z
-
-    def score_many(self, X: Any) -> tuple[Any, Any]:
-        """Scores and per-input terms of the rows of ``X`` (columns in ``keys`` order)."""
-        if not self.n:
-            return np.zeros(len(X)), np.zeros_like(X)
-        C = self._terms(X)
+        C = Z * Z
         return 1.0 - np.exp(-C.sum(axis=1) / self.scale), C
 
-    def learn_many(self, X: Any) -> None:
-        """Update the running moments with the rows of ``X`` as one block."""
-        nb = len(X)
-        if not nb:
-            return
-        bm = X.mean(axis=0)
-        bv = X.var(axis=0)
-        if self.n + nb <= 1 or self._min_alpha * (self.n + nb) < 1.0:
-            w = nb / (self.n + nb)  # exact pooled moments while the history is short
-        else:
-            w = 1.0 - (1.0 - self._min_alpha) ** nb
-        d = bm - self.mean
-        self.var = (1.0 - w) * self.var + w * bv + w * (1.0 - w) * d * d
-        self.mean = self.mean + w * d
-        self.n += nb
+    def learn_many(self, X: pd.DataFrame) -> None:
+        if len(X):
+            self.scaler.learn_many(X)
 
     def learn_one(self, x: Features, y: Any = None) -> None:
-        self.learn_many(self._matrix([x]))
+        self.learn_many(frame([x], tuple(x)))
 
     def contributions(self, x: Features) -> dict[str, float]:
-        _, C = self.score_many(self._matrix([x]))
-        return dict(zip(self.keys, C[0].tolist(), strict=True))
+        _, C = self.score_many(frame([x], tuple(x)))
+        return dict(zip(x, C[0].tolist(), strict=True))
 
     def score_one(self, x: Features) -> float:
-        return float(self.score_many(self._matrix([x]))[0][0])
+        return float(self.score_many(frame([x], tuple(x)))[0][0])
 
     def clone(self) -> DeviationScorer:
-        return DeviationScorer(self.upper, self.scale, self.clip, self.halflife, self.min_var)
+        return DeviationScorer(self.upper, self.scale, self.clip)
 
 
 class RiverHalfSpaceTrees:
     """River's ``HalfSpaceTrees`` on ``MinMaxScaler`` features, under the finpulse contract.
 
-    Slower than :class:`DeviationScorer` (docs/benchmarks.md); kept as the reference
-    unsupervised detector and selectable for the anomaly part of the risk model.
+    Per event, so slower than :class:`DeviationScorer` (docs/benchmarks.md); selectable
+    for the anomaly part of the risk model.
 
     >>> m = RiverHalfSpaceTrees(n_trees=5, height=6, window_size=50, seed=3)
     >>> for i in range(200):
@@ -276,8 +219,6 @@ class RiverHalfSpaceTrees:
         self.height = height
         self.window_size = window_size
         self.seed = seed
-        from river import anomaly, preprocessing
-
         self.scaler = preprocessing.MinMaxScaler()
         self.hst = anomaly.HalfSpaceTrees(
             n_trees=n_trees, height=height, window_size=window_size, seed=seed
@@ -294,12 +235,15 @@ class RiverHalfSpaceTrees:
         """HST has no per-feature attribution: use the min-max scaled value itself."""
         return {k: float(v) for k, v in self.scaler.transform_one(dict(x)).items()}
 
+    def score_many(self, X: pd.DataFrame) -> tuple[Any, Any]:
+        rows = X.to_dict("records")
+        scores = np.array([self.score_one(x) for x in rows])
+        terms = np.array([[self.contributions(x)[k] for k in X.columns] for x in rows])
+        return scores, terms.reshape(X.shape)
+
+    def learn_many(self, X: pd.DataFrame) -> None:
+        for x in X.to_dict("records"):
+            self.learn_one(x)
+
     def clone(self) -> RiverHalfSpaceTrees:
         return RiverHalfSpaceTrees(self.n_trees, self.height, self.window_size, self.seed)
-
-
-def _sigmoid(v: float) -> float:
-    if v >= 0:
-        return 1.0 / (1.0 + math.exp(-v))
-    e = math.exp(v)
-    return e / (1.0 + e)

@@ -5,9 +5,10 @@ inputs named after the feature they come from (so reason codes are feature names
 :class:`RiskModel` combines
 
 * an anomaly scorer that learns from every transaction, from the first one on
-  (:class:`~finpulse.models.online.DeviationScorer`, or River's HalfSpaceTrees), and
+  (:class:`~finpulse.models.online.DeviationScorer` on River's ``StandardScaler``, or
+  River's HalfSpaceTrees), and
 * a supervised online classifier that learns from delayed fraud labels
-  (:class:`~finpulse.models.online.OnlineLogistic`),
+  (:class:`~finpulse.models.online.RiverLogistic`),
 
 into ``score = 100 * (w * p_supervised + (1 - w) * anomaly)`` where the supervised weight
 ``w = w_min + (w_max - w_min) * n_pos / (n_pos + k)`` grows quickly with the positive
@@ -21,10 +22,10 @@ classifier, squared one-sided deviation for the anomaly part). The model version
 ``risk-v1+<labels learned at the last checkpoint>``.
 
 >>> m = RiskModel()
->>> quiet = {"amount_cny": 4.0, "txn_count_1h": 0.7, "new_device": 0.0}
->>> for _ in range(50):
-...     m.learn_one(quiet)
->>> a = m.assess({"amount_cny": 11.0, "txn_count_1h": 2.5, "new_device": 1.0})
+>>> quiet = {"amount_cny": 40.0, "txn_count_1h": 1.0, "new_device": 0.0}
+>>> for i in range(50):
+...     m.learn_one({**quiet, "amount_cny": 30.0 + i % 3 * 10, "txn_count_1h": 1 + i % 2})
+>>> a = m.assess({"amount_cny": 9000.0, "txn_count_1h": 2.0, "new_device": 0.0})
 >>> a.score > m.assess(quiet).score, a.reason_codes[0], a.model_version
 (True, 'amount_cny', 'risk-v1+0')
 """
@@ -38,7 +39,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from finpulse.models.online import DeviationScorer, Features, OnlineLogistic
+from finpulse.models.online import DeviationScorer, Features, RiverLogistic, frame
 
 MODEL_NAME = "risk"
 MODEL_FAMILY = "risk-v1"
@@ -179,8 +180,9 @@ class RiskModel:
     ``learn_one(x)`` (no label) updates the anomaly part: call it for every scored
     transaction. ``learn_one(x, y)`` updates the supervised part with a delayed label.
     ``score_one`` is the combined score in [0, 1]; :meth:`assess` adds the parts,
-    reason codes and version. :meth:`assess_many` / :meth:`learn_many` are the
-    vectorized forms for a batch (scored with the model as of the batch start).
+    reason codes and version. :meth:`assess_many` / :meth:`learn_many` /
+    :meth:`learn_labels` are the batch forms (a batch is scored with the model as of its
+    start); they hand River one pandas frame per batch.
 
     The supervised probability is corrected for label sampling: labels exist for
     (nearly) every fraud but only for a small sample of clean transactions, so the
@@ -190,14 +192,14 @@ class RiskModel:
     def __init__(
         self,
         anomaly: Any = None,
-        supervised: OnlineLogistic | None = None,
+        supervised: RiverLogistic | None = None,
         w_max: float = 0.95,
         k: float = 3.0,
         n_reasons: int = 3,
         w_min: float = 0.4,
     ) -> None:
         self.anomaly: Any = anomaly if anomaly is not None else DeviationScorer(ANOMALY_INPUTS)
-        self.supervised = supervised if supervised is not None else OnlineLogistic()
+        self.supervised = supervised if supervised is not None else RiverLogistic()
         self.w_max = w_max
         self.w_min = w_min
         self.k = k
@@ -239,11 +241,10 @@ class RiskModel:
         (``x`` may already hold the ``anomaly`` input from scoring time; else it is added)."""
         if y is None:
             self.learn_many(input_matrix([x]))
+        elif "anomaly" in x:
+            self.learn_labels(np.array([[x.get(k, 0.0) for k in SUPERVISED_NAMES]]), [y])
         else:
-            if "anomaly" not in x:
-                xs = self.supervised_matrix(input_matrix([x]))[0].tolist()
-                x = dict(zip(SUPERVISED_NAMES, xs, strict=True))
-            self.supervised.learn_one(x, y)
+            self.learn_labels(self.supervised_matrix(input_matrix([x])), [y])
 
     def score_one(self, x: Features) -> float:
         return self.assess(x).score / 100.0
@@ -265,25 +266,20 @@ class RiskModel:
     def learn_many(self, X: Any) -> None:
         """Let the anomaly part learn the rows of ``X`` (unlabelled, every transaction)."""
         self.n_scored += len(X)
-        XA = X[:, self._anomaly_idx]
-        if isinstance(self.anomaly, DeviationScorer):
-            if not self.anomaly.keys:
-                self.anomaly._matrix([dict.fromkeys(ANOMALY_INPUTS, 0.0)])
-            self.anomaly.learn_many(XA)
-        else:
-            for row in XA.tolist():
-                self.anomaly.learn_one(dict(zip(ANOMALY_INPUTS, row, strict=True)))
+        self.anomaly.learn_many(frame(X[:, self._anomaly_idx], ANOMALY_INPUTS))
+
+    def learn_labels(self, XS: Any, y: Sequence[float | int | bool]) -> None:
+        """Let the supervised part learn labelled rows of supervised inputs (the rows of
+        :meth:`supervised_matrix` kept from scoring time)."""
+        self.supervised.learn_many(frame(XS, SUPERVISED_NAMES), [int(bool(v)) for v in y])
+
+    def predict_labelled(self, XS: Any) -> Any:
+        """The supervised part's P(fraud) of rows of supervised inputs, before any sampling
+        correction (what its next labels are compared with)."""
+        return self.supervised.predict_proba_many(frame(XS, SUPERVISED_NAMES))
 
     def _anomaly_many(self, X: Any) -> tuple[Any, Any]:
-        XA = X[:, self._anomaly_idx]
-        if isinstance(self.anomaly, DeviationScorer):
-            if not self.anomaly.keys:
-                return np.zeros(len(X)), np.zeros_like(XA)
-            return self.anomaly.score_many(XA)
-        xs = [dict(zip(ANOMALY_INPUTS, row, strict=True)) for row in XA.tolist()]
-        a = np.array([self.anomaly.score_one(x) for x in xs])
-        C = np.array([[self.anomaly.contributions(x)[k] for k in ANOMALY_INPUTS] for x in xs])
-        return a, C
+        return self.anomaly.score_many(frame(X[:, self._anomaly_idx], ANOMALY_INPUTS))
 
     def supervised_matrix(self, X: Any) -> Any:
         """The supervised inputs of the rows of ``X``: the inputs plus the anomaly evidence
@@ -293,22 +289,23 @@ class RiskModel:
 
     def assess_many(self, X: Any) -> list[RiskAssessment]:
         """Assess the rows of ``X`` (columns in :data:`INPUT_NAMES` order)."""
+        return self.assess_batch(X)[0]
+
+    def assess_batch(self, X: Any) -> tuple[list[RiskAssessment], Any]:
+        """:meth:`assess_many` and the rows' :meth:`supervised_matrix` (kept pending for the
+        label join), from one pass of the anomaly part."""
         n, d = X.shape
         a, CA = self._anomaly_many(X)
         w = self.supervised_weight()
         totals = CA.sum(axis=1)
+        XS = np.column_stack((X, np.log1p(totals)))
         share = CA / np.where(totals == 0, 1.0, totals)[:, None]
         R = np.zeros((n, d))
         R[:, self._anomaly_idx] = share * ((1.0 - w) * a)[:, None]
         p = None
-        if w > 0:
-            Xs = np.column_stack((X, np.log1p(totals)))
-            mean, inv_std, weights, bias = self.supervised.arrays(SUPERVISED_NAMES)
-            c = self.supervised.clip
-            Z = np.clip((Xs - mean) * inv_std, -c, c)
-            CS = Z * weights
-            logit = CS.sum(axis=1) + bias + self.sampling_offset()
-            p = 1.0 / (1.0 + np.exp(-logit))
+        if self.supervised.n_learned:
+            logit, CS = self.supervised.logits_many(frame(XS, SUPERVISED_NAMES))
+            p = 1.0 / (1.0 + np.exp(-(logit + self.sampling_offset())))
             pos = np.maximum(CS, 0.0)
             s_tot = pos.sum(axis=1)
             s_tot[s_tot == 0] = 1.0
@@ -317,7 +314,7 @@ class RiskModel:
             R[:, self._anomaly_idx] += share * part[:, d : d + 1]  # "anomaly" input's share
             raw = w * p + (1.0 - w) * a
         else:
-            raw = a
+            raw = (1.0 - w) * a
         combined = 100.0 * raw
         k = self.n_reasons
         top = np.argsort(-R, axis=1)[:, :k]
@@ -330,7 +327,8 @@ class RiskModel:
         names = _NAMES[top]
         names[~keep] = None
         chosen = names.tolist()
-        return [
+        assessments = [
             RiskAssessment(s_, a_, p_, tuple(r for r in rs if r is not None), version)
             for s_, a_, p_, rs in zip(scores, anomalies, sups, chosen, strict=True)
         ]
+        return assessments, XS

@@ -49,7 +49,8 @@ GUARANTEE_ALL_AT = 5000  # n_events from which every pattern appears at least on
 
 @dataclass
 class Planned:
-    """A pre-planned event of a pattern instance (role 'event' or 'related')."""
+    """A pre-planned event of a pattern instance: role 'event' (the pattern itself),
+    'related' (e.g. a contact about it) or 'history' (the customer's ordinary use before)."""
 
     ms: int
     topic: str
@@ -165,6 +166,22 @@ class PatternPlanner:
         d = self.tf.make(c, ms, *args, **kwargs)
         inst.planned.append(Planned(ms, TRANSACTIONS, d, c, "event"))
 
+    def _own_use(self, inst: PatternInstance, before_ms: int, c: Customer, n: int = 3) -> None:
+        """``n`` ordinary card payments of ``c`` on their own device at home, from three days
+        (at most since the start) to two hours before ``before_ms``: the customer is known
+        to the bank before the pattern (a monitor cannot tell a new device from a customer
+        it has never seen)."""
+        lo, hi = max(self.start, before_ms - 72 * HOUR_MS), before_ms - 2 * HOUR_MS
+        for _ in range(n if hi > lo else 0):
+            ms = self.rng.randint(lo, hi)
+            m = self.pop.merchants[self.rng.choice(c.merchants)]
+            d = self.tf.make(
+                c, ms, "card_payment", "app", round(c.typical_amount("card_payment"), 2),
+                "debit", counterparty=m.merchant_id, merchant_category=m.mcc,
+                device=c.devices[0], ip_country=c.home,
+            )  # fmt: skip
+            inst.planned.append(Planned(ms, TRANSACTIONS, d, c, "history"))
+
     def _contact(self, inst: PatternInstance, ms: int, c: Customer, **kwargs) -> None:
         if ms < self.start:
             return
@@ -198,6 +215,7 @@ class PatternPlanner:
         c = self.customer(("retail", "retail", "private"))
         inst = self._instance("account_takeover", True, c)
         t = self.place(3 * HOUR_MS)
+        self._own_use(inst, t, c)
         device = f"ato-dev-{self.seed}-{self._k}"
         ip = rng.choice([x for x in (*RISKY, *FOREIGN) if x != c.home])
         if rng.random() < 0.5:  # the fraudster resets the password through the contact centre

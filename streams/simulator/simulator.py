@@ -217,7 +217,7 @@ class _Run:
             if role == "event":
                 inst.emitted.append(eid)
                 inst.emitted_ms.append(ms)
-            else:
+            elif role == "related":
                 inst.related.append(eid)
         fb = self.fb
         frng = fb.rng

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import msgspec
+import numpy as np
 
 from finpulse.config.settings import Settings
 from finpulse.models.alerts import AlertCandidate
@@ -45,7 +46,6 @@ from finpulse.models.online import RiverHalfSpaceTrees
 from finpulse.models.packing import pack_rows
 from finpulse.models.risk import (
     MODEL_NAME,
-    SUPERVISED_NAMES,
     RiskAssessment,
     RiskModel,
     features_matrix,
@@ -91,7 +91,14 @@ class RiskCustomer(msgspec.Struct, array_like=True):
 
 
 class RiskModels:
-    """Everything the stage learns, pickled as one checkpoint."""
+    """Everything the stage learns (River estimators inside), pickled as one checkpoint.
+
+    A checkpoint is ``{"format": CHECKPOINT_FORMAT, "models": RiskModels}``. One of another
+    format (a release whose models have since changed, e.g. the hand-written learners
+    before River, pickled bare) is ignored with a log line: the models start fresh.
+    """
+
+    CHECKPOINT_FORMAT: ClassVar[int] = 2
 
     def __init__(self, settings: Settings) -> None:
         anomaly = None
@@ -102,6 +109,27 @@ class RiskModels:
         self.drift = DriftMonitor(MODEL_NAME)
         self.labels = 0
         self.scored = 0
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The object a checkpoint row stores (see class doc)."""
+        return {"format": self.CHECKPOINT_FORMAT, "models": self}
+
+    @classmethod
+    def from_checkpoint(cls, blob: Any) -> RiskModels | None:
+        """The models of a checkpoint object, or None (logged) for none or another format."""
+        if blob is None:
+            return None
+        fmt = blob.get("format") if isinstance(blob, dict) else None
+        models = blob.get("models") if isinstance(blob, dict) else None
+        if fmt != cls.CHECKPOINT_FORMAT or not isinstance(models, cls):
+            log.warning(
+                "ignoring a risk checkpoint of format %s (this release reads format %d): "
+                "the risk models start fresh",
+                fmt if fmt is not None else 1,
+                cls.CHECKPOINT_FORMAT,
+            )
+            return None
+        return models
 
 
 class RiskStage:
@@ -146,8 +174,8 @@ class RiskStage:
         if self._restored:
             return
         assert self.checkpoints is not None
-        restored = self.checkpoints.load_latest(MODEL_NAME)
-        if isinstance(restored, RiskModels):
+        restored = RiskModels.from_checkpoint(self.checkpoints.load_latest(MODEL_NAME))
+        if restored is not None:
             self.m = restored
             self._labels_at_checkpoint = self._labels_at_metrics = restored.labels
             self._scored_at_checkpoint = restored.scored
@@ -173,18 +201,20 @@ class RiskStage:
             if scored:
                 self._score_batch(scored, out)
         else:
-            last_label: Feedback | None = None
+            labelled: list[Any] = []
             for event, raw in batch:
                 fb = cast(Feedback, event)
                 if fb.kind not in LABELS:
                     continue
                 cid = fb.customer_id
                 rec = self._record(records, cid)
-                if self._label(fb, rec, out):
+                if self._label(fb, rec, labelled):
                     last_record[cid] = raw
-                    last_label = fb
-            if last_label is not None and self.m.labels > self._labels_at_metrics:
-                self._write_metrics(last_label.ts, out)  # and at the end of every label batch
+            if labelled:
+                self._learn(labelled, out)
+                due = self.m.labels - self._labels_at_metrics
+                if due >= self.settings.risk_metrics_every_labels:
+                    self._write_metrics(labelled[-1][0].ts, out)
         for cid, raw in last_record.items():
             self.state.put(cid, records[cid], raw)
         self._maybe_checkpoint(out)
@@ -217,10 +247,10 @@ class RiskStage:
         """Score a batch with the model as of its start, then let the anomaly part learn it."""
         m = self.m
         X = features_matrix([f for _, f, _ in scored])
-        packed = pack_rows(m.model.supervised_matrix(X), "e")
+        assessments, XS = m.model.assess_batch(X)
+        packed = pack_rows(XS, "e")
         amounts = X[:, 0].tolist()  # log amount, log hourly velocity: drift inputs
         velocity = X[:, 2].tolist()
-        assessments = m.model.assess_many(X)
         m.model.learn_many(X)
         m.scored += len(scored)
         self.counts["scored"] += len(scored)
@@ -290,51 +320,43 @@ class RiskStage:
         out.add_rows(RISK_SCORES_TABLE, score_rows)
         self.counts["pending_expired"] += expired
 
-    def _label(self, fb: Feedback, rec: RiskCustomer, out: BatchOutput) -> bool:
-        """Learn from one fraud label; True if it matched a pending transaction."""
-        y = LABELS[fb.kind]
+    def _label(self, fb: Feedback, rec: RiskCustomer, labelled: list[Any]) -> bool:
+        """Join one fraud label to its pending transaction; True if it matched one."""
         popped = pending_entry.pop(rec.pending, fb.ref_event_id)
         if popped is None:
             self.counts["labels_unmatched"] += 1
             return False
-        entry, version = popped
-        eid, ts_ms, inputs = entry.event_id, entry.ts_ms, entry.inputs()
-        score, anomaly, supervised = entry.score, entry.anomaly, entry.supervised
-        reasons, meta = entry.reasons(), entry.meta()
-        m = self.m
-        x = dict(zip(SUPERVISED_NAMES, inputs, strict=True))
-        before = m.model.supervised.score_one(x)
-        m.model.learn_one(x, y)
-        m.labels += 1
-        self.counts["labels"] += 1
-        m.evaluator.update(MODEL_NAME, score, y)
-        m.evaluator.update(f"{MODEL_NAME}.anomaly", 100.0 * anomaly, y)
-        m.evaluator.update(f"{MODEL_NAME}.supervised", 100.0 * before, y)
-        drift = m.drift.observe_error(abs(y - before), fb.ts, m.model.model_version)
-        if drift is not None:
-            out.candidates.append(drift)
-        ts = datetime.fromtimestamp(ts_ms / 1000, UTC)
-        out.add_rows(
-            RISK_SCORES_TABLE,
-            [
-                (
-                    eid,
-                    ts,
-                    fb.customer_id,
-                    *meta,
-                    score,
-                    anomaly,
-                    supervised,
-                    reasons,
-                    version,
-                    y,
-                    1,
-                )
-            ],
-        )
-        if m.labels - self._labels_at_metrics >= self.settings.risk_metrics_every_labels:
-            self._write_metrics(fb.ts, out)
+        labelled.append((fb, LABELS[fb.kind], *popped))
         return True
+
+    def _learn(self, labelled: list[Any], out: BatchOutput) -> None:
+        """Learn a batch's joined labels at once: each is compared with the supervised
+        part as of the batch start (prequential), then the supervised part learns them
+        and every ``risk_scores`` row is re-written with its label."""
+        m = self.m
+        XS = np.array([entry.inputs() for _, _, entry, _ in labelled], dtype=float)
+        y = [label for _, label, _, _ in labelled]
+        before = m.model.predict_labelled(XS).tolist()
+        m.model.learn_labels(XS, y)
+        rows = []
+        for (fb, label, entry, version), p in zip(labelled, before, strict=True):
+            m.labels += 1
+            self.counts["labels"] += 1
+            m.evaluator.update(MODEL_NAME, entry.score, label)
+            m.evaluator.update(f"{MODEL_NAME}.anomaly", 100.0 * entry.anomaly, label)
+            m.evaluator.update(f"{MODEL_NAME}.supervised", 100.0 * p, label)
+            drift = m.drift.observe_error(abs(label - p), fb.ts, m.model.model_version)
+            if drift is not None:
+                out.candidates.append(drift)
+            ts = datetime.fromtimestamp(entry.ts_ms / 1000, UTC)
+            meta = entry.meta()
+            rows.append(
+                (
+                    entry.event_id, ts, fb.customer_id, *meta, entry.score, entry.anomaly,
+                    entry.supervised, entry.reasons(), version, label, 1,
+                )
+            )  # fmt: skip
+        out.add_rows(RISK_SCORES_TABLE, rows)
 
     def _write_metrics(self, ts: datetime, out: BatchOutput) -> None:
         self._labels_at_metrics = self.m.labels
@@ -357,7 +379,7 @@ class RiskStage:
         version = m.model.mark_checkpoint()
         self._labels_at_checkpoint = m.labels
         self._scored_at_checkpoint = m.scored
-        row = checkpoint_row(MODEL_NAME, version, m.labels, m)
+        row = checkpoint_row(MODEL_NAME, version, m.labels, m.checkpoint())
         out.add_rows(MODEL_CHECKPOINTS_TABLE, [row])
         log.info("checkpoint %s (%d labels, %d scored)", version, m.labels, m.scored)
 

@@ -26,6 +26,7 @@ from finpulse.streams.core.batch import StageBuilder
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.core.topics import INPUT_TOPICS
 from finpulse.streams.simulator import Simulator
+from finpulse.streams.tools.case_alerts import ALERT_DOMAINS, Alert, case_report
 from finpulse.streams.worker.app import default_stages
 from finpulse.streams.worker.pipeline import Pipeline
 
@@ -91,6 +92,8 @@ def evaluate(
     alerted: dict[str, set[str]] = defaultdict(set)  # customer -> rule ids
     fired_on: dict[str, set[str]] = defaultdict(set)  # source event -> rule ids
     alert_ids: dict[str, str] = {}  # alert id -> rule id (after dedup)
+    firings: list[Alert] = []  # every risk / compliance candidate on a customer
+    raised: dict[str, Alert] = {}  # alert id -> the alert (after suppression), last severity
     started = time.perf_counter()
     for kind, records, start in _batches(sim, BATCH_WINDOW):
         out = pipeline.process(kind, records)
@@ -112,8 +115,17 @@ def evaluate(
                 alerted[c.customer_id].add(c.rule_id)
             if c.source_event_id:
                 fired_on[c.source_event_id].add(c.rule_id)
+            if c.customer_id and c.domain in ALERT_DOMAINS:
+                firings.append(Alert(c.customer_id, c.ts, c.severity.value))
         for row in out.rows.get(ALERTS_TABLE, ()):
             alert_ids[row[0]] = row[2]
+            if row[_COL["customer_id"]] and row[_COL["domain"]] in ALERT_DOMAINS:
+                first_seen = row[_COL["first_seen"]]
+                if isinstance(first_seen, str):
+                    first_seen = datetime.fromisoformat(first_seen)
+                raised[row[0]] = Alert(
+                    row[_COL["customer_id"]], first_seen, str(row[_COL["severity"]])
+                )
     elapsed = time.perf_counter() - started
     truth = sim.ground_truth()
     report = _report(
@@ -125,7 +137,15 @@ def evaluate(
     report["stage_seconds"] = {t.name: round(sum(t.seconds.values()), 3) for t in timed}
     report["alerts_by_rule"] = dict(sorted(Counter(alert_ids.values()).items()))
     report["rule_case_recall"] = _rule_recall(truth, fired_on)
+    cases = [t for t in truth if t.get("customer_id") and t["event_ids"]]
+    clean = {f"c{sim.seed}-{i:06d}" for i in range(n_customers)} - {
+        str(t["customer_id"]) for t in truth if t.get("customer_id")
+    }
+    report["cases"] = case_report(cases, firings, clean, alerts=raised.values())
     return report
+
+
+_COL = {name: i for i, name in enumerate(ALERTS_TABLE.columns)}
 
 
 SCORING = ("risk", "rules")  # the scoring path: features + models + rules

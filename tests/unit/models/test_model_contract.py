@@ -13,15 +13,13 @@ import pytest
 from finpulse.models.online import (
     DeviationScorer,
     ModelContract,
-    OnlineLogistic,
-    OnlineStandardizer,
     RiverHalfSpaceTrees,
+    RiverLogistic,
 )
 from finpulse.models.risk import RiskModel
 
 FACTORIES: dict[str, Callable[[], Any]] = {
-    "standardizer": OnlineStandardizer,
-    "logistic": OnlineLogistic,
+    "logistic": RiverLogistic,
     "deviation": lambda: DeviationScorer(upper=["amount_cny", "txn_count_1h"]),
     "hst": lambda: RiverHalfSpaceTrees(n_trees=5, height=6, window_size=50, seed=3),
     "risk": RiskModel,

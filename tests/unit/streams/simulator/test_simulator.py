@@ -482,3 +482,21 @@ def _ok(topic: str, value: bytes) -> bool:
     except ValidationError:
         return False
     return True
+
+
+def test_an_account_takeover_victim_has_used_their_own_device_before(
+    run: tuple[Simulator, list[SimEvent]], parsed: dict[str, list[dict]]
+) -> None:
+    sim, _ = run
+    cases = [r for r in sim.ground_truth() if r["pattern"] == "account_takeover"]
+    assert cases
+    for r in cases:
+        own = [
+            d
+            for d in parsed[TRANSACTIONS]
+            if d["customer_id"] == r["customer_id"]
+            and d["ts"] < r["start_ts"]
+            and d.get("device_id")
+            and d["device_id"] != r["new_device_id"]
+        ]
+        assert own, r["instance_id"]  # a new device is only new to a known customer

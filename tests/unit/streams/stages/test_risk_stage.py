@@ -11,7 +11,7 @@ import pytest
 from finpulse.config.policy import load_policy
 from finpulse.config.settings import Settings
 from finpulse.models.alerts import Severity
-from finpulse.sinks.checkpoints import MemoryCheckpoints
+from finpulse.sinks.checkpoints import MemoryCheckpoints, checkpoint_row
 from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE, RISK_SCORES_TABLE
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.core.state import MemoryState
@@ -252,3 +252,21 @@ def test_a_record_of_the_previous_release_keeps_its_history_and_its_pending_labe
     assert isinstance(stored, RiskCustomer)
     assert [e.event_id for e in stored.pending] == ["t-old-1", "t-9"]
     assert state.codec.decode(state.codec.encode(stored)) == stored
+
+
+@pytest.mark.parametrize(
+    "old", [{"w": 1.0}, {"format": 1, "models": None}], ids=["bare-pickle", "format-1"]
+)
+def test_a_checkpoint_of_another_format_is_ignored_with_a_log_line(old, caplog):
+    store = MemoryCheckpoints()
+    store.save_row(checkpoint_row("risk", "risk-v1+9", 9, old))
+    stage = RiskStage(
+        settings(risk_checkpoint_every_events=1), MemoryState(STATE_NAME), checkpoints=store
+    )
+    pipeline = Pipeline(settings(), stages=lambda s, st: (stage,))
+    with caplog.at_level("WARNING"):
+        pipeline.restore_models()
+    assert "ignoring a risk checkpoint of format" in caplog.text
+    out = pipeline.process("transaction", records(TRANSACTIONS, [txn(1, 0)]))
+    (ck,) = out.rows[MODEL_CHECKPOINTS_TABLE]  # the fresh models checkpoint over it
+    assert stage.m.model.n_learned == 0 and ck[3] == "risk-v1+0"

@@ -36,17 +36,25 @@ def test_the_risk_figures_clear_a_floor(small_run):
     assert r["rule_case_recall"]["structuring"]["recall"] == 1.0
     assert r["false_alert_rate_rules"] <= 0.01
     assert r["scoring_events_per_s"] > 0
+    cases = r["cases"]
+    for pattern, p in cases["patterns"].items():  # at most one case missed, at any time
+        assert p["case_recall_any_time"] >= (p["cases"] - 1) / p["cases"], pattern
+    for pattern in ("account_takeover", "card_testing"):  # and these within the hour
+        p = cases["patterns"][pattern]
+        assert p["case_recall_any_alert"] >= (p["cases"] - 1) / p["cases"], pattern
+    assert cases["clean_customer_alert_rate"] <= 0.01
+    assert set(cases["precision_by_severity"]) <= {"yellow", "orange", "red"}
 
 
 def test_a_broken_model_fails_the_floor(monkeypatch):
-    original = RiskModel.assess_many
+    original = RiskModel.assess_batch
     rng = random.Random(0)
 
     def noise(self, X):
-        out = original(self, X)
-        return [a._replace(score=100.0 * rng.random()) for a in out]
+        out, XS = original(self, X)
+        return [a._replace(score=100.0 * rng.random()) for a in out], XS
 
-    monkeypatch.setattr(RiskModel, "assess_many", noise)
+    monkeypatch.setattr(RiskModel, "assess_batch", noise)
     r = evaluate(**SMALL)
     assert r["roc_auc"] < 0.6
 

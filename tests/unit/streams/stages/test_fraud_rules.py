@@ -1,0 +1,74 @@
+"""The fraud rules of the policy on the features of real transaction sequences: account
+takeover without amount history, and a money mule's fan-in then fan-out over a day."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from finpulse.config.policy import load_policy
+from finpulse.models.events import Transaction
+from finpulse.models.features import FeatureConfig, extract
+from finpulse.streams.stages.rules import RuleEngine
+from tests.factories import encode, transaction
+
+ENGINE = RuleEngine(load_policy())
+CFG = FeatureConfig.from_parameters(ENGINE.policy.parameters)
+T0 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
+
+
+def replay(events: list[dict[str, Any]]) -> list[set[str]]:
+    """The ids of the rules each event matches, in order, for one customer."""
+    state, fired = None, []
+    for i, ev in enumerate(events):
+        ev = {"customer_id": "c-1", "ts": (T0 + timedelta(minutes=10 * i)).isoformat(), **ev}
+        f, state = extract(Transaction.model_validate_json(encode(transaction(**ev))), state, CFG)
+        fired.append({r.id for r in ENGINE.matching("transaction", f)})
+    return fired
+
+
+HISTORY = [
+    {"amount": 80 + i, "counterparty_id": f"shop-{i % 3}", "counterparty_country": "CN"}
+    for i in range(6)
+]
+
+
+def ato(**over: Any) -> dict[str, Any]:
+    return {
+        "txn_type": "transfer", "channel": "app", "amount": 20000, "device_id": "d-new",
+        "ip_country": "TH", "counterparty_id": "payee-new", "counterparty_country": "CN",
+        **over,
+    }  # fmt: skip
+
+
+def test_a_first_transfer_from_a_new_device_abroad_to_a_new_payee_is_an_account_takeover():
+    assert "account_takeover.new_device_payee" in replay([*HISTORY, ato()])[-1]
+
+
+def test_the_same_transfer_from_a_known_device_or_under_the_amount_is_not():
+    assert "account_takeover.new_device_payee" not in replay([*HISTORY, ato(device_id="d-1")])[-1]
+    assert "account_takeover.new_device_payee" not in replay([*HISTORY, ato(amount=900)])[-1]
+
+
+def credits(payers: list[str]) -> list[dict[str, Any]]:
+    return [
+        {"direction": "credit", "txn_type": "transfer", "channel": "api", "amount": 9000,
+         "counterparty_id": p, "counterparty_country": "CN"}
+        for p in payers
+    ]  # fmt: skip
+
+
+PASS_ON = {"txn_type": "transfer", "amount": 25000, "counterparty_id": "out-1"}
+
+
+def test_credits_from_new_payers_passed_on_to_a_new_payee_are_a_mule():
+    fired = replay([*HISTORY, *credits(["m1", "m2", "m3"]), PASS_ON])
+    assert "mule.fan_in_out" in fired[-1]
+    assert not any("mule.fan_in_out" in f for f in fired[:-1])
+
+
+def test_credits_from_known_payers_or_a_private_customer_are_not():
+    known = [{**h, "counterparty_id": "shop-0"} for h in HISTORY]
+    assert "mule.fan_in_out" not in replay([*known, *credits(["shop-0"] * 3), PASS_ON])[-1]
+    private = [{**e, "segment": "private"} for e in [*HISTORY, *credits(["m1", "m2", "m3"])]]
+    assert "mule.fan_in_out" not in replay([*private, {**PASS_ON, "segment": "private"}])[-1]
