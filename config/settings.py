@@ -203,11 +203,6 @@ class Settings(BaseSettings):
     gil_switch_interval_s: float = Field(
         0.005, gt=0, le=0.1, description="worker sys.setswitchinterval (Python's default 0.005)"
     )
-    risk_metrics_every_labels: int = Field(
-        100,
-        ge=1,
-        description="model_metrics rows at a label batch end once this many labels arrived",
-    )
 
     # --- Grafana ----------------------------------------------------------------------------
     grafana_url: str = Field(

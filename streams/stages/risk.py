@@ -158,7 +158,6 @@ class RiskStage:
         self._restored = checkpoints is None  # never overwrite a checkpoint not yet read
         self._labels_at_checkpoint = 0
         self._scored_at_checkpoint = 0
-        self._labels_at_metrics = 0
         self.seconds = 0.0  # time spent in process(): the scoring path
         self.counts = {
             "scored": 0,
@@ -177,7 +176,7 @@ class RiskStage:
         restored = RiskModels.from_checkpoint(self.checkpoints.load_latest(MODEL_NAME))
         if restored is not None:
             self.m = restored
-            self._labels_at_checkpoint = self._labels_at_metrics = restored.labels
+            self._labels_at_checkpoint = restored.labels
             self._scored_at_checkpoint = restored.scored
         self._restored = True
 
@@ -212,9 +211,8 @@ class RiskStage:
                     last_record[cid] = raw
             if labelled:
                 self._learn(labelled, out)
-                due = self.m.labels - self._labels_at_metrics
-                if due >= self.settings.risk_metrics_every_labels:
-                    self._write_metrics(labelled[-1][0].ts, out)
+                # at the end of every label batch: a verdict shows in model_metrics at once
+                self._write_metrics(labelled[-1][0].ts, out)
         for cid, raw in last_record.items():
             self.state.put(cid, records[cid], raw)
         self._maybe_checkpoint(out)
@@ -359,7 +357,6 @@ class RiskStage:
         out.add_rows(RISK_SCORES_TABLE, rows)
 
     def _write_metrics(self, ts: datetime, out: BatchOutput) -> None:
-        self._labels_at_metrics = self.m.labels
         out.add_rows(MODEL_METRICS_TABLE, _metric_rows(self.m, ts))
 
     # --------------------------------------------------------------------------- checkpoint

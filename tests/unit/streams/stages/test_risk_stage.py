@@ -99,7 +99,7 @@ def test_one_state_write_per_customer_per_batch():
 
 
 def test_label_joins_the_pending_transaction_and_rewrites_its_row():
-    pipeline, stage, states = make(risk_metrics_every_labels=1)
+    pipeline, stage, states = make()
     pipeline.process("transaction", records(TRANSACTIONS, [txn(1, 0, customer_id="c-7")]))
     states[STATE_NAME].puts.clear()
     labelled = records(FEEDBACK, [label("t-1", "c-7", 600, True)])
