@@ -112,6 +112,11 @@ class PhaseResult:
     peak_rss_mb: list[float] = field(default_factory=list)
     # the broker's own CPU over the phase: on two cores, what the worker could not have
     broker_cpu_s: float = 0.0
+    # per worker: the phase's events it processed, their rate (its share of events_per_s)
+    # and its CPU seconds, to see how the load divides between the group's members
+    worker_events: list[int] = field(default_factory=list)
+    worker_events_per_s: list[float] = field(default_factory=list)
+    worker_cpu_each_s: list[float] = field(default_factory=list)
     reconciled: bool = False
     issues: list[str] = field(default_factory=list)
 
@@ -346,7 +351,8 @@ class Bench:
             warm = self._warm_up(settings, client, workers)
             events = list(bench_events(n, self.seed, self.n_customers))
             pids = [w.proc.pid for w in workers if w.proc is not None]
-            cpu0 = sum(proc_cpu_s(pid) for pid in pids)
+            cpu0 = [proc_cpu_s(pid) for pid in pids]
+            processed0 = [_processed(w) for w in workers]
             broker_cpu0 = proc_cpu_s(broker_pid)
             sent_at: dict[str, float] = {}
             watcher = AlertWatcher(settings).start()
@@ -360,7 +366,9 @@ class Bench:
                 received = watcher.stop()
                 alerts = latency_timeline(sent_at, received)
                 created = creation_timeline(sent_at, received)
-            cpu_s = sum(proc_cpu_s(pid) for pid in pids) - cpu0
+            cpu_each = [proc_cpu_s(pid) - c0 for pid, c0 in zip(pids, cpu0, strict=True)]
+            cpu_s = sum(cpu_each)
+            worker_events = [_processed(w) - p0 for w, p0 in zip(workers, processed0, strict=True)]
             broker_cpu_s = proc_cpu_s(broker_pid) - broker_cpu0
             memory = [proc_memory_mb(w.proc.pid) for w in workers if w.proc is not None]
             figures = _figures(client, settings.clickhouse_database)
@@ -375,6 +383,9 @@ class Bench:
                 rss_mb=[round(m[0], 1) for m in memory],
                 peak_rss_mb=[round(m[1], 1) for m in memory],
                 broker_cpu_s=round(broker_cpu_s, 2),
+                worker_events=worker_events,
+                worker_events_per_s=shares(figures["events_per_s"], worker_events),
+                worker_cpu_each_s=[round(c, 2) for c in cpu_each],
                 reconciled=result.ok,
                 issues=result.issues(),
                 **_alert_figures(alerts, created),
@@ -419,6 +430,24 @@ def _warm_event(i: int) -> dict[str, Any]:
         "txn_type": "transfer",
         "channel": "app",
     }
+
+
+def _processed(worker: WorkerProcess) -> int:
+    """Events (valid and dead-lettered) ``worker`` has processed so far."""
+    stats = worker.stats()
+    return int(stats.get("processed", 0)) + int(stats.get("deadletters", 0))
+
+
+def shares(total_rate: float, counts: Sequence[int]) -> list[float]:
+    """``total_rate`` divided in proportion to ``counts`` (each worker's part of a phase).
+
+    >>> shares(9000.0, [2000, 1000])
+    [6000.0, 3000.0]
+    >>> shares(9000.0, [0, 0])
+    [0.0, 0.0]
+    """
+    whole = sum(counts)
+    return [round(total_rate * c / whole, 1) if whole else 0.0 for c in counts]
 
 
 def _figures(client: Any, db: str) -> dict[str, Any]:
@@ -544,6 +573,9 @@ def summary(
         "two_workers_events_per_s": by_name["saturation-2"].events_per_s
         if "saturation-2" in by_name
         else None,
+        "two_workers_events_per_s_each": by_name["saturation-2"].worker_events_per_s
+        if "saturation-2" in by_name
+        else None,
         "events_per_cpu_s": sat1.events_per_cpu_s if sat1 else None,
         "worker_rss_mb": max((max(p.rss_mb, default=0.0) for p in phases), default=None),
         "reconciled": all(p.reconciled for p in phases),
@@ -572,12 +604,20 @@ def format_table(result: dict[str, Any]) -> str:
             f"{rss:>14}{'yes' if p['reconciled'] else 'NO':>5}"
             f"  broker CPU {broker_cpu:.1f} s"
         )
+        if len(p.get("worker_events_per_s", ())) > 1:
+            each = ", ".join(
+                f"w{i} {rate:,.0f}/s ({cpu:.1f} CPU s)"
+                for i, (rate, cpu) in enumerate(
+                    zip(p["worker_events_per_s"], p["worker_cpu_each_s"], strict=True)
+                )
+            )
+            lines.append(f"  per worker: {each}")
     scoring = result.get("scoring_events_per_s")
     lines.append(
         f"scoring path alone: {scoring:,.0f} events/s; " if scoring else "scoring path: n/a; "
     )
     state = result.get("bytes_per_customer")
-    lines[-1] += f"state per customer: {state:,.0f} bytes (JSON)" if state else "state: n/a"
+    lines[-1] += f"state per customer: {state:,.0f} bytes encoded" if state else "state: n/a"
     for p in result["phases"]:
         if p["offered_rate"] and p.get("alert_windows"):
             lines.append(f"{p['name']}: alert p50 / p99 ms per {ALERT_WINDOW_S:.0f} s of sends:")

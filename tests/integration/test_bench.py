@@ -33,6 +33,9 @@ def test_bench_runs_its_phases_and_reports_the_contract_fields(tmp_path, broker_
     assert result["scoring_events_per_s"] > 0 and result["bytes_per_customer"] > 0
     assert 50 < result["worker_rss_mb"] < 2000
     assert result["events_per_cpu_s"] > 0
+    for p in result["phases"]:  # each worker's part: every event of the phase, at least once
+        assert sum(p["worker_events"]) >= p["events"], p["name"]
+        assert sum(p["worker_events_per_s"]) == pytest.approx(p["events_per_s"], rel=0.01)
     with_alerts = [p for p in result["phases"] if p["alerts"]]
     assert with_alerts, "no alert arrived on finpulse.alerts during the bench"
     for p in with_alerts:
