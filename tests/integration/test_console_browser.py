@@ -1,10 +1,12 @@
 """The console in a real browser (Debian's headless Chromium driven by Playwright): log in,
 filter the inbox, open an alert, confirm fraud; the verdict reaches the broker, ClickHouse
-and the risk model. The screenshots in docs/images/ come from this test."""
+and the risk model. The screenshots in docs/images/ come from this test: it writes them into
+the test's own folder, and into docs/images/ only with FINPULSE_UPDATE_SCREENSHOTS=1."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,11 @@ pytestmark = pytest.mark.integration
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 
 
+def _screenshots_dir(tmp_path: Path) -> Path:
+    """docs/images/ when asked to update the docs' screenshots, else the test's folder."""
+    return DOCS_IMAGES if os.environ.get("FINPULSE_UPDATE_SCREENSHOTS") == "1" else tmp_path
+
+
 def _query(env, sql):
     client = env.client()
     try:
@@ -28,7 +35,8 @@ def _query(env, sql):
         client.close()
 
 
-def test_analyst_confirms_fraud_in_the_browser_and_the_model_learns_it(env, broker_kind):
+def test_analyst_confirms_fraud_in_the_browser_and_the_model_learns_it(env, broker_kind, tmp_path):
+    shots = _screenshots_dir(tmp_path)
     console = start_console(env)
     events = [
         large_cash("c-console-1", 60000),
@@ -66,14 +74,14 @@ def test_analyst_confirms_fraud_in_the_browser_and_the_model_learns_it(env, brok
         assert rows.count() >= 3
         assert all("aml-reporting" in t for t in rows.all_inner_texts())
         if broker_kind == "kafka":
-            page.screenshot(path=str(DOCS_IMAGES / "console-inbox.png"), full_page=True)
+            page.screenshot(path=str(shots / "console-inbox.png"), full_page=True)
 
         page.click(f"a[href='/alerts/{alert_id}']")
         page.wait_for_url(f"**/alerts/{alert_id}")
         assert page.inner_text("#state") == "open"
         assert "60000" in page.content()  # the customer's transaction beside the alert
         if broker_kind == "kafka":
-            page.screenshot(path=str(DOCS_IMAGES / "console-alert.png"), full_page=True)
+            page.screenshot(path=str(shots / "console-alert.png"), full_page=True)
 
         page.locator("form:has(#do-confirm_fraud) input[name=reason]").fill("customer disowns it")
         page.click("#do-confirm_fraud")
