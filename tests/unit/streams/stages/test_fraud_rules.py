@@ -56,6 +56,23 @@ def test_the_same_transfer_from_a_known_device_or_under_the_amount_is_not():
     assert "account_takeover.new_device_payee" not in replay([*HISTORY, ato(amount=900)])[-1]
 
 
+TRANSFERS = [
+    {"txn_type": "transfer", "amount": 800 + 50 * i, "counterparty_id": f"friend-{i % 2}"}
+    for i in range(6)
+]
+
+
+def test_a_large_transfer_to_a_new_payee_from_a_new_device_in_a_known_country_is_a_takeover():
+    known = [*HISTORY, *TRANSFERS]
+    fired = replay([*known, ato(ip_country="CN")])[-1]
+    assert "account_takeover" in fired and "account_takeover.new_device_payee" not in fired
+    assert "account_takeover" not in replay([*known, ato(ip_country="CN", device_id="d-1")])[-1]
+    assert "account_takeover" not in replay([*known, ato(ip_country="CN", amount=5000)])[-1]
+    institution = [{**e, "customer_type": "institution", "segment": "sme"} for e in known]
+    sme = ato(ip_country="CN", customer_type="institution", segment="sme")
+    assert "account_takeover" not in replay([*institution, sme])[-1]
+
+
 def credits(payers: list[str]) -> list[dict[str, Any]]:
     return [
         {"direction": "credit", "txn_type": "transfer", "channel": "api", "amount": 9000,

@@ -17,6 +17,7 @@ from finpulse.streams.worker.pipeline import Pipeline
 from tests.large_value_cases import CASES, expected_reports, expected_structuring
 
 COLUMNS = LARGE_VALUE_REPORTS_TABLE.columns
+EARLY_WARNING = "structuring.early_warning"  # the first repetition, beside the Art. 11 rules
 
 
 def _run() -> tuple[dict[str, dict[str, Any]], dict[str, tuple[Any, ...]]]:
@@ -76,9 +77,11 @@ def test_one_alert_per_report_and_structuring_on_the_same_criteria(case, run):
     assert large == sorted(
         r["alert_id"] for r in reports.values() if r["customer_id"] == case.customer_id
     )
-    assert {a[rule] for a in mine if a[rule].startswith("structuring.")} == (
-        expected_structuring()[case.customer_id]
-    )
+    structuring = {a[rule] for a in mine if a[rule].startswith("structuring.")}
+    regulatory = structuring - {EARLY_WARNING}
+    assert regulatory == expected_structuring()[case.customer_id]
+    if regulatory:  # the third transaction under the threshold came after a second one
+        assert EARLY_WARNING in structuring
 
 
 def test_a_later_transaction_of_the_day_folds_into_the_open_report(run):
