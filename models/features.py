@@ -110,7 +110,8 @@ FEATURES: Mapping[str, str] = MappingProxyType(
         "new_payers_24h": "transfers in of the last 24 h from counterparties new to the customer",
         "new_payer_credit_24h_cny": "their total amount (CNY)",
         "payout_of_new_credits": "debits of the last 24 h / new_payer_credit_24h_cny (0 if none)",
-        "new_payers_1h": "transfers in of the last hour from counterparties new to the customer",
+        "new_payers_1h": "transfers in of the last hour, each >= mule_min_payment_cny (2,000), "
+        "from counterparties new to the customer",
         "new_payer_credit_1h_cny": "their total amount (CNY)",
     }
 )
@@ -140,6 +141,7 @@ class FeatureConfig:
     near_fraction: float = 0.85
     tiny_card_amount_cny: float = 20.0
     tiny_window_s: float = 600.0
+    payer_floor_cny: float = 2000.0  # a new payer's transfer counts in new_payers_1h from here
     utc_offset_hours: float = 8.0
     night_start_hour: int = 0
     night_end_hour: int = 6
@@ -165,6 +167,7 @@ class FeatureConfig:
             "lv_transfer_institution_rmb": "institution_transfer_threshold_cny",
             "near_threshold_ratio": "near_fraction",
             "tiny_card_amount_cny": "tiny_card_amount_cny",
+            "mule_min_payment_cny": "payer_floor_cny",
         }
         values: dict[str, Any] = {
             o: float(parameters[p]) for p, o in names.items() if p in parameters
@@ -498,7 +501,8 @@ def extract_into(txn: Transaction, st: FeatureState, config: FeatureConfig) -> d
         if len(payers) > _CREDITS_KEEP:
             del payers[:-_CREDITS_KEEP]
     new_payer_credit = sum(p[1] for p in payers) / 100 if payers else 0.0
-    payers_1h = [p[1] for p in payers if p[0] > ts - 3600.0]
+    floor = config.payer_floor_cny * 100
+    payers_1h = [p[1] for p in payers if p[0] > ts - 3600.0 and p[1] >= floor]
 
     # --- amount vs own history (EW mean / variance of log amount, per txn type) -------------
     la = math.log1p(amount)

@@ -190,6 +190,9 @@ def test_new_payers_of_the_last_hour_count_only_first_pay_ins_inside_the_hour():
     assert [f["new_payer_credit_1h_cny"] for f in fs] == [0.0, 6000.0, 12000.0, 12000.0,
                                                          12000.0, 15000.0]  # fmt: skip
     assert fs[-1]["new_payers_24h"] == 3
+    small = run(*known, credit(0, "p1", 1500), credit(60, "p2", 30000))[-1]  # under the floor
+    assert (small["new_payers_1h"], small["new_payer_credit_1h_cny"]) == (1, 30000.0)
+    assert small["new_payers_24h"] == 2
 
 
 def test_fx_conversion_uses_the_fixed_table_and_unknown_currencies_have_no_cny_amount():

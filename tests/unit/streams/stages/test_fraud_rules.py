@@ -109,6 +109,9 @@ def test_one_payer_twice_small_sums_or_credits_that_are_not_transfers_are_no_mul
 
     assert not burst(credits(["m1", "m1"]))
     assert not burst([{**c, "amount": 3000} for c in credits(["m1", "m2"])])
+    small_and_large = credits(["m1", "m2"])
+    small_and_large[0]["amount"], small_and_large[1]["amount"] = 1500, 30000
+    assert not burst(small_and_large)  # one payment under mule_min_payment_cny: one payer
     assert not burst([{**c, "txn_type": "securities_trade"} for c in credits(["m1", "m2"])])
     assert not burst([{**c, "segment": "private"} for c in credits(["m1", "m2"])])
 
