@@ -14,10 +14,9 @@ from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.core.topics import TRANSACTIONS
 from finpulse.streams.worker.app import default_stages
 from finpulse.streams.worker.pipeline import Pipeline
-from tests.large_value_cases import CASES, expected_reports, expected_structuring
+from tests.large_value_cases import CASES, EARLY_WARNING, expected_reports, expected_structuring
 
 COLUMNS = LARGE_VALUE_REPORTS_TABLE.columns
-EARLY_WARNING = "structuring.early_warning"  # the first repetition, beside the Art. 11 rules
 
 
 def _run() -> tuple[dict[str, dict[str, Any]], dict[str, tuple[Any, ...]]]:
