@@ -19,7 +19,7 @@ in compact buckets:
 * 24 h window: 1-hour buckets (the last 23-24 hours);
 * card testing: exact timestamps of the last tiny card payments (10 minutes, ≤ 32);
 * credit counterparties: the last 16 credits (24 h) with their counterparty;
-* new payers: the last 16 credits (24 h) from counterparties new to the customer;
+* new payers: the last 16 transfers in (24 h) from counterparties new to the customer;
 * first-seen sets: the last 8 devices / countries / counterparties / accounts.
 
 Every window count and sum **includes the current transaction** ("as of after this
@@ -107,9 +107,12 @@ FEATURES: Mapping[str, str] = MappingProxyType(
         "debit_sum_24h_cny": "money out during the last 24 h (CNY)",
         "in_out_ratio_24h": "min(in, out) / max(in, out) over the last 24 h",
         "credit_counterparties_24h": "distinct paying counterparties among the last 16 credits",
-        "new_payers_24h": "credits of the last 24 h from counterparties new to the customer",
+        "new_payers_24h": "transfers in of the last 24 h from counterparties new to the customer",
         "new_payer_credit_24h_cny": "their total amount (CNY)",
         "payout_of_new_credits": "debits of the last 24 h / new_payer_credit_24h_cny (0 if none)",
+        "new_payers_1h": "transfers in of the last hour, each >= mule_min_payment_cny (2,000), "
+        "from counterparties new to the customer",
+        "new_payer_credit_1h_cny": "their total amount (CNY)",
     }
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(FEATURES)
@@ -138,6 +141,7 @@ class FeatureConfig:
     near_fraction: float = 0.85
     tiny_card_amount_cny: float = 20.0
     tiny_window_s: float = 600.0
+    payer_floor_cny: float = 2000.0  # a new payer's transfer counts in new_payers_1h from here
     utc_offset_hours: float = 8.0
     night_start_hour: int = 0
     night_end_hour: int = 6
@@ -163,6 +167,7 @@ class FeatureConfig:
             "lv_transfer_institution_rmb": "institution_transfer_threshold_cny",
             "near_threshold_ratio": "near_fraction",
             "tiny_card_amount_cny": "tiny_card_amount_cny",
+            "mule_min_payment_cny": "payer_floor_cny",
         }
         values: dict[str, Any] = {
             o: float(parameters[p]) for p, o in names.items() if p in parameters
@@ -206,7 +211,7 @@ class FeatureState(msgspec.Struct, array_like=True):
     amount_stats: dict[int, list[int | float]] = msgspec.field(default_factory=dict)
     # ^ txn type code -> [n, mean, var] of log amount
     new_payer_credits: list[tuple[float, int]] = msgspec.field(default_factory=list)
-    # ^ (ts, cents) of the last 24 h's credits from counterparties new to the customer
+    # ^ (ts, cents) of the last 24 h's transfers in from counterparties new to the customer
 
     @classmethod
     def from_legacy(cls, old: Mapping[str, Any]) -> FeatureState:
@@ -487,15 +492,17 @@ def extract_into(txn: Transaction, st: FeatureState, config: FeatureConfig) -> d
     new_cp = _seen(st.counterparties, _short_or_none(txn.counterparty_id), has_history, size)
     new_account = _seen(st.accounts, _short_or_none(txn.account_id), has_history, size)
 
-    # --- fan-in from new payers (mule): credits of the last 24 h from new counterparties ----
+    # --- fan-in from new payers (mule): transfers in, last 24 h, from new counterparties ----
     payers = st.new_payer_credits
     if payers and payers[0][0] <= ts - 86400.0:
         payers = st.new_payer_credits = [p for p in payers if p[0] > ts - 86400.0]
-    if credit and (new_cp or not has_history) and txn.counterparty_id:  # first pay-in from it
-        payers.append((ts, cents))
+    if credit and is_transfer and (new_cp or not has_history) and txn.counterparty_id:
+        payers.append((ts, cents))  # a first pay-in by transfer from this counterparty
         if len(payers) > _CREDITS_KEEP:
             del payers[:-_CREDITS_KEEP]
     new_payer_credit = sum(p[1] for p in payers) / 100 if payers else 0.0
+    floor = config.payer_floor_cny * 100
+    payers_1h = [p[1] for p in payers if p[0] > ts - 3600.0 and p[1] >= floor]
 
     # --- amount vs own history (EW mean / variance of log amount, per txn type) -------------
     la = math.log1p(amount)
@@ -575,6 +582,8 @@ def extract_into(txn: Transaction, st: FeatureState, config: FeatureConfig) -> d
         "new_payers_24h": len(payers),
         "new_payer_credit_24h_cny": new_payer_credit,
         "payout_of_new_credits": debit_24h / new_payer_credit if new_payer_credit else 0.0,
+        "new_payers_1h": len(payers_1h),
+        "new_payer_credit_1h_cny": sum(payers_1h) / 100,
     }
 
 

@@ -279,7 +279,11 @@ def expected_reports() -> dict[str, list[tuple[Any, ...]]]:
 
 
 def expected_structuring() -> dict[str, set[str]]:
+    """The Art. 11 structuring rules each case raises (the early warning is apart)."""
     return {c.customer_id: set(c.structuring) for c in CASES}
+
+
+EARLY_WARNING = "structuring.early_warning"  # the second transaction under a threshold
 
 
 REPORT_QUERY = (

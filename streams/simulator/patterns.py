@@ -4,6 +4,11 @@ Patterns: ``account_takeover``, ``card_testing``, ``mule`` (fraud); ``structurin
 a reporting threshold); ``large_value`` (at or above a threshold, must be reported);
 ``channel_outage`` (one service channel degraded for 20-60 simulated minutes).
 
+A record's ``observable_ts`` (mule, structuring, large value) is when the case first shows
+what defines it: a mule's second payment from a new payer, a structuring case's second
+transaction just under the threshold, a large-value case's transaction that reaches the
+threshold. Before it, the case's events look like one ordinary payment or deposit.
+
 >>> counts = pattern_counts(20_000, 2 * 86_400_000)
 >>> counts["channel_outage"], all(v >= 1 for v in counts.values())
 (2, True)
@@ -327,6 +332,7 @@ class PatternPlanner:
                 device=c.devices[0], ip_country=c.home,
             )  # fmt: skip
         inst.details = {
+            "observable_ts": iso(times[1]),  # a second new payer: the first sign of fan-in
             "n_credits": n_in,
             "credit_total": round(total, 2),
             "debit_total": round(out_total, 2),
@@ -376,6 +382,7 @@ class PatternPlanner:
         for ms, a in zip(times, amounts, strict=True):
             by_day[local_day(ms)] = by_day.get(local_day(ms), 0.0) + a
         inst.details = {
+            "observable_ts": iso(times[1]),  # the first repetition under the threshold
             "variant": variant,
             "threshold": thr,
             "currency": "CNY",
@@ -435,7 +442,14 @@ class PatternPlanner:
                     cp, country = rng.choice(domestic) if domestic else ("cp-large", c.home)
                 self._txn(inst, ms, c, "transfer", ch, a, "debit", counterparty=cp,
                           counterparty_country=country)  # fmt: skip
+        running, crossed = 0.0, times[-1]  # the report is due from the crossing transaction
+        for ms, a in sorted(zip(times, amounts, strict=True)):
+            running += a
+            if running >= thr:
+                crossed = ms
+                break
         inst.details = {
+            "observable_ts": iso(crossed),
             "variant": variant,
             "threshold": thr,
             "currency": "CNY",

@@ -8,6 +8,11 @@ its first event's time). :func:`case_report` gives, per pattern,
 * ``case_recall_any_time``: the same without the time limit (from the first event on);
 * the time from a case's first event to its first alert (median, p90, in seconds; nearest
   rank, :mod:`finpulse.streams.core.quantiles`);
+* ``case_recall_observable``: the share of cases alerted (from the first event on) within
+  ``within_s`` of the moment the case became *observable* (the ground truth's
+  ``observable_ts``, else its first event): a mule's second new payer, a structuring case's
+  second transaction just under the threshold, a large-value case's crossing transaction.
+  Before that a case is one ordinary-looking payment, which no monitor can tell apart;
 
 and over the run the share of clean customers (no injected pattern) with any alert, and the
 precision of the alerts at each severity (an alert is right when its customer has a case
@@ -22,6 +27,10 @@ that started before it and ended at most ``after_s`` (24 h) before it).
 >>> r = case_report([case], alerts, clean={"c8", "c9"})
 >>> r["patterns"]["mule"]["case_recall_any_alert"], r["patterns"]["mule"]["time_to_alert_s"]
 (1.0, {'median': 1200.0, 'p90': 1200.0})
+>>> late = {**case, "customer_id": "c2", "observable_ts": (t0 + timedelta(hours=2)).isoformat()}
+>>> m = case_report([late], [Alert("c2", t0 + timedelta(minutes=150), "red")], set())
+>>> m["patterns"]["mule"]["case_recall_any_alert"], m["patterns"]["mule"]["case_recall_observable"]
+(0.0, 1.0)
 >>> r["clean_customer_alert_rate"], r["precision_by_severity"]
 (0.5, {'red': {'alerts': 1, 'precision': 1.0}, 'yellow': {'alerts': 1, 'precision': 0.0}})
 """
@@ -50,6 +59,10 @@ def _case_start(case: Mapping[str, Any]) -> tuple[datetime, datetime]:
     return datetime.fromisoformat(case["start_ts"]), datetime.fromisoformat(case["end_ts"])
 
 
+def _observable(case: Mapping[str, Any]) -> datetime:
+    return datetime.fromisoformat(case.get("observable_ts") or case["start_ts"])
+
+
 def case_report(
     cases: Sequence[Mapping[str, Any]],
     firings: Iterable[Alert],
@@ -70,7 +83,7 @@ def case_report(
     patterns: dict[str, Any] = {}
     for pattern in sorted({str(c["pattern"]) for c in cases}):
         delays: list[float] = []
-        n = in_time = 0
+        n = in_time = seen_in_time = 0
         for case in cases:
             if case["pattern"] != pattern:
                 continue
@@ -83,11 +96,13 @@ def case_report(
                 delay = (first.ts - start).total_seconds()
                 delays.append(delay)
                 in_time += delay <= within_s
+                seen_in_time += (first.ts - _observable(case)).total_seconds() <= within_s
         delays.sort()
         patterns[pattern] = {
             "cases": n,
             "case_recall_any_alert": round(in_time / n, 4),
             "case_recall_any_time": round(len(delays) / n, 4),
+            "case_recall_observable": round(seen_in_time / n, 4),
             "time_to_alert_s": {
                 "median": percentile(delays, 0.5) if delays else None,
                 "p90": percentile(delays, 0.9) if delays else None,

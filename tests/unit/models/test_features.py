@@ -178,6 +178,23 @@ def test_mule_in_and_out_features():
     assert f["credit_counterparties_1h"] == 4 and f["credit_counterparties_24h"] == 4
 
 
+def test_new_payers_of_the_last_hour_count_only_first_pay_ins_inside_the_hour():
+    def credit(at: float, payer: str, amount: float = 6000) -> Transaction:
+        return txn(at, amount=amount, direction="credit", txn_type="transfer",
+                   counterparty_id=payer)  # fmt: skip
+
+    known = [txn(-7200, amount=90, txn_type="card_payment", counterparty_id="shop")]
+    fs = run(*known, credit(0, "p1"), credit(600, "p2"), credit(900, "p2", 4000),
+             credit(1200, "shop"), credit(4100, "p3", 9000))  # fmt: skip
+    assert [f["new_payers_1h"] for f in fs] == [0, 1, 2, 2, 2, 2]
+    assert [f["new_payer_credit_1h_cny"] for f in fs] == [0.0, 6000.0, 12000.0, 12000.0,
+                                                         12000.0, 15000.0]  # fmt: skip
+    assert fs[-1]["new_payers_24h"] == 3
+    small = run(*known, credit(0, "p1", 1500), credit(60, "p2", 30000))[-1]  # under the floor
+    assert (small["new_payers_1h"], small["new_payer_credit_1h_cny"]) == (1, 30000.0)
+    assert small["new_payers_24h"] == 2
+
+
 def test_fx_conversion_uses_the_fixed_table_and_unknown_currencies_have_no_cny_amount():
     usd, xyz = run(txn(0, amount=100, currency="USD"), txn(60, amount=60000, currency="XYZ"))
     assert usd["amount_cny"] == 710.0

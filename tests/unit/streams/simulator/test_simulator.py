@@ -500,3 +500,30 @@ def test_an_account_takeover_victim_has_used_their_own_device_before(
             and d["device_id"] != r["new_device_id"]
         ]
         assert own, r["instance_id"]  # a new device is only new to a known customer
+
+
+def test_observable_moment_is_the_event_that_first_shows_the_pattern(
+    run: tuple[Simulator, list[SimEvent]], parsed: dict[str, list[dict]]
+) -> None:
+    """Mule: its second credit; structuring: its second transaction; large value: the
+    transaction whose running total reaches the threshold."""
+    sim, _ = run
+    by_id = {d["event_id"]: d for d in parsed[TRANSACTIONS]}
+    seen = set()
+    for rec in sim.ground_truth():
+        if rec["pattern"] not in ("mule", "structuring", "large_value"):
+            assert "observable_ts" not in rec
+            continue
+        seen.add(rec["pattern"])
+        events = sorted((by_id[e] for e in rec["event_ids"]), key=lambda d: d["ts"])
+        at = datetime.fromisoformat(rec["observable_ts"])
+        before = [d for d in events if datetime.fromisoformat(d["ts"]) < at]
+        assert any(datetime.fromisoformat(d["ts"]) == at for d in events)
+        if rec["pattern"] == "mule":
+            assert [d["direction"] for d in before] == ["credit"]
+        elif rec["pattern"] == "structuring":
+            assert len(before) == 1
+        else:
+            upto = sum(_amount_cny(d) for d in events if datetime.fromisoformat(d["ts"]) <= at)
+            assert sum(_amount_cny(d) for d in before) < rec["threshold"] <= upto + 0.01
+    assert seen == {"mule", "structuring", "large_value"}

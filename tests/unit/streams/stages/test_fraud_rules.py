@@ -1,5 +1,6 @@
 """The fraud rules of the policy on the features of real transaction sequences: account
-takeover without amount history, and a money mule's fan-in then fan-out over a day."""
+takeover without amount history, a money mule's fan-in then fan-out over a day and its
+fan-in within an hour, and the early warning of a split just under a reporting threshold."""
 
 from __future__ import annotations
 
@@ -9,20 +10,25 @@ from typing import Any
 from finpulse.config.policy import load_policy
 from finpulse.models.events import Transaction
 from finpulse.models.features import FeatureConfig, extract
+from finpulse.models.large_value import LargeValueConfig, day_features, new_ledger
 from finpulse.streams.stages.rules import RuleEngine
 from tests.factories import encode, transaction
 
 ENGINE = RuleEngine(load_policy())
 CFG = FeatureConfig.from_parameters(ENGINE.policy.parameters)
+LARGE_VALUE = LargeValueConfig.from_parameters(ENGINE.policy.parameters)
 T0 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
 
 
 def replay(events: list[dict[str, Any]]) -> list[set[str]]:
-    """The ids of the rules each event matches, in order, for one customer."""
-    state, fired = None, []
+    """The ids of the rules each event matches, in order, for one customer (risk features
+    and large-value day features, as the risk stage computes them)."""
+    state, ledger, fired = None, new_ledger(), []
     for i, ev in enumerate(events):
         ev = {"customer_id": "c-1", "ts": (T0 + timedelta(minutes=10 * i)).isoformat(), **ev}
-        f, state = extract(Transaction.model_validate_json(encode(transaction(**ev))), state, CFG)
+        txn = Transaction.model_validate_json(encode(transaction(**ev)))
+        f, state = extract(txn, state, CFG)
+        f.update(day_features(txn, ledger, LARGE_VALUE, f["cross_border"]))
         fired.append({r.id for r in ENGINE.matching("transaction", f)})
     return fired
 
@@ -50,6 +56,23 @@ def test_the_same_transfer_from_a_known_device_or_under_the_amount_is_not():
     assert "account_takeover.new_device_payee" not in replay([*HISTORY, ato(amount=900)])[-1]
 
 
+TRANSFERS = [
+    {"txn_type": "transfer", "amount": 800 + 50 * i, "counterparty_id": f"friend-{i % 2}"}
+    for i in range(6)
+]
+
+
+def test_a_large_transfer_to_a_new_payee_from_a_new_device_in_a_known_country_is_a_takeover():
+    known = [*HISTORY, *TRANSFERS]
+    fired = replay([*known, ato(ip_country="CN")])[-1]
+    assert "account_takeover" in fired and "account_takeover.new_device_payee" not in fired
+    assert "account_takeover" not in replay([*known, ato(ip_country="CN", device_id="d-1")])[-1]
+    assert "account_takeover" not in replay([*known, ato(ip_country="CN", amount=5000)])[-1]
+    institution = [{**e, "customer_type": "institution", "segment": "sme"} for e in known]
+    sme = ato(ip_country="CN", customer_type="institution", segment="sme")
+    assert "account_takeover" not in replay([*institution, sme])[-1]
+
+
 def credits(payers: list[str]) -> list[dict[str, Any]]:
     return [
         {"direction": "credit", "txn_type": "transfer", "channel": "api", "amount": 9000,
@@ -72,3 +95,40 @@ def test_credits_from_known_payers_or_a_private_customer_are_not():
     assert "mule.fan_in_out" not in replay([*known, *credits(["shop-0"] * 3), PASS_ON])[-1]
     private = [{**e, "segment": "private"} for e in [*HISTORY, *credits(["m1", "m2", "m3"])]]
     assert "mule.fan_in_out" not in replay([*private, {**PASS_ON, "segment": "private"}])[-1]
+
+
+def test_two_new_payers_within_an_hour_warn_of_a_mule_before_the_pass_through():
+    fired = replay([*HISTORY, *credits(["m1", "m2"])])
+    assert "mule.new_payers_burst" in fired[-1]
+    assert not any("mule.new_payers_burst" in f for f in fired[:-1])
+
+
+def test_one_payer_twice_small_sums_or_credits_that_are_not_transfers_are_no_mule_burst():
+    def burst(events: list[dict[str, Any]]) -> bool:
+        return any("mule.new_payers_burst" in f for f in replay([*HISTORY, *events]))
+
+    assert not burst(credits(["m1", "m1"]))
+    assert not burst([{**c, "amount": 3000} for c in credits(["m1", "m2"])])
+    small_and_large = credits(["m1", "m2"])
+    small_and_large[0]["amount"], small_and_large[1]["amount"] = 1500, 30000
+    assert not burst(small_and_large)  # one payment under mule_min_payment_cny: one payer
+    assert not burst([{**c, "txn_type": "securities_trade"} for c in credits(["m1", "m2"])])
+    assert not burst([{**c, "segment": "private"} for c in credits(["m1", "m2"])])
+
+
+def cash_deposits(*amounts: float) -> list[dict[str, Any]]:
+    return [
+        {"direction": "credit", "txn_type": "cash_deposit", "channel": "branch", "amount": a}
+        for a in amounts
+    ]
+
+
+def test_a_second_deposit_just_under_the_cash_threshold_is_an_early_warning_the_third_structuring():
+    fired = replay([*HISTORY, *cash_deposits(46000, 47500, 45200)])
+    assert ["structuring.early_warning" in f for f in fired[-3:]] == [False, True, True]
+    assert ["structuring.cash" in f for f in fired[-3:]] == [False, False, True]
+
+
+def test_deposits_well_under_the_threshold_or_alone_raise_no_early_warning():
+    assert not any("structuring.early_warning" in f for f in replay(cash_deposits(30000, 31000)))
+    assert not any("structuring.early_warning" in f for f in replay(cash_deposits(46000)))

@@ -14,7 +14,7 @@ from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.core.topics import TRANSACTIONS
 from finpulse.streams.worker.app import default_stages
 from finpulse.streams.worker.pipeline import Pipeline
-from tests.large_value_cases import CASES, expected_reports, expected_structuring
+from tests.large_value_cases import CASES, EARLY_WARNING, expected_reports, expected_structuring
 
 COLUMNS = LARGE_VALUE_REPORTS_TABLE.columns
 
@@ -76,9 +76,11 @@ def test_one_alert_per_report_and_structuring_on_the_same_criteria(case, run):
     assert large == sorted(
         r["alert_id"] for r in reports.values() if r["customer_id"] == case.customer_id
     )
-    assert {a[rule] for a in mine if a[rule].startswith("structuring.")} == (
-        expected_structuring()[case.customer_id]
-    )
+    structuring = {a[rule] for a in mine if a[rule].startswith("structuring.")}
+    regulatory = structuring - {EARLY_WARNING}
+    assert regulatory == expected_structuring()[case.customer_id]
+    if regulatory:  # the third transaction under the threshold came after a second one
+        assert EARLY_WARNING in structuring
 
 
 def test_a_later_transaction_of_the_day_folds_into_the_open_report(run):

@@ -45,3 +45,18 @@ def test_precision_per_severity_uses_the_raised_alerts_and_a_day_after_the_case(
         "yellow": {"alerts": 1, "precision": 0.0},
     }
     assert r["clean_customer_alert_rate"] == 0.0  # from the firings, none here
+
+
+def test_recall_from_the_observable_moment_counts_alerts_within_the_hour_after_it():
+    seen_late = {**case("a"), "observable_ts": at(100).isoformat()}
+    cases = [seen_late, {**seen_late, "customer_id": "b"}, {**seen_late, "customer_id": "c"}]
+    firings = [
+        Alert("a", at(130), "yellow"),  # 30 min after it became observable
+        Alert("b", at(170), "orange"),  # 70 min after: too late
+        Alert("c", at(-10), "red"),  # before the case: no detection
+    ]
+    mule = case_report(cases, firings, clean=set())["patterns"]["mule"]
+    assert mule["case_recall_observable"] == round(1 / 3, 4)
+    assert mule["case_recall_any_alert"] == 0.0
+    no_field = case_report([case("b")], firings, clean=set())["patterns"]["mule"]
+    assert no_field["case_recall_observable"] == no_field["case_recall_any_alert"] == 0.0
