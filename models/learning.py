@@ -27,8 +27,9 @@ partitions are read in offset order, so a re-run batch only repeats offsets alre
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -37,6 +38,7 @@ __all__ = [
     "ExampleBatch",
     "InvalidExamples",
     "LearnedPosition",
+    "Unlearned",
     "decode_batch",
     "encode_batch",
 ]
@@ -67,6 +69,8 @@ class InvalidExamples(ValueError):
     """A learning-stream record that is not an :class:`ExampleBatch`."""
 
 
+log = logging.getLogger(__name__)
+
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(ExampleBatch)
 
@@ -91,6 +95,14 @@ def decode_batch(value: bytes | None) -> ExampleBatch:
         raise InvalidExamples(f"not an example batch: {exc}") from exc
 
 
+class Unlearned(NamedTuple):
+    """What a learning-stream record holds for a model (:meth:`LearnedPosition.read`)."""
+
+    fresh: list[Example]  # not learned yet, in order
+    duplicates: int  # learned before (skipped)
+    invalid: bool  # the record is no example batch (logged)
+
+
 class LearnedPosition:
     """How far a model has learned its stream (see the module text); pickled with the
     model in its checkpoint."""
@@ -108,6 +120,21 @@ class LearnedPosition:
                 seen[e.source_partition] = e.source_offset
                 out.append(e)
         return out
+
+    def read(self, topic: str, offset: int, value: bytes | None) -> Unlearned:
+        """The examples of the record at ``offset`` of ``topic`` still to learn; a record
+        that is no example batch is logged and has none (the stream goes on after it).
+
+        >>> LearnedPosition().read("finpulse.learning.risk", 3, b"junk")
+        Unlearned(fresh=[], duplicates=0, invalid=True)
+        """
+        try:
+            examples = decode_batch(value).examples
+        except InvalidExamples as exc:
+            log.error("%s offset %d: %s", topic, offset, exc)
+            return Unlearned([], 0, True)
+        fresh = self.fresh(examples)
+        return Unlearned(fresh, len(examples) - len(fresh), False)
 
     def advance(self, offset: int, examples: Sequence[Example]) -> None:
         """Note the stream record at ``offset`` as learned, with its ``examples``."""

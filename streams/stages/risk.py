@@ -53,14 +53,7 @@ from finpulse.models.events import Feedback, FeedbackKind, Transaction
 from finpulse.models.features import FeatureConfig, FeatureState, extract_into
 from finpulse.models.ids import no_card_runs
 from finpulse.models.large_value import LargeValueConfig, day_features, new_ledger
-from finpulse.models.learning import (
-    Example,
-    ExampleBatch,
-    InvalidExamples,
-    LearnedPosition,
-    decode_batch,
-    encode_batch,
-)
+from finpulse.models.learning import Example, ExampleBatch, LearnedPosition, encode_batch
 from finpulse.models.online import RiverHalfSpaceTrees
 from finpulse.models.packing import pack_rows, unpack_vector
 from finpulse.models.risk import (
@@ -223,15 +216,9 @@ class RiskStage:
         """Learn the examples of the learning-stream record at ``offset`` not learned yet
         (one ``learn_many``); an invalid record is logged, counted and passed over."""
         m = self.m
-        try:
-            examples = decode_batch(value).examples
-        except InvalidExamples as exc:
-            self.counts["examples_invalid"] += 1
-            log.error("%s offset %d: %s", RISK_EXAMPLES, offset, exc)
-            m.position.advance(offset, [])
-            return
-        fresh = m.position.fresh(examples)
-        self.counts["examples_duplicate"] += len(examples) - len(fresh)
+        fresh, duplicates, invalid = m.position.read(RISK_EXAMPLES, offset, value)
+        self.counts["examples_duplicate"] += duplicates
+        self.counts["examples_invalid"] += invalid
         if fresh:
             XS = np.array([unpack_vector(cast(bytes, e.inputs), 0, "e")[0] for e in fresh])
             m.model.learn_labels(XS, [e.label for e in fresh])

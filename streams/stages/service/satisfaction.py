@@ -33,14 +33,7 @@ from finpulse.config.settings import Settings
 from finpulse.models.alerts import AlertCandidate
 from finpulse.models.events import Feedback, Interaction
 from finpulse.models.ids import no_card_runs
-from finpulse.models.learning import (
-    Example,
-    ExampleBatch,
-    InvalidExamples,
-    LearnedPosition,
-    decode_batch,
-    encode_batch,
-)
+from finpulse.models.learning import Example, ExampleBatch, LearnedPosition, encode_batch
 from finpulse.models.satisfaction import (
     SatisfactionModel,
     SatisfactionMonitor,
@@ -238,15 +231,9 @@ class Satisfaction:
         >>> sat.model.n_learned, sat.position.next_offset, sat.counts["service.csat_duplicate"]
         (1, 2, 1)
         """
-        try:
-            examples = decode_batch(value).examples
-        except InvalidExamples as exc:
-            self.counts["service.examples_invalid"] += 1
-            log.error("%s offset %d: %s", SATISFACTION_EXAMPLES, offset, exc)
-            self.position.advance(offset, [])
-            return
-        fresh = self.position.fresh(examples)
-        self.counts["service.csat_duplicate"] += len(examples) - len(fresh)
+        fresh, duplicates, invalid = self.position.read(SATISFACTION_EXAMPLES, offset, value)
+        self.counts["service.csat_duplicate"] += duplicates
+        self.counts["service.examples_invalid"] += invalid
         for e in fresh:
             self.model.learn_one(cast(dict[str, float], e.inputs), e.label)
         self.position.advance(offset, fresh)

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from finpulse.models.learning import (
-    Example,
-    ExampleBatch,
-    InvalidExamples,
-    LearnedPosition,
-    decode_batch,
-    encode_batch,
-)
+from finpulse.models import learning as ln
+from finpulse.models.learning import Example, ExampleBatch, LearnedPosition
 
 
 def ex(partition: int, offset: int) -> Example:
@@ -39,8 +33,8 @@ def test_advance_never_moves_back():
 
 def test_dict_inputs_round_trip_and_bad_values_are_a_clear_error():
     batch = ExampleBatch([Example(0, 1, "i-1", 4.0, {"wait_log": 0.5}, 123, 0.25)])
-    assert decode_batch(encode_batch(batch)) == batch
-    with pytest.raises(InvalidExamples, match="not an example batch"):
-        decode_batch(None)
-    with pytest.raises(InvalidExamples):
-        decode_batch(encode_batch(ExampleBatch([]))[:-1] + b"\x01")
+    assert ln.decode_batch(ln.encode_batch(batch)) == batch
+    with pytest.raises(ln.InvalidExamples, match="not an example batch"):
+        ln.decode_batch(None)
+    with pytest.raises(ln.InvalidExamples):
+        ln.decode_batch(ln.encode_batch(ExampleBatch([]))[:-1] + b"\x01")
