@@ -160,6 +160,8 @@ class Runtime:
             "notified": self.notified,
             "notify_failed": self.notify_failed,
             "counts": dict(self.pipeline.counts),
+            # per learning stream, the next offset this worker's models learn
+            "learned_to": {t: s.learning_offset() for t, s in self.pipeline.learners.items()},
             "batches": {k: summary(v) for k, v in self.timings.items()},
             "insert_round_trip_ms": {
                 name: summary(trips)
