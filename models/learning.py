@@ -27,6 +27,7 @@ partitions are read in offset order, so a re-run batch only repeats offsets alre
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -40,6 +41,7 @@ __all__ = [
     "LearnedPosition",
     "Unlearned",
     "decode_batch",
+    "digest",
     "encode_batch",
 ]
 
@@ -93,6 +95,18 @@ def decode_batch(value: bytes | None) -> ExampleBatch:
         return _DECODER.decode(value or b"")
     except msgspec.DecodeError as exc:
         raise InvalidExamples(f"not an example batch: {exc}") from exc
+
+
+def digest(learned: Any) -> str:
+    """A short digest of a model's learned numbers in a canonical form (e.g.
+    ``learned_state()`` of :class:`~finpulse.models.online.RiverLogistic`): equal in every
+    worker whose model learned the same stream records (the worker reports it, so operators
+    and tests can compare).
+
+    >>> digest((("a", 0.5), 1.0)) == digest((("a", 0.5), 1.0)) != digest((("a", 0.5), 2.0))
+    True
+    """
+    return hashlib.sha256(repr(learned).encode()).hexdigest()[:16]
 
 
 class Unlearned(NamedTuple):

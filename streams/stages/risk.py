@@ -53,7 +53,13 @@ from finpulse.models.events import Feedback, FeedbackKind, Transaction
 from finpulse.models.features import FeatureConfig, FeatureState, extract_into
 from finpulse.models.ids import no_card_runs
 from finpulse.models.large_value import LargeValueConfig, day_features, new_ledger
-from finpulse.models.learning import Example, ExampleBatch, LearnedPosition, encode_batch
+from finpulse.models.learning import (
+    Example,
+    ExampleBatch,
+    LearnedPosition,
+    digest,
+    encode_batch,
+)
 from finpulse.models.online import RiverHalfSpaceTrees
 from finpulse.models.packing import pack_rows, unpack_vector
 from finpulse.models.risk import (
@@ -211,6 +217,10 @@ class RiskStage:
     def learning_offset(self) -> int:
         """The next learning-stream offset the models learn (where a feed starts reading)."""
         return self.m.position.next_offset
+
+    def learned_digest(self) -> str:
+        """The digest of what the learning stream taught: the supervised part."""
+        return digest(self.m.model.supervised.learned_state())
 
     def learn(self, offset: int, value: bytes | None, out: BatchOutput) -> None:
         """Learn the examples of the learning-stream record at ``offset`` not learned yet

@@ -160,8 +160,11 @@ class Runtime:
             "notified": self.notified,
             "notify_failed": self.notify_failed,
             "counts": dict(self.pipeline.counts),
-            # per learning stream, the next offset this worker's models learn
-            "learned_to": {t: s.learning_offset() for t, s in self.pipeline.learners.items()},
+            # per learning stream: the next offset this worker's model learns, its digest
+            "learned": {
+                t: {"to": s.learning_offset(), "digest": s.learned_digest()}
+                for t, s in self.pipeline.learners.items()
+            },
             "batches": {k: summary(v) for k, v in self.timings.items()},
             "insert_round_trip_ms": {
                 name: summary(trips)

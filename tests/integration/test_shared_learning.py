@@ -52,11 +52,11 @@ SEED = 5
 SPAN_S = 7 * 86400.0  # a week: labels (delayed by hours to days) fall inside it
 N_CUSTOMERS = 400
 PARTITIONS = 3
-CHECKPOINT_EVERY_LABELS = 10
+CHECKPOINT_EVERY_LABELS = 5
 CHECKPOINT_EVERY_SURVEYS = 25
 # Stated tolerance of the probe scores (0-100) against the one-worker run
-MEDIAN_TOLERANCE = 2.0
-P95_TOLERANCE = 8.0
+MEDIAN_TOLERANCE = 1.0
+P95_TOLERANCE = 5.0
 
 
 @dataclass
@@ -64,7 +64,7 @@ class Outcome:
     alerts: dict[AlertKey, int]
     probe_scores: dict[str, float]
     checkpoints: dict[str, list[tuple[str, Any]]]  # model -> (checkpoint id, object)
-    alive: int  # workers running at the end
+    learned: list[dict[str, Any]]  # the "learned" stats of each worker running at the end
 
 
 def _split() -> tuple[list[Any], list[Any]]:
@@ -112,7 +112,9 @@ def _records(settings: Settings, topic: str) -> int:
 def _all_learned(settings: Settings, workers: list[WorkerProcess]) -> bool:
     ends = {t: _records(settings, t) for t in LEARNING_TOPICS}
     assert all(ends.values()), ends  # both models had examples
-    return all(w.stats().get("learned_to") == ends for w in workers)
+    return all(
+        {t: v["to"] for t, v in w.stats().get("learned", {}).items()} == ends for w in workers
+    )
 
 
 def run(
@@ -166,7 +168,7 @@ def run(
                 workers[0].stop(timeout_s=15)  # leaves
                 joiner = start_worker()  # restores the newest checkpoints, replays after them
                 joiner.wait_for(
-                    lambda stats: all(stats.get("learned_to", {}).values()),
+                    lambda stats: all(v["to"] for v in stats.get("learned", {}).values()),
                     60,
                     "the new worker's models restored from their checkpoints",
                 )
@@ -175,7 +177,7 @@ def run(
             wait_for(lambda: _all_learned(settings, alive()), 120, "both streams learned")
             _produce(settings, probe)
             assert wait_reconciled(client, db, len(phase1) + len(probe), timeout_s=120).ok
-            return _outcome(client, db, probe, len(alive()))
+            return _outcome(client, db, probe, [w.stats()["learned"] for w in alive()])
         finally:
             client.close()
     finally:
@@ -188,7 +190,7 @@ def _count(client: Any, db: str, what: str) -> int:
     return int(client.query(f"SELECT count() FROM {db}.{what}").result_rows[0][0])
 
 
-def _outcome(client: Any, db: str, probe: list[Any], alive: int) -> Outcome:
+def _outcome(client: Any, db: str, probe: list[Any], learned: list[dict[str, Any]]) -> Outcome:
     ids = [i for i in (_event_id(e.value) for e in probe) if i is not None]
     scores = client.query(
         f"SELECT event_id, score FROM {db}.risk_scores FINAL WHERE has({{ids:Array(String)}}, "
@@ -207,7 +209,7 @@ def _outcome(client: Any, db: str, probe: list[Any], alive: int) -> Outcome:
         f"SELECT model, checkpoint_id, blob FROM {db}.model_checkpoints ORDER BY created_at"
     ).result_rows:
         checkpoints.setdefault(model, []).append((cid, loads_blob(blob)))
-    return Outcome(alerts, {e: float(s) for e, s in scores}, checkpoints, alive)
+    return Outcome(alerts, {e: float(s) for e, s in scores}, checkpoints, learned)
 
 
 def _event_id(value: bytes) -> str | None:
@@ -242,9 +244,14 @@ def test_three_workers_raise_the_same_rule_alerts_as_one(one: Outcome, three: Ou
 
 
 def test_every_worker_holds_the_same_models(three: Outcome) -> None:
-    """The checkpoints the workers wrote at one learning-stream position (one id) hold the
-    same supervised risk part and the same satisfaction model; the newest ones were written
-    by every worker alive, the one that joined half-way among them."""
+    """Every worker running at the end (the one that joined half-way among them) learned
+    both streams to their end and reports the same digest of each model; where two
+    workers' checkpoints at one stream position (one id) were both stored, they hold the
+    same supervised risk part and the same satisfaction model."""
+    assert len(three.learned) == 3
+    for topic in LEARNING_TOPICS:
+        reports = [learned[topic] for learned in three.learned]
+        assert all(r == reports[0] for r in reports), (topic, reports)
     X = np.linspace(-1.0, 3.0, 8 * len(SUPERVISED_NAMES)).reshape(8, -1)
     x = {"wait_log": 1.2, "ch_chat": 1.0, "contacts_24h": 2.0, "past_csat": -0.5}
     views = {
@@ -255,11 +262,9 @@ def test_every_worker_holds_the_same_models(three: Outcome) -> None:
         by_id: dict[str, list[Any]] = {}
         for cid, blob in three.checkpoints[model]:
             by_id.setdefault(cid, []).append(view(blob))
-        assert len(by_id) >= 3, (model, sorted(by_id))
+        assert len(by_id) >= 2, (model, sorted(by_id))
         for cid, seen in by_id.items():
             assert all(v == seen[0] for v in seen), (model, cid)
-        newest = list(by_id)[-1]
-        assert len(by_id[newest]) == three.alive, (model, newest, len(by_id[newest]))
 
 
 def test_probe_scores_agree_with_one_worker_after_the_same_labels(

@@ -50,6 +50,7 @@ from typing import Any, ClassVar
 
 from finpulse.config.settings import Settings
 from finpulse.models.events import Feedback, Interaction, Transaction
+from finpulse.models.learning import digest
 from finpulse.models.satisfaction import SatisfactionModel, SatisfactionMonitor
 from finpulse.sinks.checkpoints import CheckpointStore
 from finpulse.streams.core.batch import BatchOutput, KeyedState, StateFactory, Valid
@@ -196,6 +197,10 @@ class ServiceStage:
     def learning_offset(self) -> int:
         """The next offset of the satisfaction learning stream the model learns."""
         return self.satisfaction.position.next_offset
+
+    def learned_digest(self) -> str:
+        """The digest of the satisfaction model (what its learning stream taught)."""
+        return digest(self.satisfaction.model.learned_state())
 
     def learn(self, offset: int, value: bytes | None, out: BatchOutput) -> None:
         """Learn one record of the satisfaction learning stream (in stream order)."""
