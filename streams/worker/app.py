@@ -239,7 +239,8 @@ def _add_silence_feed(app: faust.App, settings: Settings, pipeline: Pipeline) ->
 
 def _add_learning_feeds(app: faust.App, settings: Settings, runtime: Runtime) -> None:
     """Every worker learns each model's whole learning stream
-    (finpulse.streams.worker.learning_feed), once the models are restored."""
+    (finpulse.streams.worker.learning_feed), once the models are restored; its first batch
+    waits until they have learned it to its end."""
 
     def submit(out: Any) -> None:
         done = runtime.committer.submit("learning", out, acknowledge=lambda: None)
@@ -249,6 +250,7 @@ def _add_learning_feeds(app: faust.App, settings: Settings, runtime: Runtime) ->
     for stage in runtime.pipeline.learners.values():
         feed = LearningFeed(settings, stage, submit, runtime.restore_models)
         app.task(feed.run)
+        runtime.catch_ups.append(feed.caught_up.wait)
 
 
 async def _write_lag(app: faust.App, runtime: Runtime, lag: LagMonitor, timeout_s: float) -> None:
@@ -303,7 +305,7 @@ def _add_ingest_agent(
         in_flight: deque[tuple[asyncio.Future[None], int]] = deque()  # (stored, events)
         unstored = 0
         consumer = app.consumer
-        await runtime.restore_models()  # off the loop, once, before any batch
+        await runtime.ready()  # models restored and learned up to now, once, before any batch
         try:
             while True:
                 messages = await intake.take(

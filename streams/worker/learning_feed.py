@@ -8,6 +8,10 @@ position the stage's models have learned to (restored from their checkpoint), an
 each record to the stage in order. What learning produces (checkpoint rows) goes through
 the worker's committer like any batch; there is no input to acknowledge, since the
 position lives in the models and in their checkpoints.
+
+``caught_up`` is set once the models have learned the stream up to the end a fetch
+reported (its high watermark, right on every broker): a starting worker waits for it
+before its first batch, so it scores with the model the others hold.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class LearningFeed:
         self.submit = submit  # stores a learning output (the worker's committer)
         self.ready = ready  # resolves once the stage's models are restored
         self.records = 0
+        self.caught_up = asyncio.Event()
 
     async def run(self) -> None:
         """Follow the stream forever (cancel the task to stop); retries, from the models'
@@ -66,6 +71,9 @@ class LearningFeed:
                 while True:
                     batches = await consumer.getmany(tp, timeout_ms=500)
                     self._learn(batches.get(tp, []))
+                    end = consumer.highwater(tp)
+                    if end is not None and self.stage.learning_offset() >= end:
+                        self.caught_up.set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # broker unreachable: try again from the position
