@@ -47,6 +47,7 @@ from finpulse.streams.core.batch import (
 )
 from finpulse.streams.core.decode import RawRecord, decode
 from finpulse.streams.core.state import MemoryState
+from finpulse.streams.core.topics import LEARNING_TOPICS
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class Pipeline:
             for stage in self.stages:
                 if kind in stage.kinds:
                     stage.process(kind, valid, out)
-            if self.learn_in_process and self.learners:
+            if self.learn_in_process:
                 self._learn_at_once(out)
         return out
 
@@ -121,10 +122,12 @@ class Pipeline:
         kept = []
         for message in out.messages:
             learner = self.learners.get(message.topic)
-            if learner is None:
-                kept.append(message)
-            else:
+            if learner is not None:
                 learner.learn(learner.learning_offset(), message.value, out)
+            elif message.topic in LEARNING_TOPICS:  # a wrapped stage hides its learner
+                raise RuntimeError(f"no stage of this pipeline learns {message.topic}")
+            else:
+                kept.append(message)
         out.messages = kept
 
     def restore_models(self) -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pytest
 
 from finpulse.config.settings import Settings
 from finpulse.models.learning import decode_batch
@@ -181,3 +182,36 @@ def test_a_checkpoint_from_before_the_learning_stream_is_migrated(caplog):
     assert "migrating a risk checkpoint of format 2" in caplog.text
     assert fresh.stage.m.model.n_learned == 3 and fresh.stage.learning_offset() == 0
     assert fresh.stage.m.model.n_joined == [2, 1]
+
+
+def test_offline_the_pipeline_learns_the_examples_at_once():
+    stage = RiskStage(settings(), MemoryState(STATE_NAME))
+    pipeline = Pipeline(settings(), lambda s, st: (stage,))  # learn_in_process by default
+    events = txns("a", 10)
+    pipeline.process(
+        "transaction", [RawRecord(TRANSACTIONS, 0, i, encode(e)) for i, e in enumerate(events)]
+    )
+    out = pipeline.process(
+        "feedback", [RawRecord(FEEDBACK, 0, i, encode(e)) for i, e in enumerate(labels(events))]
+    )
+    assert examples(out) == []  # learned, not published
+    assert stage.m.model.n_learned == 10 and stage.learning_offset() == 1
+
+
+def test_offline_a_learning_record_no_stage_learns_is_an_error():
+    class Wrapped:  # a stage wrapper that hides the learner
+        def __init__(self, inner: RiskStage) -> None:
+            self.inner, self.name, self.kinds = inner, inner.name, inner.kinds
+            self.state_names = inner.state_names
+
+        def process(self, kind: str, batch: Any, out: BatchOutput) -> None:
+            self.inner.process(kind, batch, out)
+
+    wrapped = Wrapped(RiskStage(settings(), MemoryState(STATE_NAME)))
+    pipeline = Pipeline(settings(), lambda s, st: (wrapped,))
+    events = txns("a", 3)
+    pipeline.process(
+        "transaction", [RawRecord(TRANSACTIONS, 0, i, encode(e)) for i, e in enumerate(events)]
+    )
+    with pytest.raises(RuntimeError, match="no stage of this pipeline learns"):
+        pipeline.process("feedback", [RawRecord(FEEDBACK, 0, 0, encode(labels(events)[0]))])
