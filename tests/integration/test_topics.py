@@ -28,3 +28,20 @@ def test_partition_mismatch_is_an_error(env):
     wrong = env.settings.model_copy(update={"topic_partitions": 3})
     with pytest.raises(RuntimeError, match="has 2 partitions, finpulse wants 3"):
         create_topics(wrong)
+
+
+# Tansu keeps no topic configs (it reports none back; its storage has no retention)
+@pytest.mark.parametrize("broker_kind", ["kafka"], indirect=True)
+def test_a_learning_stream_is_kept_for_the_learning_retention(env):
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=env.settings.broker_bootstrap)
+    try:
+        resources = [ConfigResource(ConfigResourceType.TOPIC, t) for t in LEARNING_TOPICS]
+        described = admin.describe_configs(resources)
+    finally:
+        admin.close()
+    (topics,) = described.values()
+    retention = {name: configs["retention.ms"]["value"] for name, configs in topics.items()}
+    wanted = str(env.settings.learning_retention_ms)
+    assert retention == dict.fromkeys(LEARNING_TOPICS, wanted)
