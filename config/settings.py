@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = None
     topic_partitions: int = Field(4, ge=1, description="partitions of every finpulse topic")
     topic_replication: int = Field(1, ge=1)
+    learning_retention_ms: int = Field(
+        30 * 86400 * 1000,
+        ge=-1,
+        description="retention of the learning streams (-1 = forever); a checkpoint older "
+        "than this cannot be replayed up to date",
+    )
     # Real Kafka rejects sessions under group.min.session.timeout.ms (6 s by default);
     # the local stack wants short ones per broker, see LOCAL_GROUP_TIMEOUTS below.
     broker_session_timeout_s: float = Field(10.0, gt=0)

@@ -54,6 +54,25 @@ def frame(rows: Any, columns: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(np.asarray(rows, dtype=float).reshape(-1, len(columns)), columns=columns)
 
 
+def linear_state(scaler: Any, linear: Any) -> tuple[Any, ...]:
+    """The learned numbers of a River scaler and linear model, in a canonical order (their
+    dicts iterate in an order that can differ between processes; what
+    :func:`finpulse.models.learning.digest` compares).
+
+    >>> s, lr = preprocessing.StandardScaler(), linear_model.LinearRegression()
+    >>> for x in ({"b": 1.0, "a": 2.0}, {"a": 1.0, "b": 3.0}):
+    ...     s.learn_one(x); lr.learn_one(s.transform_one(x), 1.0)
+    >>> linear_state(s, lr)[0]
+    (('a', 2, 1.5, 0.25), ('b', 2, 2.0, 1.0))
+    """
+    stats = tuple(
+        sorted(
+            (k, n, float(scaler.means[k]), float(scaler.vars[k])) for k, n in scaler.counts.items()
+        )
+    )
+    return stats, tuple(sorted(linear.weights.items())), float(linear.intercept)
+
+
 class StandardScaler(preprocessing.StandardScaler):
     """River's ``StandardScaler`` whose batch variance never goes below 0.
 
@@ -143,6 +162,10 @@ class RiverLogistic:
 
     def score_one(self, x: Features) -> float:
         return float(self.predict_proba_many(frame([x], tuple(x)))[0])
+
+    def learned_state(self) -> tuple[Any, ...]:
+        """What it learned, canonical (see :func:`linear_state`)."""
+        return (tuple(self.n_seen), linear_state(self.scaler, self.classifier))
 
     def clone(self) -> RiverLogistic:
         return RiverLogistic(self.lr, self.l2, self.clip)

@@ -206,6 +206,8 @@ class RiskModel:
         self.n_reasons = n_reasons
         self.checkpoint_n = 0
         self.n_scored = 0
+        # labels joined to transactions this model scored: [clean, fraud] (the correction)
+        self.n_joined = [0, 0]
         self._anomaly_idx = np.array([INPUT_NAMES.index(k) for k in ANOMALY_INPUTS])
 
     @property
@@ -229,8 +231,11 @@ class RiskModel:
         return self.w_min + (self.w_max - self.w_min) * n_pos / (n_pos + self.k)
 
     def sampling_offset(self) -> float:
-        """log of the share of clean transactions that get a label (prior correction)."""
-        n_neg, n_pos = self.supervised.n_seen
+        """log of the share of clean transactions that get a label (prior correction),
+        from the transactions scored here and the labels joined to them: where several
+        workers share one supervised part (each learns every worker's labels), each
+        estimates the same sampling rate from its own share of the traffic."""
+        n_neg, n_pos = self.n_joined
         clean = max(self.n_scored - n_pos, 1)
         r = min(max(n_neg, 1) / clean, 1.0)
         return math.log(r)
@@ -241,7 +246,9 @@ class RiskModel:
         (``x`` may already hold the ``anomaly`` input from scoring time; else it is added)."""
         if y is None:
             self.learn_many(input_matrix([x]))
-        elif "anomaly" in x:
+            return
+        self.note_labels([y])
+        if "anomaly" in x:
             self.learn_labels(np.array([[x.get(k, 0.0) for k in SUPERVISED_NAMES]]), [y])
         else:
             self.learn_labels(self.supervised_matrix(input_matrix([x])), [y])
@@ -267,6 +274,12 @@ class RiskModel:
         """Let the anomaly part learn the rows of ``X`` (unlabelled, every transaction)."""
         self.n_scored += len(X)
         self.anomaly.learn_many(frame(X[:, self._anomaly_idx], ANOMALY_INPUTS))
+
+    def note_labels(self, y: Sequence[float | int | bool]) -> None:
+        """Count labels joined to transactions scored here (the sampling correction);
+        :meth:`learn_labels` learns them, possibly in every worker."""
+        for v in y:
+            self.n_joined[int(bool(v))] += 1
 
     def learn_labels(self, XS: Any, y: Sequence[float | int | bool]) -> None:
         """Let the supervised part learn labelled rows of supervised inputs (the rows of

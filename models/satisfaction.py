@@ -33,6 +33,8 @@ from typing import Any
 
 from river import drift, linear_model, metrics, optim, preprocessing, stats, utils
 
+from finpulse.models.online import linear_state
+
 MODEL_NAME = "satisfaction"
 FEATURE_SCHEMA = 1
 DISSATISFIED_AT = 2  # CSAT <= 2 is dissatisfied
@@ -158,6 +160,11 @@ class SatisfactionModel:
                 break
             out.append(REASONS.get(f, f))
         return out
+
+    def learned_state(self) -> tuple[Any, ...]:
+        """What it learned, canonical (see :func:`finpulse.models.online.linear_state`)."""
+        scaler, linear = self.pipeline["StandardScaler"], self.pipeline["LinearRegression"]
+        return (self.n_learned, self.residual.get(), linear_state(scaler, linear))
 
     def clone(self) -> SatisfactionModel:
         """A fresh, untrained model with the same parameters."""

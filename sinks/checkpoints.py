@@ -10,6 +10,8 @@ only by finpulse workers.
 >>> row = checkpoint_row("risk", "risk-v1+3", 3, {"w": 1.0}, created_at=_EPOCH)
 >>> row[0], row[1], row[3], loads_blob(row[5])
 ('risk:risk-v1+3:0', 'risk', 'risk-v1+3', {'w': 1.0})
+>>> checkpoint_row("risk", "risk-v1+3", 3, {}, position=17)[0]
+'risk:risk-v1+3:@17'
 """
 
 from __future__ import annotations
@@ -55,12 +57,20 @@ def loads_blob(blob: str) -> Any:
 
 
 def checkpoint_row(
-    model: str, version: str, n_learned: int, obj: Any, created_at: datetime | None = None
+    model: str,
+    version: str,
+    n_learned: int,
+    obj: Any,
+    created_at: datetime | None = None,
+    position: int | None = None,
 ) -> tuple[Any, ...]:
-    """A ``model_checkpoints`` row holding ``obj`` (pickled, base64)."""
+    """A ``model_checkpoints`` row holding ``obj`` (pickled, base64). With the learning-stream
+    ``position`` it includes, the id names that position instead of the time: the
+    checkpoints several workers write at one position share their id."""
     at = created_at or datetime.now(UTC)
     millis = int((at - _EPOCH).total_seconds() * 1000)
-    checkpoint_id = no_card_runs(f"{model}:{version}:{millis}")
+    suffix = millis if position is None else f"@{position}"
+    checkpoint_id = no_card_runs(f"{model}:{version}:{suffix}")
     return (checkpoint_id, model, at, version, n_learned, dumps_blob(obj))
 
 

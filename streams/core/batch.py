@@ -28,6 +28,7 @@ from finpulse.streams.core.decode import RawRecord
 __all__ = [
     "BatchOutput",
     "KeyedState",
+    "LearningStage",
     "ModelStage",
     "Outgoing",
     "Stage",
@@ -120,3 +121,20 @@ class ModelStage(Protocol):
     while the checkpoint store cannot be read (the worker retries)."""
 
     def restore(self) -> None: ...
+
+
+@runtime_checkable
+class LearningStage(Protocol):
+    """A stage whose model learns from a learning stream (:mod:`finpulse.models.learning`):
+    it produces labelled examples to ``learning_topic`` as messages of its outputs, and
+    learns every record of that topic, in order, from ``learning_offset()`` on. ``learn``
+    appends what learning produced (e.g. a checkpoint row) to ``out``; ``learned_digest``
+    is equal in every worker that learned the same records."""
+
+    learning_topic: ClassVar[str]
+
+    def learning_offset(self) -> int: ...
+
+    def learned_digest(self) -> str: ...
+
+    def learn(self, offset: int, value: bytes | None, out: BatchOutput) -> None: ...

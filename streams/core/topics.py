@@ -30,11 +30,33 @@ INPUT_TOPICS: dict[str, str] = {
     FEEDBACK: "feedback",
 }
 OUTPUT_TOPICS: tuple[str, ...] = (ALERTS, DEADLETTER, ALERT_ACTIONS)
-ALL_TOPICS: tuple[str, ...] = (*INPUT_TOPICS, *OUTPUT_TOPICS)
+# Learning streams: each online model's labelled examples, read in full by every worker
+# (finpulse.models.learning). One partition each: one order in which every worker learns.
+RISK_EXAMPLES = "finpulse.learning.risk"
+SATISFACTION_EXAMPLES = "finpulse.learning.satisfaction"
+LEARNING_TOPICS: tuple[str, ...] = (RISK_EXAMPLES, SATISFACTION_EXAMPLES)
+ALL_TOPICS: tuple[str, ...] = (*INPUT_TOPICS, *OUTPUT_TOPICS, *LEARNING_TOPICS)
+
+
+def partitions_of(name: str, settings: Settings) -> int:
+    """The partition count of topic ``name``: one for a learning stream, else the setting.
+
+    >>> s = Settings(topic_partitions=6)
+    >>> partitions_of(RISK_EXAMPLES, s), partitions_of(TRANSACTIONS, s)
+    (1, 6)
+    """
+    return 1 if name in LEARNING_TOPICS else settings.topic_partitions
+
+
+def _topic_configs(name: str, settings: Settings) -> dict[str, str]:
+    """A learning stream is kept ``learning_retention_ms`` (checkpoints replay from it)."""
+    if name in LEARNING_TOPICS:
+        return {"retention.ms": str(settings.learning_retention_ms)}
+    return {}
 
 
 def create_topics(settings: Settings, names: Iterable[str] = ALL_TOPICS) -> dict[str, str]:
-    """Create each topic with ``settings.topic_partitions`` partitions; existing ones are kept.
+    """Create each topic with its partitions (:func:`partitions_of`); existing ones are kept.
 
     Returns ``{topic: "created" | "exists"}``. Raises if an existing topic has a different
     partition count, since Faust would then fail with ``PartitionsMismatch``.
@@ -53,7 +75,12 @@ def create_topics(settings: Settings, names: Iterable[str] = ALL_TOPICS) -> dict
         result: dict[str, str] = {}
         missing = [n for n in wanted if n not in existing]
         for name in missing:
-            topic = NewTopic(name, settings.topic_partitions, settings.topic_replication)
+            topic = NewTopic(
+                name,
+                partitions_of(name, settings),
+                settings.topic_replication,
+                topic_configs=_topic_configs(name, settings),
+            )
             try:
                 admin.create_topics([topic])
                 result[name] = "created"
@@ -73,8 +100,9 @@ def _check_partitions(admin: object, names: list[str], settings: Settings) -> No
         return
     for meta in admin.describe_topics(names):  # type: ignore[attr-defined]
         count = len(meta.get("partitions") or [])
-        if count != settings.topic_partitions:
+        wanted = partitions_of(meta["name"], settings)
+        if count != wanted:
             raise RuntimeError(
-                f"topic {meta['name']} has {count} partitions, settings want "
-                f"{settings.topic_partitions} (FINPULSE_TOPIC_PARTITIONS)"
+                f"topic {meta['name']} has {count} partitions, finpulse wants "
+                f"{wanted} (FINPULSE_TOPIC_PARTITIONS for all but the learning streams)"
             )

@@ -6,21 +6,32 @@ and ``"risk"`` for later stages, a ``risk_scores`` row, and the scored inputs ke
 *pending* in the customer's state record until a label arrives or the TTL ends. For
 each ``fraud_confirmed`` / ``fraud_cleared`` feedback (keyed by customer, so on the
 same partition as the transaction): the pending inputs are looked up by
-``ref_event_id``, the supervised model learns, online metrics and drift detectors are
-updated, and the ``risk_scores`` row is re-written with its label.
+``ref_event_id``, online metrics and drift detectors are updated (the label against the
+supervised part as it is), the ``risk_scores`` row is re-written with its label, and the
+labelled example goes to the model's learning stream (``finpulse.learning.risk``,
+:mod:`finpulse.models.learning`) as a message of the batch's output.
+
+**Learning.** Every worker reads the whole learning stream and its supervised part learns
+each record's examples with one ``learn_many`` (:meth:`RiskStage.learn`), so all workers
+learn the same examples in the same order and hold the same supervised part, whichever
+partitions they own. A duplicate example (a batch re-run after a crash) is skipped by its
+source position. The anomaly part learns from the transactions a worker scores: its input
+statistics are the same on every partition.
 
 State: ONE keyed record per customer (``risk_customers``: a :class:`RiskCustomer`, its
 feature state, its pending scored transactions and its large-value day ledger), written once
 per customer per batch. The large-value features (:mod:`finpulse.models.large_value`) are
 added to the features. The models live in the worker and are checkpointed as
-``model_checkpoints`` rows; the first
-batch restores the latest.
+``model_checkpoints`` rows with the learning-stream position they include; the first
+batch restores the latest and the worker replays the stream after its position.
 
 >>> from finpulse.config.settings import Settings
 >>> from finpulse.streams.worker.pipeline import Pipeline
 >>> p = Pipeline(Settings(restore_model_checkpoints=False), stages=risk_stages)
 >>> [s.name for s in p.stages]
 ['risk']
+>>> p.stages[0].learning_topic
+'finpulse.learning.risk'
 """
 
 from __future__ import annotations
@@ -42,8 +53,15 @@ from finpulse.models.events import Feedback, FeedbackKind, Transaction
 from finpulse.models.features import FeatureConfig, FeatureState, extract_into
 from finpulse.models.ids import no_card_runs
 from finpulse.models.large_value import LargeValueConfig, day_features, new_ledger
+from finpulse.models.learning import (
+    Example,
+    ExampleBatch,
+    LearnedPosition,
+    digest,
+    encode_batch,
+)
 from finpulse.models.online import RiverHalfSpaceTrees
-from finpulse.models.packing import pack_rows
+from finpulse.models.packing import pack_rows, unpack_vector
 from finpulse.models.risk import (
     MODEL_NAME,
     RiskAssessment,
@@ -52,8 +70,9 @@ from finpulse.models.risk import (
 )
 from finpulse.sinks.checkpoints import CheckpointStore, checkpoint_row
 from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE, RISK_SCORES_TABLE
-from finpulse.streams.core.batch import KeyedState
+from finpulse.streams.core.batch import KeyedState, Outgoing
 from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.topics import RISK_EXAMPLES
 from finpulse.streams.stages import risk_pending as pending_entry
 from finpulse.streams.stages.risk_legacy import pending_entries as legacy_pending_entries
 from finpulse.streams.stages.risk_pending import PendingScore
@@ -93,12 +112,16 @@ class RiskCustomer(msgspec.Struct, array_like=True):
 class RiskModels:
     """Everything the stage learns (River estimators inside), pickled as one checkpoint.
 
-    A checkpoint is ``{"format": CHECKPOINT_FORMAT, "models": RiskModels}``. One of another
-    format (a release whose models have since changed, e.g. the hand-written learners
-    before River, pickled bare) is ignored with a log line: the models start fresh.
+    A checkpoint is ``{"format": CHECKPOINT_FORMAT, "models": RiskModels}``; ``position``
+    is how far the models learned the learning stream. A format-2 checkpoint (before the
+    learning stream) is migrated: its labels were learned before the stream existed, so the
+    stream is learned from its start. One of another format (a release whose models have
+    since changed, e.g. the hand-written learners before River, pickled bare) is ignored
+    with a log line: the models start fresh.
     """
 
-    CHECKPOINT_FORMAT: ClassVar[int] = 2
+    CHECKPOINT_FORMAT: ClassVar[int] = 3
+    MIGRATED_FORMATS: ClassVar[frozenset[int]] = frozenset({2})
 
     def __init__(self, settings: Settings) -> None:
         anomaly = None
@@ -107,8 +130,9 @@ class RiskModels:
         self.model = RiskModel(anomaly=anomaly)
         self.evaluator = OnlineEvaluator()
         self.drift = DriftMonitor(MODEL_NAME)
-        self.labels = 0
+        self.labels = 0  # labels learned (from the learning stream)
         self.scored = 0
+        self.position = LearnedPosition()
 
     def checkpoint(self) -> dict[str, Any]:
         """The object a checkpoint row stores (see class doc)."""
@@ -121,6 +145,12 @@ class RiskModels:
             return None
         fmt = blob.get("format") if isinstance(blob, dict) else None
         models = blob.get("models") if isinstance(blob, dict) else None
+        if fmt in cls.MIGRATED_FORMATS and isinstance(models, cls):
+            log.info("migrating a risk checkpoint of format %s: the learning stream is "
+                     "learned from its start", fmt)  # fmt: skip
+            models.position = LearnedPosition()
+            models.model.n_joined = list(models.model.supervised.n_seen)
+            return models
         if fmt != cls.CHECKPOINT_FORMAT or not isinstance(models, cls):
             log.warning(
                 "ignoring a risk checkpoint of format %s (this release reads format %d): "
@@ -138,6 +168,7 @@ class RiskStage:
     name: ClassVar[str] = "risk"
     kinds: ClassVar[frozenset[str]] = frozenset({"transaction", "feedback"})
     state_names: ClassVar[tuple[str, ...]] = (STATE_NAME,)
+    learning_topic: ClassVar[str] = RISK_EXAMPLES
 
     def __init__(
         self,
@@ -156,7 +187,6 @@ class RiskStage:
         self.candidates = candidates
         self.m = RiskModels(settings)
         self._restored = checkpoints is None  # never overwrite a checkpoint not yet read
-        self._labels_at_checkpoint = 0
         self._scored_at_checkpoint = 0
         self.seconds = 0.0  # time spent in process(): the scoring path
         self.counts = {
@@ -164,6 +194,9 @@ class RiskStage:
             "labels": 0,
             "labels_unmatched": 0,
             "pending_expired": 0,
+            "examples_learned": 0,
+            "examples_duplicate": 0,
+            "examples_invalid": 0,
         }
 
     # ------------------------------------------------------------------------------ restore
@@ -176,9 +209,33 @@ class RiskStage:
         restored = RiskModels.from_checkpoint(self.checkpoints.load_latest(MODEL_NAME))
         if restored is not None:
             self.m = restored
-            self._labels_at_checkpoint = restored.labels
             self._scored_at_checkpoint = restored.scored
+            log.info("risk models restored at %r", restored.position)
         self._restored = True
+
+    # ----------------------------------------------------------------------------- learning
+    def learning_offset(self) -> int:
+        """The next learning-stream offset the models learn (where a feed starts reading)."""
+        return self.m.position.next_offset
+
+    def learned_digest(self) -> str:
+        """The digest of what the learning stream taught: the supervised part."""
+        return digest(self.m.model.supervised.learned_state())
+
+    def learn(self, offset: int, value: bytes | None, out: BatchOutput) -> None:
+        """Learn the examples of the learning-stream record at ``offset`` not learned yet
+        (one ``learn_many``); an invalid record is logged, counted and passed over."""
+        m = self.m
+        fresh, duplicates, invalid = m.position.read(RISK_EXAMPLES, offset, value)
+        self.counts["examples_duplicate"] += duplicates
+        self.counts["examples_invalid"] += invalid
+        if fresh:
+            XS = np.array([unpack_vector(cast(bytes, e.inputs), 0, "e")[0] for e in fresh])
+            m.model.learn_labels(XS, [e.label for e in fresh])
+            m.labels += len(fresh)
+            self.counts["examples_learned"] += len(fresh)
+        m.position.advance(offset, fresh)
+        self._maybe_checkpoint(out, learned=len(fresh))
 
     # ------------------------------------------------------------------------------ process
     def process(self, kind: str, batch: Valid, out: BatchOutput) -> None:
@@ -207,10 +264,11 @@ class RiskStage:
                     continue
                 cid = fb.customer_id
                 rec = self._record(records, cid)
-                if self._label(fb, rec, labelled):
+                if self._label(fb, raw, rec, labelled):
                     last_record[cid] = raw
             if labelled:
-                self._learn(labelled, out)
+                self._evaluate(labelled, out)
+                out.messages.append(_examples_message(labelled))
                 # at the end of every label batch: a verdict shows in model_metrics at once
                 self._write_metrics(labelled[-1][0].ts, out)
         for cid, raw in last_record.items():
@@ -318,27 +376,26 @@ class RiskStage:
         out.add_rows(RISK_SCORES_TABLE, score_rows)
         self.counts["pending_expired"] += expired
 
-    def _label(self, fb: Feedback, rec: RiskCustomer, labelled: list[Any]) -> bool:
+    def _label(self, fb: Feedback, raw: RawRecord, rec: RiskCustomer, labelled: list[Any]) -> bool:
         """Join one fraud label to its pending transaction; True if it matched one."""
         popped = pending_entry.pop(rec.pending, fb.ref_event_id)
         if popped is None:
             self.counts["labels_unmatched"] += 1
             return False
-        labelled.append((fb, LABELS[fb.kind], *popped))
+        labelled.append((fb, LABELS[fb.kind], *popped, raw))
         return True
 
-    def _learn(self, labelled: list[Any], out: BatchOutput) -> None:
-        """Learn a batch's joined labels at once: each is compared with the supervised
-        part as of the batch start (prequential), then the supervised part learns them
-        and every ``risk_scores`` row is re-written with its label."""
+    def _evaluate(self, labelled: list[Any], out: BatchOutput) -> None:
+        """A batch's joined labels, each compared with the supervised part as it is
+        (prequential: it learns them when they come back on the learning stream); every
+        ``risk_scores`` row is re-written with its label."""
         m = self.m
-        XS = np.array([entry.inputs() for _, _, entry, _ in labelled], dtype=float)
-        y = [label for _, label, _, _ in labelled]
+        XS = np.array([entry.inputs() for _, _, entry, _, _ in labelled], dtype=float)
+        y = [label for _, label, _, _, _ in labelled]
         before = m.model.predict_labelled(XS).tolist()
-        m.model.learn_labels(XS, y)
+        m.model.note_labels(y)
         rows = []
-        for (fb, label, entry, version), p in zip(labelled, before, strict=True):
-            m.labels += 1
+        for (fb, label, entry, version, _), p in zip(labelled, before, strict=True):
             self.counts["labels"] += 1
             m.evaluator.update(MODEL_NAME, entry.score, label)
             m.evaluator.update(f"{MODEL_NAME}.anomaly", 100.0 * entry.anomaly, label)
@@ -360,25 +417,46 @@ class RiskStage:
         out.add_rows(MODEL_METRICS_TABLE, _metric_rows(self.m, ts))
 
     # --------------------------------------------------------------------------- checkpoint
-    def _maybe_checkpoint(self, out: BatchOutput) -> None:
+    def _maybe_checkpoint(self, out: BatchOutput, learned: int = 0) -> None:
+        """Checkpoint when the labels learned pass a multiple of
+        ``risk_checkpoint_every_labels`` (the same stream positions in every worker: any
+        worker may be the one a new worker restores from), or after
+        ``risk_checkpoint_every_events`` transactions scored here."""
         if not self._restored:
             return  # never overwrite a checkpoint we could not read yet
         m = self.m
         s = self.settings
-        due_labels = s.risk_checkpoint_every_labels and (
-            m.labels - self._labels_at_checkpoint >= s.risk_checkpoint_every_labels
-        )
+        every = s.risk_checkpoint_every_labels
+        due_labels = every and learned and m.labels // every > (m.labels - learned) // every
         due_events = s.risk_checkpoint_every_events and (
             m.scored - self._scored_at_checkpoint >= s.risk_checkpoint_every_events
         )
         if not (due_labels or due_events):
             return
         version = m.model.mark_checkpoint()
-        self._labels_at_checkpoint = m.labels
         self._scored_at_checkpoint = m.scored
-        row = checkpoint_row(MODEL_NAME, version, m.labels, m.checkpoint())
+        position = m.position.next_offset
+        row = checkpoint_row(MODEL_NAME, version, m.labels, m.checkpoint(), position=position)
         out.add_rows(MODEL_CHECKPOINTS_TABLE, [row])
-        log.info("checkpoint %s (%d labels, %d scored)", version, m.labels, m.scored)
+        log.info(
+            "checkpoint %s (%d labels learned to %s offset %d, %d scored)",
+            *(version, m.labels, RISK_EXAMPLES, position, m.scored),
+        )
+
+
+def _examples_message(labelled: list[Any]) -> Outgoing:
+    """The learning-stream record of a batch's joined labels (keyed by the first label's
+    source position, for tracing)."""
+    examples = [
+        Example(
+            raw.partition, raw.offset, entry.event_id, float(label), entry.packed_inputs,
+            entry.ts_ms, entry.score,
+        )
+        for _, label, entry, _, raw in labelled
+    ]  # fmt: skip
+    first = labelled[0][-1]
+    key = f"{first.topic}/{first.partition}/{first.offset}".encode()
+    return Outgoing(RISK_EXAMPLES, key, encode_batch(ExampleBatch(examples)))
 
 
 def _metric_rows(m: RiskModels, ts: datetime) -> list[tuple[Any, ...]]:

@@ -166,6 +166,10 @@ class _Timed:
         self.stage.process(kind, batch, out)
         self.seconds[kind] = self.seconds.get(kind, 0.0) + time.perf_counter() - started
 
+    def __getattr__(self, name: str) -> Any:
+        # the rest of the stage as it is, e.g. its learning stream (LearningStage)
+        return getattr(self.stage, name)
+
 
 def _rule_recall(truth: list[dict[str, Any]], fired_on: dict[str, set[str]]) -> dict[str, Any]:
     """Per pattern: share of cases where a rule (not the model score) fired on one of its

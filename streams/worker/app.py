@@ -57,6 +57,7 @@ from finpulse.streams.worker.gc_pauses import GcPauses
 from finpulse.streams.worker.intake import acknowledger
 from finpulse.streams.worker.lag import KIND as LAG_KIND
 from finpulse.streams.worker.lag import LagMonitor, default_worker_id, with_timeout
+from finpulse.streams.worker.learning_feed import LearningFeed
 from finpulse.streams.worker.notifier import add_notifier_agent
 from finpulse.streams.worker.pipeline import Pipeline
 from finpulse.streams.worker.runtime import Runtime
@@ -161,7 +162,7 @@ def build_app(settings: Settings) -> faust.App:
             tables[name] = FaustTableState(table, StateCodec(name, value_type))
         return tables[name]
 
-    pipeline = Pipeline(settings, default_stages, state=faust_state)
+    pipeline = Pipeline(settings, default_stages, state=faust_state, learn_in_process=False)
     commits = app.Table(
         commit_log.TABLE_NAME,
         default=None,
@@ -202,6 +203,7 @@ def build_app(settings: Settings) -> faust.App:
         _add_ingest_agent(app, settings, runtime, lag, topic_name, kind)
     notifier = add_notifier_agent(app, settings, runtime)
     _add_silence_feed(app, settings, pipeline)
+    _add_learning_feeds(app, settings, runtime)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode's signal typing
     async def _close(app: faust.App, **_: Any) -> None:
@@ -233,6 +235,22 @@ def _add_silence_feed(app: faust.App, settings: Settings, pipeline: Pipeline) ->
     @app.task
     async def _follow_silences() -> None:
         await feed.run()
+
+
+def _add_learning_feeds(app: faust.App, settings: Settings, runtime: Runtime) -> None:
+    """Every worker learns each model's whole learning stream
+    (finpulse.streams.worker.learning_feed), once the models are restored; its first batch
+    waits until they have learned it to its end."""
+
+    def submit(out: Any) -> None:
+        done = runtime.committer.submit("learning", out, acknowledge=lambda: None)
+        # a failed commit fails the ingest agents, which report it; nothing to add here
+        done.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    for stage in runtime.pipeline.learners.values():
+        feed = LearningFeed(settings, stage, submit, runtime.restore_models)
+        app.task(feed.run)
+        runtime.catch_ups.append(feed.caught_up.wait)
 
 
 async def _write_lag(app: faust.App, runtime: Runtime, lag: LagMonitor, timeout_s: float) -> None:
@@ -287,7 +305,7 @@ def _add_ingest_agent(
         in_flight: deque[tuple[asyncio.Future[None], int]] = deque()  # (stored, events)
         unstored = 0
         consumer = app.consumer
-        await runtime.restore_models()  # off the loop, once, before any batch
+        await runtime.ready()  # models restored and learned up to now, once, before any batch
         try:
             while True:
                 messages = await intake.take(

@@ -9,6 +9,12 @@ models, rules, service metrics, alerting) is a :class:`Stage`, run in order on
 the valid events of each batch. Stages keep their state in :class:`KeyedState`
 objects made by a factory: Faust tables live, dicts offline.
 
+A stage that learns from a learning stream (:class:`LearningStage`) puts its examples in
+the output as messages; the live worker publishes them and every worker's learning feed
+(:mod:`finpulse.streams.worker.learning_feed`) reads them back. Without a broker (offline
+runs, ``learn_in_process=True``) the pipeline hands them to the stage at once, at
+consecutive offsets, instead.
+
 >>> from finpulse.config.settings import Settings
 >>> p = Pipeline(Settings(), stages=lambda settings, state: ())
 >>> out = p.process("feedback", [RawRecord("finpulse.feedback", 0, 0, b"oops")])
@@ -31,6 +37,7 @@ from finpulse.sinks.tables import EVENT_TABLES, ROW_BUILDERS
 from finpulse.streams.core.batch import (
     BatchOutput,
     KeyedState,
+    LearningStage,
     ModelStage,
     Outgoing,
     Stage,
@@ -40,6 +47,7 @@ from finpulse.streams.core.batch import (
 )
 from finpulse.streams.core.decode import RawRecord, decode
 from finpulse.streams.core.state import MemoryState
+from finpulse.streams.core.topics import LEARNING_TOPICS
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +62,7 @@ class Pipeline:
         settings: Settings,
         stages: StageBuilder,
         state: StateFactory = MemoryState,
+        learn_in_process: bool = True,
     ) -> None:
         self.settings = settings
         self.states: list[KeyedState] = []
@@ -66,6 +75,10 @@ class Pipeline:
         # kind, committed with every stage's state (finpulse.streams.worker.commit_log).
         self.offsets = make_state(OFFSETS_STATE, dict[str, int])
         self.stages: Sequence[Stage] = stages(settings, make_state)
+        self.learners: dict[str, LearningStage] = {
+            s.learning_topic: s for s in self.stages if isinstance(s, LearningStage)
+        }
+        self.learn_in_process = learn_in_process
         self.counts: Counter[str] = Counter()
         # Input guard (hardening): PCI DSS masking and the future clock-skew limit. Offline
         # replay sets ``clock`` to a reference time so validation stays deterministic.
@@ -100,7 +113,22 @@ class Pipeline:
             for stage in self.stages:
                 if kind in stage.kinds:
                     stage.process(kind, valid, out)
+            if self.learn_in_process:
+                self._learn_at_once(out)
         return out
+
+    def _learn_at_once(self, out: BatchOutput) -> None:
+        """Hand the output's learning-stream records to their stages (see the module text)."""
+        kept = []
+        for message in out.messages:
+            learner = self.learners.get(message.topic)
+            if learner is not None:
+                learner.learn(learner.learning_offset(), message.value, out)
+            elif message.topic in LEARNING_TOPICS:  # a wrapped stage hides its learner
+                raise RuntimeError(f"no stage of this pipeline learns {message.topic}")
+            else:
+                kept.append(message)
+        out.messages = kept
 
     def restore_models(self) -> None:
         """Restore every stage's online models from their checkpoints (blocking I/O: the

@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from finpulse.config.settings import Settings
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 # The latest batches kept per timing: sorting them for stats (every second) stalls the loop,
 # the longer the more are kept (docs/benchmarks.md).
 TIMING_WINDOW = 1000
+CATCH_UP_WAIT_S = 60.0
 
 
 class Runtime:
@@ -71,6 +72,9 @@ class Runtime:
         self.gc_pauses: GcPauses | None = None  # the live worker records collector pauses
         self._restored: asyncio.Future[None] | None = None
         self.restore_retries = 0
+        # waited for (each up to CATCH_UP_WAIT_S) after the restore, before the first batch
+        self.catch_ups: list[Callable[[], Awaitable[object]]] = []
+        self._ready: asyncio.Future[None] | None = None
 
     def setup(self) -> None:
         """Create (and set up) every table's sink: connections are made here, not at init."""
@@ -99,6 +103,26 @@ class Runtime:
         if self._restored is None:
             self._restored = asyncio.ensure_future(self._restore_with_retries())
         await asyncio.shield(self._restored)
+
+    async def ready(self) -> None:
+        """Wait, once, before the first batch: the models restored, then learned up to the
+        end of their learning streams (:mod:`finpulse.streams.worker.learning_feed`); a feed
+        that cannot catch up within ``CATCH_UP_WAIT_S`` is logged and not waited for."""
+        if self._ready is None:
+            self._ready = asyncio.ensure_future(self._restore_and_catch_up())
+        await asyncio.shield(self._ready)
+
+    async def _restore_and_catch_up(self) -> None:
+        await self.restore_models()
+        for catch_up in self.catch_ups:
+            try:
+                await asyncio.wait_for(catch_up(), CATCH_UP_WAIT_S)
+            except TimeoutError:
+                log.warning(
+                    "a learning stream was not learned to its end in %.0f s; scoring starts "
+                    "with the model as it is",
+                    CATCH_UP_WAIT_S,
+                )
 
     async def _restore_with_retries(self) -> None:
         delay_s = 0.5
@@ -160,6 +184,11 @@ class Runtime:
             "notified": self.notified,
             "notify_failed": self.notify_failed,
             "counts": dict(self.pipeline.counts),
+            # per learning stream: the next offset this worker's model learns, its digest
+            "learned": {
+                t: {"to": s.learning_offset(), "digest": s.learned_digest()}
+                for t, s in self.pipeline.learners.items()
+            },
             "batches": {k: summary(v) for k, v in self.timings.items()},
             "insert_round_trip_ms": {
                 name: summary(trips)

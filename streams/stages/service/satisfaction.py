@@ -3,12 +3,15 @@
 Each interaction is scored from its own features and the customer's context (contacts of
 the last 24 h, recent waits, open complaints, a recent risk alert, past survey answers); the
 scored inputs wait in the customer record (``awaiting_survey``,
-:mod:`finpulse.streams.stages.service.pending`) for the survey, which the model then learns
-from. The monitor tracks the online error and raises the ``on: model`` rules on a
-satisfaction drift. The model is per worker; every ``satisfaction_checkpoint_every`` surveys
-it is checkpointed as a ``model_checkpoints`` row of the batch's output (the same store as
-the risk models, :mod:`finpulse.sinks.checkpoints`), restored before the worker's first
-batch.
+:mod:`finpulse.streams.stages.service.pending`) for the survey. The monitor compares the
+answer with the prediction and raises the ``on: model`` rules on a satisfaction drift; the
+example (inputs and answer) goes to the model's learning stream
+(``finpulse.learning.satisfaction``, :mod:`finpulse.models.learning`), which every worker
+learns in full and in order (:meth:`Satisfaction.learn_examples`), so all workers hold the
+same model. Every ``satisfaction_checkpoint_every`` surveys learned the model is
+checkpointed, with the stream position it includes, as a ``model_checkpoints`` row (the
+same store as the risk models, :mod:`finpulse.sinks.checkpoints`), restored before the
+worker's first batch; the worker then replays the stream after that position.
 
 >>> from collections import Counter
 >>> from finpulse.config.policy import load_policy
@@ -24,12 +27,13 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 from finpulse.config.settings import Settings
 from finpulse.models.alerts import AlertCandidate
 from finpulse.models.events import Feedback, Interaction
 from finpulse.models.ids import no_card_runs
+from finpulse.models.learning import Example, ExampleBatch, LearnedPosition, encode_batch
 from finpulse.models.satisfaction import (
     SatisfactionModel,
     SatisfactionMonitor,
@@ -37,7 +41,9 @@ from finpulse.models.satisfaction import (
 )
 from finpulse.sinks.checkpoints import CheckpointStore, checkpoint_row
 from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE
-from finpulse.streams.core.batch import BatchOutput
+from finpulse.streams.core.batch import BatchOutput, Outgoing
+from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.topics import SATISFACTION_EXAMPLES
 from finpulse.streams.stages.rules import RuleEngine
 from finpulse.streams.stages.service import customers as cu
 from finpulse.streams.stages.service.pending import AwaitingSurvey
@@ -89,6 +95,8 @@ class Satisfaction:
         self.checkpoints = checkpoints
         self.model = SatisfactionModel()
         self.monitor = SatisfactionMonitor(warmup=settings.satisfaction_warmup)
+        self.position = LearnedPosition()
+        self._joined: list[Example] = []  # the batch's examples, published at its end
         self._restored = checkpoints is None  # never overwrite a checkpoint not yet read
         self._ttl_ms = int(settings.satisfaction_pending_ttl_s * 1000)
 
@@ -141,14 +149,18 @@ class Satisfaction:
         out.annotate(ev.event_id, "satisfaction", annotation)
         return predicted, p_dissat
 
-    def learn(self, fb: Feedback, cust: ServiceCustomer, out: BatchOutput) -> bool:
-        """Learn from the answer of a survey on a scored interaction (False: nothing learned).
+    def learn(
+        self, fb: Feedback, record: RawRecord, cust: ServiceCustomer, out: BatchOutput
+    ) -> bool:
+        """Join the answer of a survey to its scored interaction (False: none waits): the
+        monitor compares, and the example waits for :meth:`publish` (the learning stream).
 
         >>> from collections import Counter
         >>> from tests.factories import encode, feedback
         >>> sat = Satisfaction(Settings(), None, Counter())
         >>> fb = Feedback.model_validate_json(encode(feedback(ref_event_id="i-9", value=4)))
-        >>> sat.learn(fb, ServiceCustomer(), BatchOutput()), sat.counts
+        >>> raw = RawRecord("finpulse.feedback", 0, 7, b"")
+        >>> sat.learn(fb, raw, ServiceCustomer(), BatchOutput()), sat.counts
         (False, Counter({'service.csat_unmatched': 1}))
         """
         if fb.value is None:
@@ -160,7 +172,9 @@ class Satisfaction:
         channel = entry.channel_name()
         y = float(fb.value)
         self.monitor.update(entry.predicted_csat, entry.p_dissatisfied, y)
-        self.model.learn_one(entry.inputs(), y)
+        self._joined.append(
+            Example(record.partition, record.offset, fb.ref_event_id, y, entry.inputs())
+        )
         cust.csat_sum += y
         cust.csat_count += 1
         cust.last_csat = int(y)
@@ -181,13 +195,14 @@ class Satisfaction:
             context={"model": self.model.name, "surveys": self.monitor.n},
         )
 
-    def publish(self, learned: int, last_ms: int, out: BatchOutput) -> None:
-        """After ``learned`` surveys: queue the model metrics at ``last_ms``, maybe checkpoint.
+    def publish(self, last_ms: int, out: BatchOutput) -> None:
+        """After a batch with surveys: queue the model metrics at ``last_ms`` and the
+        batch's examples as one learning-stream record.
 
         >>> from collections import Counter
         >>> sat, out = Satisfaction(Settings(), None, Counter()), BatchOutput()
         >>> sat.monitor.update(4.0, 0.1, 5.0)
-        >>> sat.publish(1, 0, out)
+        >>> sat.publish(0, out)
         >>> [(r[3], r[4]) for r in out.rows[MODEL_METRICS_TABLE]][:2]
         [('mae', 1.0), ('mae_baseline', 1.5)]
         """
@@ -197,7 +212,32 @@ class Satisfaction:
             MODEL_METRICS_TABLE,
             [(no_card_runs(f"{r[1]}:{r[2]}:{last_ms}:{r[4]}"), *r) for r in rows],
         )
-        self._maybe_checkpoint(learned, out)
+        if self._joined:
+            first = self._joined[0]
+            key = f"{first.source_partition}/{first.source_offset}".encode()
+            value = encode_batch(ExampleBatch(self._joined))
+            out.messages.append(Outgoing(SATISFACTION_EXAMPLES, key, value))
+            self._joined = []
+
+    def learn_examples(self, offset: int, value: bytes | None, out: BatchOutput) -> None:
+        """Learn the surveys of the learning-stream record at ``offset`` not learned yet, in
+        order; an invalid record is logged, counted and passed over.
+
+        >>> from collections import Counter
+        >>> sat = Satisfaction(Settings(), None, Counter())
+        >>> record = encode_batch(ExampleBatch([Example(0, 3, "i-1", 2.0, {"wait_log": 1.0})]))
+        >>> sat.learn_examples(0, record, BatchOutput())
+        >>> sat.learn_examples(1, record, BatchOutput())  # a duplicate: skipped
+        >>> sat.model.n_learned, sat.position.next_offset, sat.counts["service.csat_duplicate"]
+        (1, 2, 1)
+        """
+        fresh, duplicates, invalid = self.position.read(SATISFACTION_EXAMPLES, offset, value)
+        self.counts["service.csat_duplicate"] += duplicates
+        self.counts["service.examples_invalid"] += invalid
+        for e in fresh:
+            self.model.learn_one(cast(dict[str, float], e.inputs), e.label)
+        self.position.advance(offset, fresh)
+        self._maybe_checkpoint(len(fresh), out)
 
     def restore(self) -> None:
         """Load the latest checkpoint from the store, once (blocking I/O: the worker calls
@@ -219,12 +259,15 @@ class Satisfaction:
         saved = self.checkpoints.load_latest(MODEL_NAME)
         if saved:
             self.model, self.monitor = saved["model"], saved["monitor"]
-            log.info("restored %s (%d surveys)", self.version, self.model.n_learned)
+            # a checkpoint from before the learning stream: the stream is all new to it
+            self.position = saved.get("position") or LearnedPosition()
+            log.info("restored %s (%d surveys) at %r", self.version, self.model.n_learned,
+                     self.position)  # fmt: skip
         self._restored = True
 
     def state(self) -> dict[str, Any]:
-        """What a checkpoint holds: the model and its monitor."""
-        return {"model": self.model, "monitor": self.monitor}
+        """What a checkpoint holds: the model, its monitor and its learned position."""
+        return {"model": self.model, "monitor": self.monitor, "position": self.position}
 
     def _maybe_checkpoint(self, learned: int, out: BatchOutput) -> None:
         # a row of the batch's output: stored by the committer with the batch it follows
@@ -233,6 +276,7 @@ class Satisfaction:
             return
         n = self.model.n_learned
         if n // every > (n - learned) // every:
-            row = checkpoint_row(MODEL_NAME, self.version, n, self.state())
+            position = self.position.next_offset
+            row = checkpoint_row(MODEL_NAME, self.version, n, self.state(), position=position)
             out.add_rows(MODEL_CHECKPOINTS_TABLE, [row])
             log.info("checkpointed %s", self.version)

@@ -50,10 +50,12 @@ from typing import Any, ClassVar
 
 from finpulse.config.settings import Settings
 from finpulse.models.events import Feedback, Interaction, Transaction
+from finpulse.models.learning import digest
 from finpulse.models.satisfaction import SatisfactionModel, SatisfactionMonitor
 from finpulse.sinks.checkpoints import CheckpointStore
 from finpulse.streams.core.batch import BatchOutput, KeyedState, StateFactory, Valid
 from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.topics import SATISFACTION_EXAMPLES
 from finpulse.streams.stages.rules import RuleEngine
 from finpulse.streams.stages.service import customers as cu
 from finpulse.streams.stages.service.cache import BatchCache
@@ -139,6 +141,7 @@ class ServiceStage:
     name: ClassVar[str] = "service"
     kinds: ClassVar[frozenset[str]] = frozenset({"transaction", "interaction", "feedback"})
     state_names: ClassVar[tuple[str, ...]] = (PARTITIONS_STATE, CUSTOMERS_STATE, RISK_STATE)
+    learning_topic: ClassVar[str] = SATISFACTION_EXAMPLES
 
     def __init__(
         self,
@@ -189,6 +192,19 @@ class ServiceStage:
     def restore(self) -> None:
         """Restore the satisfaction model from its latest checkpoint (see ModelStage)."""
         self.satisfaction.restore()
+
+    # ---------------------------------------------------------- learning (LearningStage)
+    def learning_offset(self) -> int:
+        """The next offset of the satisfaction learning stream the model learns."""
+        return self.satisfaction.position.next_offset
+
+    def learned_digest(self) -> str:
+        """The digest of the satisfaction model (what its learning stream taught)."""
+        return digest(self.satisfaction.model.learned_state())
+
+    def learn(self, offset: int, value: bytes | None, out: BatchOutput) -> None:
+        """Learn one record of the satisfaction learning stream (in stream order)."""
+        self.satisfaction.learn_examples(offset, value, out)
 
     def process(self, kind: str, batch: Valid, out: BatchOutput) -> None:
         parts = BatchCache(self.partitions)
@@ -261,7 +277,7 @@ class ServiceStage:
         """Learn from a survey (True when learned) or close a complaint."""
         kind = fb.kind.value
         if kind == "csat_survey" and fb.value is not None:
-            return self.satisfaction.learn(fb, cust, b.out)
+            return self.satisfaction.learn(fb, record, cust, b.out)
         if kind == "complaint_closed":
             b.changes.extend(self.complaints.on_close(b.book, cust, fb, record, ms))
         return False
@@ -276,7 +292,7 @@ class ServiceStage:
         self.complaints.publish(b.changes, b.out)
         self.status.publish(b.custs, b.touched_custs, b.out)
         if b.learned:
-            self.satisfaction.publish(b.learned, b.last_ms, b.out)
+            self.satisfaction.publish(b.last_ms, b.out)
         b.parts.flush()
         b.custs.flush()
 

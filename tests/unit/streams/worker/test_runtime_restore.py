@@ -52,3 +52,38 @@ def test_restore_retries_off_the_loop_and_runs_once_for_every_caller() -> None:
     loop_thread = asyncio.run(scenario())
     assert stage.tries == 3  # two failures, then once: not once per agent
     assert loop_thread not in stage.threads  # never on the event loop
+
+
+def test_the_first_batch_waits_for_the_restore_then_the_learning_feeds(
+    monkeypatch: Any, caplog: Any
+) -> None:
+    from finpulse.streams.worker import runtime as runtime_module
+
+    monkeypatch.setattr(runtime_module, "CATCH_UP_WAIT_S", 0.05)
+    stage = Flaky()
+    settings = Settings(sink_retry_max_s=0.05)
+    pipeline = Pipeline(settings, stages=lambda s, st: (stage,))
+    order: list[str] = []
+
+    async def scenario() -> None:
+        async def publish(messages: Any) -> None:
+            pass
+
+        runtime = Runtime(settings, publish, pipeline, sinks={})
+        caught_up, never = asyncio.Event(), asyncio.Event()
+
+        async def feed() -> None:  # a learning feed: learns once the models are restored
+            await runtime.restore_models()
+            order.append(f"feed after {stage.tries} restore tries")
+            caught_up.set()
+
+        runtime.catch_ups += [caught_up.wait, never.wait]
+        task = asyncio.ensure_future(feed())
+        await asyncio.gather(runtime.ready(), runtime.ready())  # two agents
+        order.append("first batch")
+        await task
+
+    with caplog.at_level("WARNING"):
+        asyncio.run(scenario())
+    assert order == ["feed after 3 restore tries", "first batch"]
+    assert "was not learned to its end" in caplog.text  # the feed that never caught up

@@ -11,6 +11,8 @@ from finpulse.config.settings import Settings
 from finpulse.sinks.checkpoints import MemoryCheckpoints
 from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE
 from finpulse.streams.core.batch import BatchOutput
+from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.topics import SATISFACTION_EXAMPLES
 from finpulse.streams.stages.rules import RuleEngine
 from finpulse.streams.stages.service.records import RiskAlert, ServiceCustomer
 from finpulse.streams.stages.service.satisfaction import Satisfaction, customer_context
@@ -20,6 +22,18 @@ from ._events import feedback, interaction
 
 def _sat(store: MemoryCheckpoints | None = None, **settings: object) -> Satisfaction:
     return Satisfaction(Settings(**settings), RuleEngine(load_policy()), Counter(), store)
+
+
+def _raw(offset: int) -> RawRecord:
+    return RawRecord("finpulse.feedback", 0, offset, b"")
+
+
+def _stream(sat: Satisfaction, out: BatchOutput) -> None:
+    """Learn the learning-stream records of ``out`` at consecutive offsets (the broker's
+    part, done in process)."""
+    for m in out.messages:
+        if m.topic == SATISFACTION_EXAMPLES:
+            sat.learn_examples(sat.position.next_offset, m.value, out)
 
 
 def test_context_shrinks_past_answers_towards_the_prior():
@@ -59,13 +73,17 @@ def test_learn_once_per_survey_then_metrics():
     sat, cust, out = _sat(), ServiceCustomer(), BatchOutput()
     sat.score(interaction(event_id="i-1"), cust, 0, 0, [], 20.0, out)
     survey = feedback(ref_event_id="i-1", value=2)
-    assert sat.learn(survey, cust, out) is True
-    assert sat.learn(survey, cust, out) is False  # its entry is gone
+    assert sat.learn(survey, _raw(0), cust, out) is True
+    assert sat.learn(survey, _raw(1), cust, out) is False  # its entry is gone
     assert (cust.csat_sum, cust.csat_count, cust.last_csat) == (2.0, 1, 2)
-    assert sat.model.n_learned == 1
+    assert sat.model.n_learned == 0  # learned from the stream, not at the join
     assert sat.counts["service.csat_unmatched"] == 1
-    sat.publish(1, 5000, out)
+    sat.publish(5000, out)
     assert {r[3] for r in out.rows[MODEL_METRICS_TABLE]} >= {"mae", "mae_baseline", "auc"}
+    _stream(sat, out)
+    assert sat.model.n_learned == 1
+    _stream(sat, out)  # the same record again (a re-run batch): skipped
+    assert sat.model.n_learned == 1 and sat.counts["service.csat_duplicate"] == 1
 
 
 def test_checkpoint_every_n_surveys_as_a_row_and_restore_once():
@@ -74,13 +92,15 @@ def test_checkpoint_every_n_surveys_as_a_row_and_restore_once():
     sat.restore()  # nothing yet: starts fresh, and may now write checkpoints
     for k in range(3):
         sat.score(interaction(event_id=f"i-{k}"), cust, k, 0, [], 20.0, out)
-        sat.learn(feedback(ref_event_id=f"i-{k}", value=4), cust, out)
-    sat.publish(3, 3, out)  # 3 learned in this batch: crosses 2
-    (row,) = out.rows[MODEL_CHECKPOINTS_TABLE]  # stored with the batch, by the committer
+        sat.learn(feedback(ref_event_id=f"i-{k}", value=4), _raw(k), cust, out)
+    sat.publish(3, out)
+    _stream(sat, out)  # 3 learned from one record: crosses 2
+    (row,) = out.rows[MODEL_CHECKPOINTS_TABLE]  # stored by the committer
     store.save_row(row)
     fresh = _sat(store, satisfaction_checkpoint_every=2)
     fresh.restore()
     assert fresh.model.n_learned == 3 and fresh.monitor.n == 3
+    assert fresh.position.next_offset == 1 and fresh.position.sources == {0: 2}
     fresh.model.learn_one({"wait_log": 1.0}, 5.0)
     fresh.restore()  # only once: nothing reloaded
     assert fresh.model.n_learned == 4
