@@ -51,7 +51,6 @@ from finpulse.streams.worker.faust_adapter import (
     FinpulseApp,
     aiokafka_producer,
     listed_end_offsets,
-    memory_store,
 )
 from finpulse.streams.worker.gc_pauses import GcPauses
 from finpulse.streams.worker.intake import acknowledger
@@ -62,6 +61,7 @@ from finpulse.streams.worker.pipeline import Pipeline
 from finpulse.streams.worker.runtime import Runtime
 from finpulse.streams.worker.silence_feed import SilenceFeed
 from finpulse.streams.worker.table_state import FaustTableState
+from finpulse.streams.worker.table_store import rocksdb_options, table_entries, table_store
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,8 @@ def build_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         web_bind="127.0.0.1",
         web_enabled=False,
-        store="memory://",
+        store=f"{settings.state_store}://",
+        datadir=str(settings.state_dir or settings.data_dir / "state"),
         table_cleanup_interval=30.0,
     )
 
@@ -157,8 +158,10 @@ def build_app(settings: Settings) -> faust.App:
                 default=None,
                 partitions=settings.topic_partitions,
                 value_type=bytes,
+                options=rocksdb_options(settings),
             )
-            tables[name] = FaustTableState(table, StateCodec(name, value_type))
+            store = table_store(table, settings.state_cache_keys)
+            tables[name] = FaustTableState(table, StateCodec(name, value_type), store)
         return tables[name]
 
     pipeline = Pipeline(settings, default_stages, state=faust_state)
@@ -168,14 +171,17 @@ def build_app(settings: Settings) -> faust.App:
         partitions=settings.topic_partitions,
         key_type=bytes,  # raw bytes both ways: the log entries are our own framing
         value_type=bytes,
+        options=rocksdb_options(settings),
     )
 
     @commits.on_recover
     async def _redo_last_commits() -> None:
         # Faust has restored every table; complete a commit a crash cut short.
         targets = {t.table.changelog_topic.get_topic_name(): t for t in tables.values()}
+        for t in tables.values():
+            t.forget()  # partitions may have moved: cached records may be stale
         assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic in INPUT_TOPICS}
-        applied = commit_log.redo(memory_store(commits), assigned, targets)
+        applied = commit_log.redo(table_entries(commits), assigned, targets)
         log.info("recovered partitions %s; %d records redone", sorted(assigned), applied)
 
     def applied_positions(partitions: Iterable[TP]) -> dict[TP, int]:

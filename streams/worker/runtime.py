@@ -67,6 +67,7 @@ class Runtime:
             interval_s=settings.sink_flush_interval_s,
             full_events=settings.stream_unstored_events_max // 2,
             log_topic=commit_log_topic,
+            stored=pipeline.state_stored,
         )
         self.gc_pauses: GcPauses | None = None  # the live worker records collector pauses
         self._restored: asyncio.Future[None] | None = None
