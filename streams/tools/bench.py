@@ -341,7 +341,9 @@ class Bench:
             migrate(settings)
             client = make_client(settings)
             for i in range(n_workers):
-                s = settings.model_copy(update={"web_port": free_port()})
+                s = settings.model_copy(
+                    update={"web_port": free_port(), "state_dir": self.root / name / f"state-{i}"}
+                )
                 workers.append(WorkerProcess(s, name=f"{name}-w{i}", loglevel="warning").start())
             warm = self._warm_up(settings, client, workers)
             events = list(bench_events(n, self.seed, self.n_customers))
