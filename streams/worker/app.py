@@ -61,7 +61,12 @@ from finpulse.streams.worker.pipeline import Pipeline
 from finpulse.streams.worker.runtime import Runtime
 from finpulse.streams.worker.silence_feed import SilenceFeed
 from finpulse.streams.worker.table_state import FaustTableState
-from finpulse.streams.worker.table_store import rocksdb_options, table_entries, table_store
+from finpulse.streams.worker.table_store import (
+    rocksdb_options,
+    store_entries,
+    table_entries,
+    table_store,
+)
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +201,11 @@ def build_app(settings: Settings) -> faust.App:
     app.applied_positions = applied_positions
 
     runtime = Runtime(
-        settings, publish, pipeline, commit_log_topic=commits.changelog_topic.get_topic_name()
+        settings,
+        publish,
+        pipeline,
+        commit_log_topic=commits.changelog_topic.get_topic_name(),
+        log_stored=lambda entries, offsets: store_entries(commits, entries, offsets),
     )
     runtime.gc_pauses = GcPauses().install()
     lag = LagMonitor(

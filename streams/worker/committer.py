@@ -10,8 +10,8 @@ commit takes all of them and :meth:`Committer.commit` runs its numbered steps:
    after the group's last batch, the re-delivery guard among them), published once step 1
    is durable: first as the commit log's entries, then as the tables' changelog records
    (:mod:`finpulse.streams.worker.commit_log`: a crash between the two is redone on restart);
-   once acknowledged, they go to the tables' local stores with the offsets they reached
-   (``stored``);
+   once acknowledged, each goes to its table's local store with the offsets it reached
+   (``log_stored``, ``stored``);
 3. **acknowledge**: each batch's input messages, in submission order, so offsets commit
    only past events whose rows, messages and state are all stored;
 4. **count**: the worker's counters and timings.
@@ -59,6 +59,8 @@ _T = TypeVar("_T")
 Publisher = Callable[[Sequence[Outgoing]], Awaitable[Mapping[tuple[str, int], int] | None]]
 # Told the changelog offsets a commit's state records reached (they can go to local stores).
 StateStored = Callable[[Mapping[tuple[str, int], int]], None]
+# Told a commit's log entries and the offsets they reached (they can go to a local store).
+LogStored = Callable[[Sequence[Outgoing], Mapping[tuple[str, int], int]], None]
 SinkFor = Callable[[Table], Sink]
 ChangelogSource = Callable[[], list[Outgoing]]
 Acknowledge = Callable[[], None]
@@ -124,9 +126,11 @@ class Committer:
         full_events: int = 1,
         log_topic: str | None = None,
         stored: StateStored | None = None,
+        log_stored: LogStored | None = None,
     ) -> None:
         self.sink_for = sink_for
         self.stored = stored
+        self.log_stored = log_stored
         self.publish = publish
         self.changelog = changelog
         self.timings = timings
@@ -219,7 +223,9 @@ class Committer:
         if changelog:
             if self.log_topic is not None:
                 entries = log_entries(changelog, self.log_topic, self._next_epoch())
-                await self._timed("commit_log_ms", self.publish(entries))
+                log_offsets = await self._timed("commit_log_ms", self.publish(entries))
+                if self.log_stored is not None:
+                    self.log_stored(entries, log_offsets or {})
             offsets = await self._timed("changelog_ms", self.publish(changelog))
             if self.stored is not None:
                 self.stored(offsets or {})

@@ -25,7 +25,7 @@ from finpulse.streams.core.batch import BatchOutput
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.core.quantiles import summary
 from finpulse.streams.core.topics import ALERTS
-from finpulse.streams.worker.committer import Committer, Publisher
+from finpulse.streams.worker.committer import Committer, LogStored, Publisher
 from finpulse.streams.worker.gc_pauses import GcPauses
 from finpulse.streams.worker.pipeline import Pipeline
 
@@ -46,6 +46,7 @@ class Runtime:
         pipeline: Pipeline,
         sinks: dict[str, Sink] | None = None,
         commit_log_topic: str | None = None,
+        log_stored: LogStored | None = None,
     ) -> None:
         self.settings = settings
         self.pipeline = pipeline
@@ -68,6 +69,7 @@ class Runtime:
             full_events=settings.stream_unstored_events_max // 2,
             log_topic=commit_log_topic,
             stored=pipeline.state_stored,
+            log_stored=log_stored,
         )
         self.gc_pauses: GcPauses | None = None  # the live worker records collector pauses
         self._restored: asyncio.Future[None] | None = None

@@ -27,12 +27,13 @@ changelog, together with the changelog offset they reach.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
 
 from finpulse.config.settings import Settings
+from finpulse.streams.core.batch import Outgoing
 from finpulse.streams.worker.faust_adapter import (
     is_rocksdb,
     memory_store,
@@ -107,6 +108,35 @@ class _RocksEntries(Mapping[bytes, bytes]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+
+def store_entries(
+    table: Any, messages: Sequence[Outgoing], offsets: Mapping[tuple[str, int], int]
+) -> None:
+    """Write ``messages``, acknowledged on the changelog of ``table`` (raw byte keys and
+    values: the commit log) up to ``offsets``, to its RocksDB store with those offsets, one
+    write batch per partition: a restart then reads only the entries after them. Nothing
+    to do for a ``memory://`` store (every start replays its whole changelog)."""
+    if not is_rocksdb(table):
+        return
+    from rocksdict import WriteBatch
+
+    topic = table.changelog_topic.get_topic_name()
+    batches: dict[int, Any] = {}
+    for m in messages:
+        assert m.partition is not None and m.key is not None  # log entries have both
+        batch = batches.get(m.partition)
+        if batch is None:
+            batch = batches[m.partition] = WriteBatch(raw_mode=True)
+        if m.value is None:
+            batch.delete(m.key)
+        else:
+            batch.put(m.key, m.value)
+    for partition, batch in batches.items():
+        offset = offsets.get((topic, partition))
+        if offset is not None:
+            batch.put(rocksdb_offset_key(table), str(offset).encode())
+        rocksdb_partition(table, partition).write(batch)
 
 
 def table_store(table: Any, cache_keys: int) -> TableStore:

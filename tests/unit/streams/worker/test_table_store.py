@@ -11,10 +11,11 @@ import pytest
 from faust.types import TP
 
 from finpulse.config.settings import Settings
+from finpulse.streams.core.batch import Outgoing
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.worker.app import build_app
 from finpulse.streams.worker.table_state import FaustTableState
-from finpulse.streams.worker.table_store import table_store
+from finpulse.streams.worker.table_store import store_entries, table_entries, table_store
 
 TOPIC = "finpulse-t-changelog"
 
@@ -67,3 +68,24 @@ def test_rocksdb_keeps_the_offset_and_the_values_for_a_restart_on_the_same_host(
     again.table.data._db_for_partition(0), again.table.data._db_for_partition(1)
     assert sorted(again.store.keys()) == [f"c{i}" for i in range(5)]
     assert [again.get(f"c{i}") for i in range(5)] == [{"n": i} for i in range(5)]
+
+
+def test_commit_log_entries_reach_rocksdb_with_their_offset_so_a_restart_reads_only_later_ones(
+    tmp_path: Path,
+) -> None:
+    app = build_app(Settings(data_dir=tmp_path, state_store="rocksdb"))
+    table = app.Table("log", default=None, partitions=2, key_type=bytes, value_type=bytes)
+    topic = table.changelog_topic.get_topic_name()
+    entries = [Outgoing(topic, b"0:0", b"e1", 0), Outgoing(topic, b"1:0", b"e2", 1)]
+    store_entries(table, entries, {(topic, 0): 12, (topic, 1): 3})
+    assert dict(table_entries(table)) == {b"0:0": b"e1", b"1:0": b"e2"}
+    assert table.data.persisted_offset(TP(topic, 0)) == 12
+    assert table.data.persisted_offset(TP(topic, 1)) == 3
+
+
+def test_commit_log_entries_are_not_kept_by_a_memory_store(tmp_path: Path) -> None:
+    app = build_app(Settings(data_dir=tmp_path, state_store="memory"))
+    table = app.Table("log", default=None, partitions=2, key_type=bytes, value_type=bytes)
+    topic = table.changelog_topic.get_topic_name()
+    store_entries(table, [Outgoing(topic, b"0:0", b"e1", 0)], {(topic, 0): 12})
+    assert dict(table_entries(table)) == {}  # a start replays the whole changelog
