@@ -249,6 +249,7 @@ def _bench_state(settings: Settings, args: argparse.Namespace) -> int:
         keep=args.keep,
         customers=args.state_customers,
         rounds=args.state_rounds,
+        stores=[s for s in args.state_stores.split(",") if s],
         broker="kafka" if args.broker == "both" else args.broker,
     )
     return _bench_report(format_state_table(result), result, args.json)
@@ -393,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
         "RocksDB and in memory, alternating (docs/benchmarks.md)",
     )
     p.add_argument("--state-rounds", type=int, default=1, help="runs per store of the state phase")
+    p.add_argument(
+        "--state-stores", default="rocksdb,memory", help="the stores of the state phase, in turn"
+    )
     p.add_argument("--keep", action="store_true", help="keep the bench folder (logs)")
     p.add_argument("--json", action="store_true", help="print one JSON object (table on stderr)")
     return parser

@@ -81,9 +81,11 @@ class StateRun:
     changelog_bytes_per_customer: float = 0.0  # newest record of every key, key + value
     state_dir_mb: float = 0.0  # the worker's state directory after the load
     restart_s: float = 0.0  # same state directory: process start -> first event
+    restart_recovery_s: float = 0.0  # of which reading the changelogs and redo (the worker's)
     restart_rss_mb: float = 0.0
     rebuild_s: float = 0.0  # empty state directory: process start -> first event
-    rebuild_keys_per_s: float = 0.0
+    rebuild_recovery_s: float = 0.0
+    rebuild_keys_per_s: float = 0.0  # changelog keys / rebuild_recovery_s
     rebuild_rss_mb: float = 0.0
     reconciled: bool = False
     issues: list[str] = field(default_factory=list)
@@ -244,14 +246,14 @@ class StateBench:
             worker.stop()
             # same host: the state directory of the stopped worker
             worker = self._worker(settings, folder / "state-a", f"{name}-restart")
-            run.restart_s = self._first_event(settings, worker, probe=0)
+            run.restart_s, run.restart_recovery_s = self._first_event(settings, worker, 0)
             run.restart_rss_mb = _memory(worker)[0]
             worker.stop()
             produced += 1
             # new host: an empty state directory
             worker = self._worker(settings, folder / "state-b", f"{name}-rebuild")
-            run.rebuild_s = self._first_event(settings, worker, probe=1)
-            run.rebuild_keys_per_s = round(run.changelog_keys / run.rebuild_s)
+            run.rebuild_s, run.rebuild_recovery_s = self._first_event(settings, worker, 1)
+            run.rebuild_keys_per_s = round(run.changelog_keys / max(run.rebuild_recovery_s, 0.01))
             run.rebuild_rss_mb = _memory(worker)[0]
             produced += 1
             result = wait_reconciled(client, db, produced, 60.0)
@@ -271,15 +273,20 @@ class StateBench:
         s = settings.model_copy(update={"web_port": free_port(), "state_dir": state_dir})
         return WorkerProcess(s, name=name, loglevel="info").start()
 
-    def _first_event(self, settings: Settings, worker: WorkerProcess, probe: int) -> float:
-        """Seconds from the worker's start to its first processed event: a probe (a new
-        transaction of customer 0, whose state the worker reads) sent right after start."""
+    def _first_event(
+        self, settings: Settings, worker: WorkerProcess, probe: int
+    ) -> tuple[float, float]:
+        """Seconds from the worker's start to its first processed event (a probe: a new
+        transaction of customer 0, whose state the worker reads, sent right after start),
+        and the seconds of that spent in table recovery, by the worker's own count."""
         started = time.monotonic()  # the process was started just before
         customer = "s-0000000"
         value = {**_probe_event(customer), "event_id": f"probe-{probe}"}
         _produce(settings, [(TRANSACTIONS, customer.encode(), value)], None)
-        worker.wait_for(lambda s: s.get("processed", 0) >= 1, RESTART_TIMEOUT_S, "a first event")
-        return round(time.monotonic() - started, 2)
+        stats = worker.wait_for(
+            lambda s: s.get("processed", 0) >= 1, RESTART_TIMEOUT_S, "a first event"
+        )
+        return round(time.monotonic() - started, 2), float(stats.get("recovery_s", 0.0))
 
 
 def _probe_event(customer: str) -> dict[str, Any]:
@@ -315,15 +322,15 @@ def run_state_bench(settings: Settings, keep: bool = False, **kwargs: Any) -> di
 
 
 def format_state_table(result: dict[str, Any]) -> str:
-    """A plain-text table of the state runs.
+    """A plain-text table of the state runs; restart and rebuild as ``total/recovery`` s.
 
     >>> run = StateRun("rocksdb", 10, 20, events_per_s=5000.0, restart_s=3.2, rebuild_s=4.0)
     >>> format_state_table({"broker": "kafka", "runs": [asdict(run)]}).splitlines()[2].split()
-    ['rocksdb', '10', '5000', '0', '0', '0.0', '3.2', '4.0', '0', '0.0', 'NO']
+    ['rocksdb', '10', '5000', '0', '0', '0.0', '3.2/0.0', '4.0/0.0', '0', '0.0', 'NO']
     """
     head = (
         f"{'store':<9}{'customers':>10}{'events/s':>10}{'RSS MB':>8}{'peak MB':>9}"
-        f"{'B/customer':>12}{'restart s':>11}{'rebuild s':>11}{'keys/s':>9}{'disk MB':>9}"
+        f"{'B/customer':>12}{'restart s':>14}{'rebuild s':>14}{'keys/s':>9}{'disk MB':>9}"
         f"{'ok':>4}"
     )
     lines = [f"state phase on {result['broker']}", head]
@@ -331,7 +338,13 @@ def format_state_table(result: dict[str, Any]) -> str:
         lines.append(
             f"{r['store']:<9}{r['customers']:>10}{r['events_per_s']:>10.0f}{r['rss_mb']:>8.0f}"
             f"{r['peak_rss_mb']:>9.0f}{r['changelog_bytes_per_customer']:>12.1f}"
-            f"{r['restart_s']:>11.1f}{r['rebuild_s']:>11.1f}{r['rebuild_keys_per_s']:>9.0f}"
+            f"{_pair(r['restart_s'], r['restart_recovery_s']):>14}"
+            f"{_pair(r['rebuild_s'], r['rebuild_recovery_s']):>14}"
+            f"{r['rebuild_keys_per_s']:>9.0f}"
             f"{r['state_dir_mb']:>9.1f}{'yes' if r['reconciled'] else 'NO':>4}"
         )
     return "\n".join(lines)
+
+
+def _pair(total_s: float, recovery_s: float) -> str:
+    return f"{total_s:.1f}/{recovery_s:.1f}"

@@ -51,6 +51,7 @@ from finpulse.streams.worker.faust_adapter import (
     FinpulseApp,
     aiokafka_producer,
     listed_end_offsets,
+    recovery_seconds,
 )
 from finpulse.streams.worker.gc_pauses import GcPauses
 from finpulse.streams.worker.intake import acknowledger
@@ -187,7 +188,13 @@ def build_app(settings: Settings) -> faust.App:
             t.forget()  # partitions may have moved: cached records may be stale
         assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic in INPUT_TOPICS}
         applied = commit_log.redo(table_entries(commits), assigned, targets)
-        log.info("recovered partitions %s; %d records redone", sorted(assigned), applied)
+        runtime.recovery_s = round(recovery_seconds(app) or 0.0, 2)
+        log.info(
+            "recovered partitions %s in %.2f s; %d records redone",
+            sorted(assigned),
+            runtime.recovery_s,
+            applied,
+        )
 
     def applied_positions(partitions: Iterable[TP]) -> dict[TP, int]:
         positions = {}

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -296,3 +297,10 @@ def rocksdb_keys(table: Any) -> Iterator[bytes]:
     store = table.data
     for db in rocksdb_open(table):
         yield from store._visible_keys(db)
+
+
+def recovery_seconds(app: Any) -> float | None:
+    """Seconds since Faust's table recovery began reading the changelogs (``None`` if it
+    has not begun)."""
+    started = app.tables.recovery._recovery_started_at
+    return None if started is None else time.monotonic() - started

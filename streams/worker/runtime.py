@@ -74,6 +74,8 @@ class Runtime:
         self.gc_pauses: GcPauses | None = None  # the live worker records collector pauses
         self._restored: asyncio.Future[None] | None = None
         self.restore_retries = 0
+        # the last table recovery: reading the changelogs, then redoing the last commit
+        self.recovery_s = 0.0
 
     def setup(self) -> None:
         """Create (and set up) every table's sink: connections are made here, not at init."""
@@ -157,6 +159,7 @@ class Runtime:
             "deadletters": self.deadlettered,
             "sink_retries": retries,
             "restore_retries": self.restore_retries,
+            "recovery_s": self.recovery_s,
             "alerts_published": self.alerts_published,
             "alerts_silenced": sum(getattr(s, "silenced", 0) for s in self.pipeline.stages),
             "silences": sum(len(getattr(s, "silences", ())) for s in self.pipeline.stages),
