@@ -61,6 +61,11 @@ PINNED: dict[str, tuple[Any, str, str]] = {
         "1584a197b11bf835",
         "recovery starts a changelog partition after the store's persisted offset",
     ),
+    "faust Recovery._set_recovery_started": (
+        faust_recovery.Recovery._set_recovery_started,
+        "bcfebf81ae13fc75",
+        "recovery_seconds(): _recovery_started_at, set as recovery begins reading changelogs",
+    ),
     "faust Consumer.getmany": (
         faust_consumer.Consumer.getmany,
         "4b168d84882a70d6",
@@ -191,6 +196,14 @@ def test_consumer_instances_have_the_attributes_the_adapter_reads(tmp_path: Path
     table = app.Table("pinned", default=None, partitions=1)
     assert faust_adapter.memory_store(table) == {}
     assert not faust_adapter.is_rocksdb(table)
+
+
+def test_recovery_seconds_count_from_the_start_of_faust_recovery(tmp_path: Path) -> None:
+    app = build_app(Settings(state_store="memory", data_dir=tmp_path))
+    assert faust_adapter.recovery_seconds(app) is None
+    app.tables.recovery._set_recovery_started()
+    seconds = faust_adapter.recovery_seconds(app)
+    assert seconds is not None and 0 <= seconds < 5
 
 
 def test_a_rocksdb_table_exposes_its_partition_databases_and_offset_key(tmp_path: Path) -> None:
