@@ -76,10 +76,12 @@ def _services(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from finpulse.streams.worker.launch import make_worker, tune_gc
+    from finpulse.streams.worker.launch import freeze_startup_heap, make_worker, tune_gc
 
     tune_gc(settings)
-    make_worker(settings, args.loglevel).execute_from_commandline()
+    worker = make_worker(settings, args.loglevel)
+    freeze_startup_heap()
+    worker.execute_from_commandline()
     return 0
 
 
