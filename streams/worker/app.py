@@ -148,10 +148,11 @@ def build_app(settings: Settings) -> faust.App:
         table_cleanup_interval=30.0,
     )
 
-    async def publish(messages: Sequence[Outgoing]) -> None:
+    async def publish(messages: Sequence[Outgoing]) -> dict[tuple[str, int], int]:
         # aiokafka's producer under Faust's, in record batches
-        # (finpulse.streams.worker.batch_publish)
-        await publish_batched(aiokafka_producer(app), messages)
+        # (finpulse.streams.worker.batch_publish); the offset of the last message per
+        # (topic, partition): state records go to local stores with it
+        return await publish_batched(aiokafka_producer(app), messages)
 
     tables: dict[str, FaustTableState] = {}
 
