@@ -102,6 +102,26 @@ class Settings(BaseSettings):
     )
     # Counted in events, not batches: at 1,000 events/s a batch is a few dozen events, and a
     # bound of 8 batches paused the intake whenever a flush was slow (docs/benchmarks.md).
+    state_store: Literal["rocksdb", "memory"] = Field(
+        "rocksdb",
+        description="where keyed state lives: RocksDB on local disk (memory bounded by the "
+        "cache settings; a restart reads only the changelog's tail) or memory (grows with "
+        "customers; a restart replays the whole changelog)",
+    )
+    state_dir: Path | None = Field(
+        None, description="RocksDB state of this worker (one per worker); unset = data_dir/state"
+    )
+    state_cache_keys: int = Field(
+        20000, ge=1, description="decoded records kept in memory per table (RocksDB store)"
+    )
+    state_rocksdb_block_cache_bytes: int = Field(
+        8 * 1024 * 1024, ge=0, description="RocksDB block cache per table and partition"
+    )
+    state_rocksdb_write_buffer_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=64 * 1024,
+        description="RocksDB memtable size per table and partition (two at most)",
+    )
     stream_unstored_events_max: int = Field(
         10000, ge=1, description="processed events per agent not yet stored (backpressure)"
     )

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from finpulse.config.settings import Settings
 
@@ -75,10 +76,12 @@ def _services(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from finpulse.streams.worker.launch import make_worker, tune_gc
+    from finpulse.streams.worker.launch import freeze_startup_heap, make_worker, tune_gc
 
     tune_gc(settings)
-    make_worker(settings, args.loglevel).execute_from_commandline()
+    worker = make_worker(settings, args.loglevel)
+    freeze_startup_heap()
+    worker.execute_from_commandline()
     return 0
 
 
@@ -225,6 +228,8 @@ def _config(settings: Settings, args: argparse.Namespace) -> int:
 def _bench(settings: Settings, args: argparse.Namespace) -> int:
     from finpulse.streams.tools.bench import format_tables, run_bench
 
+    if args.state_customers:
+        return _bench_state(settings, args)
     result = run_bench(
         settings,
         keep=args.keep,
@@ -235,8 +240,28 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
         brokers=("kafka", "tansu") if args.broker == "both" else (args.broker,),
         **({} if args.linger_ms is None else {"linger_ms": args.linger_ms}),
     )
-    print(format_tables(result), file=sys.stderr if args.json else sys.stdout)
-    if args.json:
+    return _bench_report(format_tables(result), result, args.json)
+
+
+def _bench_state(settings: Settings, args: argparse.Namespace) -> int:
+    from finpulse.streams.tools.bench_state import format_state_table, run_state_bench
+
+    result = run_state_bench(
+        settings,
+        keep=args.keep,
+        customers=args.state_customers,
+        rounds=args.state_rounds,
+        stores=[s for s in args.state_stores.split(",") if s],
+        broker="kafka" if args.broker == "both" else args.broker,
+    )
+    return _bench_report(format_state_table(result), result, args.json)
+
+
+def _bench_report(table: str, result: dict[str, Any], as_json: bool) -> int:
+    """Print a bench's table (on stderr with ``as_json``, the JSON on stdout); 0 if every
+    count reconciled."""
+    print(table, file=sys.stderr if as_json else sys.stdout)
+    if as_json:
         print(json.dumps(result))
     return 0 if result["reconciled"] else 1
 
@@ -362,6 +387,17 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["tansu", "kafka", "both"],
         default="tansu",
         help="the broker of every phase; both = Kafka then Tansu in one run, side by side",
+    )
+    p.add_argument(
+        "--state-customers",
+        type=int,
+        default=0,
+        help="instead of the phases above, the state phase: this many distinct customers on "
+        "RocksDB and in memory, alternating (docs/benchmarks.md)",
+    )
+    p.add_argument("--state-rounds", type=int, default=1, help="runs per store of the state phase")
+    p.add_argument(
+        "--state-stores", default="rocksdb,memory", help="the stores of the state phase, in turn"
     )
     p.add_argument("--keep", action="store_true", help="keep the bench folder (logs)")
     p.add_argument("--json", action="store_true", help="print one JSON object (table on stderr)")

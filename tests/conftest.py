@@ -54,7 +54,11 @@ class Env:
     workers: list[WorkerProcess] = field(default_factory=list)
 
     def worker(self, name: str = "worker", **overrides: Any) -> WorkerProcess:
-        settings = self.settings.model_copy(update={"web_port": free_port(), **overrides})
+        # one state directory per worker name (a restarted worker finds its own again)
+        state_dir = self.settings.data_dir / f"state-{name}"
+        settings = self.settings.model_copy(
+            update={"web_port": free_port(), "state_dir": state_dir, **overrides}
+        )
         w = WorkerProcess(settings, name=name)
         self.workers.append(w)
         return w.start()

@@ -13,7 +13,7 @@ no stage and no worker code, so every layer can use it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -88,6 +88,11 @@ class KeyedState(Protocol):
 
     def changelog(self) -> list[Outgoing]:
         """The changes since the last call, as broker messages (empty if not durable)."""
+        ...
+
+    def stored(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """The last changelog is acknowledged up to ``offsets`` ((topic, partition) -> last
+        offset): its records can go to the local store."""
         ...
 
 

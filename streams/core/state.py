@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from finpulse.streams.core.batch import Outgoing
@@ -40,3 +40,6 @@ class MemoryState:
 
     def changelog(self) -> list[Outgoing]:
         return []
+
+    def stored(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        pass  # nothing is durable

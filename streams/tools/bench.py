@@ -285,14 +285,7 @@ class Bench:
         """All phases on this bench's broker; returns the summary dict (see :func:`summary`).
         ``references`` are the run's reference figures (measured once when it runs on both
         brokers), else measured here."""
-        ch = LocalStack(
-            local_stack_settings(
-                data_dir=self.root / "clickhouse",
-                local_clickhouse_http_port=free_port(),
-                local_clickhouse_tcp_port=free_port(),
-            )
-        )
-        ch.start_clickhouse()
+        ch = start_clickhouse(self.root)
         phases: list[PhaseResult] = []
         try:
             n_fixed = round(self.rate * self.fixed_s)
@@ -346,9 +339,11 @@ class Bench:
             migrate(settings)
             client = make_client(settings)
             for i in range(n_workers):
-                s = settings.model_copy(update={"web_port": free_port()})
+                s = settings.model_copy(
+                    update={"web_port": free_port(), "state_dir": self.root / name / f"state-{i}"}
+                )
                 workers.append(WorkerProcess(s, name=f"{name}-w{i}", loglevel="warning").start())
-            warm = self._warm_up(settings, client, workers)
+            warm = warm_up(settings, client, workers)
             events = list(bench_events(n, self.seed, self.n_customers))
             pids = [w.proc.pid for w in workers if w.proc is not None]
             cpu0 = [proc_cpu_s(pid) for pid in pids]
@@ -371,7 +366,7 @@ class Bench:
             worker_events = [_processed(w) - p0 for w, p0 in zip(workers, processed0, strict=True)]
             broker_cpu_s = proc_cpu_s(broker_pid) - broker_cpu0
             memory = [proc_memory_mb(w.proc.pid) for w in workers if w.proc is not None]
-            figures = _figures(client, settings.clickhouse_database)
+            figures = stored_figures(client, settings.clickhouse_database)
             return PhaseResult(
                 name=name,
                 workers=n_workers,
@@ -398,22 +393,36 @@ class Bench:
                 w.stop(timeout_s=15)
             broker.stop()
 
-    def _warm_up(self, settings: Settings, client: Any, workers: list[WorkerProcess]) -> int:
-        """Send probes on every partition until each worker has processed one; returns sent."""
-        sent = 0
-        deadline = time.monotonic() + WARMUP_TIMEOUT_S
-        while True:
-            probes = [
-                (TRANSACTIONS, f"warmup-{sent + i}".encode(), _warm_event(sent + i))
-                for i in range(settings.topic_partitions * 4)
-            ]
-            _produce(settings, probes, None)
-            sent += len(probes)
-            ready = wait_reconciled(client, settings.clickhouse_database, sent, 20.0)
-            if ready.accounted >= sent and all(w.stats().get("processed") for w in workers):
-                return sent
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"bench workers not ready after {WARMUP_TIMEOUT_S}s")
+
+def start_clickhouse(root: Path) -> LocalStack:
+    """A local ClickHouse server for a bench run, its data under ``root``."""
+    ch = LocalStack(
+        local_stack_settings(
+            data_dir=root / "clickhouse",
+            local_clickhouse_http_port=free_port(),
+            local_clickhouse_tcp_port=free_port(),
+        )
+    )
+    ch.start_clickhouse()
+    return ch
+
+
+def warm_up(settings: Settings, client: Any, workers: Sequence[WorkerProcess]) -> int:
+    """Send probes on every partition until each worker has processed one; returns sent."""
+    sent = 0
+    deadline = time.monotonic() + WARMUP_TIMEOUT_S
+    while True:
+        probes = [
+            (TRANSACTIONS, f"warmup-{sent + i}".encode(), _warm_event(sent + i))
+            for i in range(settings.topic_partitions * 4)
+        ]
+        _produce(settings, probes, None)
+        sent += len(probes)
+        ready = wait_reconciled(client, settings.clickhouse_database, sent, 20.0)
+        if ready.accounted >= sent and all(w.stats().get("processed") for w in workers):
+            return sent
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"bench workers not ready after {WARMUP_TIMEOUT_S}s")
 
 
 def _warm_event(i: int) -> dict[str, Any]:
@@ -450,7 +459,9 @@ def shares(total_rate: float, counts: Sequence[int]) -> list[float]:
     return [round(total_rate * c / whole, 1) if whole else 0.0 for c in counts]
 
 
-def _figures(client: Any, db: str) -> dict[str, Any]:
+def stored_figures(client: Any, db: str) -> dict[str, Any]:
+    """Throughput (rows stored after the first insert over the insert span) and
+    produce-to-visible latency percentiles of the event rows in ``db`` (probes left out)."""
     union = " UNION ALL ".join(
         f"SELECT ts, ingested_at FROM {db}.{t.name} FINAL WHERE event_id NOT LIKE 'warmup-%'"
         for t in EVENT_TABLES.values()

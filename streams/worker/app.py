@@ -51,7 +51,7 @@ from finpulse.streams.worker.faust_adapter import (
     FinpulseApp,
     aiokafka_producer,
     listed_end_offsets,
-    memory_store,
+    recovery_seconds,
 )
 from finpulse.streams.worker.gc_pauses import GcPauses
 from finpulse.streams.worker.intake import acknowledger
@@ -63,6 +63,12 @@ from finpulse.streams.worker.pipeline import Pipeline
 from finpulse.streams.worker.runtime import Runtime
 from finpulse.streams.worker.silence_feed import SilenceFeed
 from finpulse.streams.worker.table_state import FaustTableState
+from finpulse.streams.worker.table_store import (
+    rocksdb_options,
+    store_entries,
+    table_entries,
+    table_store,
+)
 
 log = logging.getLogger(__name__)
 
@@ -138,14 +144,16 @@ def build_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         web_bind="127.0.0.1",
         web_enabled=False,
-        store="memory://",
+        store=f"{settings.state_store}://",
+        datadir=str(settings.state_dir or settings.data_dir / "state"),
         table_cleanup_interval=30.0,
     )
 
-    async def publish(messages: Sequence[Outgoing]) -> None:
+    async def publish(messages: Sequence[Outgoing]) -> dict[tuple[str, int], int]:
         # aiokafka's producer under Faust's, in record batches
-        # (finpulse.streams.worker.batch_publish)
-        await publish_batched(aiokafka_producer(app), messages)
+        # (finpulse.streams.worker.batch_publish); the offset of the last message per
+        # (topic, partition): state records go to local stores with it
+        return await publish_batched(aiokafka_producer(app), messages)
 
     tables: dict[str, FaustTableState] = {}
 
@@ -158,8 +166,10 @@ def build_app(settings: Settings) -> faust.App:
                 default=None,
                 partitions=settings.topic_partitions,
                 value_type=bytes,
+                options=rocksdb_options(settings),
             )
-            tables[name] = FaustTableState(table, StateCodec(name, value_type))
+            store = table_store(table, settings.state_cache_keys)
+            tables[name] = FaustTableState(table, StateCodec(name, value_type), store)
         return tables[name]
 
     pipeline = Pipeline(settings, default_stages, state=faust_state, learn_in_process=False)
@@ -169,15 +179,24 @@ def build_app(settings: Settings) -> faust.App:
         partitions=settings.topic_partitions,
         key_type=bytes,  # raw bytes both ways: the log entries are our own framing
         value_type=bytes,
+        options=rocksdb_options(settings),
     )
 
     @commits.on_recover
     async def _redo_last_commits() -> None:
         # Faust has restored every table; complete a commit a crash cut short.
         targets = {t.table.changelog_topic.get_topic_name(): t for t in tables.values()}
+        for t in tables.values():
+            t.forget()  # partitions may have moved: cached records may be stale
         assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic in INPUT_TOPICS}
-        applied = commit_log.redo(memory_store(commits), assigned, targets)
-        log.info("recovered partitions %s; %d records redone", sorted(assigned), applied)
+        applied = commit_log.redo(table_entries(commits), assigned, targets)
+        runtime.recovery_s = round(recovery_seconds(app) or 0.0, 2)
+        log.info(
+            "recovered partitions %s in %.2f s; %d records redone",
+            sorted(assigned),
+            runtime.recovery_s,
+            applied,
+        )
 
     def applied_positions(partitions: Iterable[TP]) -> dict[TP, int]:
         positions = {}
@@ -191,7 +210,11 @@ def build_app(settings: Settings) -> faust.App:
     app.applied_positions = applied_positions
 
     runtime = Runtime(
-        settings, publish, pipeline, commit_log_topic=commits.changelog_topic.get_topic_name()
+        settings,
+        publish,
+        pipeline,
+        commit_log_topic=commits.changelog_topic.get_topic_name(),
+        log_stored=lambda entries, offsets: store_entries(commits, entries, offsets),
     )
     runtime.gc_pauses = GcPauses().install()
     lag = LagMonitor(

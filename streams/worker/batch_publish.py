@@ -30,6 +30,8 @@ from typing import Any
 from finpulse.streams.core.batch import Outgoing
 from finpulse.streams.worker.faust_adapter import default_partition, wait_on_metadata
 
+TopicPartition = tuple[str, int]
+
 
 def by_partition(
     messages: Sequence[Outgoing], partition_of: Callable[[Outgoing], int]
@@ -42,11 +44,12 @@ def by_partition(
     return groups
 
 
-async def publish_batched(producer: Any, messages: Sequence[Outgoing]) -> None:
+async def publish_batched(producer: Any, messages: Sequence[Outgoing]) -> dict[TopicPartition, int]:
     """Publish ``messages`` with the aiokafka ``producer``; returns once the broker has
-    acknowledged all of them (raises as ``send`` would if any failed)."""
+    acknowledged all of them (raises as ``send`` would if any failed), with the offset of
+    the last message on each (topic, partition)."""
     if not messages:
-        return
+        return {}
     for topic in {m.topic for m in messages if m.partition is None}:
         await wait_on_metadata(producer, topic)
 
@@ -57,19 +60,26 @@ async def publish_batched(producer: Any, messages: Sequence[Outgoing]) -> None:
     submitted = await asyncio.gather(
         *(_submit(producer, topic, p, ms) for (topic, p), ms in groups.items())
     )
-    await asyncio.gather(*(f for futures in submitted for f in futures))
+    acked = await asyncio.gather(*(f for batches in submitted for _, f in batches))
+    last: dict[TopicPartition, int] = {}
+    i = 0
+    for tp, batches in zip(groups, submitted, strict=True):
+        i += len(batches)
+        last[tp] = acked[i - 1].offset + batches[-1][0] - 1  # the batch's base offset + its size
+    return last
 
 
 async def _submit(
     producer: Any, topic: str, partition: int, messages: list[Outgoing]
-) -> list[asyncio.Future[Any]]:
-    """Queue one partition's messages in order; the futures of their batches."""
-    futures: list[asyncio.Future[Any]] = []
-    batch = producer.create_batch()
+) -> list[tuple[int, asyncio.Future[Any]]]:
+    """Queue one partition's messages in order; each batch's size and future."""
+    batches: list[tuple[int, asyncio.Future[Any]]] = []
+    batch, n = producer.create_batch(), 0
     for m in messages:
         if batch.append(key=m.key, value=m.value, timestamp=None) is None:  # full
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
-            batch = producer.create_batch()
+            batches.append((n, await producer.send_batch(batch, topic, partition=partition)))
+            batch, n = producer.create_batch(), 0
             batch.append(key=m.key, value=m.value, timestamp=None)  # an empty batch takes it
-    futures.append(await producer.send_batch(batch, topic, partition=partition))
-    return futures
+        n += 1
+    batches.append((n, await producer.send_batch(batch, topic, partition=partition)))
+    return batches

@@ -10,6 +10,8 @@ commit takes all of them and :meth:`Committer.commit` runs its numbered steps:
    after the group's last batch, the re-delivery guard among them), published once step 1
    is durable: first as the commit log's entries, then as the tables' changelog records
    (:mod:`finpulse.streams.worker.commit_log`: a crash between the two is redone on restart);
+   once acknowledged, each goes to its table's local store with the offsets it reached
+   (``log_stored``, ``stored``);
 3. **acknowledge**: each batch's input messages, in submission order, so offsets commit
    only past events whose rows, messages and state are all stored;
 4. **count**: the worker's counters and timings.
@@ -38,9 +40,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from finpulse.sinks.base import Sink
 from finpulse.sinks.tables import DEADLETTERS_TABLE, EVENT_TABLES, Table, deadletter_row
@@ -51,8 +53,14 @@ from finpulse.streams.worker.commit_log import log_entries
 __all__ = ["EVENT_TABLES", "CommitTimings", "Committer", "merge_outputs"]
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
-Publisher = Callable[[Sequence[Outgoing]], Awaitable[None]]
+# Publishes messages; may answer the offset of the last one per (topic, partition).
+Publisher = Callable[[Sequence[Outgoing]], Awaitable[Mapping[tuple[str, int], int] | None]]
+# Told the changelog offsets a commit's state records reached (they can go to local stores).
+StateStored = Callable[[Mapping[tuple[str, int], int]], None]
+# Told a commit's log entries and the offsets they reached (they can go to a local store).
+LogStored = Callable[[Sequence[Outgoing], Mapping[tuple[str, int], int]], None]
 SinkFor = Callable[[Table], Sink]
 ChangelogSource = Callable[[], list[Outgoing]]
 Acknowledge = Callable[[], None]
@@ -95,7 +103,7 @@ def merge_outputs(outs: Sequence[BatchOutput]) -> BatchOutput:
 class _Submitted:
     kind: str
     out: BatchOutput
-    published: asyncio.Future[None] | None
+    published: asyncio.Future[object] | None
     acknowledge: Acknowledge
     done: asyncio.Future[None]
 
@@ -117,8 +125,12 @@ class Committer:
         interval_s: float = 1.0,
         full_events: int = 1,
         log_topic: str | None = None,
+        stored: StateStored | None = None,
+        log_stored: LogStored | None = None,
     ) -> None:
         self.sink_for = sink_for
+        self.stored = stored
+        self.log_stored = log_stored
         self.publish = publish
         self.changelog = changelog
         self.timings = timings
@@ -156,7 +168,7 @@ class Committer:
             self._full.set()
         return item.done
 
-    def _publish_early(self, out: BatchOutput) -> asyncio.Future[None] | None:
+    def _publish_early(self, out: BatchOutput) -> asyncio.Future[object] | None:
         # On-call consumers see an alert as soon as it is decided, not after the inserts;
         # step 1 still waits for the publication before the batch is acknowledged.
         messages = outgoing_messages(out)
@@ -199,7 +211,7 @@ class Committer:
         rows = dict(merged.rows)
         if merged.deadletters:
             rows[DEADLETTERS_TABLE] = [deadletter_row(d) for d in merged.deadletters]
-        jobs: list[Awaitable[None]] = [
+        jobs: list[Awaitable[object]] = [
             self._timed(f"insert_ms.{table.name}", self.sink_for(table).write(batch))
             for table, batch in rows.items()
             if batch
@@ -211,8 +223,12 @@ class Committer:
         if changelog:
             if self.log_topic is not None:
                 entries = log_entries(changelog, self.log_topic, self._next_epoch())
-                await self._timed("commit_log_ms", self.publish(entries))
-            await self._timed("changelog_ms", self.publish(changelog))
+                log_offsets = await self._timed("commit_log_ms", self.publish(entries))
+                if self.log_stored is not None:
+                    self.log_stored(entries, log_offsets or {})
+            offsets = await self._timed("changelog_ms", self.publish(changelog))
+            if self.stored is not None:
+                self.stored(offsets or {})
         # 3. acknowledge, in submission order
         for g in group:
             g.acknowledge()
@@ -239,10 +255,11 @@ class Committer:
                 g.done.set_exception(exc)
         self._queue, self._queued_events = [], 0
 
-    async def _timed(self, name: str, job: Awaitable[None]) -> None:
+    async def _timed(self, name: str, job: Awaitable[_T]) -> _T:
         started = time.perf_counter()
-        await job
+        result = await job
         self.timings.record(name, (time.perf_counter() - started) * 1000)
+        return result
 
     async def close(self) -> None:
         """Stop committing; batches not yet committed are not acknowledged (they come again)."""

@@ -25,8 +25,9 @@ What goes through the seam:
 - **Resume positions**: after Faust's seek to the committed offsets, input partitions move
   to the state's applied position where the group has none or one past it
   (:mod:`finpulse.streams.worker.positions`).
-- **Table stores.** The memory store's dict of a table, written directly
-  (:mod:`finpulse.streams.worker.table_state`).
+- **Table stores.** The memory store's dict of a table, or the RocksDB databases (one per
+  changelog partition) of its ``rocksdb://`` store, written directly
+  (:mod:`finpulse.streams.worker.table_store`).
 
 >>> app = FinpulseApp("doc", broker="kafka://localhost:9092", fetch_max_wait_ms=40)
 >>> type(app.transport).__name__, app.fetch_max_wait_ms
@@ -37,7 +38,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import faust
@@ -262,3 +264,43 @@ def default_partition(producer: Any, topic: str, key: bytes | None, value: bytes
 def memory_store(table: Any) -> dict[Any, Any]:
     """The dict of a table's ``memory://`` store (recovery fills and prunes this same dict)."""
     return table.data.data  # type: ignore[no-any-return]
+
+
+def is_rocksdb(table: Any) -> bool:
+    """Whether ``table`` keeps its data in a ``rocksdb://`` store."""
+    from faust.stores import rocksdb
+
+    return isinstance(table.data, rocksdb.Store)
+
+
+def rocksdb_open(table: Any) -> list[Any]:
+    """The open RocksDB databases (``rocksdict.Rdict``) of a table's ``rocksdb://`` store, one
+    per changelog partition this worker holds. Not to be kept: Faust closes a revoked
+    partition's database by dropping its reference."""
+    return list(table.data._dbs.values())
+
+
+def rocksdb_partition(table: Any, partition: int) -> Any:
+    """The RocksDB database of one changelog partition of a ``rocksdb://`` store (opened if
+    it is not yet)."""
+    return table.data._db_for_partition(partition)
+
+
+def rocksdb_offset_key(table: Any) -> bytes:
+    """The key under which Faust's RocksDB store keeps a partition's persisted changelog
+    offset (recovery reads the changelog from the record after it)."""
+    return table.data.offset_key  # type: ignore[no-any-return]
+
+
+def rocksdb_keys(table: Any) -> Iterator[bytes]:
+    """The keys of a ``rocksdb://`` store's open partitions (its offset keys left out)."""
+    store = table.data
+    for db in rocksdb_open(table):
+        yield from store._visible_keys(db)
+
+
+def recovery_seconds(app: Any) -> float | None:
+    """Seconds since Faust's table recovery began reading the changelogs (``None`` if it
+    has not begun)."""
+    started = app.tables.recovery._recovery_started_at
+    return None if started is None else time.monotonic() - started

@@ -42,3 +42,21 @@ def tune_gc(settings: Settings) -> None:
     if settings.gc_threshold0:
         gc.set_threshold(settings.gc_threshold0, 50, 1000)
     sys.setswitchinterval(settings.gil_switch_interval_s)
+
+
+def freeze_startup_heap() -> None:
+    """Move every object made so far (modules, the app, its stages and models) out of the
+    cyclic collector's reach for the life of the process (``gc.freeze``). They live as long
+    as the worker, and a full collection no longer walks them: Faust's RocksDB store runs one
+    per table on every rebalance, which took ~0.45 s each on the start-up heap (7 tables:
+    ~3 s per rebalance, longer than Tansu's 2 s session timeout in the local stack).
+
+    >>> import gc
+    >>> freeze_startup_heap(); frozen = gc.get_freeze_count(); gc.unfreeze()
+    >>> frozen > 0
+    True
+    """
+    import gc
+
+    gc.collect()  # what is garbage now is not frozen
+    gc.freeze()

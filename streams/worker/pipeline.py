@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -176,3 +176,9 @@ class Pipeline:
         key (the newest value), as changelog messages: the committer takes them once per
         commit, so each changed key is serialized once per commit, not once per batch."""
         return [record for st in self.states for record in st.changelog()]
+
+    def state_stored(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """The last changelog taken is acknowledged up to ``offsets``: every state writes it
+        to its local store."""
+        for st in self.states:
+            st.stored(offsets)

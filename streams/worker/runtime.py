@@ -25,7 +25,7 @@ from finpulse.streams.core.batch import BatchOutput
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.core.quantiles import summary
 from finpulse.streams.core.topics import ALERTS
-from finpulse.streams.worker.committer import Committer, Publisher
+from finpulse.streams.worker.committer import Committer, LogStored, Publisher
 from finpulse.streams.worker.gc_pauses import GcPauses
 from finpulse.streams.worker.pipeline import Pipeline
 
@@ -47,6 +47,7 @@ class Runtime:
         pipeline: Pipeline,
         sinks: dict[str, Sink] | None = None,
         commit_log_topic: str | None = None,
+        log_stored: LogStored | None = None,
     ) -> None:
         self.settings = settings
         self.pipeline = pipeline
@@ -68,6 +69,8 @@ class Runtime:
             interval_s=settings.sink_flush_interval_s,
             full_events=settings.stream_unstored_events_max // 2,
             log_topic=commit_log_topic,
+            stored=pipeline.state_stored,
+            log_stored=log_stored,
         )
         self.gc_pauses: GcPauses | None = None  # the live worker records collector pauses
         self._restored: asyncio.Future[None] | None = None
@@ -75,6 +78,8 @@ class Runtime:
         # waited for (each up to CATCH_UP_WAIT_S) after the restore, before the first batch
         self.catch_ups: list[Callable[[], Awaitable[object]]] = []
         self._ready: asyncio.Future[None] | None = None
+        # the last table recovery: reading the changelogs, then redoing the last commit
+        self.recovery_s = 0.0
 
     def setup(self) -> None:
         """Create (and set up) every table's sink: connections are made here, not at init."""
@@ -178,6 +183,7 @@ class Runtime:
             "deadletters": self.deadlettered,
             "sink_retries": retries,
             "restore_retries": self.restore_retries,
+            "recovery_s": self.recovery_s,
             "alerts_published": self.alerts_published,
             "alerts_silenced": sum(getattr(s, "silenced", 0) for s in self.pipeline.stages),
             "silences": sum(len(getattr(s, "silences", ())) for s in self.pipeline.stages),

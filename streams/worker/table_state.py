@@ -1,10 +1,16 @@
 """Keyed state in a Faust table: the live worker's :class:`~finpulse.streams.core.batch.KeyedState`.
 
 Every write must reach the changelog partition of the event that caused it (that is what
-recovery after a restart or rebalance reads back). :class:`FaustTableState` keeps the
-table's in-memory store up to date and collects the changes, one record per key (the last
-value wins); :meth:`FaustTableState.changelog` hands them to the committer, which publishes
-them after the rows and messages they account for and before the input is acknowledged.
+recovery after a restart or rebalance reads back). :class:`FaustTableState` collects the
+changes, one record per key (the last value wins); :meth:`FaustTableState.changelog` hands
+them to the committer, which publishes them after the rows and messages they account for
+and before the input is acknowledged; once the broker has acknowledged them,
+:meth:`FaustTableState.stored` writes them to the table's local store
+(:mod:`finpulse.streams.worker.table_store`: ``memory://`` or RocksDB) with the changelog
+offset they reach. Until then reads see them from the pending changes. The local store
+thus never holds a value the changelog lacks, and a restarted worker resumes from its
+store plus the changelog after that offset.
+
 That skips Faust's per-write path (``on_key_set`` → ``send_soon`` → its producer buffer),
 which was costly at saturation (docs/benchmarks.md). Records on ``<app>-<table>-changelog``:
 the key as JSON (Faust's key codec), the value in the state codec
@@ -14,7 +20,7 @@ the values as bytes; each is decoded into its record on first read.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -22,57 +28,74 @@ import orjson
 from finpulse.streams.core.batch import Outgoing
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.core.state_codec import StateCodec
-from finpulse.streams.worker.faust_adapter import memory_store
+from finpulse.streams.worker.table_store import Record, TableStore, table_store
+
+# the decoded-record cache of a RocksDB table built without a size (tests, tools)
+DEFAULT_CACHE_KEYS = 100_000
+_ABSENT = object()
 
 
 class FaustTableState:
-    """A Faust table (memory store, changelog-backed, restored on restart) whose values are
-    decoded and encoded by ``codec``."""
+    """A Faust table (changelog-backed, restored on restart) whose values are decoded and
+    encoded by ``codec`` and kept in ``store`` (by default the table's own store)."""
 
-    def __init__(self, table: Any, codec: StateCodec | None = None) -> None:
+    def __init__(
+        self, table: Any, codec: StateCodec | None = None, store: TableStore | None = None
+    ) -> None:
         self.table = table
         self.name = table.name
         self.codec = codec or StateCodec(table.name)
-        self._store: dict[Any, Any] | None = None
+        self._store = store
+        # changes since the last changelog, by (partition, key), and the newest by key
         self._changes: dict[tuple[int, str], Any] = {}
+        self._pending: dict[str, Any] = {}
+        # handed to the committer, not yet acknowledged (thus not yet in the store)
+        self._unstored: dict[str, Any] = {}
+        self._unstored_records: dict[int, list[Record]] = {}
 
     @property
-    def _data(self) -> dict[Any, Any]:
-        # The memory store's dict: created with the table's store on first use, then
-        # kept (recovery fills and prunes this same dict).
+    def store(self) -> TableStore:
+        # Made with the table's store on first use (recovery fills this same store).
         if self._store is None:
-            self._store = memory_store(self.table)
+            self._store = table_store(self.table, DEFAULT_CACHE_KEYS)
         return self._store
 
     def get(self, key: str, default: Any = None) -> Any:
-        value = self._data.get(key)
+        value = self._pending.get(key, _ABSENT)
+        if value is _ABSENT:
+            value = self._unstored.get(key, _ABSENT)
+            if value is _ABSENT:
+                return self._stored_value(key, default)
+            if type(value) is bytes:  # redone from the commit log
+                value = self._unstored[key] = self.codec.decode(value)
+        elif type(value) is bytes:  # redone from the commit log
+            value = self._pending[key] = self.codec.decode(value)
+        return default if value is None else value
+
+    def _stored_value(self, key: str, default: Any) -> Any:
+        value = self.store.get(key)
         if type(value) is bytes:  # as restored from the changelog: decoded once
             value = self.codec.decode(value)
-            if value is None:
-                del self._data[key]
-            else:
-                self._data[key] = value
+            if value is not None:
+                self.store.remember(key, value)
         return default if value is None else value
 
     def put(self, key: str, value: Any, record: RawRecord | None) -> None:
-        self._data[key] = value
+        self._pending[key] = value
         self._changes[(_partition(record), key)] = value
 
     def delete(self, key: str, record: RawRecord | None) -> None:
-        self._data.pop(key, None)
+        self._pending[key] = None
         self._changes[(_partition(record), key)] = None
 
     def redo(self, key: str, value: bytes | None, partition: int) -> None:
         """Set ``key`` to the encoded ``value`` the commit log has, and publish it with the next
         commit (see :class:`finpulse.streams.worker.commit_log.RedoTarget`)."""
-        if value is None:
-            self._data.pop(key, None)
-        else:
-            self._data[key] = value
+        self._pending[key] = value
         self._changes[(partition, key)] = value
 
     def items(self) -> Iterator[tuple[str, Any]]:
-        keys = list(self._data)
+        keys = dict.fromkeys([*self.store.keys(), *self._unstored, *self._pending])
         return ((k, v) for k in keys if (v := self.get(k)) is not None)
 
     def changelog(self) -> list[Outgoing]:
@@ -80,17 +103,29 @@ class FaustTableState:
             return []
         topic = self.table.changelog_topic.get_topic_name()
         dumps, encode = orjson.dumps, self.codec.encode
-        messages = [
-            Outgoing(
-                topic,
-                dumps(key),
-                value if value is None or type(value) is bytes else encode(value),
-                partition,
-            )
-            for (partition, key), value in self._changes.items()
-        ]
-        self._changes = {}
+        messages = []
+        for (partition, key), value in self._changes.items():
+            encoded = value if value is None or type(value) is bytes else encode(value)
+            decoded = None if type(value) is bytes else value
+            messages.append(Outgoing(topic, dumps(key), encoded, partition))
+            self._unstored_records.setdefault(partition, []).append((key, encoded, decoded))
+        self._unstored.update(self._pending)
+        self._changes, self._pending = {}, {}
         return messages
+
+    def stored(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """The changelog records handed out are acknowledged up to ``offsets`` ((topic,
+        partition) -> offset of the last one): write them to the local store."""
+        if not self._unstored_records:
+            return
+        topic = self.table.changelog_topic.get_topic_name()
+        for partition, records in self._unstored_records.items():
+            self.store.write(partition, records, offsets.get((topic, partition)))
+        self._unstored_records, self._unstored = {}, {}
+
+    def forget(self) -> None:
+        """Drop cached records (after a rebalance: partitions may have moved)."""
+        self.store.forget()
 
 
 def _partition(record: RawRecord | None) -> int:

@@ -96,7 +96,7 @@ def test_what_redo_applied_is_published_again_so_a_second_crash_cannot_lose_it()
     second = [_record(RISK, "c1", {"n": 2}), _record(RISK, "c2", {"n": 7})]
     published = [*log_entries(second, "log", epoch=2), second[0]]  # c2's record lost
     recovered = _recover(published)[RISK]
-    table._data.update(recovered)
+    table.store.data.update(recovered)  # type: ignore[attr-defined]  # a memory store
     redo(_entries(published), {0}, {RISK: table})
     assert table.get("c2") == {"n": 7}
     republished = table.changelog()  # the next commit publishes them to the table

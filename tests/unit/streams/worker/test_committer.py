@@ -264,3 +264,39 @@ def test_the_deferred_changelog_is_taken_with_its_group_one_record_per_key():
         await runtime.close()
 
     asyncio.run(scenario())
+
+
+def test_the_log_entries_then_the_changelog_go_to_local_stores_once_acknowledged():
+    """``log_stored`` gets the commit's log entries with the offsets the broker answered,
+    before the changelog is published; ``stored`` the changelog's offsets after it."""
+    log: list[str] = []
+
+    async def publish(messages: Sequence[Outgoing]) -> dict[tuple[str, int], int]:
+        log.append(f"publish {messages[0].topic}")
+        return {(messages[0].topic, 0): len(log)}
+
+    async def scenario() -> None:
+        settings = Settings(sink_flush_interval_s=0)
+        runtime = Runtime(
+            settings,
+            publish,
+            Pipeline(settings, default_stages),
+            sinks={t.name: GatedSink(log) for t in (*EVENT_TABLES.values(), DEADLETTERS_TABLE)},
+            commit_log_topic="log",
+            log_stored=lambda entries, offsets: log.append(
+                f"log stored {[e.key for e in entries]} {dict(offsets)}"
+            ),
+        )
+        runtime.committer.changelog = _take_changelog
+        runtime.committer.stored = lambda offsets: log.append(f"stored {dict(offsets)}")
+        _changed.clear()
+        await runtime.committer.submit("transaction", batch(0, 1, {b'"c1"': b"v"}), lambda: None)
+        await runtime.close()
+
+    asyncio.run(scenario())
+    assert log[-4:] == [
+        "publish log",
+        "log stored [b'0:0'] {('log', 0): 2}",
+        f"publish {CHANGELOG}",
+        f"stored {{('{CHANGELOG}', 0): 4}}",
+    ]

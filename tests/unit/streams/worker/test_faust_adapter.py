@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,6 +18,8 @@ import aiokafka
 import aiokafka.client
 import faust
 import pytest
+from faust.stores import rocksdb as faust_rocksdb
+from faust.tables import recovery as faust_recovery
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -28,6 +31,41 @@ from finpulse.streams.worker.app import build_app
 
 # upstream code -> (sha256 prefix of its source, why the adapter depends on it)
 PINNED: dict[str, tuple[Any, str, str]] = {
+    "faust rocksdb Store._db_for_partition": (
+        faust_rocksdb.Store._db_for_partition,
+        "cb7e67d5f9efc4bc",
+        "rocksdb_partition(): opens a partition's database, kept in _dbs",
+    ),
+    "faust rocksdb Store._visible_keys": (
+        faust_rocksdb.Store._visible_keys,
+        "28b3c24a6884cbcd",
+        "rocksdb_keys(): a database's keys without the offset key",
+    ),
+    "faust rocksdb Store.apply_changelog_batch": (
+        faust_rocksdb.Store.apply_changelog_batch,
+        "ea3344d369fc4ab5",
+        "recovery writes raw changelog keys and values per partition, as RocksTableStore.write",
+    ),
+    "faust rocksdb Store.persisted_offset": (
+        faust_rocksdb.Store.persisted_offset,
+        "6f2e502fb86043a1",
+        "the offset RocksTableStore.write puts under offset_key, read back by recovery",
+    ),
+    "faust rocksdb Store.revoke_partitions": (
+        faust_rocksdb.Store.revoke_partitions,
+        "3f85447a24fc34ff",
+        "a revoked partition's database leaves _dbs (rocksdb_open() no longer lists it)",
+    ),
+    "faust Recovery._add": (
+        faust_recovery.Recovery._add,
+        "1584a197b11bf835",
+        "recovery starts a changelog partition after the store's persisted offset",
+    ),
+    "faust Recovery._set_recovery_started": (
+        faust_recovery.Recovery._set_recovery_started,
+        "bcfebf81ae13fc75",
+        "recovery_seconds(): _recovery_started_at, set as recovery begins reading changelogs",
+    ),
     "faust Consumer.getmany": (
         faust_consumer.Consumer.getmany,
         "4b168d84882a70d6",
@@ -146,8 +184,8 @@ def test_worker_consumer_uses_the_configured_fetch_wait() -> None:
     assert asyncio.run(created_wait()) == 37
 
 
-def test_consumer_instances_have_the_attributes_the_adapter_reads() -> None:
-    app = build_app(Settings())
+def test_consumer_instances_have_the_attributes_the_adapter_reads(tmp_path: Path) -> None:
+    app = build_app(Settings(state_store="memory", data_dir=tmp_path))
     consumer = app.consumer
     unacked = faust_adapter.unacked_messages(consumer)
     assert len(unacked) == 0 and callable(unacked.add)  # a (weak) set taken messages join
@@ -157,6 +195,28 @@ def test_consumer_instances_have_the_attributes_the_adapter_reads() -> None:
     assert type(thread).__name__ == "_ConsumerThread" and callable(thread.call_thread)
     table = app.Table("pinned", default=None, partitions=1)
     assert faust_adapter.memory_store(table) == {}
+    assert not faust_adapter.is_rocksdb(table)
+
+
+def test_recovery_seconds_count_from_the_start_of_faust_recovery(tmp_path: Path) -> None:
+    app = build_app(Settings(state_store="memory", data_dir=tmp_path))
+    assert faust_adapter.recovery_seconds(app) is None
+    app.tables.recovery._set_recovery_started()
+    seconds = faust_adapter.recovery_seconds(app)
+    assert seconds is not None and 0 <= seconds < 5
+
+
+def test_a_rocksdb_table_exposes_its_partition_databases_and_offset_key(tmp_path: Path) -> None:
+    app = build_app(Settings(data_dir=tmp_path))
+    table = app.Table("pinned", default=None, partitions=2)
+    assert faust_adapter.is_rocksdb(table) and faust_adapter.rocksdb_open(table) == []
+    db = faust_adapter.rocksdb_partition(table, 1)
+    db.put(b'"k"', b"v")
+    db.put(faust_adapter.rocksdb_offset_key(table), b"41")
+    assert faust_adapter.rocksdb_open(table) == [db]
+    assert list(faust_adapter.rocksdb_keys(table)) == [b'"k"']
+    assert table.data.persisted_offset(TP("app-pinned-changelog", 1)) == 41
+    assert (tmp_path / "state").is_dir()
 
 
 def _consumer(acks: bool = True) -> Any:
