@@ -14,8 +14,9 @@ What goes through the seam:
 - **Bulk intake.** :meth:`_Consumer.getmany` wraps Faust's own ``getmany`` (Faust's drain
   loop stays Faust's): a message of a topic registered in ``app.bulk_intake``
   (:mod:`finpulse.streams.worker.intake`) goes to that topic's buffer, with the read-offset and gap
-  bookkeeping Faust's loop does for the messages it reads; every other message (the table
-  changelogs read during recovery) is yielded to Faust's loop unchanged.
+  bookkeeping Faust's loop does for the messages it reads (but a message read again after a
+  seek back is kept, not dropped as read before: :func:`_note_read`); every other message
+  (the table changelogs read during recovery) is yielded to Faust's loop unchanged.
 - **Publishing** record batches with aiokafka's producer
 (:mod:`finpulse.streams.worker.batch_publish`).
 - **Recovery's end offsets** come from a fetch response, not from ListOffsets
@@ -159,8 +160,7 @@ class _Consumer(faust_aiokafka.Consumer):
                 if buffer is None:
                     yield tp, message
                     continue
-                if not await _note_read(self, tp, message.offset):
-                    continue  # read before, as Faust's loop skips it
+                await _note_read(self, tp, message.offset)
                 if buffer.put(message):  # full: wait for room (or a rebalance)
                     await self.wait_first(buffer.wait_for_space(), self.suspend_flow.wait())
         finally:
@@ -168,19 +168,26 @@ class _Consumer(faust_aiokafka.Consumer):
                 intake.notify()  # the fetch's messages can be taken
 
 
-async def _note_read(consumer: Any, tp: TP, offset: int) -> bool:
+async def _note_read(consumer: Any, tp: TP, offset: int) -> None:
     """What Faust's drain loop records of a message it reads: its offset, and a gap
     (offsets the broker skipped, e.g. transaction markers) so that offsets can be
-    committed across it once the messages around it are acknowledged. False for a message
-    below the offset read last, which Faust's loop skips."""
+    committed across it once the messages around it are acknowledged.
+
+    Unlike Faust's loop, a message below the offset read last is not dropped: Faust's
+    seek to the committed offsets sets the read offset back, but a fetch taken before that
+    seek can still be read after it and set it forward again, and the messages read again
+    from the committed offset were then dropped as read before. Read is not applied: a
+    message taken in an earlier consumer generation was dropped (intake), and dropping its
+    second delivery too lost it for good. The intake keeps each partition in offset order
+    and the re-delivery guard skips what is applied.
+    """
     read_offset = consumer._read_offset
     last = read_offset[tp]
     if last is not None and offset < last:
-        return False
+        return  # read again after a seek back: delivered, the read offset stays
     if last and offset - last > 1 and consumer.app.topics.acks_enabled_for(tp.topic):
         await consumer._add_gap(tp, last + 1, offset)
     read_offset[tp] = offset
-    return True
 
 
 def unacked_messages(consumer: Any) -> Any:
