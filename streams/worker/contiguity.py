@@ -9,18 +9,19 @@ after a rebalance on Tansu: the worker taking a partition over read its first re
 past the group's committed offset, which was also where its restored state stopped (found
 by tracing every batch against the guard).
 
-So before a batch is processed, each partition whose records start past the offset after
-the last applied one is checked with the broker (:func:`~finpulse.streams.worker.
-faust_adapter.first_offsets`): if the broker's first record at or after that offset is the
-batch's first, the offsets between hold no record (transaction markers, retention) and the
-batch is taken; otherwise the partition's records are left out of the batch, unacknowledged,
-and the partition is read again from that offset. Until the record the broker named comes,
-later records of the partition are left out too, without asking the broker again. A
-rebalance ends every such wait: Faust seeks every partition to its committed offset then.
+So before a batch is processed, each partition's records are checked for a hole from the
+offset after the last applied one on, and a hole is checked with the broker
+(:func:`~finpulse.streams.worker.faust_adapter.first_offsets`): if the broker's first record
+at or after the hole's first offset is the record after the hole, the hole holds no record
+(transaction markers, retention) and is passed over; otherwise the partition's records from
+the hole on are left out of the batch, unacknowledged, and the partition is read again from
+the hole. Until the record the broker named comes, later records of the partition past the
+hole are left out too, without asking the broker again. A rebalance ends every such wait:
+Faust seeks every partition to its committed offset then.
 
 >>> messages = [Msg(0, 5), Msg(0, 6), Msg(1, 9)]
->>> starts_past({0: 5, 1: 7}, messages)
-{1: 9}
+>>> holes({0: 5, 1: 7}, messages)
+{1: (7, 9)}
 """
 
 from __future__ import annotations
@@ -49,22 +50,30 @@ class Msg:
     offset: int
 
 
-def starts_past(applied_next: Mapping[int, int], messages: Sequence[Any]) -> dict[int, int]:
-    """The partitions whose first record at or after ``applied_next`` is past it, with that
-    record's offset (records below it are re-deliveries; partitions without an applied
-    offset are not checked).
+def holes(applied_next: Mapping[int, int], messages: Sequence[Any]) -> dict[int, tuple[int, int]]:
+    """Per partition, the first hole in its records from ``applied_next`` on: the first
+    missing offset and the next offset the batch holds (records below ``applied_next`` are
+    re-deliveries; partitions without an applied offset are not checked).
 
-    >>> starts_past({0: 10}, [Msg(0, 8), Msg(0, 10), Msg(0, 11)])
+    >>> holes({0: 10}, [Msg(0, 8), Msg(0, 10), Msg(0, 11)])
     {}
-    >>> starts_past({0: 10}, [Msg(0, 8), Msg(0, 12)])
-    {0: 12}
+    >>> holes({0: 10, 1: 3}, [Msg(0, 8), Msg(0, 12), Msg(1, 3), Msg(1, 4), Msg(1, 9)])
+    {0: (10, 12), 1: (5, 9)}
     """
-    first: dict[int, int] = {}
+    offsets: dict[int, list[int]] = {}
     for m in messages:
         target = applied_next.get(m.partition)
         if target is not None and m.offset >= target:
-            first[m.partition] = min(first.get(m.partition, m.offset), m.offset)
-    return {p: o for p, o in first.items() if o > applied_next[p]}
+            offsets.setdefault(m.partition, []).append(m.offset)
+    found = {}
+    for p, seen in offsets.items():
+        expected = applied_next[p]
+        for o in sorted(seen):
+            if o > expected:
+                found[p] = (expected, o)
+                break
+            expected = max(expected, o + 1)
+    return found
 
 
 class Contiguity:
@@ -86,60 +95,61 @@ class Contiguity:
         self.release = release
         self.generation = generation
         self._generation: int | None = None
-        # per partition being read again: the first record the broker holds from there
-        self._awaited: dict[int, int] = {}
+        # per partition read again: (from where, the first record the broker holds there)
+        self._awaited: dict[int, tuple[int, int]] = {}
 
     async def admit(self, messages: Sequence[Any]) -> list[Any]:
-        """``messages`` without those of partitions that start past their applied offset
-        (released, and read again); logs what it leaves out."""
+        """``messages`` without those of a partition from its first hole on (released, and
+        read again from the hole); a hole the broker holds no record in is passed over."""
         if self.generation() != self._generation:
             self._generation, self._awaited = self.generation(), {}
-        targets = {
+        applied = {
             p: n for p in {m.partition for m in messages} if (n := self.applied_next(p)) is not None
         }
-        past = starts_past(targets, messages)
-        if not past:
+        cut: dict[int, int] = {}  # partition -> records from this offset on are left out
+        while found := holes(applied, [m for m in messages if m.partition not in cut]):
+            for p, (missing, present) in found.items():
+                held = await self._held(p, missing, present)
+                if held < present:
+                    cut[p] = missing
+                else:  # nothing to read in the hole: check on from the record after it
+                    applied[p] = present
+        for p in set(applied) - set(cut):
+            self._awaited.pop(p, None)  # nothing awaited any longer
+        if not cut:
             return list(messages)
-        left_out: set[int] = set()
-        for p, first in past.items():
-            awaited = self._awaited.get(p)
-            if awaited is None:
-                awaited = await self._ask(p, targets[p], first)
-            if awaited < first:
-                left_out.add(p)
-            else:
-                self._awaited.pop(p, None)
-        for p in set(targets) - set(past):
-            self._awaited.pop(p, None)  # the awaited record came
-        if not left_out:
-            return list(messages)
-        self.release([m for m in messages if m.partition in left_out])
-        return [m for m in messages if m.partition not in left_out]
+        out = [m for m in messages if m.partition in cut and m.offset >= cut[m.partition]]
+        self.release(out)
+        return [m for m in messages if not (m.partition in cut and m.offset >= cut[m.partition])]
 
-    async def _ask(self, partition: int, target: int, first: int) -> int:
+    async def _held(self, partition: int, missing: int, present: int) -> int:
+        """The broker's first record at or after ``missing`` (asked once per read again)."""
+        awaited = self._awaited.get(partition)
+        if awaited is not None and awaited[0] == missing:
+            return awaited[1]
         tp = TP(self.topic, partition)
-        answer = (await self.first_offsets({tp: target})).get(tp)
-        held = first if answer is None else answer
-        if held < first:
+        answer = (await self.first_offsets({tp: missing})).get(tp)
+        held = present if answer is None else answer
+        if held < present:
             log.warning(
                 "%s/%d: records from %d taken while the state stopped at %d, and the broker "
                 "holds %d: reading again from %d",
                 self.topic,
                 partition,
-                first,
-                target - 1,
+                present,
+                missing - 1,
                 held,
-                target,
+                missing,
             )
-            self._awaited[partition] = held
-            await self.seek(tp, target)
+            self._awaited[partition] = (missing, held)
+            await self.seek(tp, missing)
         else:
             log.info(
                 "%s/%d: offsets %d-%d hold no record (broker); taken from %d",
                 self.topic,
                 partition,
-                target,
-                first - 1,
-                first,
+                missing,
+                present - 1,
+                present,
             )
         return held

@@ -108,6 +108,31 @@ def test_a_rebalance_ends_the_wait_for_a_re_read() -> None:
     assert len(broker.asked) == 2
 
 
+def test_a_hole_inside_a_batch_leaves_out_only_the_records_after_it() -> None:
+    broker = Broker({0: 13})  # the broker holds 13 and on
+    check = _check({0: 9}, broker)
+    batch = _msgs(0, range(10, 13)) + _msgs(0, range(20, 23))  # 13-19 missing
+    assert asyncio.run(check.admit(batch)) == _msgs(0, range(10, 13))
+    assert broker.seeks == [(TP(TRANSACTIONS, 0), 13)]
+    assert broker.released == _msgs(0, range(20, 23))
+
+
+def test_offsets_without_records_inside_a_batch_are_passed_over_and_checked_on() -> None:
+    broker = Broker({0: 12})
+    check = _check({0: 9}, broker)
+
+    async def first_offsets(starts: Mapping[TP, int]) -> dict[TP, int | None]:
+        broker.asked.append(dict(starts))
+        # 11 is a marker (the broker's next record is 12); from 14 on it holds 14
+        return {tp: {11: 12, 14: 14}[o] for tp, o in starts.items()}
+
+    check.first_offsets = first_offsets
+    batch = _msgs(0, range(10, 11)) + _msgs(0, range(12, 14)) + _msgs(0, range(20, 21))
+    assert asyncio.run(check.admit(batch)) == _msgs(0, range(10, 11)) + _msgs(0, range(12, 14))
+    assert broker.asked == [{TP(TRANSACTIONS, 0): 11}, {TP(TRANSACTIONS, 0): 14}]
+    assert broker.seeks == [(TP(TRANSACTIONS, 0), 14)]
+
+
 def test_without_the_check_the_guard_applies_past_a_hole_and_then_skips_it() -> None:
     """Why the check exists: the guard alone is a high-water mark."""
     p = Pipeline(Settings(), stages=lambda settings, state: ())
