@@ -128,7 +128,11 @@ class Contiguity:
         if awaited is not None and awaited[0] == missing:
             return awaited[1]
         tp = TP(self.topic, partition)
-        answer = (await self.first_offsets({tp: missing})).get(tp)
+        try:
+            answer = (await self.first_offsets({tp: missing})).get(tp)
+        except Exception as exc:  # no answer: reading again is safe, passing over is not
+            log.warning("%s/%d: the broker did not say what %d holds (%s)", *tp, missing, exc)
+            answer = missing
         held = present if answer is None else answer
         if held < present:
             log.warning(

@@ -133,6 +133,18 @@ def test_offsets_without_records_inside_a_batch_are_passed_over_and_checked_on()
     assert broker.seeks == [(TP(TRANSACTIONS, 0), 14)]
 
 
+def test_without_an_answer_from_the_broker_the_partition_is_read_again() -> None:
+    broker = Broker({})
+    check = _check({0: 9}, broker)
+
+    async def unanswered(starts: Mapping[TP, int]) -> dict[TP, int | None]:
+        raise RuntimeError("no fetch answered")
+
+    check.first_offsets = unanswered
+    assert asyncio.run(check.admit(_msgs(0, range(20, 22)))) == []
+    assert broker.seeks == [(TP(TRANSACTIONS, 0), 10)]
+
+
 def test_without_the_check_the_guard_applies_past_a_hole_and_then_skips_it() -> None:
     """Why the check exists: the guard alone is a high-water mark."""
     p = Pipeline(Settings(), stages=lambda settings, state: ())
