@@ -4,10 +4,13 @@ The re-delivery guard (:mod:`finpulse.streams.worker.pipeline`) is a high-water 
 event at or below the last offset applied in its partition is skipped, and nothing checks
 that the next event taken follows that offset. A batch whose records of a partition start
 past it would be applied, the guard would move past the hole, and the events in the hole
-would be skipped as re-deliveries when they came: lost for good. Such batches happened
-after a rebalance on Tansu: the worker taking a partition over read its first records from
-past the group's committed offset, which was also where its restored state stopped (found
-by tracing every batch against the guard).
+would be skipped as re-deliveries when they came: lost for good. That happened after
+rebalances (traced on Tansu, where they take longer): Faust's ``getmany`` drops the records of
+a partition that is not active when it iterates them (a fetch that completes while a new
+assignment's input partitions are paused for recovery), although aiokafka's position has
+moved past them, and counts on its seek to the committed offsets after recovery to fetch
+them again; but it resumes the input partitions before that seek, so a fetch in between
+comes from past the dropped records, and the worker took it.
 
 So before a batch is processed, each partition's records are checked for a hole from the
 offset after the last applied one on, and a hole is checked with the broker

@@ -31,7 +31,10 @@ PINNED: dict[str, tuple[Any, str, str]] = {
     "faust Consumer.getmany": (
         faust_consumer.Consumer.getmany,
         "4b168d84882a70d6",
-        "wrapped by _Consumer.getmany: yields (tp, message) per fetched record",
+        "wrapped by _Consumer.getmany: yields (tp, message) per fetched record, and drops "
+        "the records of a partition not active when iterated (aiokafka's position already "
+        "past them; Faust's seek to the committed offsets fetches them again): why "
+        "contiguity.py checks each batch for a hole",
     ),
     "faust Consumer._drain_messages": (
         faust_consumer.Consumer._drain_messages,
