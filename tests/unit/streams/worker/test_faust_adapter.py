@@ -220,3 +220,29 @@ def test_messages_read_again_after_a_seek_back_reach_the_intake(
         return [m.offset for m in buffer.messages]
 
     assert asyncio.run(main()) == list(range(10, 25))
+
+
+def test_faust_drops_the_fetched_records_of_a_partition_not_active_when_iterated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Upstream behaviour the no-hole check (contiguity.py) answers: records the consumer
+    thread fetched for a partition that is not active (paused for recovery) when Faust
+    iterates them never reach the intake, although aiokafka's position has moved past them."""
+    app = build_app(Settings())
+    tp = TP("finpulse.transactions", 0)
+    buffer = app.bulk_intake.buffers[tp.topic]  # type: ignore[attr-defined]
+    records = [
+        aiokafka.ConsumerRecord(tp.topic, 0, o, 0, 0, None, b"v", None, 0, 1, ()) for o in range(3)
+    ]
+
+    async def fetched(timeout: float) -> tuple[dict[TP, list[Any]], set[TP]]:
+        return {tp: records}, set()  # the partition is paused: not among the active ones
+
+    async def main() -> int:
+        await app.topics._update_indices()
+        monkeypatch.setattr(app.consumer, "_wait_next_records", fetched)
+        async for _ in app.consumer.getmany(1.0):
+            pass
+        return len(buffer)
+
+    assert asyncio.run(main()) == 0
