@@ -149,7 +149,10 @@ class Contiguity:
                 missing,
             )
             self._awaited[partition] = (missing, held)
-            await self.seek(tp, missing)
+            try:
+                await self.seek(tp, missing)
+            except Exception as exc:  # revoked meanwhile: the new owner seeks it
+                log.warning("%s/%d: not read again (%s)", *tp, exc)
         else:
             log.info(
                 "%s/%d: offsets %d-%d hold no record (broker); taken from %d",

@@ -145,6 +145,18 @@ def test_without_an_answer_from_the_broker_the_partition_is_read_again() -> None
     assert broker.seeks == [(TP(TRANSACTIONS, 0), 10)]
 
 
+def test_a_partition_revoked_during_the_check_is_still_left_out() -> None:
+    broker = Broker({0: 10})
+    check = _check({0: 9}, broker)
+
+    async def revoked(tp: TP, offset: int) -> None:
+        raise RuntimeError("No current assignment for partition")
+
+    check.seek = revoked
+    assert asyncio.run(check.admit(_msgs(0, range(20, 22)))) == []
+    assert broker.released == _msgs(0, range(20, 22))
+
+
 def test_without_the_check_the_guard_applies_past_a_hole_and_then_skips_it() -> None:
     """Why the check exists: the guard alone is a high-water mark."""
     p = Pipeline(Settings(), stages=lambda settings, state: ())
