@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-crash test-rebalance-tansu lint typecheck bench evaluate clean services-down browser
+.PHONY: demo test test-crash lint typecheck bench evaluate clean services-down browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,15 +30,11 @@ browser:
 	  $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest --doctest-modules -m "not known_loss" finpulse tests
+	$(BIN)/python -m pytest --doctest-modules finpulse tests
 
 # The crash-equivalence property alone, on both brokers (about 3 minutes; also in make test).
 test-crash: $(STAMP)
 	$(BIN)/python -m pytest -m crash_property tests/integration/test_crash_equivalence.py
-
-# The rebalance fault test on Tansu, which still loses events now and then (docs/limits.md).
-test-rebalance-tansu: $(STAMP)
-	$(BIN)/python -m pytest -m known_loss tests/integration/test_fault_injection.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -47,9 +47,11 @@ from finpulse.streams.stages.rules import RuleEngine, RuleStage
 from finpulse.streams.stages.service.stage import service_stages
 from finpulse.streams.worker import commit_log
 from finpulse.streams.worker.batch_publish import publish_batched
+from finpulse.streams.worker.contiguity import Contiguity
 from finpulse.streams.worker.faust_adapter import (
     FinpulseApp,
     aiokafka_producer,
+    first_offsets,
     listed_end_offsets,
     recovery_seconds,
 )
@@ -328,18 +330,29 @@ def _add_ingest_agent(
         in_flight: deque[tuple[asyncio.Future[None], int]] = deque()  # (stored, events)
         unstored = 0
         consumer = app.consumer
+        contiguity = Contiguity(
+            topic_name,
+            lambda partition: runtime.pipeline.next_offset(kind, partition),
+            lambda starts: first_offsets(consumer, starts),
+            consumer.seek,
+            app.bulk_intake.release(consumer),  # type: ignore[attr-defined]
+            lambda: app.consumer_generation_id,
+        )
         await runtime.ready()  # models restored and learned up to now, once, before any batch
         try:
             while True:
-                messages = await intake.take(
+                taken = await intake.take(
                     settings.stream_batch_max, settings.stream_batch_within_s, consumer
                 )
-                taken = time.perf_counter()
+                messages = await contiguity.admit(taken)  # no hole after the applied offset
+                if not messages:
+                    continue
+                started = time.perf_counter()
                 runtime.note_arrival(messages[0].timestamp)
                 out = runtime.process(kind, _raw_records(messages))
                 ack = acknowledger(messages, consumer)
                 stored = runtime.committer.submit(
-                    kind, out, _committed(runtime, lag, messages, ack, taken)
+                    kind, out, _committed(runtime, lag, messages, ack, started)
                 )
                 in_flight.append((stored, len(messages)))
                 unstored += len(messages)

@@ -14,12 +14,15 @@ What goes through the seam:
 - **Bulk intake.** :meth:`_Consumer.getmany` wraps Faust's own ``getmany`` (Faust's drain
   loop stays Faust's): a message of a topic registered in ``app.bulk_intake``
   (:mod:`finpulse.streams.worker.intake`) goes to that topic's buffer, with the read-offset and gap
-  bookkeeping Faust's loop does for the messages it reads; every other message (the table
-  changelogs read during recovery) is yielded to Faust's loop unchanged.
+  bookkeeping Faust's loop does for the messages it reads (but a message read again after a
+  seek back is kept, not dropped as read before: :func:`_note_read`); every other message
+  (the table changelogs read during recovery) is yielded to Faust's loop unchanged.
 - **Publishing** record batches with aiokafka's producer
 (:mod:`finpulse.streams.worker.batch_publish`).
 - **Recovery's end offsets** come from a fetch response, not from ListOffsets
-  (:func:`fetched_high_watermarks`).
+  (:func:`fetched_high_watermarks`); a fetch by a consumer without a group also answers
+  where a partition's next record is (:func:`first_offsets`, for
+  :mod:`finpulse.streams.worker.contiguity`).
 - **Consumer lag**: the end offsets ListOffsets answers (:func:`listed_end_offsets`),
   recorded beside the fetch responses' high watermarks (:mod:`finpulse.streams.worker.lag`).
 - **Resume positions**: after Faust's seek to the committed offsets, input partitions move
@@ -37,6 +40,7 @@ What goes through the seam:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
@@ -56,7 +60,7 @@ log = logging.getLogger(__name__)
 AppliedPositions = Callable[[Iterable[TP]], Mapping[TP, int]]
 
 FAUST_FETCH_MAX_WAIT_MS = 1500
-FETCHED_END_TIMEOUT_S = 30.0
+PROBE_TIMEOUT_S = 30.0  # a group-less fetch's answer (end offsets, first offsets)
 
 
 # -- consumer -----------------------------------------------------------------------------
@@ -91,36 +95,84 @@ async def fetched_high_watermarks(thread: Any, listed: dict[TP, int]) -> dict[TP
     todo = {tp: end for tp, end in listed.items() if end}
     if not todo:
         return listed
+    ends = dict(listed)
+    async with _probe(thread) as probe:
+        found = await probe.fetch({tp: end - 1 for tp, end in todo.items()}, first_record=False)
+    for tp, (high, _) in found.items():
+        ends[tp] = max(ends[tp], high)
+    return ends
+
+
+async def first_offsets(consumer: Any, starts: Mapping[TP, int]) -> dict[TP, int | None]:
+    """For each partition of ``starts``, the offset of its first record at or after the
+    given offset, as a fetch from there answers it (``None``: no record there yet).
+
+    What the broker holds, asked by a consumer without a group (the worker consumer's
+    position is not touched): the offsets between the start and the answer hold no
+    record a consumer is given (transaction markers, or records removed by retention).
+    """
+    if not starts:
+        return {}
+    async with _probe(consumer._thread) as probe:
+        found = await probe.fetch(dict(starts), first_record=True)
+    return {tp: first for tp, (_, first) in found.items()}
+
+
+class _Probe:
+    """A consumer without a group that fetches given partitions from given offsets once."""
+
+    def __init__(self, kafka: Any) -> None:
+        self.kafka = kafka
+
+    async def fetch(
+        self, starts: dict[TP, int], first_record: bool
+    ) -> dict[TP, tuple[int, int | None]]:
+        """Per partition: the high watermark of the first fetch response that reports one
+        and, when ``first_record``, the offset of the first record at or after the start
+        (``None`` when the partition has none: the consumer's position reached the end)."""
+        import aiokafka
+
+        kafka = self.kafka
+        parts = {aiokafka.TopicPartition(tp.topic, tp.partition): tp for tp in starts}
+        kafka.assign(list(parts))
+        for part, tp in parts.items():
+            kafka.seek(part, starts[tp])
+        found: dict[TP, tuple[int, int | None]] = {}
+        deadline = asyncio.get_running_loop().time() + PROBE_TIMEOUT_S
+        while len(found) < len(parts) and asyncio.get_running_loop().time() < deadline:
+            fetched = await kafka.getmany(timeout_ms=200)
+            for part, tp in parts.items():
+                high = kafka.highwater(part)
+                if tp in found or high is None:
+                    continue
+                records = fetched.get(part)
+                if records:
+                    found[tp] = (high, records[0].offset)
+                elif not first_record or await kafka.position(part) >= high:
+                    found[tp] = (high, None)
+        if len(found) < len(parts):
+            missing = sorted(tp for tp in starts if tp not in found)
+            raise RuntimeError(f"no fetch answered {missing}")
+        return found
+
+
+@contextlib.asynccontextmanager
+async def _probe(thread: Any) -> AsyncIterator[_Probe]:
     import aiokafka
 
     conf, transport = thread.app.conf, thread.transport
-    probe = aiokafka.AIOKafkaConsumer(
+    kafka = aiokafka.AIOKafkaConsumer(
         bootstrap_servers=faust_aiokafka.server_list(transport.url, transport.default_port),
         enable_auto_commit=False,
         group_id=None,
+        auto_offset_reset="earliest",
         **faust_aiokafka.credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context),
     )
-    await probe.start()
-    ends = dict(listed)
+    await kafka.start()
     try:
-        parts = {aiokafka.TopicPartition(tp.topic, tp.partition): tp for tp in todo}
-        probe.assign(list(parts))
-        for part, tp in parts.items():
-            probe.seek(part, todo[tp] - 1)
-        pending = set(parts)
-        deadline = asyncio.get_running_loop().time() + FETCHED_END_TIMEOUT_S
-        while pending and asyncio.get_running_loop().time() < deadline:
-            await probe.getmany(timeout_ms=200)
-            for part in list(pending):
-                high = probe.highwater(part)
-                if high is not None:
-                    ends[parts[part]] = max(ends[parts[part]], high)
-                    pending.discard(part)
-        if pending:
-            raise RuntimeError(f"no fetch answered the end offset of {sorted(pending)}")
+        yield _Probe(kafka)
     finally:
-        await probe.stop()
-    return ends
+        await kafka.stop()
 
 
 class _Consumer(faust_aiokafka.Consumer):
@@ -161,8 +213,7 @@ class _Consumer(faust_aiokafka.Consumer):
                 if buffer is None:
                     yield tp, message
                     continue
-                if not await _note_read(self, tp, message.offset):
-                    continue  # read before, as Faust's loop skips it
+                await _note_read(self, tp, message.offset)
                 if buffer.put(message):  # full: wait for room (or a rebalance)
                     await self.wait_first(buffer.wait_for_space(), self.suspend_flow.wait())
         finally:
@@ -170,19 +221,26 @@ class _Consumer(faust_aiokafka.Consumer):
                 intake.notify()  # the fetch's messages can be taken
 
 
-async def _note_read(consumer: Any, tp: TP, offset: int) -> bool:
+async def _note_read(consumer: Any, tp: TP, offset: int) -> None:
     """What Faust's drain loop records of a message it reads: its offset, and a gap
     (offsets the broker skipped, e.g. transaction markers) so that offsets can be
-    committed across it once the messages around it are acknowledged. False for a message
-    below the offset read last, which Faust's loop skips."""
+    committed across it once the messages around it are acknowledged.
+
+    Unlike Faust's loop, a message below the offset read last is not dropped: Faust's
+    seek to the committed offsets sets the read offset back, but a fetch taken before that
+    seek can still be read after it and set it forward again, and the messages read again
+    from the committed offset were then dropped as read before. Read is not applied: a
+    message taken in an earlier consumer generation was dropped (intake), and dropping its
+    second delivery too lost it for good. The intake keeps each partition in offset order
+    and the re-delivery guard skips what is applied.
+    """
     read_offset = consumer._read_offset
     last = read_offset[tp]
     if last is not None and offset < last:
-        return False
+        return  # read again after a seek back: delivered, the read offset stays
     if last and offset - last > 1 and consumer.app.topics.acks_enabled_for(tp.topic):
         await consumer._add_gap(tp, last + 1, offset)
     read_offset[tp] = offset
-    return True
 
 
 def unacked_messages(consumer: Any) -> Any:

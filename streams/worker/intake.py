@@ -162,6 +162,15 @@ def _track(batch: list[Any], consumer: Any, unacked: Any) -> list[Any]:
     return kept
 
 
+def untrack(batch: Sequence[Any], consumer: Any, unacked: Any) -> None:
+    """Undo :func:`_track` for messages taken but left unprocessed, to be read again: they
+    hold no reference and nothing waits on their acknowledgement (a rebalance would)."""
+    for m in batch:
+        m.tracked = False
+        m.decref()
+        unacked.discard(m)
+
+
 class BulkIntake:
     """The intake buffers of an app, by topic name."""
 
@@ -186,6 +195,10 @@ class BulkIntake:
     def notify(self) -> None:
         for buf in self.buffers.values():
             buf.notify()
+
+    def release(self, consumer: Any) -> Callable[[Sequence[Any]], None]:
+        """How taken messages are handed back unprocessed (:func:`untrack`)."""
+        return lambda batch: untrack(batch, consumer, self.unacked(consumer))
 
 
 def acknowledger(messages: Sequence[Any], consumer: Any) -> Callable[[], None]:

@@ -139,16 +139,6 @@ def test_sigkill_while_clickhouse_is_down_commits_nothing_undelivered(env, own_c
         own.stop()
 
 
-@pytest.mark.parametrize(
-    "broker_kind",
-    [
-        "kafka",
-        # loses events now and then on Tansu: a known bug, out of make test until fixed
-        # (docs/limits.md; make test-rebalance-tansu runs it)
-        pytest.param("tansu", marks=pytest.mark.known_loss),
-    ],
-    indirect=True,
-)
 def test_a_second_worker_joining_and_leaving_mid_stream_loses_nothing(env):
     first = env.worker(name="first")
     values, bad = _mixed(1000)

@@ -69,7 +69,10 @@ PINNED: dict[str, tuple[Any, str, str]] = {
     "faust Consumer.getmany": (
         faust_consumer.Consumer.getmany,
         "4b168d84882a70d6",
-        "wrapped by _Consumer.getmany: yields (tp, message) per fetched record",
+        "wrapped by _Consumer.getmany: yields (tp, message) per fetched record, and drops "
+        "the records of a partition not active when iterated (aiokafka's position already "
+        "past them; Faust's seek to the committed offsets fetches them again): why "
+        "contiguity.py checks each batch for a hole",
     ),
     "faust Consumer._drain_messages": (
         faust_consumer.Consumer._drain_messages,
@@ -233,30 +236,73 @@ def _consumer(acks: bool = True) -> Any:
     )
 
 
-def test_note_read_records_offsets_gaps_and_skips_what_was_read_before() -> None:
+def test_note_read_records_offsets_and_gaps_and_keeps_the_read_offset_on_a_reread() -> None:
     consumer, tp = _consumer(), TP("t", 0)
 
-    async def reads() -> list[bool]:
-        return [await faust_adapter._note_read(consumer, tp, o) for o in (3, 4, 7, 5, 7, 8)]
+    async def reads() -> list[int | None]:
+        seen = []
+        for o in (3, 4, 7, 5, 6, 7, 8):
+            await faust_adapter._note_read(consumer, tp, o)
+            seen.append(consumer._read_offset[tp])
+        return seen
 
-    # 5 is below the offset read last (7): skipped, as Faust's loop skips it
-    assert asyncio.run(reads()) == [True, True, True, False, True, True]
-    assert consumer.gaps == [(tp, 5, 7)]  # 5 and 6 were skipped by the broker
-    assert consumer._read_offset[tp] == 8
+    # 5 and 6 (read again after a seek back) leave the read offset at 7 and add no gap
+    assert asyncio.run(reads()) == [3, 4, 7, 7, 7, 7, 8]
+    assert consumer.gaps == [(tp, 5, 7)]  # 5 and 6 were skipped by the broker the first time
 
 
-def test_listed_end_offsets_asks_the_consumer_thread() -> None:
-    asked: list[Any] = []
+def test_messages_read_again_after_a_seek_back_reach_the_intake(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Faust's seek to the committed offset (10) sets the read offset back; a fetch taken
+    before the seek (20-24), read after it, sets it forward again. What the seek fetches
+    again (10-24) must still reach the intake: read is not applied (the first fetch's
+    messages may have been dropped there, e.g. as fetched in an earlier generation)."""
+    app = build_app(Settings())
+    tp = TP("finpulse.transactions", 0)
+    buffer = app.bulk_intake.buffers[tp.topic]  # type: ignore[attr-defined]
 
-    async def end_offsets(partitions: list[Any]) -> dict[Any, int]:
-        asked.extend(partitions)
-        return {aiokafka.TopicPartition(tp.topic, tp.partition): 7 for tp in partitions}
+    class Fetched:
+        def __init__(self, offset: int) -> None:
+            self.tp, self.offset, self.generation_id = tp, offset, 1
 
-    async def call_thread(fun: Any, *args: Any) -> Any:
-        return await fun(*args)
+    async def fetches(self: Any, timeout: float) -> Any:
+        for offset in (*range(20, 25), *range(10, 25)):
+            yield tp, Fetched(offset)
 
-    kafka = SimpleNamespace(end_offsets=end_offsets)
-    thread = SimpleNamespace(_ensure_consumer=lambda: kafka, call_thread=call_thread)
-    consumer = SimpleNamespace(_thread=thread)
-    ends = asyncio.run(faust_adapter.listed_end_offsets(consumer, [TP("t", 1)]))
-    assert ends == {TP("t", 1): 7} and asked == [TP("t", 1)]
+    monkeypatch.setattr(faust_aiokafka.Consumer, "getmany", fetches)
+
+    async def main() -> list[int]:
+        await app.topics._update_indices()
+        app.consumer._read_offset[tp] = 10  # where Faust's seek to the committed offset set it
+        async for _ in app.consumer.getmany(1.0):
+            pass
+        return [m.offset for m in buffer.messages]
+
+    assert asyncio.run(main()) == list(range(10, 25))
+
+
+def test_faust_drops_the_fetched_records_of_a_partition_not_active_when_iterated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Upstream behaviour the no-hole check (contiguity.py) answers: records the consumer
+    thread fetched for a partition that is not active (paused for recovery) when Faust
+    iterates them never reach the intake, although aiokafka's position has moved past them."""
+    app = build_app(Settings())
+    tp = TP("finpulse.transactions", 0)
+    buffer = app.bulk_intake.buffers[tp.topic]  # type: ignore[attr-defined]
+    records = [
+        aiokafka.ConsumerRecord(tp.topic, 0, o, 0, 0, None, b"v", None, 0, 1, ()) for o in range(3)
+    ]
+
+    async def fetched(timeout: float) -> tuple[dict[TP, list[Any]], set[TP]]:
+        return {tp: records}, set()  # the partition is paused: not among the active ones
+
+    async def main() -> int:
+        await app.topics._update_indices()
+        monkeypatch.setattr(app.consumer, "_wait_next_records", fetched)
+        async for _ in app.consumer.getmany(1.0):
+            pass
+        return len(buffer)
+
+    assert asyncio.run(main()) == 0

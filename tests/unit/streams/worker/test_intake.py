@@ -79,6 +79,17 @@ def test_taken_messages_are_tracked_until_their_final_ack_reaches_the_consumer()
     _run(scenario)
 
 
+def test_taken_messages_handed_back_unprocessed_hold_nothing_and_are_not_acked() -> None:
+    async def scenario(consumer: Any, buf: IntakeBuffer) -> None:
+        buf.put(_message(0))
+        (m,) = await buf.take(10, 0.01, consumer)
+        consumer.app.bulk_intake.release(consumer)([m])
+        assert m not in consumer.unacked and m.refcount == 0 and not m.acked
+        assert not consumer._acked[m.tp]  # read again later, acknowledged then
+
+    _run(scenario)
+
+
 def test_messages_of_an_earlier_consumer_generation_are_dropped() -> None:
     async def scenario(consumer: Any, buf: IntakeBuffer) -> None:
         consumer.app.consumer_generation_id = 2
