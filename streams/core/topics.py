@@ -30,7 +30,12 @@ INPUT_TOPICS: dict[str, str] = {
     FEEDBACK: "feedback",
 }
 OUTPUT_TOPICS: tuple[str, ...] = (ALERTS, DEADLETTER, ALERT_ACTIONS)
-ALL_TOPICS: tuple[str, ...] = (*INPUT_TOPICS, *OUTPUT_TOPICS)
+# Written and read by the workers themselves: per-channel minute counts re-keyed by channel,
+# so that one owner judges each channel's pooled service level (streams/stages/service).
+CHANNEL_MINUTES = "finpulse.channel_minutes"
+INTERNAL_TOPICS: dict[str, str] = {CHANNEL_MINUTES: "channel_minute"}  # topic -> event kind
+CONSUMED_TOPICS: dict[str, str] = {**INPUT_TOPICS, **INTERNAL_TOPICS}
+ALL_TOPICS: tuple[str, ...] = (*INPUT_TOPICS, *OUTPUT_TOPICS, *INTERNAL_TOPICS)
 
 
 def create_topics(settings: Settings, names: Iterable[str] = ALL_TOPICS) -> dict[str, str]:

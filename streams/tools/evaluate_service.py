@@ -7,7 +7,7 @@ agents batch them. Figures:
 
 * ``outages``: for each injected ``channel_outage``, the detection delay (simulated minutes
   from its start to the first SLA alert candidate on that channel, i.e. the event time at
-  which a partition judged the third breached minute), or ``None`` if missed;
+  which the channel's owner judged the third breached minute), or ``None`` if missed;
 * ``sla_false_alarms``: SLA alerts (as published by the alert manager, after dedup) and SLA
   candidate firings outside every outage window (window = outage start to its end plus the
   minutes the pooled window needs to recover);
@@ -34,11 +34,13 @@ from finpulse.config.settings import Settings
 from finpulse.sinks.tables import COMPLAINTS_TABLE, SERVICE_FRICTION_TABLE
 from finpulse.streams.core.batch import BatchOutput
 from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.partitioning import key_partition
 from finpulse.streams.core.state import MemoryState
 from finpulse.streams.core.topics import ALERTS, FEEDBACK, INPUT_TOPICS, INTERACTIONS, TRANSACTIONS
 from finpulse.streams.stages.service.names import RULE_CSAT_DROP, RULE_SLA
 from finpulse.streams.stages.service.stage import ServiceStage
 from finpulse.streams.worker.app import default_stages
+from finpulse.streams.worker.loopback import Loopback
 from finpulse.streams.worker.pipeline import Pipeline
 
 SLICE_MS = 2000  # event-time slice per replay step (like a batch window)
@@ -56,13 +58,13 @@ def partition_of(key: bytes | None, partitions: int, fallback: int) -> int:
     """
     if key is None:
         return fallback % partitions
-    from kafka.partitioner.default import murmur2
-
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return key_partition(key, partitions)
 
 
 def replay(pipeline: Pipeline, events: Any, partitions: int) -> Iterator[BatchOutput]:
-    """Feed simulator events through ``pipeline`` in event-time slices; yield each output."""
+    """Feed simulator events through ``pipeline`` in event-time slices; yield each output
+    (the channel minutes each slice sends come back at once, :mod:`.loopback`)."""
+    loop = Loopback(pipeline)
     offsets: Counter[tuple[str, int]] = Counter()
     pending: dict[str, list[RawRecord]] = defaultdict(list)
     slice_end: datetime | None = None
@@ -71,7 +73,7 @@ def replay(pipeline: Pipeline, events: Any, partitions: int) -> Iterator[BatchOu
         for topic in _ORDER:
             records = pending.pop(topic, None)
             if records:
-                yield pipeline.process(INPUT_TOPICS[topic], records)
+                yield from loop.process(INPUT_TOPICS[topic], records)
 
     for n, ev in enumerate(events):
         if slice_end is None or ev.ts >= slice_end:
