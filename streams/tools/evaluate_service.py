@@ -18,21 +18,21 @@ agents batch them. Figures:
 
 >>> figs = service_figures(1, n_events=3000, sim_span_s=3600, n_customers=300)
 >>> sorted(figs)  # doctest: +NORMALIZE_WHITESPACE
-['complaints', 'events', 'friction', 'outages', 'partitions', 'satisfaction', 'seed',
- 'sla_false_alarms', 'targets']
+['complaints', 'events', 'friction', 'outages', 'partitions', 'risk_scoring', 'satisfaction',
+ 'seed', 'sla_false_alarms', 'targets']
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from finpulse.config.settings import Settings
 from finpulse.sinks.tables import COMPLAINTS_TABLE, SERVICE_FRICTION_TABLE
-from finpulse.streams.core.batch import BatchOutput
+from finpulse.streams.core.batch import BatchOutput, Stage, StateFactory
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.core.partitioning import key_partition
 from finpulse.streams.core.state import MemoryState
@@ -86,6 +86,20 @@ def replay(pipeline: Pipeline, events: Any, partitions: int) -> Iterator[BatchOu
     yield from flush()
 
 
+def without_risk_scoring(settings: Settings, state: StateFactory) -> Sequence[Stage]:
+    """The worker's stages without the risk scoring stage: the SLA path (service stage,
+    channel owner, alert manager) is untouched, the run is several times faster, and the
+    figures fed by risk alerts (friction, the satisfaction model's risk context) are not
+    the worker's.
+
+    >>> from finpulse.streams.core.state import MemoryState
+    >>> s = Settings(restore_model_checkpoints=False, satisfaction_checkpoint_every=0)
+    >>> [stage.name for stage in without_risk_scoring(s, MemoryState)]
+    ['service', 'channel_level', 'rules', 'service_context', 'alerting']
+    """
+    return [stage for stage in default_stages(settings, state) if stage.name != "risk"]
+
+
 def service_figures(
     seed: int,
     *,
@@ -95,8 +109,10 @@ def service_figures(
     partitions: int = 4,
     settings: Settings | None = None,
     start: datetime | None = None,
+    risk: bool = True,
 ) -> dict[str, Any]:
-    """Replay one simulator run and measure the service figures (see module doc)."""
+    """Replay one simulator run and measure the service figures (see module doc); with
+    ``risk=False`` through :func:`without_risk_scoring` (the SLA figures are the same)."""
     from finpulse.streams.simulator import Simulator
 
     base = settings or Settings()
@@ -110,7 +126,8 @@ def service_figures(
         sim_span_s=sim_span_s,
         n_customers=n_customers,
     )
-    pipeline = Pipeline(settings, default_stages, state=MemoryState)
+    stages = default_stages if risk else without_risk_scoring
+    pipeline = Pipeline(settings, stages, state=MemoryState)
     stage = next(s for s in pipeline.stages if isinstance(s, ServiceStage))
     sla_candidates: list[tuple[datetime, str]] = []
     sla_alerts: list[tuple[datetime, str]] = []
@@ -179,6 +196,7 @@ def service_figures(
         "seed": seed,
         "events": n_events,
         "partitions": partitions,
+        "risk_scoring": risk,
         "outages": outages,
         "sla_false_alarms": {
             "alerts": len(false_alerts),
