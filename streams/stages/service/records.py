@@ -104,13 +104,14 @@ class ServiceCustomer(msgspec.Struct, array_like=True):
 
 
 class SlaState(msgspec.Struct, array_like=True):
-    """One partition's service-level windows (:func:`~finpulse.streams.stages.service.windows.advance_sla`)."""  # noqa: E501
+    """Service-level minute counts: a partition's open minutes, or a channel owner's pooled
+    judgement (:mod:`~finpulse.streams.stages.service.pooling`)."""
 
-    closed_minute_ms: int | None = None  # the last minute judged
+    closed_minute_ms: int | None = None  # the last minute closed (a partition) or judged
     minutes: dict[str, dict[int, list[int]]] = msgspec.field(default_factory=dict)
     # ^ channel -> minute start ms -> [contacts, answered in time]
     breached_run: dict[str, int] = msgspec.field(default_factory=dict)
-    # ^ channel -> consecutive breached minutes
+    # ^ channel -> consecutive breached minutes (the owner's; unused by a partition)
 
     @classmethod
     def from_legacy(cls, old: dict[str, Any]) -> SlaState:
