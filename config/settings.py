@@ -171,6 +171,13 @@ class Settings(BaseSettings):
         description="a minute closes when the partition's event time passes its end "
         "plus this grace; later events still update its ClickHouse row",
     )
+    service_pool_wait_s: float = Field(
+        60.0,
+        ge=0,
+        description="a channel's pooled minute is judged once every partition has closed it, "
+        "or once the leading partition has closed a minute this much event time later (an "
+        "idle or lagging partition's counts then join later windows only)",
+    )
     complaint_deadline_days: float = Field(15.0, gt=0, description="complaint decision deadline")
     complaint_due_soon_days: float = Field(
         3.0, ge=0, description="status due_soon this many days before the deadline"

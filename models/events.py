@@ -22,7 +22,14 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 # Timestamps outside this range are not plausible event times (catches epoch-0 and
 # year-9999 sentinels that upstream systems emit by mistake).
@@ -177,6 +184,51 @@ class Feedback(_Event):
         return value
 
 
+class MinuteCount(BaseModel):
+    """Contacts of one channel in one closed minute of one source partition."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    minute: Timestamp  # start of the minute
+    contacts: Annotated[int, Field(ge=1)]
+    answered: Annotated[int, Field(ge=0)]  # answered within the channel's threshold
+
+    @field_validator("answered")
+    @classmethod
+    def _not_more_than_contacts(cls, answered: int, info: ValidationInfo) -> int:
+        if answered > info.data.get("contacts", answered):
+            raise ValueError("answered exceeds contacts")
+        return answered
+
+
+class ChannelMinutes(BaseModel):
+    """What one source partition closed for one channel, on the internal topic
+    ``finpulse.channel_minutes`` (keyed by channel): the counts of its newly closed minutes
+    (those with contacts) and the newest minute it has closed. Written by the worker itself
+    (``streams/stages/service/service_level.py``), validated like any input.
+
+    >>> m = ChannelMinutes.model_validate_json(
+    ...     '{"event_id": "call_center|p1|2026-01-05T10:02:00+00:00",'
+    ...     ' "ts": "2026-01-05T10:03:20+00:00", "channel": "call_center",'
+    ...     ' "source_partition": 1, "closed_minute": "2026-01-05T10:02:00+00:00",'
+    ...     ' "minutes": [{"minute": "2026-01-05T10:02:00+00:00", "contacts": 4,'
+    ...     ' "answered": 1}]}')
+    >>> m.channel.value, m.minutes[0].contacts
+    ('call_center', 4)
+    """
+
+    model_config = ConfigDict(
+        strict=True, extra="forbid", frozen=True, allow_inf_nan=False, use_enum_values=False
+    )
+
+    event_id: Id  # {channel}|p{source partition}|{closed minute}: the same on a re-run
+    ts: Timestamp  # event time at which the source closed ``closed_minute``
+    channel: ServiceChannel
+    source_partition: Annotated[int, Field(ge=0, le=100_000)]
+    closed_minute: Timestamp
+    minutes: Annotated[list[MinuteCount], Field(max_length=1440)]
+
+
 class DeadLetter(BaseModel):
     """An input that could not be processed, with everything needed to replay it.
 
@@ -219,5 +271,6 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "transaction": Transaction,
     "interaction": Interaction,
     "feedback": Feedback,
+    "channel_minute": ChannelMinutes,  # internal: finpulse.channel_minutes
     "deadletter": DeadLetter,
 }

@@ -142,6 +142,7 @@ def _evaluate_service(settings: Settings, args: argparse.Namespace) -> int:
             n_customers=args.customers,
             partitions=args.partitions,
             settings=settings,
+            risk=not args.without_risk_scoring,
         )
         for seed in args.seed
     ]
@@ -351,6 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--span", type=float, default=172_800.0, help="simulated seconds")
     p.add_argument("--customers", type=int, default=2000)
     p.add_argument("--partitions", type=int, default=4)
+    p.add_argument(
+        "--without-risk-scoring",
+        action="store_true",
+        help="skip the risk stage: same SLA figures, several times faster; friction and "
+        "satisfaction figures are not the worker's",
+    )
     p.add_argument("--json", action="store_true", help="one JSON line")
     p = add("grafana", _grafana, "build the Grafana/compose files, or publish them to Grafana")
     p.add_argument("action", choices=["build", "publish"])

@@ -14,6 +14,7 @@ from finpulse.streams.core.state import MemoryState
 from finpulse.streams.core.topics import FEEDBACK, INPUT_TOPICS, INTERACTIONS, TRANSACTIONS
 from finpulse.streams.stages.service.stage import ServiceStage
 from finpulse.streams.worker.app import default_stages
+from finpulse.streams.worker.loopback import Loopback
 from finpulse.streams.worker.pipeline import Pipeline
 from tests import factories as f
 
@@ -38,6 +39,7 @@ class Driver:
         }
         self.settings = Settings(**values)
         self.pipeline = Pipeline(self.settings, stages=stages, state=MemoryState)
+        self.loop = Loopback(self.pipeline)  # channel minutes come back to their owner
         self.stage = next(s for s in self.pipeline.stages if isinstance(s, ServiceStage))
         self.offsets: Counter[tuple[str, int]] = Counter()
         self.outputs: list[BatchOutput] = []
@@ -49,10 +51,11 @@ class Driver:
         return RawRecord(topic, partition, offset, f.encode(event), key, None)
 
     def send(self, topic: str, events: list[dict[str, Any]], partition: int = 0) -> BatchOutput:
+        """The batch's output (the channel owner's outputs it caused go to ``outputs``)."""
         records = [self.record(topic, e, partition) for e in events]
-        out = self.pipeline.process(INPUT_TOPICS[topic], records)
-        self.outputs.append(out)
-        return out
+        outs = self.loop.process(INPUT_TOPICS[topic], records)
+        self.outputs.extend(outs)
+        return outs[0]
 
     def interactions(self, events: list[dict[str, Any]], partition: int = 0) -> BatchOutput:
         return self.send(INTERACTIONS, events, partition)

@@ -35,7 +35,13 @@ OUTPUT_TOPICS: tuple[str, ...] = (ALERTS, DEADLETTER, ALERT_ACTIONS)
 RISK_EXAMPLES = "finpulse.learning.risk"
 SATISFACTION_EXAMPLES = "finpulse.learning.satisfaction"
 LEARNING_TOPICS: tuple[str, ...] = (RISK_EXAMPLES, SATISFACTION_EXAMPLES)
-ALL_TOPICS: tuple[str, ...] = (*INPUT_TOPICS, *OUTPUT_TOPICS, *LEARNING_TOPICS)
+
+# Written and read by the workers themselves: per-channel minute counts re-keyed by channel,
+# so that one owner judges each channel's pooled service level (streams/stages/service).
+CHANNEL_MINUTES = "finpulse.channel_minutes"
+INTERNAL_TOPICS: dict[str, str] = {CHANNEL_MINUTES: "channel_minute"}  # topic -> event kind
+CONSUMED_TOPICS: dict[str, str] = {**INPUT_TOPICS, **INTERNAL_TOPICS}
+ALL_TOPICS: tuple[str, ...] = (*INPUT_TOPICS, *OUTPUT_TOPICS, *INTERNAL_TOPICS, *LEARNING_TOPICS)
 
 
 def partitions_of(name: str, settings: Settings) -> int:

@@ -85,7 +85,9 @@ class AlertStage:
     """Folds ``out.candidates`` into alerts; see the module docstring."""
 
     name: ClassVar[str] = "alerting"
-    kinds: ClassVar[frozenset[str]] = frozenset({"transaction", "interaction", "feedback"})
+    kinds: ClassVar[frozenset[str]] = frozenset(
+        {"transaction", "interaction", "feedback", "channel_minute"}
+    )
     state_names: ClassVar[tuple[str, ...]] = (STATE_NAME,)
 
     def __init__(

@@ -7,7 +7,7 @@ agents batch them. Figures:
 
 * ``outages``: for each injected ``channel_outage``, the detection delay (simulated minutes
   from its start to the first SLA alert candidate on that channel, i.e. the event time at
-  which a partition judged the third breached minute), or ``None`` if missed;
+  which the channel's owner judged the third breached minute), or ``None`` if missed;
 * ``sla_false_alarms``: SLA alerts (as published by the alert manager, after dedup) and SLA
   candidate firings outside every outage window (window = outage start to its end plus the
   minutes the pooled window needs to recover);
@@ -18,27 +18,29 @@ agents batch them. Figures:
 
 >>> figs = service_figures(1, n_events=3000, sim_span_s=3600, n_customers=300)
 >>> sorted(figs)  # doctest: +NORMALIZE_WHITESPACE
-['complaints', 'events', 'friction', 'outages', 'partitions', 'satisfaction', 'seed',
- 'sla_false_alarms', 'targets']
+['complaints', 'events', 'friction', 'outages', 'partitions', 'risk_scoring', 'satisfaction',
+ 'seed', 'sla_false_alarms', 'targets']
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from finpulse.config.settings import Settings
 from finpulse.sinks.tables import COMPLAINTS_TABLE, SERVICE_FRICTION_TABLE
-from finpulse.streams.core.batch import BatchOutput
+from finpulse.streams.core.batch import BatchOutput, Stage, StateFactory
 from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.partitioning import key_partition
 from finpulse.streams.core.state import MemoryState
 from finpulse.streams.core.topics import ALERTS, FEEDBACK, INPUT_TOPICS, INTERACTIONS, TRANSACTIONS
 from finpulse.streams.stages.service.names import RULE_CSAT_DROP, RULE_SLA
 from finpulse.streams.stages.service.stage import ServiceStage
 from finpulse.streams.worker.app import default_stages
+from finpulse.streams.worker.loopback import Loopback
 from finpulse.streams.worker.pipeline import Pipeline
 
 SLICE_MS = 2000  # event-time slice per replay step (like a batch window)
@@ -56,13 +58,13 @@ def partition_of(key: bytes | None, partitions: int, fallback: int) -> int:
     """
     if key is None:
         return fallback % partitions
-    from kafka.partitioner.default import murmur2
-
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return key_partition(key, partitions)
 
 
 def replay(pipeline: Pipeline, events: Any, partitions: int) -> Iterator[BatchOutput]:
-    """Feed simulator events through ``pipeline`` in event-time slices; yield each output."""
+    """Feed simulator events through ``pipeline`` in event-time slices; yield each output
+    (the channel minutes each slice sends come back at once, :mod:`.loopback`)."""
+    loop = Loopback(pipeline)
     offsets: Counter[tuple[str, int]] = Counter()
     pending: dict[str, list[RawRecord]] = defaultdict(list)
     slice_end: datetime | None = None
@@ -71,7 +73,7 @@ def replay(pipeline: Pipeline, events: Any, partitions: int) -> Iterator[BatchOu
         for topic in _ORDER:
             records = pending.pop(topic, None)
             if records:
-                yield pipeline.process(INPUT_TOPICS[topic], records)
+                yield from loop.process(INPUT_TOPICS[topic], records)
 
     for n, ev in enumerate(events):
         if slice_end is None or ev.ts >= slice_end:
@@ -84,6 +86,20 @@ def replay(pipeline: Pipeline, events: Any, partitions: int) -> Iterator[BatchOu
     yield from flush()
 
 
+def without_risk_scoring(settings: Settings, state: StateFactory) -> Sequence[Stage]:
+    """The worker's stages without the risk scoring stage: the SLA path (service stage,
+    channel owner, alert manager) is untouched, the run is several times faster, and the
+    figures fed by risk alerts (friction, the satisfaction model's risk context) are not
+    the worker's.
+
+    >>> from finpulse.streams.core.state import MemoryState
+    >>> s = Settings(restore_model_checkpoints=False, satisfaction_checkpoint_every=0)
+    >>> [stage.name for stage in without_risk_scoring(s, MemoryState)]
+    ['service', 'channel_level', 'rules', 'service_context', 'alerting']
+    """
+    return [stage for stage in default_stages(settings, state) if stage.name != "risk"]
+
+
 def service_figures(
     seed: int,
     *,
@@ -93,8 +109,10 @@ def service_figures(
     partitions: int = 4,
     settings: Settings | None = None,
     start: datetime | None = None,
+    risk: bool = True,
 ) -> dict[str, Any]:
-    """Replay one simulator run and measure the service figures (see module doc)."""
+    """Replay one simulator run and measure the service figures (see module doc); with
+    ``risk=False`` through :func:`without_risk_scoring` (the SLA figures are the same)."""
     from finpulse.streams.simulator import Simulator
 
     base = settings or Settings()
@@ -108,7 +126,8 @@ def service_figures(
         sim_span_s=sim_span_s,
         n_customers=n_customers,
     )
-    pipeline = Pipeline(settings, default_stages, state=MemoryState)
+    stages = default_stages if risk else without_risk_scoring
+    pipeline = Pipeline(settings, stages, state=MemoryState)
     stage = next(s for s in pipeline.stages if isinstance(s, ServiceStage))
     sla_candidates: list[tuple[datetime, str]] = []
     sla_alerts: list[tuple[datetime, str]] = []
@@ -177,6 +196,7 @@ def service_figures(
         "seed": seed,
         "events": n_events,
         "partitions": partitions,
+        "risk_scoring": risk,
         "outages": outages,
         "sla_false_alarms": {
             "alerts": len(false_alerts),

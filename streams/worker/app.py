@@ -40,7 +40,7 @@ from finpulse.sinks.checkpoints import ClickHouseCheckpoints
 from finpulse.streams.core.batch import Outgoing, Stage, StateFactory
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.core.state_codec import StateCodec
-from finpulse.streams.core.topics import INPUT_TOPICS
+from finpulse.streams.core.topics import CONSUMED_TOPICS, INPUT_TOPICS
 from finpulse.streams.stages.alerting import STATE_NAME, AlertStage, AlertState
 from finpulse.streams.stages.risk import risk_stages
 from finpulse.streams.stages.rules import RuleEngine, RuleStage
@@ -101,16 +101,17 @@ def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
 
     >>> from finpulse.streams.core.state import MemoryState
     >>> [s.name for s in default_stages(Settings(restore_model_checkpoints=False), MemoryState)]
-    ['risk', 'service', 'rules', 'service_context', 'alerting']
+    ['risk', 'service', 'channel_level', 'rules', 'service_context', 'alerting']
     """
     policy = load_policy(settings.policy_path)
     engine = RuleEngine(policy, WorkingDayCalendar.from_file(settings.holidays_file))
     # one checkpoint store for every online model
     store = ClickHouseCheckpoints(settings) if settings.restore_model_checkpoints else None
-    service, service_context = service_stages(settings, state, engine, store)
+    service, channel_level, service_context = service_stages(settings, state, engine, store)
     return (
         *risk_stages(settings, state, engine, store),
         service,
+        channel_level,
         RuleStage(engine),
         service_context,
         AlertStage(policy, state(STATE_NAME, AlertState)),
@@ -118,11 +119,12 @@ def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
 
 
 def build_app(settings: Settings) -> faust.App:
-    """A Faust app consuming the three input topics (at-least-once, batched).
+    """A Faust app consuming the three input topics and the internal one (at-least-once,
+    batched).
 
     >>> app = build_app(Settings())
     >>> sorted(a.split(".")[-1] for a in app.agents)
-    ['feedback', 'interaction', 'transaction']
+    ['channel_minute', 'feedback', 'interaction', 'transaction']
     """
     app = FinpulseApp(
         settings.app_id,
@@ -203,7 +205,7 @@ def build_app(settings: Settings) -> faust.App:
     def applied_positions(partitions: Iterable[TP]) -> dict[TP, int]:
         positions = {}
         for tp in partitions:
-            kind = INPUT_TOPICS.get(tp.topic)
+            kind = CONSUMED_TOPICS.get(tp.topic)
             offset = None if kind is None else pipeline.next_offset(kind, tp.partition)
             if offset is not None:
                 positions[tp] = offset
@@ -224,7 +226,7 @@ def build_app(settings: Settings) -> faust.App:
         app.bulk_intake.buffers,  # type: ignore[attr-defined]
         lambda: (runtime.processed + runtime.deadlettered, runtime.deadlettered),
     )
-    for topic_name, kind in INPUT_TOPICS.items():
+    for topic_name, kind in CONSUMED_TOPICS.items():
         _add_ingest_agent(app, settings, runtime, lag, topic_name, kind)
     notifier = add_notifier_agent(app, settings, runtime)
     _add_silence_feed(app, settings, pipeline)

@@ -92,7 +92,7 @@ class Pipeline:
         partition (re-deliveries after a restart) are skipped before any stage sees them."""
         records = self._not_applied(kind, records)
         out = BatchOutput()
-        table = EVENT_TABLES[kind]
+        table = EVENT_TABLES.get(kind)  # None: an internal topic's records are not stored
         rows: list[tuple[Any, ...]] = []
         valid: Valid = []
         max_bytes, masker = self.settings.max_event_bytes, self.masker
@@ -105,8 +105,10 @@ class Pipeline:
                 self.counts[f"deadletter.{result.error_type}"] += 1
                 continue
             valid.append((result, record))
-            rows.append(ROW_BUILDERS[type(result)](result, record.partition, record.offset))
-        out.add_rows(table, rows)
+            if table is not None:
+                rows.append(ROW_BUILDERS[type(result)](result, record.partition, record.offset))
+        if table is not None:
+            out.add_rows(table, rows)
         out.valid_count = len(valid)
         self.counts[f"valid.{kind}"] += len(valid)
         if valid:

@@ -150,8 +150,10 @@ class Runtime:
         return out
 
     def count(self, kind: str, out: BatchOutput) -> None:
-        """Count a committed batch (and log its dead letters)."""
-        self.processed += out.valid_count
+        """Count a committed batch (and log its dead letters); ``processed`` counts input
+        events only, not the worker's own channel minutes."""
+        if kind in EVENT_TABLES:
+            self.processed += out.valid_count
         self.deadlettered += len(out.deadletters)
         self.alerts_published += sum(m.topic == ALERTS for m in out.messages)
         if out.deadletters:

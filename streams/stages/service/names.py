@@ -10,6 +10,7 @@ from __future__ import annotations
 PARTITIONS_STATE = "service_partitions"  # p{partition}, p{partition}|c{day}
 CUSTOMERS_STATE = "service_customers"  # customer_id
 RISK_STATE = "service_last_risk"  # customer_id: risk alerts of the last 24 h
+CHANNELS_STATE = "service_channels"  # channel: pooled minutes (on finpulse.channel_minutes)
 
 # policy rule ids (config/policy.yaml)
 RULE_SLA = "service.sla_breach"

@@ -5,7 +5,10 @@
 * ``service_partitions`` (keys ``p{partition}`` and ``p{partition}|c{open day}``): a
   :class:`PartitionRecord`, or a :class:`ComplaintBucket` of the complaints opened that day
   (the two are told apart by their tag, the first element of the array);
-* ``service_last_risk`` (key: customer id): the customer's :class:`RecentRiskAlerts`.
+* ``service_last_risk`` (key: customer id): the customer's :class:`RecentRiskAlerts`;
+* ``service_channels`` (key: channel): the channel's pooled service level, a
+  :class:`ChannelRecord` (kept by the owner of the channel's partition of
+  ``finpulse.channel_minutes``).
 
 New fields go only at the end of a record, with a default, so records written before them
 still decode. The records of earlier releases (dicts with short keys, as JSON objects or
@@ -101,13 +104,14 @@ class ServiceCustomer(msgspec.Struct, array_like=True):
 
 
 class SlaState(msgspec.Struct, array_like=True):
-    """One partition's service-level windows (:func:`~finpulse.streams.stages.service.windows.advance_sla`)."""  # noqa: E501
+    """Service-level minute counts: a partition's open minutes, or a channel owner's pooled
+    judgement (:mod:`~finpulse.streams.stages.service.pooling`)."""
 
-    closed_minute_ms: int | None = None  # the last minute judged
+    closed_minute_ms: int | None = None  # the last minute closed (a partition) or judged
     minutes: dict[str, dict[int, list[int]]] = msgspec.field(default_factory=dict)
     # ^ channel -> minute start ms -> [contacts, answered in time]
     breached_run: dict[str, int] = msgspec.field(default_factory=dict)
-    # ^ channel -> consecutive breached minutes
+    # ^ channel -> consecutive breached minutes (the owner's; unused by a partition)
 
     @classmethod
     def from_legacy(cls, old: dict[str, Any]) -> SlaState:
@@ -197,6 +201,21 @@ class ComplaintBucket(msgspec.Struct, array_like=True, tag=2):
 
 
 PARTITION_VALUE = PartitionRecord | ComplaintBucket  # the value type of service_partitions
+
+
+# ------------------------------------------------------------------ service_channels
+
+
+class ChannelRecord(msgspec.Struct, array_like=True):
+    """One channel's pooled service level, kept by the channel's owner (key: the channel;
+    module :mod:`~finpulse.streams.stages.service.pooling`)."""
+
+    sources: dict[int, int] = msgspec.field(default_factory=dict)
+    # ^ source partition -> newest minute it has closed
+    cells: dict[int, dict[int, list[int]]] = msgspec.field(default_factory=dict)
+    # ^ minute start ms -> source partition -> [contacts, answered in time]
+    sla: SlaState = msgspec.field(default_factory=SlaState)  # the pooled judgement
+    cells_from_ms: int | None = None  # older minutes no window needs: their cells are dropped
 
 
 # ----------------------------------------------------------------- service_last_risk

@@ -1,17 +1,16 @@
-"""Service level: per-partition minute aggregates and the SLA windows of each channel.
+"""Service level: per-partition minute aggregates and the SLA minute counts of each channel.
 
 Each interaction adds to its minute aggregate (key ``{minute}|{channel}|{type}|{segment}`` in
 the partition record's ``minute_aggregates``) and to its channel's SLA minute ring
 (``sla.minutes``). At the end of a batch the touched aggregates are written whole as rows (the
-record's ``version`` as version), the minutes the watermark has passed are judged
-(``on: channel_minute`` rules) and aggregates older than :data:`AGG_RETENTION_MS`
-before the last closed minute are dropped.
+record's ``version`` as version), the minutes the watermark has passed are sent to their
+channels' owners on ``finpulse.channel_minutes`` (judged there:
+:mod:`~finpulse.streams.stages.service.channel_level`) and aggregates older than
+:data:`AGG_RETENTION_MS` before the last closed minute are dropped.
 
 >>> from collections import Counter
->>> from finpulse.config.policy import load_policy
 >>> from finpulse.config.settings import Settings
->>> from finpulse.streams.stages.rules import RuleEngine
->>> level = ServiceLevel(Settings(), RuleEngine(load_policy()), Counter())
+>>> level = ServiceLevel(Settings(), Counter())
 >>> level.threshold("chat"), level.threshold("no_such_channel")
 (30.0, 20.0)
 """
@@ -23,22 +22,21 @@ from collections import Counter
 from typing import Any
 
 from finpulse.config.settings import Settings
-from finpulse.models.alerts import AlertCandidate
-from finpulse.models.events import Interaction
+from finpulse.models.events import ChannelMinutes, Interaction, MinuteCount, ServiceChannel
 from finpulse.models.ids import no_card_runs
 from finpulse.sinks.tables import SERVICE_MINUTES_TABLE
-from finpulse.streams.core.batch import BatchOutput
+from finpulse.streams.core.batch import BatchOutput, Outgoing
 from finpulse.streams.core.decode import RawRecord
-from finpulse.streams.stages.rules import RuleEngine
+from finpulse.streams.core.partitioning import key_partition
+from finpulse.streams.core.topics import CHANNEL_MINUTES
 from finpulse.streams.stages.service.cache import BatchCache
 from finpulse.streams.stages.service.records import PartitionRecord
 from finpulse.streams.stages.service.windows import (
     AGG_FIELDS,
     MINUTE_MS,
     Contact,
-    SlaCheck,
     add_contact,
-    advance_sla,
+    close_minutes,
     empty_agg,
     from_ms,
     minute_of,
@@ -49,6 +47,7 @@ log = logging.getLogger(__name__)
 
 AGG_RETENTION_MS = 5 * MINUTE_MS  # minute aggregates kept for late events after closing
 DEFAULT_THRESHOLD_S = 20.0  # answer-in-time threshold of a channel without a setting
+CHANNELS = tuple(c.value for c in ServiceChannel)  # every channel hears of every close
 
 
 def minute_row(
@@ -99,22 +98,19 @@ def prune_aggregates(meta: PartitionRecord) -> None:
 
 
 class ServiceLevel:
-    """Minute aggregates and SLA judgement of the partitions a worker holds."""
+    """Minute aggregates and SLA minute counts of the partitions a worker holds."""
 
-    def __init__(self, settings: Settings, engine: RuleEngine, counts: Counter[str]) -> None:
+    def __init__(self, settings: Settings, counts: Counter[str]) -> None:
         self.settings = settings
-        self.engine = engine
         self.counts = counts  # shared with the stage
         self.thresholds = dict(settings.service_level_thresholds_s)
-        self.sla_checks: list[tuple[int, SlaCheck]] = []  # (partition, check), for evaluation
-        self.keep_sla_checks = False
 
     def threshold(self, channel: str) -> float:
         """Seconds within which a contact of ``channel`` counts as answered in time.
 
         >>> from collections import Counter
         >>> from finpulse.config.settings import Settings
-        >>> ServiceLevel(Settings(), None, Counter()).threshold("chat")  # no rules needed
+        >>> ServiceLevel(Settings(), Counter()).threshold("chat")
         30.0
         """
         return self.thresholds.get(channel, DEFAULT_THRESHOLD_S)
@@ -136,7 +132,7 @@ class ServiceLevel:
         >>> from finpulse.models.events import Interaction
         >>> from tests.factories import encode, interaction
         >>> ev = Interaction.model_validate_json(encode(interaction()))
-        >>> level = ServiceLevel(Settings(), None, Counter())  # no rules needed
+        >>> level = ServiceLevel(Settings(), Counter())
         >>> meta, touched = PartitionRecord(), set()
         >>> rec = RawRecord("finpulse.interactions", 0, 41, b"", None, None)
         >>> level.add(meta, ev, rec, 5_000, repeat=False, complaint=False, touched=touched)
@@ -184,7 +180,7 @@ class ServiceLevel:
         >>> p0 = parts.get("p0", PartitionRecord)
         >>> p0.minute_aggregates["0|chat|individual|retail"], p0.version = [1] * 11, 5
         >>> out = BatchOutput()
-        >>> level = ServiceLevel(Settings(), None, Counter())  # no rules needed
+        >>> level = ServiceLevel(Settings(), Counter())
         >>> level.write_minutes(parts, {(0, "0|chat|individual|retail"), (0, "gone")}, out)
         >>> [(r[1], r[5], r[-2]) for r in out.rows[SERVICE_MINUTES_TABLE]]
         [('chat', 1, 5)]
@@ -201,72 +197,79 @@ class ServiceLevel:
         out.add_rows(SERVICE_MINUTES_TABLE, rows)
 
     def close_minutes(self, partition: int, meta: PartitionRecord, out: BatchOutput) -> None:
-        """Judge the minutes the partition's watermark closed, then prune old aggregates.
+        """Send the minutes the partition's watermark closed to their channels' owners, then
+        prune old aggregates.
+
+        Every channel gets a message on each close, with or without contacts: the owner
+        learns how far this partition has closed (:mod:`.pooling`). The messages are part
+        of the batch's output, so they are published before its offsets commit, and a
+        re-run after a crash sends the same minutes again (the owner sets, never adds).
 
         >>> from collections import Counter
-        >>> from finpulse.config.policy import load_policy
         >>> from finpulse.config.settings import Settings
         >>> from finpulse.streams.core.batch import BatchOutput
-        >>> from finpulse.streams.stages.rules import RuleEngine
-        >>> level = ServiceLevel(Settings(), RuleEngine(load_policy()), Counter())
-        >>> meta = PartitionRecord(watermark_ms=10 * MINUTE_MS)
-        >>> meta.sla.minutes["chat"] = {0: [30, 2]}
-        >>> level.close_minutes(0, meta, BatchOutput())
-        >>> meta.sla.closed_minute_ms, meta.sla.breached_run
-        (480000, {})
+        >>> level = ServiceLevel(Settings(topic_partitions=4), Counter())
+        >>> t0 = 1_767_607_200_000  # 2026-01-05T10:00Z
+        >>> meta = PartitionRecord(watermark_ms=t0 + 10 * MINUTE_MS)
+        >>> meta.sla.minutes["chat"] = {t0: [30, 2]}
+        >>> out = BatchOutput()
+        >>> level.close_minutes(3, meta, out)
+        >>> meta.sla.closed_minute_ms - t0, meta.sla.minutes, len(out.messages)
+        (480000, {}, 6)
+        >>> [m for m in out.messages if m.key == b"chat"][0].value[:40]
+        b'{"event_id":"chat|p3|2026-01-05T10:08:00'
         """
-        s = self.settings
-        grace_ms = int(s.service_grace_s * 1000)
         wm = meta.watermark_ms
         if wm is None:
             return  # no event seen on the partition
-        checks = advance_sla(
-            meta.sla,
-            wm,
-            window_minutes=s.service_window_minutes,
-            target=s.service_level_target,
-            z=s.service_confidence_z,
-            min_contacts=s.service_min_contacts,
-            grace_ms=grace_ms,
-        )
-        for check in checks:
-            if self.keep_sla_checks:
-                self.sla_checks.append((partition, check))
-            out.candidates.extend(self._judge(partition, check, wm, grace_ms))
+        grace_ms = int(self.settings.service_grace_s * 1000)
+        closed = close_minutes(meta.sla, wm, grace_ms)
+        if closed is not None:
+            through, cells = closed
+            out.messages.extend(
+                channel_minutes_message(
+                    channel,
+                    partition,
+                    through,
+                    cells.get(channel, {}),
+                    ts_ms=through + MINUTE_MS + grace_ms,
+                    partitions=self.settings.topic_partitions,
+                )
+                for channel in CHANNELS
+            )
         prune_aggregates(meta)
 
-    def _judge(
-        self, partition: int, check: SlaCheck, wm: int, grace_ms: int
-    ) -> list[AlertCandidate]:
-        """The ``on: channel_minute`` candidates of one closed minute of one channel."""
-        s = self.settings
-        # Event time at which the minute closed: independent of how events were batched,
-        # so a replay raises the same alerts at the same times.
-        ts = from_ms(min(wm, check.minute_ms + MINUTE_MS + grace_ms))
-        features = {
-            "channel": check.channel,
-            "service_level": round(check.service_level, 4),
-            "service_level_upper_bound": round(check.upper_bound, 4),
-            "contacts": check.contacts,
-            "answered_in_sl": check.answered,
-            "breached": check.breached,
-            "consecutive_below_target": check.consecutive,
-            "target": s.service_level_target,
-            "window_minutes": s.service_window_minutes,
-            "minute": from_ms(check.minute_ms).isoformat(),
-            "partition": partition,
-        }
-        return self.engine.evaluate(
-            "channel_minute",
-            features,
-            subject_id=check.channel,
-            ts=ts,
-            source_event_id=no_card_runs(f"sla|{check.channel}|{check.minute_ms}|p{partition}"),
-            channel=check.channel,
-            score=round(100 * check.service_level, 2),
-            context={
-                "threshold_s": self.threshold(check.channel),
-                "partition": partition,
-                "partitions": s.topic_partitions,
-            },
-        )
+
+def channel_minutes_message(
+    channel: str,
+    source: int,
+    through: int,
+    cells: dict[int, list[int]],
+    *,
+    ts_ms: int,
+    partitions: int,
+) -> Outgoing:
+    """The ``finpulse.channel_minutes`` message of one channel's closed minutes, on the
+    channel's partition (the same bytes whenever the same minutes are closed again).
+
+    >>> t0 = 1_767_607_200_000  # 2026-01-05T10:00Z
+    >>> m = channel_minutes_message("app", 1, t0, {t0: [3, 2]}, ts_ms=t0 + 80_000, partitions=2)
+    >>> m.topic, m.key, m.partition == key_partition(b"app", 2)
+    ('finpulse.channel_minutes', b'app', True)
+    """
+    closed = from_ms(through).isoformat()
+    value = ChannelMinutes(
+        event_id=f"{channel}|p{source}|{closed}",
+        ts=from_ms(ts_ms),
+        channel=ServiceChannel(channel),
+        source_partition=source,
+        closed_minute=from_ms(through),
+        minutes=[
+            MinuteCount(minute=from_ms(m), contacts=n, answered=a)
+            for m, (n, a) in sorted(cells.items())
+        ],
+    )
+    key = channel.encode()
+    return Outgoing(
+        CHANNEL_MINUTES, key, value.model_dump_json().encode(), key_partition(key, partitions)
+    )

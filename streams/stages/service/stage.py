@@ -1,32 +1,32 @@
 """The service stages: metrics, complaints, satisfaction, customer view, service x risk.
 
-Two stages, built together by :func:`service_stages` because they share the customer state:
+Three stages, built together by :func:`service_stages` (the first and last share the customer
+state):
 
 * :class:`ServiceStage` runs **before** the rule stage. Per batch it updates, for every
   partition it touches, the minute aggregates per (channel, segment), the SLA windows and
   the complaint book, and per customer the service context; it scores each interaction
   with the satisfaction model, learns from surveys, and annotates each interaction's
   ``features`` (``contacts_24h``, ``risk_alert_24h``, ...) so the policy's ``on: interaction``
-  rules see them. It evaluates the ``channel_minute``, ``complaint``, ``customer`` and
-  ``model`` rules itself.
+  rules see them. It evaluates the ``complaint``, ``customer`` and ``model`` rules itself
+  and sends each closed minute's per-channel counts to the channel's owner.
+* :class:`~finpulse.streams.stages.service.channel_level.ChannelLevelStage` runs on the
+  channel minutes the service stages send (``finpulse.channel_minutes``) and evaluates the
+  ``channel_minute`` rules for the channels whose partition the worker owns.
 * :class:`ServiceContextStage` runs **after** the rule stage (before alerting). It records
   the risk alerts raised on each customer's transactions (the "last risk alert" state that
   friction needs) and puts the other side's context on every candidate of a customer: the
   service context on risk alerts, the risk context on service alerts.
 
-**Why the SLA is judged per partition.** Interactions are keyed by customer, so each
-partition holds a uniform random sample of every channel's contacts, and a channel outage
-shows in every partition's sample. Each partition therefore judges the service level of its
-own share (pooled over a few minutes, with a confidence bound, see
-:mod:`finpulse.streams.stages.service.windows`): no cross-worker state, no extra topic, and the
-state survives rebalances through the changelog of the partition it belongs to. With one worker
-the alert is raised by the first partition to see ``N`` breached minutes; with several
-workers each may raise it, but the alert manager folds them (same rule and subject =
-channel), and ClickHouse holds the exact channel-wide service level as SUM over the
-per-partition rows (view ``service_channel_minutes``). The price is statistical: each
-partition sees ``1/P`` of the volume, so the minimum-contacts guard and the confidence
-bound work on smaller samples; an outage still breaches every partition within a minute or
-two (measured in ``finpulse evaluate-service``).
+**Where the SLA is judged.** Interactions are keyed by customer, so each partition holds a
+share of every channel's contacts. Each partition counts its share per minute and, when its
+event time closes a minute, sends the counts to the channel's owner through the internal
+topic ``finpulse.channel_minutes`` (keyed by channel). The owner pools every partition's
+counts and judges the channel once
+(:mod:`~finpulse.streams.stages.service.channel_level`), so a channel raises one alert
+whatever the number of workers and partitions, and the judgement sees all the channel's
+contacts. ClickHouse holds the exact channel-wide minute metrics as SUM over the
+per-partition rows (view ``service_channel_minutes``).
 
 **One module per concept**, run in this order over a batch by :class:`ServiceStage`:
 :mod:`~finpulse.streams.stages.service.service_level` (minute aggregates, SLA windows),
@@ -59,6 +59,7 @@ from finpulse.streams.core.topics import SATISFACTION_EXAMPLES
 from finpulse.streams.stages.rules import RuleEngine
 from finpulse.streams.stages.service import customers as cu
 from finpulse.streams.stages.service.cache import BatchCache
+from finpulse.streams.stages.service.channel_level import ChannelLevelStage
 from finpulse.streams.stages.service.complaints import (
     ComplaintBook,
     ComplaintChange,
@@ -68,9 +69,15 @@ from finpulse.streams.stages.service.complaints import (
 from finpulse.streams.stages.service.context import ServiceContextStage
 from finpulse.streams.stages.service.customer_status import CustomerStatus
 from finpulse.streams.stages.service.friction import record_friction
-from finpulse.streams.stages.service.names import CUSTOMERS_STATE, PARTITIONS_STATE, RISK_STATE
+from finpulse.streams.stages.service.names import (
+    CHANNELS_STATE,
+    CUSTOMERS_STATE,
+    PARTITIONS_STATE,
+    RISK_STATE,
+)
 from finpulse.streams.stages.service.records import (
     PARTITION_VALUE,
+    ChannelRecord,
     PartitionRecord,
     RecentRiskAlerts,
     RiskAlert,
@@ -78,7 +85,7 @@ from finpulse.streams.stages.service.records import (
 )
 from finpulse.streams.stages.service.satisfaction import Satisfaction
 from finpulse.streams.stages.service.service_level import ServiceLevel
-from finpulse.streams.stages.service.windows import SlaCheck, to_ms
+from finpulse.streams.stages.service.windows import to_ms
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +165,7 @@ class ServiceStage:
         self.customers = customers
         self.risks = risks
         self.counts: Counter[str] = Counter()  # shared by the concepts
-        self.level = ServiceLevel(settings, engine, self.counts)
+        self.level = ServiceLevel(settings, self.counts)
         self.complaints = Complaints(settings, engine, self.counts)
         self.satisfaction = Satisfaction(settings, engine, self.counts, checkpoints)
         self.status = CustomerStatus(engine, risks)
@@ -175,18 +182,6 @@ class ServiceStage:
     @property
     def version(self) -> str:
         return self.satisfaction.version
-
-    @property
-    def sla_checks(self) -> list[tuple[int, SlaCheck]]:
-        return self.level.sla_checks
-
-    @property
-    def keep_sla_checks(self) -> bool:
-        return self.level.keep_sla_checks
-
-    @keep_sla_checks.setter
-    def keep_sla_checks(self, keep: bool) -> None:
-        self.level.keep_sla_checks = keep
 
     # ------------------------------------------------------------------------------ batch
     def restore(self) -> None:
@@ -302,17 +297,19 @@ def service_stages(
     state: StateFactory,
     engine: RuleEngine,
     store: CheckpointStore | None = None,
-) -> tuple[ServiceStage, ServiceContextStage]:
-    """Both service stages over shared states: (before the rule stage, after it).
+) -> tuple[ServiceStage, ChannelLevelStage, ServiceContextStage]:
+    """The service stages over shared states: before the rule stage (the service stage
+    and the channel owner's), and after it.
 
     >>> from finpulse.config.policy import load_policy
     >>> from finpulse.streams.core.state import MemoryState
     >>> s = Settings(satisfaction_checkpoint_every=0)
     >>> [stage.name for stage in service_stages(s, MemoryState, RuleEngine(load_policy()))]
-    ['service', 'service_context']
+    ['service', 'channel_level', 'service_context']
     """
     customers = state(CUSTOMERS_STATE, ServiceCustomer)
     risks = state(RISK_STATE, RecentRiskAlerts)
     partitions = state(PARTITIONS_STATE, PARTITION_VALUE)
     before = ServiceStage(settings, engine, partitions, customers, risks, store)
-    return before, ServiceContextStage(customers, risks)
+    channels = ChannelLevelStage(settings, engine, state(CHANNELS_STATE, ChannelRecord))
+    return before, channels, ServiceContextStage(customers, risks)

@@ -290,3 +290,40 @@ def advance_sla(
             del win[ch]
             run.pop(ch, None)
     return checks
+
+
+def close_minutes(
+    sla: SlaState, watermark_ms: int, grace_ms: int
+) -> tuple[int, dict[str, dict[int, list[int]]]] | None:
+    """Close every minute of one partition whose end + grace the watermark has passed.
+
+    Returns the newest closed minute and, per channel, the closed minutes' cells
+    ``{minute: [contacts, answered]}`` (taken out of ``sla.minutes``: a closed minute takes no
+    more contacts), or ``None`` when no new minute closed. The partition does not judge
+    them: its channel owner pools every partition's cells (:mod:`.pooling`).
+
+    >>> st = SlaState()
+    >>> record_sla_contact(st, "chat", 0, False)
+    >>> record_sla_contact(st, "chat", 60_000, True)
+    >>> close_minutes(st, 100_000, 20_000)
+    (0, {'chat': {0: [1, 0]}})
+    >>> close_minutes(st, 110_000, 20_000) is None, st.minutes
+    (True, {'chat': {60000: [1, 1]}})
+    """
+    closable = minute_of(watermark_ms - grace_ms - MINUTE_MS)  # newest minute that has ended
+    last = sla.closed_minute_ms
+    if last is not None and closable <= last:
+        return None  # the common case within a minute
+    closed: dict[str, dict[int, list[int]]] = {}
+    for channel in list(sla.minutes):
+        ring = sla.minutes[channel]
+        done = {m: cell for m, cell in ring.items() if m <= closable}
+        if done:
+            closed[channel] = done
+            rest = {m: cell for m, cell in ring.items() if m > closable}
+            if rest:
+                sla.minutes[channel] = rest
+            else:
+                del sla.minutes[channel]
+    sla.closed_minute_ms = closable
+    return closable, closed

@@ -15,7 +15,14 @@ from finpulse.streams.worker.process import settings_env
 def test_schema_command_prints_every_json_schema(capsys):
     assert main(["schema"]) == 0
     schemas = json.loads(capsys.readouterr().out)
-    assert set(schemas) == {"transaction", "interaction", "feedback", "deadletter", "alert"}
+    assert set(schemas) == {
+        "transaction",
+        "interaction",
+        "feedback",
+        "channel_minute",
+        "deadletter",
+        "alert",
+    }
     assert "severity" in schemas["alert"]["required"]
     tx = schemas["transaction"]
     assert tx["additionalProperties"] is False

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from finpulse.streams.cli import main
 from finpulse.streams.tools.evaluate_service import partition_of, service_figures
 
@@ -18,6 +20,25 @@ def test_short_run_detects_its_outage_without_false_alarms():
     assert sat["surveys_learned"] > 150
     assert sat["mae"] < sat["mae_baseline"]
     assert "mae_after_warmup" not in sat  # fewer surveys than the warm-up
+
+
+@pytest.mark.parametrize("partitions", [1, 12])
+def test_the_outage_is_seen_on_one_partition_or_many(partitions):
+    # with 12 partitions each sees a twelfth of the failing channel's contacts: pooled
+    figs = service_figures(
+        1, n_events=12000, sim_span_s=5400, n_customers=500, partitions=partitions, risk=False
+    )
+    [outage] = figs["outages"]
+    assert 0 < outage["detection_delay_min"] <= 5
+    assert figs["sla_false_alarms"]["alerts"] == 0
+
+
+def test_the_sla_figures_do_not_depend_on_the_risk_stage():
+    run = {"n_events": 4000, "sim_span_s": 3600, "n_customers": 300}
+    full = service_figures(2, **run)
+    fast = service_figures(2, **run, risk=False)
+    assert fast["outages"] == full["outages"] and full["outages"]
+    assert fast["sla_false_alarms"] == full["sla_false_alarms"]
 
 
 def test_keys_spread_over_partitions_and_keyless_records_round_robin():

@@ -1,26 +1,29 @@
-"""Minute aggregates, late events and SLA judgement of one partition (explicit times)."""
+"""Minute aggregates, late events and the SLA minute counts one partition sends to the channel
+owners (explicit times)."""
 
 from __future__ import annotations
 
 from collections import Counter
 
-from finpulse.config.policy import load_policy
 from finpulse.config.settings import Settings
+from finpulse.models.events import ChannelMinutes, ServiceChannel
 from finpulse.sinks.tables import SERVICE_MINUTES_TABLE
 from finpulse.streams.core.batch import BatchOutput
+from finpulse.streams.core.partitioning import key_partition
 from finpulse.streams.core.state import MemoryState
-from finpulse.streams.stages.rules import RuleEngine
+from finpulse.streams.core.topics import CHANNEL_MINUTES
 from finpulse.streams.stages.service.cache import BatchCache
-from finpulse.streams.stages.service.names import RULE_SLA
 from finpulse.streams.stages.service.records import PartitionRecord, SlaState
 from finpulse.streams.stages.service.service_level import AGG_RETENTION_MS, ServiceLevel
-from finpulse.streams.stages.service.windows import MINUTE_MS
+from finpulse.streams.stages.service.windows import MINUTE_MS, to_ms
 
 from ._events import interaction, record
 
+T0 = 1_767_607_200_000  # 2026-01-05T10:00Z
+
 
 def _level() -> ServiceLevel:
-    return ServiceLevel(Settings(), RuleEngine(load_policy()), Counter())
+    return ServiceLevel(Settings(topic_partitions=4), Counter())
 
 
 def _add(level: ServiceLevel, meta: PartitionRecord, ms: int, wait: float, offset: int = 0) -> None:
@@ -49,29 +52,45 @@ def test_late_contacts_are_counted_not_applied():
     assert list(meta.minute_aggregates) == [f"{6 * MINUTE_MS}|call_center|individual|retail"]
 
 
-def test_an_outage_breaches_and_raises_the_sla_rule_at_the_minute_close():
+def test_a_closed_minute_goes_to_every_channel_owner_once():
     level, meta, out = _level(), PartitionRecord(), BatchOutput()
-    for m in range(8):
-        for k in range(6):
-            _add(level, meta, m * MINUTE_MS + k * 9000, 5.0 if m < 3 else 240.0)
+    for k in range(6):
+        _add(level, meta, T0 + k * 9000, 5.0 if k < 4 else 240.0)
+    level.close_minutes(2, meta, out)  # only the minute before: nothing in it
+    assert [ChannelMinutes.model_validate_json(m.value).minutes for m in out.messages] == [[]] * 6
+    out.messages.clear()
+    _add(level, meta, T0 + MINUTE_MS + 20_000, 5.0)  # past the end plus the 20 s grace
+    level.close_minutes(2, meta, out)
+    sent = {m.key.decode(): ChannelMinutes.model_validate_json(m.value) for m in out.messages}
+    assert sorted(sent) == sorted(c.value for c in ServiceChannel)
+    assert {m.topic for m in out.messages} == {CHANNEL_MINUTES}
+    assert all(m.partition == key_partition(m.key, 4) for m in out.messages)
+    call = sent["call_center"]
+    assert (call.source_partition, to_ms(call.closed_minute)) == (2, T0)
+    assert [(to_ms(c.minute), c.contacts, c.answered) for c in call.minutes] == [(T0, 6, 4)]
+    assert all(sent[ch].minutes == [] for ch in sent if ch != "call_center")
+    out.messages.clear()
+    level.close_minutes(2, meta, out)  # nothing new closed: nothing sent
+    assert out.messages == []
+
+
+def test_a_minute_closed_again_after_a_crash_sends_the_same_bytes():
+    def run() -> list[bytes | None]:
+        level, meta, out = _level(), PartitionRecord(), BatchOutput()
+        for k in range(5):
+            _add(level, meta, T0 + k * 7000, 30.0)
+        _add(level, meta, T0 + 2 * MINUTE_MS, 5.0)
         level.close_minutes(0, meta, out)
-    [first, *_] = [c for c in out.candidates if c.rule_id == RULE_SLA]
-    assert first.evidence["consecutive_below_target"] == 3
-    assert first.source_event_id.startswith("sla|call_center|")
-    assert first.context == {
-        "threshold_s": 20.0,
-        "partition": 0,
-        "partitions": Settings().topic_partitions,
-    }
+        return [m.value for m in out.messages]
+
+    assert run() == run()
 
 
-def test_kept_sla_checks_and_pruning_of_old_aggregates():
+def test_pruning_of_old_aggregates_follows_the_closed_minute():
     level, meta, out = _level(), PartitionRecord(), BatchOutput()
-    level.keep_sla_checks = True
-    _add(level, meta, 0, 5.0)
-    meta.watermark_ms = 20 * MINUTE_MS
+    _add(level, meta, T0, 5.0)
+    meta.watermark_ms = T0 + 20 * MINUTE_MS
     level.close_minutes(1, meta, out)
-    assert {p for p, _check in level.sla_checks} == {1}
     assert meta.sla.closed_minute_ms is not None and meta.minute_aggregates == {}
     assert meta.aggregate_floor_ms == meta.sla.closed_minute_ms - AGG_RETENTION_MS
 
