@@ -27,7 +27,8 @@ What goes through the seam:
   recorded beside the fetch responses' high watermarks (:mod:`finpulse.streams.worker.lag`).
 - **Resume positions**: after Faust's seek to the committed offsets, input partitions move
   to the state's applied position where the group has none or one past it
-  (:mod:`finpulse.streams.worker.positions`).
+  (:mod:`finpulse.streams.worker.positions`); what a fetch taken before that move still
+  holds below it is dropped at the intake (applied already).
 - **Table stores.** The memory store's dict of a table, or the RocksDB databases (one per
   changelog partition) of its ``rocksdb://`` store, written directly
   (:mod:`finpulse.streams.worker.table_store`).
@@ -189,6 +190,9 @@ class _Consumer(faust_aiokafka.Consumer):
         next_offsets = applied(self.assignment())
         committed = {tp: self._committed_offset.get(tp) for tp in next_offsets}
         moves = resume_positions(committed, next_offsets)
+        # a fetch taken before these seeks may still be read after them: what it holds below
+        # a moved position is applied state, dropped at the intake (see getmany)
+        self.resume_floors = dict(moves)
         for tp, offset in moves.items():
             await self.seek(tp, offset)  # also Faust's read offset: nothing below is taken
         if next_offsets:
@@ -213,6 +217,8 @@ class _Consumer(faust_aiokafka.Consumer):
                 if buffer is None:
                     yield tp, message
                     continue
+                if message.offset < getattr(self, "resume_floors", {}).get(tp, -1):
+                    continue  # below the position the state moved it to: applied already
                 await _note_read(self, tp, message.offset)
                 if buffer.put(message):  # full: wait for room (or a rebalance)
                     await self.wait_first(buffer.wait_for_space(), self.suspend_flow.wait())

@@ -142,8 +142,12 @@ def run(
     workers: list[WorkerProcess] = []
 
     def start_worker() -> WorkerProcess:
-        s = settings.model_copy(update={"web_port": free_port()})
-        workers.append(WorkerProcess(s, name=f"{root.name}-w{len(workers)}").start())
+        name = f"{root.name}-w{len(workers)}"
+        # each worker its own state directory: RocksDB locks it
+        s = settings.model_copy(
+            update={"web_port": free_port(), "state_dir": root / f"state-{name}"}
+        )
+        workers.append(WorkerProcess(s, name=name).start())
         return workers[-1]
 
     def alive() -> list[WorkerProcess]:
