@@ -201,6 +201,24 @@ class MinuteCount(BaseModel):
         return answered
 
 
+class MinuteSurveys(BaseModel):
+    """Survey answers of one channel in one closed minute of one source partition."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    minute: Timestamp  # start of the minute
+    answers: Annotated[int, Field(ge=1)]
+    answer_sum: Annotated[int, Field(ge=1)]  # answers are 1-5
+
+    @field_validator("answer_sum")
+    @classmethod
+    def _on_the_scale(cls, answer_sum: int, info: ValidationInfo) -> int:
+        n = info.data.get("answers")
+        if n is not None and not n <= answer_sum <= 5 * n:
+            raise ValueError("answer_sum outside 1-5 per answer")
+        return answer_sum
+
+
 class ChannelMinutes(BaseModel):
     """What one source partition closed for one channel, on the internal topic
     ``finpulse.channel_minutes`` (keyed by channel): the counts of its newly closed minutes
@@ -227,6 +245,7 @@ class ChannelMinutes(BaseModel):
     source_partition: Annotated[int, Field(ge=0, le=100_000)]
     closed_minute: Timestamp
     minutes: Annotated[list[MinuteCount], Field(max_length=1440)]
+    surveys: Annotated[list[MinuteSurveys], Field(max_length=1440)] = []  # absent: none
 
 
 class DeadLetter(BaseModel):

@@ -11,9 +11,9 @@ most (linear contribution of the scaled feature). Model contract, as the risk mo
 :class:`SatisfactionMonitor` keeps the online metrics (prequential: each survey is scored
 with the prediction served when the interaction happened): MAE of the model, MAE of a
 running-mean baseline, ROC AUC of P(dissatisfied), the same after warm-up, the mean actual and
-predicted CSAT of the last 200 surveys (``csat_actual``, ``csat_predicted``), and one Page-Hinkley
-detector per channel on the survey values (a drop in satisfaction; threshold 40 and tolerance
-0.1 CSAT points found every simulated outage's drop with no false alarm on seeds 1-3).
+predicted CSAT of the last 200 surveys (``csat_actual``, ``csat_predicted``). A drop in a
+channel's satisfaction is judged on the pooled surveys by the channel's owner
+(``streams/stages/service/csat_drop.py``).
 
 >>> m = SatisfactionModel()
 >>> x = {"wait_log": 0.5, "resolved": 1.0, "sentiment": 0.6}
@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from river import drift, linear_model, metrics, optim, preprocessing, stats, utils
+from river import linear_model, metrics, optim, preprocessing, stats, utils
 
 from finpulse.models.online import linear_state
 
@@ -172,14 +172,11 @@ class SatisfactionModel:
 
 
 class SatisfactionMonitor:
-    """Prequential online metrics of the model and per-channel satisfaction drift."""
+    """Prequential online metrics of the model (the CSAT drop is judged per channel by the
+    channel's owner: ``streams/stages/service/csat_drop.py``)."""
 
-    def __init__(
-        self, warmup: int = 300, drift_threshold: float = 40.0, drift_delta: float = 0.1
-    ) -> None:
+    def __init__(self, warmup: int = 300) -> None:
         self.warmup = warmup
-        self.drift_threshold = drift_threshold
-        self.drift_delta = drift_delta
         self.mae = metrics.MAE()
         self.mae_baseline = metrics.MAE()
         self.auc = metrics.ROCAUC()
@@ -191,7 +188,6 @@ class SatisfactionMonitor:
         self.recent_actual: Any = utils.Rolling(stats.Mean, window_size=RECENT_SURVEYS)
         self.recent_predicted: Any = utils.Rolling(stats.Mean, window_size=RECENT_SURVEYS)
         self.n = 0
-        self.detectors: dict[str, drift.PageHinkley] = {}
 
     def update(self, predicted: float, p_dissatisfied: float, y: float) -> None:
         """Score one survey: the served prediction against the answer and the running mean."""
@@ -208,20 +204,6 @@ class SatisfactionMonitor:
         self.recent_actual.update(y)
         self.recent_predicted.update(predicted)
         self.n += 1
-
-    def drift(self, channel: str, y: float) -> bool:
-        """Feed a survey value to the channel's detector; True when a drop is detected."""
-        det = self.detectors.get(channel)
-        if det is None:
-            det = drift.PageHinkley(
-                min_instances=30,
-                threshold=self.drift_threshold,
-                delta=self.drift_delta,
-                mode="down",
-            )
-            self.detectors[channel] = det
-        det.update(float(y))
-        return bool(det.drift_detected)
 
     def figures(self) -> dict[str, float]:
         """Current metric values (after-warm-up ones once any exist)."""

@@ -5,9 +5,12 @@ worker that owns a channel's partition of that topic is the one place the channe
 Per batch, every message's counts are pooled into its channel's :class:`ChannelRecord`
 (:mod:`~finpulse.streams.stages.service.pooling`: set per source partition and minute, so a
 re-delivered message changes nothing), the minutes that became complete are judged and
-the ``on: channel_minute`` rules (``service.sla_breach``) evaluated. The record is state
-like any other (table ``service_channels``, changelog, committed with the re-delivery guard
-of this topic), so a restarted owner resumes the judgement where it was.
+the ``on: channel_minute`` rules (``service.sla_breach``) evaluated. The minutes' survey
+answers are pooled the same way and the judged minutes fed to the channel's CSAT-drop
+detector (:mod:`~finpulse.streams.stages.service.csat_drop`, ``service.csat_drop``). The
+record is state like any other (table ``service_channels``, changelog, committed with the
+re-delivery guard of this topic), so a restarted owner resumes both judgements where they
+were.
 
 A candidate's time is the event time at which its minute closed (its end plus the grace),
 whatever the batching, so a re-run raises the same alerts with the same ids.
@@ -25,6 +28,7 @@ from finpulse.models.events import ChannelMinutes
 from finpulse.streams.core.batch import BatchOutput, KeyedState, Valid
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.stages.rules import RuleEngine
+from finpulse.streams.stages.service.csat_drop import detect, pool_surveys
 from finpulse.streams.stages.service.names import CHANNELS_STATE
 from finpulse.streams.stages.service.pooling import judge, pool
 from finpulse.streams.stages.service.records import ChannelRecord
@@ -71,6 +75,9 @@ class ChannelLevelStage:
                 cells=cells,
             )
             self.counts["service.pooled_late_cells"] += late
+            surveys = {to_ms(c.minute): [c.answer_sum, c.answers] for c in event.surveys}
+            late = pool_surveys(rec, source=event.source_partition, cells=surveys)
+            self.counts["service.pooled_late_surveys"] += late
             touched[channel] = (rec, event, record)
         s = self.settings
         for channel, (rec, event, record) in sorted(touched.items()):
@@ -88,11 +95,30 @@ class ChannelLevelStage:
                 if self.keep_checks:
                     self.checks.append(check)
                 out.candidates.extend(self._candidates(check, rec, event.event_id))
+            if rec.sla.closed_minute_ms is not None:
+                for minute, mean in detect(rec, rec.sla.closed_minute_ms):
+                    self.counts["service.csat_drift"] += 1
+                    out.candidates.extend(self._csat_drop(channel, minute, mean, event.event_id))
             self.channels.put(channel, rec, record)
 
     def _record(self, channel: str) -> ChannelRecord:
         rec = self.channels.get(channel)
         return ChannelRecord() if rec is None else rec
+
+    def _csat_drop(
+        self, channel: str, minute_ms: int, mean: float, event_id: str
+    ) -> list[AlertCandidate]:
+        """The ``service.csat_drop`` candidates of a drop detected in one pooled minute."""
+        closed_ms = minute_ms + MINUTE_MS + int(self.settings.service_grace_s * 1000)
+        return self.engine.evaluate(
+            "model",
+            {"csat_drift_detected": True, "channel": channel, "csat": mean},
+            subject_id=channel,
+            ts=from_ms(closed_ms),
+            source_event_id=event_id,
+            channel=channel,
+            context={"minute": from_ms(minute_ms).isoformat(), "detector": "page_hinkley"},
+        )
 
     def _candidates(
         self, check: SlaCheck, rec: ChannelRecord, event_id: str

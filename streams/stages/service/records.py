@@ -112,6 +112,8 @@ class SlaState(msgspec.Struct, array_like=True):
     # ^ channel -> minute start ms -> [contacts, answered in time]
     breached_run: dict[str, int] = msgspec.field(default_factory=dict)
     # ^ channel -> consecutive breached minutes (the owner's; unused by a partition)
+    surveys: dict[str, dict[int, list[int]]] = msgspec.field(default_factory=dict)
+    # ^ a partition's open survey minutes: channel -> minute -> [sum of answers, answers]
 
     @classmethod
     def from_legacy(cls, old: dict[str, Any]) -> SlaState:
@@ -216,6 +218,23 @@ class ChannelRecord(msgspec.Struct, array_like=True):
     # ^ minute start ms -> source partition -> [contacts, answered in time]
     sla: SlaState = msgspec.field(default_factory=SlaState)  # the pooled judgement
     cells_from_ms: int | None = None  # older minutes no window needs: their cells are dropped
+    surveys: dict[int, dict[int, list[int]]] = msgspec.field(default_factory=dict)
+    # ^ minute -> source partition -> [sum of answers, answers], until fed to the detector
+    csat: CsatDetector = msgspec.field(default_factory=lambda: CsatDetector())
+
+
+class CsatDetector(msgspec.Struct, array_like=True):
+    """The state of a channel's CSAT-drop detector (river's ``PageHinkley``, mode down;
+    :mod:`~finpulse.streams.stages.service.csat_drop`). Fresh: nothing fed yet."""
+
+    fed_through_ms: int | None = None  # the newest minute fed to it
+    n: int = 0  # answers fed since its last reset
+    mean: float = 0.0
+    sum_increase: float = 0.0
+    sum_decrease: float = 0.0
+    min_increase: float = float("inf")
+    max_decrease: float = -1.0
+    detected: bool = False  # a drop at the last answer (it resets on the next one)
 
 
 # ----------------------------------------------------------------- service_last_risk

@@ -4,14 +4,16 @@ Each interaction is scored from its own features and the customer's context (con
 the last 24 h, recent waits, open complaints, a recent risk alert, past survey answers); the
 scored inputs wait in the customer record (``awaiting_survey``,
 :mod:`finpulse.streams.stages.service.pending`) for the survey. The monitor compares the
-answer with the prediction and raises the ``on: model`` rules on a satisfaction drift; the
-example (inputs and answer) goes to the model's learning stream
-(``finpulse.learning.satisfaction``, :mod:`finpulse.models.learning`), which every worker
-learns in full and in order (:meth:`Satisfaction.learn_examples`), so all workers hold the
-same model. Every ``satisfaction_checkpoint_every`` surveys learned the model is
-checkpointed, with the stream position it includes, as a ``model_checkpoints`` row (the
-same store as the risk models, :mod:`finpulse.sinks.checkpoints`), restored before the
-worker's first batch; the worker then replays the stream after that position.
+answer with the prediction (the model metrics); the answer goes to its channel's survey
+minute, judged for a drop by the channel's owner
+(:mod:`~finpulse.streams.stages.service.csat_drop`); the example (inputs and answer) goes
+to the model's learning stream (``finpulse.learning.satisfaction``,
+:mod:`finpulse.models.learning`), which every worker learns in full and in order
+(:meth:`Satisfaction.learn_examples`), so all workers hold the same model. Every
+``satisfaction_checkpoint_every`` surveys learned the model is checkpointed, with the
+stream position it includes, as a ``model_checkpoints`` row (the same store as the risk
+models, :mod:`finpulse.sinks.checkpoints`), restored before the worker's first batch; the
+worker then replays the stream after that position.
 
 >>> from collections import Counter
 >>> from finpulse.config.policy import load_policy
@@ -30,7 +32,6 @@ from collections import Counter
 from typing import Any, cast
 
 from finpulse.config.settings import Settings
-from finpulse.models.alerts import AlertCandidate
 from finpulse.models.events import Feedback, Interaction
 from finpulse.models.ids import no_card_runs
 from finpulse.models.learning import Example, ExampleBatch, LearnedPosition, encode_batch
@@ -149,26 +150,26 @@ class Satisfaction:
         out.annotate(ev.event_id, "satisfaction", annotation)
         return predicted, p_dissat
 
-    def learn(
-        self, fb: Feedback, record: RawRecord, cust: ServiceCustomer, out: BatchOutput
-    ) -> bool:
-        """Join the answer of a survey to its scored interaction (False: none waits): the
-        monitor compares, and the example waits for :meth:`publish` (the learning stream).
+    def learn(self, fb: Feedback, record: RawRecord, cust: ServiceCustomer) -> str | None:
+        """Join the answer of a survey to its scored interaction; returns its channel (None:
+        none waits). The monitor compares, and the example waits for :meth:`publish` (the
+        learning stream); the CSAT drop is judged by the channel's owner
+        (:mod:`~finpulse.streams.stages.service.csat_drop`).
 
         >>> from collections import Counter
         >>> from tests.factories import encode, feedback
         >>> sat = Satisfaction(Settings(), None, Counter())
         >>> fb = Feedback.model_validate_json(encode(feedback(ref_event_id="i-9", value=4)))
         >>> raw = RawRecord("finpulse.feedback", 0, 7, b"")
-        >>> sat.learn(fb, raw, ServiceCustomer(), BatchOutput()), sat.counts
-        (False, Counter({'service.csat_unmatched': 1}))
+        >>> sat.learn(fb, raw, ServiceCustomer()), sat.counts
+        (None, Counter({'service.csat_unmatched': 1}))
         """
         if fb.value is None:
-            return False  # no answer (the stage only passes surveys with one)
+            return None  # no answer (the stage only passes surveys with one)
         entry = cust.awaiting_survey.pop(fb.ref_event_id, None)
         if entry is None:
             self.counts["service.csat_unmatched"] += 1
-            return False
+            return None
         channel = entry.channel_name()
         y = float(fb.value)
         self.monitor.update(entry.predicted_csat, entry.p_dissatisfied, y)
@@ -178,22 +179,7 @@ class Satisfaction:
         cust.csat_sum += y
         cust.csat_count += 1
         cust.last_csat = int(y)
-        if self.monitor.drift(channel, y):
-            self.counts["service.csat_drift"] += 1
-            out.candidates.extend(self._drift(fb, channel, y))
-        return True
-
-    def _drift(self, fb: Feedback, channel: str, y: float) -> list[AlertCandidate]:
-        return self.engine.evaluate(
-            "model",
-            {"csat_drift_detected": True, "channel": channel, "csat": y},
-            subject_id=channel,
-            ts=fb.ts,
-            source_event_id=fb.event_id,
-            channel=channel,
-            model_version=self.version,
-            context={"model": self.model.name, "surveys": self.monitor.n},
-        )
+        return channel
 
     def publish(self, last_ms: int, out: BatchOutput) -> None:
         """After a batch with surveys: queue the model metrics at ``last_ms`` and the

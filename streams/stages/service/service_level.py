@@ -3,7 +3,8 @@
 Each interaction adds to its minute aggregate (key ``{minute}|{channel}|{type}|{segment}`` in
 the partition record's ``minute_aggregates``) and to its channel's SLA minute ring
 (``sla.minutes``). At the end of a batch the touched aggregates are written whole as rows (the
-record's ``version`` as version), the minutes the watermark has passed are sent to their
+record's ``version`` as version), the minutes the watermark has passed (with their survey answers,
+:mod:`~finpulse.streams.stages.service.csat_drop`) are sent to their
 channels' owners on ``finpulse.channel_minutes`` (judged there:
 :mod:`~finpulse.streams.stages.service.channel_level`) and aggregates older than
 :data:`AGG_RETENTION_MS` before the last closed minute are dropped.
@@ -22,7 +23,13 @@ from collections import Counter
 from typing import Any
 
 from finpulse.config.settings import Settings
-from finpulse.models.events import ChannelMinutes, Interaction, MinuteCount, ServiceChannel
+from finpulse.models.events import (
+    ChannelMinutes,
+    Interaction,
+    MinuteCount,
+    MinuteSurveys,
+    ServiceChannel,
+)
 from finpulse.models.ids import no_card_runs
 from finpulse.sinks.tables import SERVICE_MINUTES_TABLE
 from finpulse.streams.core.batch import BatchOutput, Outgoing
@@ -41,6 +48,7 @@ from finpulse.streams.stages.service.windows import (
     from_ms,
     minute_of,
     record_sla_contact,
+    take_through,
 )
 
 log = logging.getLogger(__name__)
@@ -226,12 +234,14 @@ class ServiceLevel:
         closed = close_minutes(meta.sla, wm, grace_ms)
         if closed is not None:
             through, cells = closed
+            surveys = take_through(meta.sla.surveys, through)
             out.messages.extend(
                 channel_minutes_message(
                     channel,
                     partition,
                     through,
                     cells.get(channel, {}),
+                    surveys.get(channel, {}),
                     ts_ms=through + MINUTE_MS + grace_ms,
                     partitions=self.settings.topic_partitions,
                 )
@@ -245,6 +255,7 @@ def channel_minutes_message(
     source: int,
     through: int,
     cells: dict[int, list[int]],
+    surveys: dict[int, list[int]],
     *,
     ts_ms: int,
     partitions: int,
@@ -253,7 +264,8 @@ def channel_minutes_message(
     channel's partition (the same bytes whenever the same minutes are closed again).
 
     >>> t0 = 1_767_607_200_000  # 2026-01-05T10:00Z
-    >>> m = channel_minutes_message("app", 1, t0, {t0: [3, 2]}, ts_ms=t0 + 80_000, partitions=2)
+    >>> m = channel_minutes_message("app", 1, t0, {t0: [3, 2]}, {t0: [7, 2]}, ts_ms=t0 + 80_000,
+    ...                             partitions=2)
     >>> m.topic, m.key, m.partition == key_partition(b"app", 2)
     ('finpulse.channel_minutes', b'app', True)
     """
@@ -267,6 +279,10 @@ def channel_minutes_message(
         minutes=[
             MinuteCount(minute=from_ms(m), contacts=n, answered=a)
             for m, (n, a) in sorted(cells.items())
+        ],
+        surveys=[
+            MinuteSurveys(minute=from_ms(m), answers=n, answer_sum=total)
+            for m, (total, n) in sorted(surveys.items())
         ],
     )
     key = channel.encode()

@@ -67,6 +67,7 @@ from finpulse.streams.stages.service.complaints import (
     is_complaint,
 )
 from finpulse.streams.stages.service.context import ServiceContextStage
+from finpulse.streams.stages.service.csat_drop import record_survey
 from finpulse.streams.stages.service.customer_status import CustomerStatus
 from finpulse.streams.stages.service.friction import record_friction
 from finpulse.streams.stages.service.names import (
@@ -221,7 +222,7 @@ class ServiceStage:
         elif isinstance(event, Feedback) and (
             cust.customer_type is not None or event.kind.value == "complaint_closed"
         ):
-            if self._feedback(event, record, ms, cust, b):
+            if self._feedback(event, record, ms, meta, cust, b):
                 b.learned += 1
             last_seen = cust.last_seen_ms
             b.touched_custs[cid] = (record, ms if last_seen is None else max(ms, last_seen))
@@ -267,12 +268,22 @@ class ServiceStage:
         b.out.annotate(ev.event_id, "features", features)
 
     def _feedback(
-        self, fb: Feedback, record: RawRecord, ms: int, cust: ServiceCustomer, b: _Batch
+        self,
+        fb: Feedback,
+        record: RawRecord,
+        ms: int,
+        meta: PartitionRecord,
+        cust: ServiceCustomer,
+        b: _Batch,
     ) -> bool:
-        """Learn from a survey (True when learned) or close a complaint."""
+        """Learn from a survey and count it into its channel's survey minute (True when
+        learned), or close a complaint."""
         kind = fb.kind.value
         if kind == "csat_survey" and fb.value is not None:
-            return self.satisfaction.learn(fb, record, cust, b.out)
+            channel = self.satisfaction.learn(fb, record, cust)
+            if channel is not None:
+                record_survey(meta.sla, channel, ms, int(fb.value))
+            return channel is not None
         if kind == "complaint_closed":
             b.changes.extend(self.complaints.on_close(b.book, cust, fb, record, ms))
         return False

@@ -314,16 +314,29 @@ def close_minutes(
     last = sla.closed_minute_ms
     if last is not None and closable <= last:
         return None  # the common case within a minute
-    closed: dict[str, dict[int, list[int]]] = {}
-    for channel in list(sla.minutes):
-        ring = sla.minutes[channel]
-        done = {m: cell for m, cell in ring.items() if m <= closable}
-        if done:
-            closed[channel] = done
-            rest = {m: cell for m, cell in ring.items() if m > closable}
-            if rest:
-                sla.minutes[channel] = rest
-            else:
-                del sla.minutes[channel]
+    closed = take_through(sla.minutes, closable)
     sla.closed_minute_ms = closable
     return closable, closed
+
+
+def take_through(
+    rings: dict[str, dict[int, list[int]]], through: int
+) -> dict[str, dict[int, list[int]]]:
+    """Take the minutes up to ``through`` out of per-channel minute rings (in place).
+
+    >>> rings = {"chat": {0: [1, 0], 60_000: [2, 2]}, "app": {0: [3, 1]}}
+    >>> take_through(rings, 0), rings
+    ({'chat': {0: [1, 0]}, 'app': {0: [3, 1]}}, {'chat': {60000: [2, 2]}})
+    """
+    taken: dict[str, dict[int, list[int]]] = {}
+    for channel in list(rings):
+        ring = rings[channel]
+        done = {m: cell for m, cell in ring.items() if m <= through}
+        if done:
+            taken[channel] = done
+            rest = {m: cell for m, cell in ring.items() if m > through}
+            if rest:
+                rings[channel] = rest
+            else:
+                del rings[channel]
+    return taken

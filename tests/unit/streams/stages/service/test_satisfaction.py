@@ -73,8 +73,8 @@ def test_learn_once_per_survey_then_metrics():
     sat, cust, out = _sat(), ServiceCustomer(), BatchOutput()
     sat.score(interaction(event_id="i-1"), cust, 0, 0, [], 20.0, out)
     survey = feedback(ref_event_id="i-1", value=2)
-    assert sat.learn(survey, _raw(0), cust, out) is True
-    assert sat.learn(survey, _raw(1), cust, out) is False  # its entry is gone
+    assert sat.learn(survey, _raw(0), cust) == "call_center"  # the interaction's channel
+    assert sat.learn(survey, _raw(1), cust) is None  # its entry is gone
     assert (cust.csat_sum, cust.csat_count, cust.last_csat) == (2.0, 1, 2)
     assert sat.model.n_learned == 0  # learned from the stream, not at the join
     assert sat.counts["service.csat_unmatched"] == 1
@@ -92,7 +92,7 @@ def test_checkpoint_every_n_surveys_as_a_row_and_restore_once():
     sat.restore()  # nothing yet: starts fresh, and may now write checkpoints
     for k in range(3):
         sat.score(interaction(event_id=f"i-{k}"), cust, k, 0, [], 20.0, out)
-        sat.learn(feedback(ref_event_id=f"i-{k}", value=4), _raw(k), cust, out)
+        sat.learn(feedback(ref_event_id=f"i-{k}", value=4), _raw(k), cust)
     sat.publish(3, out)
     _stream(sat, out)  # 3 learned from one record: crosses 2
     (row,) = out.rows[MODEL_CHECKPOINTS_TABLE]  # stored by the committer
