@@ -23,6 +23,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -46,12 +47,23 @@ class ModelContract(Protocol):
 def frame(rows: Any, columns: Sequence[str]) -> pd.DataFrame:
     """A batch as the pandas frame River's mini-batch API takes (rows: a matrix or dicts).
 
+    A float matrix is wrapped, not copied (the frame is a view of it: do not change the
+    matrix while the frame is in use); the column index of a tuple of names is built once.
+
     >>> frame([{"b": 2.0}], ("a", "b")).to_numpy().tolist()
     [[0.0, 2.0]]
+    >>> M = np.zeros((2, 2)); np.shares_memory(frame(M, ("a", "b")).to_numpy(), M)
+    True
     """
     if len(rows) and isinstance(rows[0], Mapping):
         rows = [[r.get(k, 0.0) for k in columns] for r in rows]
-    return pd.DataFrame(np.asarray(rows, dtype=float).reshape(-1, len(columns)), columns=columns)
+    matrix = np.asarray(rows, dtype=float).reshape(-1, len(columns))
+    return pd.DataFrame(matrix, columns=_index(tuple(columns)), copy=False)
+
+
+@lru_cache(maxsize=64)
+def _index(columns: tuple[str, ...]) -> pd.Index:
+    return pd.Index(columns)
 
 
 def linear_state(scaler: Any, linear: Any) -> tuple[Any, ...]:
@@ -125,7 +137,7 @@ class RiverLogistic:
 
     def _standardized(self, X: pd.DataFrame) -> pd.DataFrame:
         Z = np.clip(self.scaler.transform_many(X).to_numpy(), -self.clip, self.clip)
-        return pd.DataFrame(Z, columns=X.columns, index=X.index)
+        return pd.DataFrame(Z, columns=X.columns, index=X.index, copy=False)
 
     def learn_many(self, X: pd.DataFrame, y: Sequence[int]) -> None:
         labels = pd.Series([bool(v) for v in y], index=X.index)
