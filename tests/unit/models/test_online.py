@@ -15,6 +15,17 @@ def batches(seed=0, n_batches=4, n=300):
     return [rng.normal(size=(n, len(COLUMNS))) * scale + 5.0 for _ in range(n_batches)]
 
 
+def test_transform_frame_equals_rivers_transform_many():
+    d = DeviationScorer()
+    data = batches(seed=3)
+    X = frame(np.column_stack((data[0], np.full(len(data[0]), 2.0))), (*COLUMNS, "const"))
+    d.learn_many(X)  # "const": variance 0, centred but not divided, as River does
+    for B in data[1:]:
+        Y = frame(np.column_stack((B, np.full(len(B), 3.0))), (*COLUMNS, "const"))
+        expected = d.scaler.transform_many(Y).to_numpy()
+        np.testing.assert_allclose(d.scaler.transform_frame(Y), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_deviation_scores_equal_rivers_own_transform_one():
     d = DeviationScorer(upper=["a", "c"])
     data = batches()
