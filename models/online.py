@@ -1,7 +1,10 @@
 """Online models on River estimators, behind one River-style contract.
 
 The risk models are River's own estimators, driven through River's mini-batch API on one
-pandas frame per batch (``learn_many`` / ``transform_many`` / ``predict_proba_many``):
+pandas frame per batch (``learn_many``; ``predict_proba_many`` for the labelled rows). The
+scoring path standardizes a batch from the River scaler's own statistics in numpy
+(:meth:`StandardScaler.transform_frame`, River's ``transform_many`` without its per-call
+frame round-trip), the same numbers:
 
 * :class:`RiverLogistic`: ``preprocessing.StandardScaler`` then
   ``linear_model.LogisticRegression``, learnt on the rare labelled rows (the classifier one
@@ -23,6 +26,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -46,12 +50,23 @@ class ModelContract(Protocol):
 def frame(rows: Any, columns: Sequence[str]) -> pd.DataFrame:
     """A batch as the pandas frame River's mini-batch API takes (rows: a matrix or dicts).
 
+    A float matrix is wrapped, not copied (the frame is a view of it: do not change the
+    matrix while the frame is in use); the column index of a tuple of names is built once.
+
     >>> frame([{"b": 2.0}], ("a", "b")).to_numpy().tolist()
     [[0.0, 2.0]]
+    >>> M = np.zeros((2, 2)); np.shares_memory(frame(M, ("a", "b")).to_numpy(), M)
+    True
     """
     if len(rows) and isinstance(rows[0], Mapping):
         rows = [[r.get(k, 0.0) for k in columns] for r in rows]
-    return pd.DataFrame(np.asarray(rows, dtype=float).reshape(-1, len(columns)), columns=columns)
+    matrix = np.asarray(rows, dtype=float).reshape(-1, len(columns))
+    return pd.DataFrame(matrix, columns=_index(tuple(columns)), copy=False)
+
+
+@lru_cache(maxsize=64)
+def _index(columns: tuple[str, ...]) -> pd.Index:
+    return pd.Index(columns, dtype=object)
 
 
 def linear_state(scaler: Any, linear: Any) -> tuple[Any, ...]:
@@ -93,12 +108,29 @@ class StandardScaler(preprocessing.StandardScaler):
             if var < 0.0:
                 self.vars[col] = 0.0
 
+    def transform_frame(self, X: pd.DataFrame) -> Any:
+        """River's ``transform_many(X)`` as a numpy matrix, computed here from the scaler's
+        own means and variances: River's result goes through narwhals (a schema check, a new
+        frame), ~1-3 ms a call whatever the batch size; this is the same arithmetic without
+        that (equal within round-off, tests/unit/models/test_online.py).
+
+        >>> s = StandardScaler()
+        >>> s.learn_many(frame([[1.0, 5.0], [3.0, 5.0]], ("a", "b")))
+        >>> s.transform_frame(frame([[2.0, 6.0], [5.0, 4.0]], ("a", "b"))).tolist()
+        [[0.0, 1.0], [3.0, -1.0]]
+        """
+        columns = X.columns
+        stds = np.array([self.vars[c] for c in columns]) ** 0.5
+        Z = X.to_numpy(dtype=float) - np.array([self.means[c] for c in columns])
+        np.divide(Z, stds, where=stds > 0, out=Z)  # a constant column stays centred, as River's
+        return Z
+
 
 class RiverLogistic:
     """River's ``StandardScaler`` | ``LogisticRegression``, learnt one batch at a time.
 
     ``learn_many(X, y)`` updates the scaler with the batch's labelled rows
-    (``learn_many``), standardizes them (``transform_many``, clipped to ``±clip``) and
+    (``learn_many``), standardizes them (``transform_frame``, clipped to ``±clip``) and
     takes one SGD step per row (River's ``learn_one``). Labels are rare (about one row in
     a hundred), so this costs little; River's ``LogisticRegression.learn_many`` takes one
     step for the whole batch instead, which measured worse both ways: the mean gradient
@@ -123,9 +155,9 @@ class RiverLogistic:
     def n_learned(self) -> int:
         return self.n_seen[0] + self.n_seen[1]
 
-    def _standardized(self, X: pd.DataFrame) -> pd.DataFrame:
-        Z = np.clip(self.scaler.transform_many(X).to_numpy(), -self.clip, self.clip)
-        return pd.DataFrame(Z, columns=X.columns, index=X.index)
+    def _standardized(self, X: pd.DataFrame) -> Any:
+        Z = self.scaler.transform_frame(X)
+        return np.clip(Z, -self.clip, self.clip, out=Z)
 
     def learn_many(self, X: pd.DataFrame, y: Sequence[int]) -> None:
         labels = pd.Series([bool(v) for v in y], index=X.index)
@@ -133,7 +165,7 @@ class RiverLogistic:
             return
         self.scaler.learn_many(X)
         columns = list(X.columns)
-        for row, label in zip(self._standardized(X).to_numpy().tolist(), labels, strict=True):
+        for row, label in zip(self._standardized(X).tolist(), labels, strict=True):
             self.classifier.learn_one(dict(zip(columns, row, strict=True)), label)
         n_pos = int(labels.sum())
         self.n_seen[1] += n_pos
@@ -143,7 +175,8 @@ class RiverLogistic:
         """P(fraud) of each row among labelled examples (numpy array)."""
         if not self.n_learned:
             return np.full(len(X), 0.5)
-        proba: pd.DataFrame = self.classifier.predict_proba_many(self._standardized(X))
+        Z = pd.DataFrame(self._standardized(X), columns=X.columns, index=X.index, copy=False)
+        proba: pd.DataFrame = self.classifier.predict_proba_many(Z)
         return proba[True].to_numpy()
 
     def logits_many(self, X: pd.DataFrame) -> tuple[Any, Any]:
@@ -153,7 +186,7 @@ class RiverLogistic:
         Z = self._standardized(X)
         weights = self.classifier.weights
         w = np.array([weights.get(c, 0.0) for c in X.columns])
-        terms = Z.to_numpy() * w
+        terms = Z * w
         return terms.sum(axis=1) + self.classifier.intercept, terms
 
     def learn_one(self, x: Features, y: float | int | bool | None = None) -> None:
@@ -197,7 +230,7 @@ class DeviationScorer:
         """Scores and per-input terms of the rows of ``X``."""
         if not self.scaler.counts:
             return np.zeros(len(X)), np.zeros(X.shape)
-        Z = self.scaler.transform_many(X).to_numpy()
+        Z = self.scaler.transform_frame(X)
         upper = np.array([c in self.upper for c in X.columns])
         Z = np.where(upper, np.maximum(Z, 0.0), np.abs(Z))
         np.minimum(Z, self.clip, out=Z)

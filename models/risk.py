@@ -270,10 +270,15 @@ class RiskModel:
         )
 
     # ------------------------------------------------------------------ batch
-    def learn_many(self, X: Any) -> None:
-        """Let the anomaly part learn the rows of ``X`` (unlabelled, every transaction)."""
+    def learn_many(self, X: Any, XA: Any = None) -> None:
+        """Let the anomaly part learn the rows of ``X`` (unlabelled, every transaction);
+        ``XA``: their :meth:`anomaly_frame` if already built (the batch's scoring built it)."""
         self.n_scored += len(X)
-        self.anomaly.learn_many(frame(X[:, self._anomaly_idx], ANOMALY_INPUTS))
+        self.anomaly.learn_many(self.anomaly_frame(X) if XA is None else XA)
+
+    def anomaly_frame(self, X: Any) -> Any:
+        """The anomaly part's inputs of the rows of ``X`` as one frame (one per batch)."""
+        return frame(X[:, self._anomaly_idx], ANOMALY_INPUTS)
 
     def note_labels(self, y: Sequence[float | int | bool]) -> None:
         """Count labels joined to transactions scored here (the sampling correction);
@@ -291,8 +296,8 @@ class RiskModel:
         correction (what its next labels are compared with)."""
         return self.supervised.predict_proba_many(frame(XS, SUPERVISED_NAMES))
 
-    def _anomaly_many(self, X: Any) -> tuple[Any, Any]:
-        return self.anomaly.score_many(frame(X[:, self._anomaly_idx], ANOMALY_INPUTS))
+    def _anomaly_many(self, X: Any, XA: Any = None) -> tuple[Any, Any]:
+        return self.anomaly.score_many(self.anomaly_frame(X) if XA is None else XA)
 
     def supervised_matrix(self, X: Any) -> Any:
         """The supervised inputs of the rows of ``X``: the inputs plus the anomaly evidence
@@ -304,11 +309,12 @@ class RiskModel:
         """Assess the rows of ``X`` (columns in :data:`INPUT_NAMES` order)."""
         return self.assess_batch(X)[0]
 
-    def assess_batch(self, X: Any) -> tuple[list[RiskAssessment], Any]:
+    def assess_batch(self, X: Any, XA: Any = None) -> tuple[list[RiskAssessment], Any]:
         """:meth:`assess_many` and the rows' :meth:`supervised_matrix` (kept pending for the
-        label join), from one pass of the anomaly part."""
+        label join), from one pass of the anomaly part (on ``XA``, the rows'
+        :meth:`anomaly_frame`, if given)."""
         n, d = X.shape
-        a, CA = self._anomaly_many(X)
+        a, CA = self._anomaly_many(X, XA)
         w = self.supervised_weight()
         totals = CA.sum(axis=1)
         XS = np.column_stack((X, np.log1p(totals)))

@@ -303,11 +303,12 @@ class RiskStage:
         """Score a batch with the model as of its start, then let the anomaly part learn it."""
         m = self.m
         X = features_matrix([f for _, f, _ in scored])
-        assessments, XS = m.model.assess_batch(X)
+        XA = m.model.anomaly_frame(X)  # one frame for the anomaly part's scoring and learning
+        assessments, XS = m.model.assess_batch(X, XA)
         packed = pack_rows(XS, "e")
         amounts = X[:, 0].tolist()  # log amount, log hourly velocity: drift inputs
         velocity = X[:, 2].tolist()
-        m.model.learn_many(X)
+        m.model.learn_many(X, XA)
         m.scored += len(scored)
         self.counts["scored"] += len(scored)
         drift = m.drift

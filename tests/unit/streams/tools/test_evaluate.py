@@ -50,8 +50,8 @@ def test_a_broken_model_fails_the_floor(monkeypatch):
     original = RiskModel.assess_batch
     rng = random.Random(0)
 
-    def noise(self, X):
-        out, XS = original(self, X)
+    def noise(self, X, XA=None):
+        out, XS = original(self, X, XA)
         return [a._replace(score=100.0 * rng.random()) for a in out], XS
 
     monkeypatch.setattr(RiskModel, "assess_batch", noise)
