@@ -40,7 +40,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -225,10 +225,12 @@ class Committer:
                 entries = log_entries(changelog, self.log_topic, self._next_epoch())
                 log_offsets = await self._timed("commit_log_ms", self.publish(entries))
                 if self.log_stored is not None:
-                    self.log_stored(entries, log_offsets or {})
+                    with self._timing("log_store_ms"):  # the local store's write
+                        self.log_stored(entries, log_offsets or {})
             offsets = await self._timed("changelog_ms", self.publish(changelog))
             if self.stored is not None:
-                self.stored(offsets or {})
+                with self._timing("state_store_ms"):
+                    self.stored(offsets or {})
         # 3. acknowledge, in submission order
         for g in group:
             g.acknowledge()
@@ -256,10 +258,14 @@ class Committer:
         self._queue, self._queued_events = [], 0
 
     async def _timed(self, name: str, job: Awaitable[_T]) -> _T:
+        with self._timing(name):
+            return await job
+
+    @contextlib.contextmanager
+    def _timing(self, name: str) -> Iterator[None]:
         started = time.perf_counter()
-        result = await job
+        yield
         self.timings.record(name, (time.perf_counter() - started) * 1000)
-        return result
 
     async def close(self) -> None:
         """Stop committing; batches not yet committed are not acknowledged (they come again)."""

@@ -337,11 +337,13 @@ def is_rocksdb(table: Any) -> bool:
     return isinstance(table.data, rocksdb.Store)
 
 
-def rocksdb_open(table: Any) -> list[Any]:
-    """The open RocksDB databases (``rocksdict.Rdict``) of a table's ``rocksdb://`` store, one
-    per changelog partition this worker holds. Not to be kept: Faust closes a revoked
-    partition's database by dropping its reference."""
-    return list(table.data._dbs.values())
+def rocksdb_databases(table: Any) -> Mapping[int, Any]:
+    """The open RocksDB databases (``rocksdict.Rdict``) of a table's ``rocksdb://`` store by
+    changelog partition, one per partition this worker holds: the store's own dict, which
+    Faust updates as partitions are assigned and revoked (the same object for the store's
+    life). Keep the dict, not the databases: Faust closes a revoked partition's database by
+    dropping its reference."""
+    return table.data._dbs  # type: ignore[no-any-return]
 
 
 def rocksdb_partition(table: Any, partition: int) -> Any:
@@ -359,7 +361,7 @@ def rocksdb_offset_key(table: Any) -> bytes:
 def rocksdb_keys(table: Any) -> Iterator[bytes]:
     """The keys of a ``rocksdb://`` store's open partitions (its offset keys left out)."""
     store = table.data
-    for db in rocksdb_open(table):
+    for db in list(rocksdb_databases(table).values()):
         yield from store._visible_keys(db)
 
 

@@ -10,7 +10,10 @@ changelog, together with the changelog offset they reach.
 - :class:`MemoryTableStore`: the memory store's dict; a decoded record replaces its bytes,
   so memory grows with the keys.
 - :class:`RocksTableStore`: RocksDB, one database per changelog partition (Faust's
-  ``rocksdb://`` store, ``rocksdict``); decoded records are kept in a bounded LRU cache.
+  ``rocksdb://`` store, ``rocksdict``); decoded records, and keys found in no partition's
+  database, are kept in a bounded LRU cache: a key is looked up in every partition's
+  database only on its first read (a new customer's key is read several times, by
+  several stages, before its first commit).
   A commit's records and its changelog offset are written in one RocksDB write batch, so a
   restarted worker on the same host finds its state at a known changelog offset and Faust's
   recovery reads only the changelog after it.
@@ -37,14 +40,16 @@ from finpulse.streams.core.batch import Outgoing
 from finpulse.streams.worker.faust_adapter import (
     is_rocksdb,
     memory_store,
+    rocksdb_databases,
     rocksdb_keys,
     rocksdb_offset_key,
-    rocksdb_open,
     rocksdb_partition,
 )
 
 # One record of a commit: (key, encoded value or None to delete, decoded value or None).
 Record = tuple[str, bytes | None, Any]
+
+_UNCACHED = object()
 
 
 class TableStore(Protocol):
@@ -97,7 +102,7 @@ class _RocksEntries(Mapping[bytes, bytes]):
         self.table = table
 
     def __getitem__(self, key: bytes) -> bytes:
-        for db in rocksdb_open(self.table):
+        for db in list(rocksdb_databases(self.table).values()):
             found = db.get(key)
             if found is not None:
                 return found  # type: ignore[no-any-return]
@@ -175,27 +180,38 @@ class MemoryTableStore:
 
 class RocksTableStore:
     """A ``rocksdb://`` store's partition databases with an LRU cache of ``cache_keys``
-    decoded records. Keys are JSON, as on the changelog (Faust's key codec)."""
+    decoded records or known absences. Keys are JSON, as on the changelog (Faust's key
+    codec).
+
+    The cache follows every change of the databases while the worker processes: they
+    change only by :meth:`write`, which updates it, and by Faust's recovery after a
+    rebalance, after which the worker calls :meth:`forget`.
+    """
 
     def __init__(self, table: Any, cache_keys: int) -> None:
         self.table = table
         self.cache_keys = cache_keys
         self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._databases: Mapping[int, Any] | None = None
 
     def get(self, key: str) -> Any:
         cache = self._cache
-        value = cache.get(key)
-        if value is not None:
+        value = cache.get(key, _UNCACHED)
+        if value is not _UNCACHED:
             cache.move_to_end(key)
-            return value
+            return value  # None: known absent
+        if self._databases is None:  # the store's dict, made by Faust on first use
+            self._databases = rocksdb_databases(self.table)
         raw = orjson.dumps(key)
-        for db in rocksdb_open(self.table):
+        for db in self._databases.values():
             found = db.get(raw)
             if found is not None:
                 return found
+        self.remember(key, None)
         return None
 
     def remember(self, key: str, decoded: Any) -> None:
+        """Keep ``decoded`` (``None``: ``key`` is in no database) for the next read."""
         cache = self._cache
         cache[key] = decoded
         cache.move_to_end(key)
@@ -211,11 +227,11 @@ class RocksTableStore:
             raw = orjson.dumps(key)
             if encoded is None:
                 batch.delete(raw)
-                cache.pop(key, None)
+                self.remember(key, None)
             else:
                 batch.put(raw, encoded)
                 if decoded is None:
-                    cache.pop(key, None)
+                    cache.pop(key, None)  # read back (and decoded) from the database
                 else:
                     self.remember(key, decoded)
         if offset is not None:

@@ -54,7 +54,7 @@ PINNED: dict[str, tuple[Any, str, str]] = {
     "faust rocksdb Store.revoke_partitions": (
         faust_rocksdb.Store.revoke_partitions,
         "3f85447a24fc34ff",
-        "a revoked partition's database leaves _dbs (rocksdb_open() no longer lists it)",
+        "a revoked partition's database leaves _dbs (rocksdb_databases(), kept by the store)",
     ),
     "faust Recovery._add": (
         faust_recovery.Recovery._add,
@@ -212,14 +212,17 @@ def test_recovery_seconds_count_from_the_start_of_faust_recovery(tmp_path: Path)
 def test_a_rocksdb_table_exposes_its_partition_databases_and_offset_key(tmp_path: Path) -> None:
     app = build_app(Settings(data_dir=tmp_path))
     table = app.Table("pinned", default=None, partitions=2)
-    assert faust_adapter.is_rocksdb(table) and faust_adapter.rocksdb_open(table) == []
+    databases = faust_adapter.rocksdb_databases(table)
+    assert faust_adapter.is_rocksdb(table) and databases == {}
     db = faust_adapter.rocksdb_partition(table, 1)
     db.put(b'"k"', b"v")
     db.put(faust_adapter.rocksdb_offset_key(table), b"41")
-    assert faust_adapter.rocksdb_open(table) == [db]
+    assert databases == {1: db}  # the store's own dict: kept, it follows the assignment
     assert list(faust_adapter.rocksdb_keys(table)) == [b'"k"']
     assert table.data.persisted_offset(TP("app-pinned-changelog", 1)) == 41
     assert (tmp_path / "state").is_dir()
+    table.data.revoke_partitions(table, {TP(table.changelog_topic.get_topic_name(), 1)})
+    assert databases == {} and faust_adapter.rocksdb_databases(table) is databases
 
 
 def _consumer(acks: bool = True) -> Any:

@@ -89,3 +89,23 @@ def test_commit_log_entries_are_not_kept_by_a_memory_store(tmp_path: Path) -> No
     topic = table.changelog_topic.get_topic_name()
     store_entries(table, [Outgoing(topic, b"0:0", b"e1", 0)], {(topic, 0): 12})
     assert dict(table_entries(table)) == {}  # a start replays the whole changelog
+
+
+def test_rocksdb_remembers_a_key_found_in_no_partition_until_written_or_forgotten(
+    tmp_path: Path,
+) -> None:
+    state = _state(tmp_path, "rocksdb", cache_keys=10)
+    topic = state.table.changelog_topic.get_topic_name()
+    assert state.get("c1") is None  # looked up in every partition's database
+    state.table.data._db_for_partition(0).put(b'"c1"', state.codec.encode({"n": 0}))
+    assert state.get("c1") is None  # behind the store's back: the known absence stands
+    state.put("c1", {"n": 1}, _record(1))
+    state.changelog()
+    state.stored({(topic, 1): 3})
+    assert state.get("c1") == {"n": 1}  # the write replaced the absence
+    state.delete("c1", _record(1))
+    state.changelog()
+    state.stored({(topic, 1): 4})
+    assert state.get("c1") is None
+    state.forget()  # what a rebalance's recovery is followed by
+    assert state.get("c1") == {"n": 0}  # looked up again: partition 0's database has it
