@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-crash lint typecheck bench evaluate clean services-down browser
+.PHONY: demo test test-crash test-known-flaky lint typecheck bench evaluate clean services-down browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,11 +30,15 @@ browser:
 	  $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest --doctest-modules finpulse tests
+	$(BIN)/python -m pytest --doctest-modules -m "not known_flaky" finpulse tests
 
 # The crash-equivalence property alone, on both brokers (about 3 minutes; also in make test).
 test-crash: $(STAMP)
 	$(BIN)/python -m pytest -m crash_property tests/integration/test_crash_equivalence.py
+
+# Tests that fail now and then in full runs, cause not found yet (docs/limits.md).
+test-known-flaky: $(STAMP)
+	$(BIN)/python -m pytest -m known_flaky tests/integration
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
