@@ -72,7 +72,8 @@ def test_channel_minutes_sent_again_change_nothing():
     assert [c for o in outs for c in o.candidates] == []
 
 
-def test_only_the_owner_of_a_channel_partition_judges_it():
+def test_every_minute_of_a_channel_goes_to_one_partition_whatever_its_source():
+    # one partition per channel is what gives each channel a single owner (its consumer)
     d = Driver(topic_partitions=PARTITIONS, service_pool_wait_s=600)
     _spread_outage(d)
     sent = [m for o in d.outputs for m in o.messages if m.topic == CHANNEL_MINUTES]
