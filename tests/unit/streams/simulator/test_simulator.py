@@ -196,7 +196,8 @@ def test_ground_truth_references_emitted_events(
             for eid in r["event_ids"]:
                 d = ints[eid]
                 assert d["channel"] == r["channel"]
-                assert r["start_ts"] <= d["ts"] <= r["end_ts"]
+                start = r.get("first_event_ts", r["start_ts"])
+            assert start <= d["ts"] <= r["end_ts"]
             continue
         for eid in r["event_ids"]:
             d = txns[eid]
@@ -232,6 +233,10 @@ def test_small_run_has_outage_and_no_crash() -> None:
     assert list(_sim(n=0).events()) == []
 
 
+def _ts(iso: str) -> datetime:
+    return datetime.fromisoformat(iso)
+
+
 def _amount_cny(d: dict) -> float:
     return d["amount"] * (7.1 if d["currency"] == "USD" else 1.0)
 
@@ -258,6 +263,14 @@ def test_pattern_shapes(
                 assert _amount_cny(evs[0]) >= thr
             else:
                 assert len({d["ts"][:10] for d in evs}) >= 1
+            # the obligation starts where the running total reaches the threshold
+            by_time = sorted(evs, key=lambda d: d["ts"])
+            reach = next(
+                i for i in range(len(by_time))
+                if sum(_amount_cny(d) for d in by_time[: i + 1]) >= thr
+            )  # fmt: skip
+            assert _ts(r["start_ts"]) == _ts(r["observable_ts"]) == _ts(by_time[reach]["ts"])
+            assert _ts(r["first_event_ts"]) == _ts(by_time[0]["ts"])
         elif r["pattern"] == "account_takeover":
             assert all(d["device_id"] == r["new_device_id"] for d in evs)
             assert all(d["txn_type"] == "transfer" and d["direction"] == "debit" for d in evs)

@@ -141,7 +141,7 @@ DEPOSITS = cash_deposits(2000, 2600, 1800, 2300)  # a retail customer's usual ca
 
 def test_a_deposit_just_under_the_threshold_far_above_the_customers_own_is_off_profile():
     assert OFF_PROFILE in replay([*HISTORY, *DEPOSITS, *cash_deposits(46000)])[-1]
-    assert OFF_PROFILE in replay([*HISTORY, *cash_deposits(46000)])[-1]  # first cash of a known
+    assert OFF_PROFILE in replay([*HISTORY, *TRANSFERS, *cash_deposits(46000)])[-1]  # first cash
 
 
 def test_near_threshold_amounts_that_fit_the_customers_habits_are_not_off_profile():
@@ -151,7 +151,7 @@ def test_near_threshold_amounts_that_fit_the_customers_habits_are_not_off_profil
     takings = cash_deposits(38000, 44000, 41000, 47000, 39000)  # a shop banking its takings
     assert not off([*HISTORY, *takings, *cash_deposits(46000)])
     assert not off([*HISTORY, *DEPOSITS, *cash_deposits(30000)])  # under the near band
-    assert not off(cash_deposits(46000))  # nothing known of the customer yet
+    assert not off([*HISTORY, *cash_deposits(46000)])  # too little known of the customer yet
     corporate = [{**e, "customer_type": "institution", "segment": "corporate"}
                  for e in [*HISTORY, *DEPOSITS, *cash_deposits(46000)]]  # fmt: skip
     assert not off(corporate)  # a company's routine treasury flows: the counts judge those
