@@ -69,8 +69,8 @@ def limit_threshold_cny(c: Customer, cat: str) -> float:
         return CASH_THRESHOLD
     if cat == "transfer_xb":
         return min(TRANSFER_THRESHOLD_CROSS_BORDER, CROSS_BORDER_USD_THRESHOLD * USD_CNY)
-    if not c.individual:
-        return min(TRANSFER_THRESHOLD_INSTITUTION, INSTITUTION_USD_THRESHOLD * USD_CNY)
+    if cat == "transfer_usd":  # an institution's foreign-currency transfers, a class apart
+        return INSTITUTION_USD_THRESHOLD * USD_CNY
     return transfer_threshold(c)
 
 
@@ -157,6 +157,8 @@ class TxnFactory:
             d["ip_country"] = ip_country
         xb = c.individual and counterparty_country not in (None, c.home)
         cat = limit_category(txn_type, xb)
+        if cat == "transfer" and currency != "CNY" and not c.individual:
+            cat = "transfer_usd"
         if cat is not None and count_limits:
             cny = float(d["amount"]) * (USD_CNY if currency == "USD" else 1.0)  # type: ignore[arg-type]
             self.limits.add(c, ms, cat, cny)
@@ -243,6 +245,11 @@ class TxnFactory:
                 amount = capped if capped is not None else 100.0
             if cp_country != c.home and rng.random() < 0.5:
                 currency = "USD"
+                if not c.individual:  # the USD class has its own, tighter threshold
+                    capped = self._capped(
+                        c, ms, "transfer_usd", amount, (median * c.amount_scale, sigma)
+                    )
+                    amount = capped if capped is not None else 100.0
                 amount /= USD_CNY
         elif ttype == "cash_deposit":
             direction = "credit"
