@@ -90,6 +90,7 @@ FEATURES: Mapping[str, str] = MappingProxyType(
         "new_counterparty": "counterparty not among the customer's last 8",
         "new_account": "account not among the customer's last 8 accounts",
         "amount_zscore": "z-score of log amount vs the customer's EW history for this txn type",
+        "type_history_count": "transactions of this type seen for this customer before (capped)",
         "cross_border": "cross-border flag, or counterparty country differs from home",
         "foreign_ip": "IP country present and not the home country",
         "local_night": "local time (UTC+8 default) in the night hours (00:00-06:00 default)",
@@ -509,10 +510,11 @@ def extract_into(txn: Transaction, st: FeatureState, config: FeatureConfig) -> d
     type_code = _TYPE_CODE[txn_type]
     stats = st.amount_stats.get(type_code)
     if stats is None:
-        z = 0.0
+        z, type_seen = 0.0, 0
         st.amount_stats[type_code] = [1, round(la, 5), 0.0]
     else:
         n, mean, var = stats
+        type_seen = int(n)
         k = config.zscore_prior_weight
         var_eff = (n * var + k * config.zscore_prior_var) / (n + k)
         z = (la - mean) / math.sqrt(var_eff)
@@ -562,6 +564,7 @@ def extract_into(txn: Transaction, st: FeatureState, config: FeatureConfig) -> d
         "new_counterparty": new_cp,
         "new_account": new_account,
         "amount_zscore": z,
+        "type_history_count": type_seen,
         "cross_border": cross,
         "foreign_ip": ip is not None and ip != config.home_country,
         "local_night": night,

@@ -284,6 +284,7 @@ def expected_structuring() -> dict[str, set[str]]:
 
 
 EARLY_WARNING = "structuring.early_warning"  # the second transaction under a threshold
+OFF_PROFILE = "structuring.off_profile"  # one under a threshold, unlike the customer's own
 
 
 REPORT_QUERY = (

@@ -4,10 +4,14 @@ Patterns: ``account_takeover``, ``card_testing``, ``mule`` (fraud); ``structurin
 a reporting threshold); ``large_value`` (at or above a threshold, must be reported);
 ``channel_outage`` (one service channel degraded for 20-60 simulated minutes).
 
-A record's ``observable_ts`` (mule, structuring, large value) is when the case first shows
-what defines it: a mule's second payment from a new payer, a structuring case's second
-transaction just under the threshold, a large-value case's transaction that reaches the
-threshold. Before it, the case's events look like one ordinary payment or deposit.
+A record's ``start_ts`` is its first event, except for a large-value case: a reporting
+obligation, not a fraud, it starts with the transaction whose same-day total reaches the
+threshold (the earlier deposits of a cumulative case are in the report, ``event_ids``, but
+owe nothing alone; ``first_event_ts`` keeps the first). Its ``observable_ts`` (mule,
+structuring, large value) is when the case first shows what defines it: a mule's second
+payment from a new payer, a structuring case's second transaction just under the threshold,
+a large-value case's start. Before it, the case's events look like one ordinary payment or
+deposit.
 
 >>> counts = pattern_counts(20_000, 2 * 86_400_000)
 >>> counts["channel_outage"], all(v >= 1 for v in counts.values())
@@ -80,12 +84,15 @@ class PatternInstance:
     emitted_ms: list[int] = field(default_factory=list)
     related: list[str] = field(default_factory=list)
     window: tuple[int, int] | None = None
+    starts_ms: int | None = None  # the case's start when it is not its first event
 
     def to_record(self) -> dict[str, object]:
         if self.window is not None:
             start_ms, end_ms = self.window
         else:
             start_ms, end_ms = min(self.emitted_ms), max(self.emitted_ms)
+            if self.starts_ms in self.emitted_ms:
+                start_ms = self.starts_ms
         c = self.customer
         rec: dict[str, object] = {
             "instance_id": self.instance_id,
@@ -448,8 +455,10 @@ class PatternPlanner:
             if running >= thr:
                 crossed = ms
                 break
+        inst.starts_ms = crossed
         inst.details = {
             "observable_ts": iso(crossed),
+            "first_event_ts": iso(min(times)),
             "variant": variant,
             "threshold": thr,
             "currency": "CNY",

@@ -1,8 +1,11 @@
 """Transaction payloads: background traffic that follows each customer's habits.
 
-Background traffic stays clear of the regulatory reporting thresholds (single amounts below
-70 % of a threshold; same-day cumulative cash below 80 % of RMB 50,000) so that every reportable
-or structuring event in the stream is an injected, ground-truthed pattern.
+Background amounts follow each customer's own habits (a lognormal per segment and type) up to
+just under the regulatory reporting thresholds: a draw at or above a threshold is drawn again,
+and a customer's same-day cumulative amount stays under it. So every reportable event is an
+injected, ground-truthed pattern, while clean customers whose habits reach that high (a shop
+banking its takings, a company paying a supplier, a private client buying a flat) sometimes
+transact just under a threshold, as a bank's real customers do.
 
 >>> import random
 >>> from finpulse.streams.simulator.population import build_population
@@ -39,9 +42,10 @@ TRANSFER_THRESHOLD_INDIVIDUAL = 500_000.0
 TRANSFER_THRESHOLD_INSTITUTION = 2_000_000.0
 TRANSFER_THRESHOLD_CROSS_BORDER = 200_000.0
 CROSS_BORDER_USD_THRESHOLD = 10_000.0
-# background traffic keeps single amounts and same-day sums below these shares of a threshold
-BACKGROUND_SINGLE_SHARE = 0.7
-BACKGROUND_DAY_SHARE = 0.8
+INSTITUTION_USD_THRESHOLD = 200_000.0  # Art. 5(2): tighter than RMB 2,000,000 at the FX table
+# background traffic keeps single amounts and same-day sums below this share of a threshold
+BACKGROUND_SHARE = 0.999
+BACKGROUND_REDRAWS = 8  # draws at or above the threshold are drawn again this many times
 
 
 def transfer_threshold(c: Customer) -> float:
@@ -65,6 +69,8 @@ def limit_threshold_cny(c: Customer, cat: str) -> float:
         return CASH_THRESHOLD
     if cat == "transfer_xb":
         return min(TRANSFER_THRESHOLD_CROSS_BORDER, CROSS_BORDER_USD_THRESHOLD * USD_CNY)
+    if cat == "transfer_usd":  # an institution's foreign-currency transfers, a class apart
+        return INSTITUTION_USD_THRESHOLD * USD_CNY
     return transfer_threshold(c)
 
 
@@ -151,16 +157,28 @@ class TxnFactory:
             d["ip_country"] = ip_country
         xb = c.individual and counterparty_country not in (None, c.home)
         cat = limit_category(txn_type, xb)
+        if cat == "transfer" and currency != "CNY" and not c.individual:
+            cat = "transfer_usd"
         if cat is not None and count_limits:
             cny = float(d["amount"]) * (USD_CNY if currency == "USD" else 1.0)  # type: ignore[arg-type]
             self.limits.add(c, ms, cat, cny)
         return d
 
-    def _capped(self, c: Customer, ms: int, cat: str, cny: float) -> float | None:
-        """Keep background below reporting thresholds; None means 'no room today'."""
+    def _capped(
+        self, c: Customer, ms: int, cat: str, cny: float, draw: tuple[float, float]
+    ) -> float | None:
+        """Keep background below reporting thresholds; None means 'no room today'.
+
+        ``cny`` was drawn from the lognormal ``draw`` (median, sigma): a draw at or above the
+        threshold is drawn again (the customer's own distribution, truncated under it)."""
         thr = limit_threshold_cny(c, cat)
-        cny = min(cny, BACKGROUND_SINGLE_SHARE * thr * (0.8 + 0.2 * self.rng.random()))
-        room = BACKGROUND_DAY_SHARE * thr - self.limits.used(c, ms, cat)
+        for _ in range(BACKGROUND_REDRAWS):
+            if cny < BACKGROUND_SHARE * thr:
+                break
+            cny = self.lognormal(*draw)
+        else:  # a customer whose habits lie above the threshold: a part of a usual amount
+            cny = BACKGROUND_SHARE * thr * self.rng.uniform(0.3, 1.0)
+        room = BACKGROUND_SHARE * thr - self.limits.used(c, ms, cat)
         if cny <= room:
             return cny
         if room < 0.02 * thr:
@@ -176,7 +194,7 @@ class TxnFactory:
         unusual = amount > 5 * median * c.amount_scale
         cat = limit_category(ttype)
         if cat is not None:
-            capped = self._capped(c, ms, cat, amount)
+            capped = self._capped(c, ms, cat, amount, (median * c.amount_scale, sigma))
             if capped is None:
                 ttype = "bill_payment"
                 median, sigma = AMOUNTS[c.segment][ttype]
@@ -221,10 +239,17 @@ class TxnFactory:
                 if rng.random() < 0.3:
                     c.counterparties.append((counterparty, cp_country))
             if c.individual and cp_country != c.home:  # the tighter cross-border threshold
-                capped = self._capped(c, ms, "transfer_xb", amount)
+                capped = self._capped(
+                    c, ms, "transfer_xb", amount, (median * c.amount_scale, sigma)
+                )
                 amount = capped if capped is not None else 100.0
             if cp_country != c.home and rng.random() < 0.5:
                 currency = "USD"
+                if not c.individual:  # the USD class has its own, tighter threshold
+                    capped = self._capped(
+                        c, ms, "transfer_usd", amount, (median * c.amount_scale, sigma)
+                    )
+                    amount = capped if capped is not None else 100.0
                 amount /= USD_CNY
         elif ttype == "cash_deposit":
             direction = "credit"

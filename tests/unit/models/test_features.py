@@ -140,6 +140,7 @@ def test_amount_zscore_against_own_history_per_txn_type():
     assert abs(fs[-3]["amount_zscore"]) < 1.0
     assert fs[-2]["amount_zscore"] >= 5.0
     assert fs[-1]["amount_zscore"] == 0.0
+    assert [f["type_history_count"] for f in fs[-3:]] == [40, 41, 0]  # seen before, per type
 
 
 def test_near_threshold_counts_use_the_configured_thresholds():

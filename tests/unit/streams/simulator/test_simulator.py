@@ -196,7 +196,8 @@ def test_ground_truth_references_emitted_events(
             for eid in r["event_ids"]:
                 d = ints[eid]
                 assert d["channel"] == r["channel"]
-                assert r["start_ts"] <= d["ts"] <= r["end_ts"]
+                start = r.get("first_event_ts", r["start_ts"])
+            assert start <= d["ts"] <= r["end_ts"]
             continue
         for eid in r["event_ids"]:
             d = txns[eid]
@@ -232,6 +233,10 @@ def test_small_run_has_outage_and_no_crash() -> None:
     assert list(_sim(n=0).events()) == []
 
 
+def _ts(iso: str) -> datetime:
+    return datetime.fromisoformat(iso)
+
+
 def _amount_cny(d: dict) -> float:
     return d["amount"] * (7.1 if d["currency"] == "USD" else 1.0)
 
@@ -258,6 +263,14 @@ def test_pattern_shapes(
                 assert _amount_cny(evs[0]) >= thr
             else:
                 assert len({d["ts"][:10] for d in evs}) >= 1
+            # the obligation starts where the running total reaches the threshold
+            by_time = sorted(evs, key=lambda d: d["ts"])
+            reach = next(
+                i for i in range(len(by_time))
+                if sum(_amount_cny(d) for d in by_time[: i + 1]) >= thr
+            )  # fmt: skip
+            assert _ts(r["start_ts"]) == _ts(r["observable_ts"]) == _ts(by_time[reach]["ts"])
+            assert _ts(r["first_event_ts"]) == _ts(by_time[0]["ts"])
         elif r["pattern"] == "account_takeover":
             assert all(d["device_id"] == r["new_device_id"] for d in evs)
             assert all(d["txn_type"] == "transfer" and d["direction"] == "debit" for d in evs)
@@ -269,23 +282,39 @@ def test_pattern_shapes(
             assert 0.89 * sum(d["amount"] for d in credits) <= out
 
 
-def test_background_stays_below_reporting_thresholds(
-    run: tuple[Simulator, list[SimEvent]], parsed: dict[str, list[dict]]
-) -> None:
-    sim, _ = run
+def _background_shares(sim: Simulator, parsed: dict[str, list[dict]]) -> list[float]:
+    """Each background cash or transfer amount as a share of its large-value threshold."""
     in_pattern = {e for r in sim.ground_truth() for e in r["event_ids"]}
+    shares = []
     for d in parsed[TRANSACTIONS]:
         if d["event_id"] in in_pattern:
             continue
         if d["txn_type"] in ("cash_deposit", "cash_withdrawal"):
-            assert _amount_cny(d) < 0.85 * CASH_THRESHOLD
+            shares.append(_amount_cny(d) / CASH_THRESHOLD)
         elif d["txn_type"] == "transfer":
             thr = (
                 TRANSFER_THRESHOLD_INDIVIDUAL
                 if d["customer_type"] == "individual"
                 else TRANSFER_THRESHOLD_INSTITUTION
             )
-            assert _amount_cny(d) < 0.85 * thr
+            shares.append(_amount_cny(d) / thr)
+    return shares
+
+
+def test_background_stays_below_reporting_thresholds(
+    run: tuple[Simulator, list[SimEvent]], parsed: dict[str, list[dict]]
+) -> None:
+    assert max(_background_shares(run[0], parsed)) < 1.0
+
+
+def test_some_clean_customers_transact_just_under_a_threshold(
+    run: tuple[Simulator, list[SimEvent]], parsed: dict[str, list[dict]]
+) -> None:
+    """Customers whose habits reach that high (a shop's takings, a company's payments) make
+    ordinary transactions just under a threshold: a lone one is no sign of structuring."""
+    near = [x for x in _background_shares(run[0], parsed) if x >= 0.85]
+    assert near
+    assert len(near) < 0.01 * len(_background_shares(run[0], parsed))
 
 
 def test_reportable_days_are_exactly_the_ground_truths(

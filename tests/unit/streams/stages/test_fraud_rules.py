@@ -1,6 +1,7 @@
 """The fraud rules of the policy on the features of real transaction sequences: account
 takeover without amount history, a money mule's fan-in then fan-out over a day and its
-fan-in within an hour, and the early warning of a split just under a reporting threshold."""
+fan-in within an hour, the early warning of a split just under a reporting threshold, and a
+single transaction just under it that does not fit the customer's own history."""
 
 from __future__ import annotations
 
@@ -132,3 +133,29 @@ def test_a_second_deposit_just_under_the_cash_threshold_is_an_early_warning_the_
 def test_deposits_well_under_the_threshold_or_alone_raise_no_early_warning():
     assert not any("structuring.early_warning" in f for f in replay(cash_deposits(30000, 31000)))
     assert not any("structuring.early_warning" in f for f in replay(cash_deposits(46000)))
+
+
+OFF_PROFILE = "structuring.off_profile"
+DEPOSITS = cash_deposits(2000, 2600, 1800, 2300)  # a retail customer's usual cash
+
+
+def test_a_deposit_just_under_the_threshold_far_above_the_customers_own_is_off_profile():
+    assert OFF_PROFILE in replay([*HISTORY, *DEPOSITS, *cash_deposits(46000)])[-1]
+    assert OFF_PROFILE in replay([*HISTORY, *TRANSFERS, *cash_deposits(46000)])[-1]  # first cash
+
+
+def test_near_threshold_amounts_that_fit_the_customers_habits_are_not_off_profile():
+    def off(events: list[dict[str, Any]]) -> bool:
+        return OFF_PROFILE in replay(events)[-1]
+
+    takings = cash_deposits(38000, 44000, 41000, 47000, 39000)  # a shop banking its takings
+    assert not off([*HISTORY, *takings, *cash_deposits(46000)])
+    assert not off([*HISTORY, *DEPOSITS, *cash_deposits(30000)])  # under the near band
+    assert not off([*HISTORY, *cash_deposits(46000)])  # too little known of the customer yet
+    corporate = [{**e, "customer_type": "institution", "segment": "corporate"}
+                 for e in [*HISTORY, *DEPOSITS, *cash_deposits(46000)]]  # fmt: skip
+    assert not off(corporate)  # a company's routine treasury flows: the counts judge those
+    incoming = {"direction": "credit", "txn_type": "transfer", "amount": 460000,
+                "counterparty_id": "payer-1", "counterparty_country": "CN"}  # fmt: skip
+    assert not off([*HISTORY, *TRANSFERS, incoming])  # a payer sets an incoming amount
+    assert off([*HISTORY, *TRANSFERS, {**incoming, "direction": "debit"}])
