@@ -232,6 +232,10 @@ class RiskStage:
         """The next learning-stream offset the models learn (where a feed starts reading)."""
         return self.m.position.next_offset
 
+    def move_learning_to(self, offset: int) -> None:
+        """Read the learning stream from ``offset`` on (see LearningStage)."""
+        self.m.position.move_to(offset)
+
     def learned_digest(self) -> str:
         """The digest of what the learning stream taught: the supervised part."""
         return digest(self.m.model.supervised.learned_state())
