@@ -24,7 +24,8 @@ What the stream no longer holds is said, never passed over in silence (:meth:`fo
   (``stream_restarts``), and the stream is learned from its start;
 - **a record that cannot be learned** (``stage.learn`` raises): logged with its offset,
   counted (``records_unlearnable``) and passed over: the same in every worker, so they stay
-  in step. Only broker errors are retried from the models' position.
+  in step. Only broker errors are retried from the models' position; any other error
+  fails the task, and the worker with it (Faust stops a worker whose task crashed).
 """
 
 from __future__ import annotations
