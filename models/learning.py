@@ -51,7 +51,7 @@ __all__ = [
     "schema_id",
 ]
 
-RECENT_OFFSETS = 4096
+RECENT_OFFSETS = 1024
 """Source offsets remembered exactly per source partition (:class:`RecentOffsets`)."""
 
 
