@@ -3,15 +3,22 @@
 Why ClickHouse and not the data_dir: workers are disposable (containers, scaled by
 partitions, rescheduled on other hosts), ClickHouse is already the durable store every
 worker reaches, and a checkpoint written as a row of the batch's output is stored by the
-same idempotent sink before the batch is acknowledged. A fresh worker process on any host
-restores the newest blob of its model. Blobs are pickles: the table is trusted, written
-only by finpulse workers.
+same idempotent sink before the batch is acknowledged. Blobs are pickles: the table is
+trusted, written only by finpulse workers.
+
+**Latest is furthest.** A row holds the learning-stream position its model learned to. A
+fresh worker process on any host restores the checkpoint of the highest position, the
+newest of them if several: a worker that replays the stream behind the others writes
+checkpoints at older positions with newer times, and they never win. The table keeps one
+row per (model, position) (a ``ReplacingMergeTree`` on that key, the newest kept): every
+worker checkpoints at the same positions, and their rows collapse into one. Position -1:
+a checkpoint of no learning stream (rows from before the positions were kept).
 
 >>> row = checkpoint_row("risk", "risk-v1+3", 3, {"w": 1.0}, created_at=_EPOCH)
->>> row[0], row[1], row[3], loads_blob(row[5])
-('risk:risk-v1+3:0', 'risk', 'risk-v1+3', {'w': 1.0})
->>> checkpoint_row("risk", "risk-v1+3", 3, {}, position=17)[0]
-'risk:risk-v1+3:@17'
+>>> row[0], row[1], row[3], loads_blob(row[5]), row[6]
+('risk:risk-v1+3:0', 'risk', 'risk-v1+3', {'w': 1.0}, -1)
+>>> checkpoint_row("risk", "risk-v1+3", 3, {}, position=17)[::6]
+('risk:risk-v1+3:@17', 17)
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE
 log = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NO_POSITION = -1  # the position column of a checkpoint of no learning stream
 
 
 class CheckpointStore(Protocol):
@@ -64,18 +72,21 @@ def checkpoint_row(
     created_at: datetime | None = None,
     position: int | None = None,
 ) -> tuple[Any, ...]:
-    """A ``model_checkpoints`` row holding ``obj`` (pickled, base64). With the learning-stream
-    ``position`` it includes, the id names that position instead of the time: the
-    checkpoints several workers write at one position share their id."""
+    """A checkpoint row (:data:`~finpulse.sinks.tables.MODEL_CHECKPOINTS_TABLE`) holding
+    ``obj`` (pickled, base64) and the learning-stream ``position`` it includes (-1: none).
+    With a position, the id names it instead of the time: the checkpoints several workers
+    write at one position share their id."""
     at = created_at or datetime.now(UTC)
     millis = int((at - _EPOCH).total_seconds() * 1000)
     suffix = millis if position is None else f"@{position}"
     checkpoint_id = no_card_runs(f"{model}:{version}:{suffix}")
-    return (checkpoint_id, model, at, version, n_learned, dumps_blob(obj))
+    where = NO_POSITION if position is None else position
+    return (checkpoint_id, model, at, version, n_learned, dumps_blob(obj), where)
 
 
 class ClickHouseCheckpoints:
-    """Reads the newest checkpoint of a model; connects on each (rare) load, not at init."""
+    """Reads the latest checkpoint of a model (the module text: the highest position, then
+    the newest); connects on each (rare) load, not at init."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -86,8 +97,8 @@ class ClickHouseCheckpoints:
         client = make_client(self.settings)
         try:
             rows = client.query(
-                f"SELECT blob, model_version FROM {MODEL_CHECKPOINTS_TABLE.name} "
-                "WHERE model = {model:String} ORDER BY created_at DESC LIMIT 1",
+                f"SELECT blob, model_version, position FROM {MODEL_CHECKPOINTS_TABLE.name} "
+                "WHERE model = {model:String} ORDER BY position DESC, created_at DESC LIMIT 1",
                 parameters={"model": model},
             ).result_rows
         finally:
@@ -95,25 +106,31 @@ class ClickHouseCheckpoints:
         if not rows:
             log.info("no checkpoint of %s yet; starting fresh", model)
             return None
-        log.info("restoring %s from checkpoint %s", model, rows[0][1])
-        return loads_blob(rows[0][0])
+        blob, version, position = rows[0]
+        log.info("restoring %s from checkpoint %s (learning-stream position %d)",
+                 model, version, position)  # fmt: skip
+        return loads_blob(blob)
 
 
 class MemoryCheckpoints:
-    """Checkpoints kept in a dict (offline replay and unit tests).
+    """Checkpoints kept in a dict (offline replay and unit tests), the latest as ClickHouse
+    finds it: the highest position, then the newest.
 
     >>> store = MemoryCheckpoints()
-    >>> store.save_row(checkpoint_row("m", "v1", 0, [1, 2]))
+    >>> store.save_row(checkpoint_row("m", "v1", 0, [1, 2], position=8))
+    >>> store.save_row(checkpoint_row("m", "v0", 0, [1], position=5))  # a replaying worker
     >>> store.load_latest("m"), store.load_latest("other")
     ([1, 2], None)
     """
 
     def __init__(self) -> None:
-        self.blobs: dict[str, str] = {}
+        self.latest: dict[str, tuple[Any, ...]] = {}  # model -> its latest row
 
     def save_row(self, row: tuple[Any, ...]) -> None:
-        self.blobs[row[1]] = row[5]
+        kept = self.latest.get(row[1])
+        if kept is None or (row[6], row[2]) >= (kept[6], kept[2]):
+            self.latest[row[1]] = row
 
     def load_latest(self, model: str) -> Any | None:
-        blob = self.blobs.get(model)
-        return None if blob is None else loads_blob(blob)
+        row = self.latest.get(model)
+        return None if row is None else loads_blob(row[5])

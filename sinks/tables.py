@@ -257,8 +257,8 @@ MODEL_METRICS_TABLE = Table(
 )
 
 MODEL_CHECKPOINTS_TABLE = Table(
-    "model_checkpoints",
-    ("checkpoint_id", "model", "created_at", "model_version", "n_learned", "blob"),
+    "model_checkpoints_by_position",  # migration 0052; model_checkpoints before it
+    ("checkpoint_id", "model", "created_at", "model_version", "n_learned", "blob", "position"),
     "checkpoint_id",
 )
 

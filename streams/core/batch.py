@@ -134,11 +134,15 @@ class LearningStage(Protocol):
     it produces labelled examples to ``learning_topic`` as messages of its outputs, and
     learns every record of that topic, in order, from ``learning_offset()`` on. ``learn``
     appends what learning produced (e.g. a checkpoint row) to ``out``; ``learned_digest``
-    is equal in every worker that learned the same records."""
+    is equal in every worker that learned the same records. ``move_learning_to`` makes the
+    models read on from another offset (past a record that cannot be learned or a gap the
+    stream's retention left, or from the start of a recreated stream)."""
 
     learning_topic: ClassVar[str]
 
     def learning_offset(self) -> int: ...
+
+    def move_learning_to(self, offset: int) -> None: ...
 
     def learned_digest(self) -> str: ...
 

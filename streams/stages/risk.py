@@ -59,11 +59,13 @@ from finpulse.models.learning import (
     LearnedPosition,
     digest,
     encode_batch,
+    schema_id,
 )
 from finpulse.models.online import RiverHalfSpaceTrees
 from finpulse.models.packing import pack_rows, unpack_vector
 from finpulse.models.risk import (
     MODEL_NAME,
+    SUPERVISED_NAMES,
     RiskAssessment,
     RiskModel,
     features_matrix,
@@ -85,6 +87,14 @@ log = logging.getLogger(__name__)
 STATE_NAME = "risk_customers"
 SCORE_MODEL = "risk_score"  # the policy's model-threshold entry for the combined score
 LABELS = {FeedbackKind.FRAUD_CONFIRMED: 1, FeedbackKind.FRAUD_CLEARED: 0}
+PACKING = "e"  # the examples' inputs: float16 rows of SUPERVISED_NAMES (models.packing)
+EXAMPLE_SCHEMA = schema_id((PACKING, *SUPERVISED_NAMES))
+# Example batches written before they named a schema packed these inputs: they are learned
+# while this release's inputs are still the same (a release that changes them skips them).
+UNVERSIONED_SCHEMA = "4addb989ab25"
+LEARNED_SCHEMAS = frozenset(
+    {EXAMPLE_SCHEMA} | ({""} if EXAMPLE_SCHEMA == UNVERSIONED_SCHEMA else set())
+)
 
 # A function that turns one scored transaction into alert candidates (rules + score alert).
 CandidateFn = Callable[[Transaction, dict[str, Any], RiskAssessment], list[AlertCandidate]]
@@ -115,13 +125,16 @@ class RiskModels:
     A checkpoint is ``{"format": CHECKPOINT_FORMAT, "models": RiskModels}``; ``position``
     is how far the models learned the learning stream. A format-2 checkpoint (before the
     learning stream) is migrated: its labels were learned before the stream existed, so the
-    stream is learned from its start. One of another format (a release whose models have
-    since changed, e.g. the hand-written learners before River, pickled bare) is ignored
-    with a log line: the models start fresh.
+    stream is learned from its start. A format-3 checkpoint (a position with the highest
+    source offset learned per partition) loads as it is: that offset becomes the
+    position's floor (:class:`~finpulse.models.learning.LearnedPosition`). One of another
+    format (a release whose models have since changed, e.g. the hand-written learners
+    before River, pickled bare) is ignored with a log line: the models start fresh.
     """
 
-    CHECKPOINT_FORMAT: ClassVar[int] = 3
+    CHECKPOINT_FORMAT: ClassVar[int] = 4
     MIGRATED_FORMATS: ClassVar[frozenset[int]] = frozenset({2})
+    LOADED_FORMATS: ClassVar[frozenset[int]] = frozenset({3, 4})
 
     def __init__(self, settings: Settings) -> None:
         anomaly = None
@@ -151,7 +164,7 @@ class RiskModels:
             models.position = LearnedPosition()
             models.model.n_joined = list(models.model.supervised.n_seen)
             return models
-        if fmt != cls.CHECKPOINT_FORMAT or not isinstance(models, cls):
+        if fmt not in cls.LOADED_FORMATS or not isinstance(models, cls):
             log.warning(
                 "ignoring a risk checkpoint of format %s (this release reads format %d): "
                 "the risk models start fresh",
@@ -197,6 +210,7 @@ class RiskStage:
             "examples_learned": 0,
             "examples_duplicate": 0,
             "examples_invalid": 0,
+            "examples_other_schema": 0,
         }
 
     # ------------------------------------------------------------------------------ restore
@@ -218,6 +232,10 @@ class RiskStage:
         """The next learning-stream offset the models learn (where a feed starts reading)."""
         return self.m.position.next_offset
 
+    def move_learning_to(self, offset: int) -> None:
+        """Read the learning stream from ``offset`` on (see LearningStage)."""
+        self.m.position.move_to(offset)
+
     def learned_digest(self) -> str:
         """The digest of what the learning stream taught: the supervised part."""
         return digest(self.m.model.supervised.learned_state())
@@ -226,11 +244,14 @@ class RiskStage:
         """Learn the examples of the learning-stream record at ``offset`` not learned yet
         (one ``learn_many``); an invalid record is logged, counted and passed over."""
         m = self.m
-        fresh, duplicates, invalid = m.position.read(RISK_EXAMPLES, offset, value)
+        fresh, duplicates, invalid, foreign = m.position.read(
+            RISK_EXAMPLES, offset, value, LEARNED_SCHEMAS
+        )
         self.counts["examples_duplicate"] += duplicates
         self.counts["examples_invalid"] += invalid
+        self.counts["examples_other_schema"] += foreign
         if fresh:
-            XS = np.array([unpack_vector(cast(bytes, e.inputs), 0, "e")[0] for e in fresh])
+            XS = np.array([unpack_vector(cast(bytes, e.inputs), 0, PACKING)[0] for e in fresh])
             m.model.learn_labels(XS, [e.label for e in fresh])
             m.labels += len(fresh)
             self.counts["examples_learned"] += len(fresh)
@@ -305,7 +326,7 @@ class RiskStage:
         X = features_matrix([f for _, f, _ in scored])
         XA = m.model.anomaly_frame(X)  # one frame for the anomaly part's scoring and learning
         assessments, XS = m.model.assess_batch(X, XA)
-        packed = pack_rows(XS, "e")
+        packed = pack_rows(XS, PACKING)
         amounts = X[:, 0].tolist()  # log amount, log hourly velocity: drift inputs
         velocity = X[:, 2].tolist()
         m.model.learn_many(X, XA)
@@ -457,7 +478,7 @@ def _examples_message(labelled: list[Any]) -> Outgoing:
     ]  # fmt: skip
     first = labelled[0][-1]
     key = f"{first.topic}/{first.partition}/{first.offset}".encode()
-    return Outgoing(RISK_EXAMPLES, key, encode_batch(ExampleBatch(examples)))
+    return Outgoing(RISK_EXAMPLES, key, encode_batch(ExampleBatch(examples, EXAMPLE_SCHEMA)))
 
 
 def _metric_rows(m: RiskModels, ts: datetime) -> list[tuple[Any, ...]]:

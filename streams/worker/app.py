@@ -278,6 +278,7 @@ def _add_learning_feeds(app: faust.App, settings: Settings, runtime: Runtime) ->
         feed = LearningFeed(settings, stage, submit, runtime.restore_models)
         app.task(feed.run)
         runtime.catch_ups.append(feed.caught_up.wait)
+        runtime.learning_losses[stage.learning_topic] = feed.counts
 
 
 async def _write_lag(app: faust.App, runtime: Runtime, lag: LagMonitor, timeout_s: float) -> None:

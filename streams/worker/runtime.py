@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from finpulse.config.settings import Settings
@@ -77,6 +77,8 @@ class Runtime:
         self.restore_retries = 0
         # waited for (each up to CATCH_UP_WAIT_S) after the restore, before the first batch
         self.catch_ups: list[Callable[[], Awaitable[object]]] = []
+        # per learning stream: what its feed lost or passed over (learning_feed.py)
+        self.learning_losses: dict[str, Mapping[str, int]] = {}
         self._ready: asyncio.Future[None] | None = None
         # the last table recovery: reading the changelogs, then redoing the last commit
         self.recovery_s = 0.0
@@ -192,9 +194,14 @@ class Runtime:
             "notified": self.notified,
             "notify_failed": self.notify_failed,
             "counts": dict(self.pipeline.counts),
-            # per learning stream: the next offset this worker's model learns, its digest
+            # per learning stream: the next offset this worker's model learns, its digest,
+            # and what the stream no longer held or could not be learned
             "learned": {
-                t: {"to": s.learning_offset(), "digest": s.learned_digest()}
+                t: {
+                    "to": s.learning_offset(),
+                    "digest": s.learned_digest(),
+                    **self.learning_losses.get(t, {}),
+                }
                 for t, s in self.pipeline.learners.items()
             },
             "batches": {k: summary(v) for k, v in self.timings.items()},

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE
 from finpulse.streams.core.topics import FEEDBACK, TRANSACTIONS
 from tests import factories as f
 from tests.waiting import wait_for
@@ -51,7 +52,7 @@ def test_restart_keeps_features_and_restores_the_model_checkpoint(env):
     env.produce(FEEDBACK, [f.encode(e) for e in labels], [key] * len(labels))
     wait_for(
         lambda: (
-            env.row_count("model_checkpoints") >= 1
+            env.row_count(MODEL_CHECKPOINTS_TABLE.name) >= 1
             and _query(env, "SELECT countIf(label IS NOT NULL) FROM {db}.risk_scores FINAL")[0][0]
             == 3
         ),
@@ -60,8 +61,8 @@ def test_restart_keeps_features_and_restores_the_model_checkpoint(env):
     )
     ((version, n_learned),) = _query(
         env,
-        "SELECT model_version, n_learned FROM {db}.model_checkpoints "
-        "ORDER BY created_at DESC LIMIT 1",
+        f"SELECT model_version, n_learned FROM {{db}}.{MODEL_CHECKPOINTS_TABLE.name} "
+        "ORDER BY position DESC, created_at DESC LIMIT 1",
     )
     assert n_learned >= 2 and version == f"risk-v1+{n_learned}"
     first.stop(timeout_s=15)

@@ -35,6 +35,7 @@ from finpulse.models.risk import SUPERVISED_NAMES
 from finpulse.sinks.checkpoints import loads_blob
 from finpulse.sinks.clickhouse import make_client
 from finpulse.sinks.migrate import migrate
+from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE
 from finpulse.streams.core.topics import LEARNING_TOPICS, TRANSACTIONS, create_topics
 from finpulse.streams.local.stack import LocalStack, free_port
 from finpulse.streams.simulator import Simulator
@@ -43,6 +44,8 @@ from finpulse.streams.worker.process import WorkerProcess
 from tests.conftest import BROKERS
 from tests.integration.test_crash_equivalence import AlertKey, compared
 from tests.waiting import wait_for
+
+CHECKPOINTS = MODEL_CHECKPOINTS_TABLE.name
 
 pytestmark = pytest.mark.integration
 
@@ -165,7 +168,7 @@ def run(
             assert wait_reconciled(client, db, half, timeout_s=180).ok
             if churn:
                 wait_for(
-                    lambda: _count(client, db, "model_checkpoints WHERE model = 'risk'"),
+                    lambda: _count(client, db, f"{CHECKPOINTS} WHERE model = 'risk'"),
                     60,
                     "a risk checkpoint to restore",
                 )
@@ -210,7 +213,7 @@ def _outcome(client: Any, db: str, probe: list[Any], learned: list[dict[str, Any
     }
     checkpoints: dict[str, list[tuple[str, Any]]] = {}
     for model, cid, blob in client.query(
-        f"SELECT model, checkpoint_id, blob FROM {db}.model_checkpoints ORDER BY created_at"
+        f"SELECT model, checkpoint_id, blob FROM {db}.{CHECKPOINTS} ORDER BY created_at"
     ).result_rows:
         checkpoints.setdefault(model, []).append((cid, loads_blob(blob)))
     return Outcome(alerts, {e: float(s) for e, s in scores}, checkpoints, learned)

@@ -217,7 +217,8 @@ class Satisfaction:
         >>> sat.model.n_learned, sat.position.next_offset, sat.counts["service.csat_duplicate"]
         (1, 2, 1)
         """
-        fresh, duplicates, invalid = self.position.read(SATISFACTION_EXAMPLES, offset, value)
+        # named inputs: batches name no schema
+        fresh, duplicates, invalid, _ = self.position.read(SATISFACTION_EXAMPLES, offset, value)
         self.counts["service.csat_duplicate"] += duplicates
         self.counts["service.examples_invalid"] += invalid
         for e in fresh:

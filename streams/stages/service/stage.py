@@ -194,6 +194,10 @@ class ServiceStage:
         """The next offset of the satisfaction learning stream the model learns."""
         return self.satisfaction.position.next_offset
 
+    def move_learning_to(self, offset: int) -> None:
+        """Read the satisfaction learning stream from ``offset`` on (see LearningStage)."""
+        self.satisfaction.position.move_to(offset)
+
     def learned_digest(self) -> str:
         """The digest of the satisfaction model (what its learning stream taught)."""
         return digest(self.satisfaction.model.learned_state())

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from finpulse.config.settings import Settings
-from finpulse.models.learning import decode_batch
+from finpulse.models.learning import ExampleBatch, decode_batch, encode_batch
 from finpulse.models.risk import SUPERVISED_NAMES
 from finpulse.sinks.checkpoints import MemoryCheckpoints, checkpoint_row
 from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE
@@ -19,7 +19,7 @@ from finpulse.streams.core.batch import BatchOutput, Outgoing
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.core.state import MemoryState
 from finpulse.streams.core.topics import FEEDBACK, RISK_EXAMPLES, TRANSACTIONS
-from finpulse.streams.stages.risk import STATE_NAME, RiskModels, RiskStage
+from finpulse.streams.stages.risk import EXAMPLE_SCHEMA, STATE_NAME, RiskModels, RiskStage
 from finpulse.streams.worker.pipeline import Pipeline
 from tests.factories import encode, feedback, transaction
 
@@ -182,6 +182,36 @@ def test_a_checkpoint_from_before_the_learning_stream_is_migrated(caplog):
     assert "migrating a risk checkpoint of format 2" in caplog.text
     assert fresh.stage.m.model.n_learned == 3 and fresh.stage.learning_offset() == 0
     assert fresh.stage.m.model.n_joined == [2, 1]
+
+
+def test_a_format_3_checkpoint_loads_with_its_highest_source_offsets_as_floors():
+    a, _, stream = two_workers_and_their_stream(risk_checkpoint_every_labels=15)
+    a.learn(stream[:3])
+    old = a.stage.m
+    highest = {p: max(r.above) for p, r in old.position.sources.items()}
+    # the previous release pickled the highest source offset learned per partition
+    old.position.__dict__["sources"] = highest
+    store = MemoryCheckpoints()
+    store.save_row(checkpoint_row("risk", "risk-v1+15", 15, {"format": 3, "models": old}))
+    fresh = Worker(store)
+    fresh.pipeline.restore_models()
+    assert fresh.stage.learning_offset() == 3 and fresh.stage.m.model.n_learned == 15
+    assert {p: r.floor for p, r in fresh.stage.m.position.sources.items()} == highest
+    fresh.learn(stream)
+    assert fresh.stage.counts["examples_learned"] == 25
+
+
+def test_example_batches_of_another_schema_are_skipped_and_unversioned_ones_learned():
+    a, _, stream = two_workers_and_their_stream()
+    batch = decode_batch(stream[0].value)
+    assert batch.schema == EXAMPLE_SCHEMA
+    foreign = encode_batch(ExampleBatch(batch.examples, schema="other-inputs"))
+    a.stage.learn(0, foreign, BatchOutput())
+    assert a.stage.counts["examples_other_schema"] == 5 and a.stage.m.model.n_learned == 0
+    assert a.stage.learning_offset() == 1  # passed over
+    unversioned = encode_batch(ExampleBatch(batch.examples))  # the previous release's
+    a.stage.learn(1, unversioned, BatchOutput())
+    assert a.stage.m.model.n_learned == 5  # the inputs have not changed since
 
 
 def test_offline_the_pipeline_learns_the_examples_at_once():

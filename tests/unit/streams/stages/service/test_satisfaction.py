@@ -100,7 +100,7 @@ def test_checkpoint_every_n_surveys_as_a_row_and_restore_once():
     fresh = _sat(store, satisfaction_checkpoint_every=2)
     fresh.restore()
     assert fresh.model.n_learned == 3 and fresh.monitor.n == 3
-    assert fresh.position.next_offset == 1 and fresh.position.sources == {0: 2}
+    assert fresh.position.next_offset == 1 and fresh.position.sources[0].above == {0, 1, 2}
     fresh.model.learn_one({"wait_log": 1.0}, 5.0)
     fresh.restore()  # only once: nothing reloaded
     assert fresh.model.n_learned == 4

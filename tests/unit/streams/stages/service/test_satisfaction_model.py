@@ -122,5 +122,5 @@ def test_checkpoint_restores_an_identical_model(model, tmp_path):
 def test_unreadable_checkpoint_is_ignored():
     store = MemoryCheckpoints()
     row = checkpoint_row("satisfaction", "v", 1, {})
-    store.save_row((*row[:5], base64.b64encode(b"not a pickle").decode()))
+    store.save_row((*row[:5], base64.b64encode(b"not a pickle").decode(), *row[6:]))
     assert store.load_latest("satisfaction") is None
