@@ -24,8 +24,10 @@ from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from mode.threads import QueueServiceThread
+from pydantic import SecretStr
 
 from finpulse.config.settings import Settings
+from finpulse.streams.core.aiokafka_options import aiokafka_options
 from finpulse.streams.worker import faust_adapter
 from finpulse.streams.worker.app import build_app
 
@@ -226,32 +228,26 @@ def test_a_rocksdb_table_exposes_its_partition_databases_and_offset_key(tmp_path
 
 
 def _consumer(acks: bool = True) -> Any:
-    gaps: list[tuple[TP, int, int]] = []
-
-    async def add_gap(tp: TP, start: int, stop: int) -> None:
-        gaps.append((tp, start, stop))
-
     return SimpleNamespace(
         _read_offset={TP("t", 0): None},
-        _add_gap=add_gap,
         app=SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda topic: acks)),
-        gaps=gaps,
     )
 
 
 def test_note_read_records_offsets_and_gaps_and_keeps_the_read_offset_on_a_reread() -> None:
     consumer, tp = _consumer(), TP("t", 0)
-
-    async def reads() -> list[int | None]:
-        seen = []
-        for o in (3, 4, 7, 5, 6, 7, 8):
-            await faust_adapter._note_read(consumer, tp, o)
-            seen.append(consumer._read_offset[tp])
-        return seen
-
+    seen, gaps = [], []
+    for o in (3, 4, 7, 5, 6, 7, 8):
+        if (gap := faust_adapter._note_read(consumer, tp, o)) is not None:
+            gaps.append(gap)
+        seen.append(consumer._read_offset[tp])
     # 5 and 6 (read again after a seek back) leave the read offset at 7 and add no gap
-    assert asyncio.run(reads()) == [3, 4, 7, 7, 7, 7, 8]
-    assert consumer.gaps == [(tp, 5, 7)]  # 5 and 6 were skipped by the broker the first time
+    assert seen == [3, 4, 7, 7, 7, 7, 8]
+    assert gaps == [(5, 7)]  # 5 and 6 were skipped by the broker the first time
+    assert faust_adapter._note_read(_consumer(acks=False), tp, 3) is None
+    unacked = _consumer(acks=False)
+    unacked._read_offset[tp] = 3
+    assert faust_adapter._note_read(unacked, tp, 9) is None  # no acks: no gap to commit across
 
 
 def test_messages_read_again_after_a_seek_back_reach_the_intake(
@@ -309,3 +305,28 @@ def test_faust_drops_the_fetched_records_of_a_partition_not_active_when_iterated
         return len(buffer)
 
     assert asyncio.run(main()) == 0
+
+
+def test_the_broker_probe_reads_as_the_worker_consumer_with_the_apps_client_options() -> None:
+    settings = Settings(
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_username="u",
+        kafka_sasl_password=SecretStr("p"),
+    )
+    app = build_app(settings)
+    thread = app.consumer._thread
+
+    async def isolation_levels() -> tuple[str, str]:
+        worker = thread._create_worker_consumer(app.transport)
+        worker._isolation_level = "read_committed"  # as an exactly-once worker reads
+        thread._consumer = worker
+        try:
+            return worker._isolation_level, app.broker_probe.isolation_level()
+        finally:
+            await worker._client.close()
+
+    worker_level, probe_level = asyncio.run(isolation_levels())
+    assert probe_level == worker_level == "read_committed"
+    assert app.broker_probe is app.broker_probe  # one probe, kept
+    assert app.broker_probe.options == aiokafka_options(settings)
+    assert app.broker_probe.fetch_max_wait_ms == settings.consumer_fetch_max_wait_ms
