@@ -55,6 +55,7 @@ from finpulse.streams.worker.faust_adapter import (
     held_offsets,
     listed_end_offsets,
     recovery_seconds,
+    skipped_offsets,
 )
 from finpulse.streams.worker.gc_pauses import GcPauses
 from finpulse.streams.worker.intake import acknowledger
@@ -334,6 +335,7 @@ def _add_ingest_agent(
         in_flight: deque[tuple[asyncio.Future[None], int]] = deque()  # (stored, events)
         unstored = 0
         consumer = app.consumer
+        skipped = skipped_offsets(consumer)
         contiguity = Contiguity(
             topic_name,
             lambda partition: runtime.pipeline.next_offset(kind, partition),
@@ -342,6 +344,7 @@ def _add_ingest_agent(
             app.bulk_intake.release(consumer),  # type: ignore[attr-defined]
             lambda: app.consumer_generation_id,
             runtime.holes,
+            lambda partition, present: skipped.gap_start(TP(topic_name, partition), present),
         )
         await runtime.ready()  # models restored and learned up to now, once, before any batch
         try:

@@ -13,15 +13,17 @@ them again; but it resumes the input partitions before that seek, so a fetch in 
 comes from past the dropped records, and the worker took it.
 
 So before a batch is processed, each partition's records are checked, in one pass, for a
-hole from the offset after the last applied one on. A hole is checked against what the
-broker holds (:func:`~finpulse.streams.worker.faust_adapter.held_offsets`): when it holds
-no record there (transaction markers, retention) the hole is passed over; otherwise the
-partition's records from the hole on are left out of the batch, unacknowledged, and the
-partition is read again from the hole.
+hole from the offset after the last applied one on. A hole the worker consumer's own
+fetches passed over (:mod:`~finpulse.streams.worker.skipped_offsets`: the broker gave no
+record there, e.g. a transactional producer's markers) is passed over. Any other hole is
+checked against what the broker holds
+(:func:`~finpulse.streams.worker.faust_adapter.held_offsets`): when it holds no record
+there (markers, retention) the hole is passed over; otherwise the partition's records
+from the hole on are left out of the batch, unacknowledged, and the partition is read
+again from the hole.
 
 One question to the broker answers many holes: it returns the offsets of every record of
-one fetch (up to ``KNOWN_OFFSETS_MAX``), and each partition keeps the latest answer, so
-the holes of a transactional producer's markers within it are passed over without asking.
+one fetch (up to ``KNOWN_OFFSETS_MAX``), and each partition keeps the latest answer.
 While a partition is read again, the records fetched before the seek (they continue what
 was left out) are left out too, without asking; a record that is neither the one awaited
 nor such a continuation (the awaited record is gone: retention removed it meanwhile) means
@@ -65,6 +67,9 @@ AppliedNext = Callable[[int], int | None]
 HeldOffsets = Callable[[Mapping[TP, int]], Awaitable[Mapping[TP, Sequence[int]]]]
 Seek = Callable[[TP, int], Awaitable[None]]
 Release = Callable[[Sequence[Any]], None]
+# The first offset of the gap the worker consumer's fetches passed over right before a
+# record (partition, the record's offset), if known (skipped_offsets).
+Skipped = Callable[[int, int], int | None]
 
 
 @dataclass
@@ -116,6 +121,7 @@ class Contiguity:
         release: Release,
         generation: Callable[[], int],
         counts: Counter[str] | None = None,
+        skipped: Skipped = lambda partition, present: None,
     ) -> None:
         self.topic = topic
         self.applied_next = applied_next
@@ -124,6 +130,7 @@ class Contiguity:
         self.release = release
         self.generation = generation
         self.counts: Counter[str] = Counter() if counts is None else counts
+        self.skipped = skipped
         self._generation: int | None = None
         self._awaited: dict[int, _Awaited] = {}  # per partition read again
         self._known: dict[int, _Known] = {}  # per partition, the broker's latest answer
@@ -186,7 +193,11 @@ class Contiguity:
             )
             del self._awaited[partition]
             self._known.pop(partition, None)
-        held = await self._first_held(partition, missing, present)
+        start = self.skipped(partition, present)
+        if start is not None and start <= missing:
+            held = present  # the worker's own fetches passed over the hole
+        else:
+            held = await self._first_held(partition, missing, present)
         if held >= present:
             self.counts["passed"] += 1
             log.debug(

@@ -26,6 +26,9 @@ What goes through the seam:
   level (:mod:`finpulse.streams.worker.broker_probe`).
 - **Consumer lag**: the end offsets ListOffsets answers (:func:`listed_end_offsets`),
   recorded beside the fetch responses' high watermarks (:mod:`finpulse.streams.worker.lag`).
+- **Skipped offsets**: each fetch's records, before Faust's ``getmany`` sees them, are
+  noted in ``consumer.skipped`` (:mod:`finpulse.streams.worker.skipped_offsets`), and every
+  seek ends the fetch chains there (:class:`_ConsumerThread`).
 - **Resume positions**: after Faust's seek to the committed offsets, input partitions move
   to the state's applied position where the group has none or one past it
   (:mod:`finpulse.streams.worker.positions`); what a fetch taken before that move still
@@ -56,6 +59,7 @@ from finpulse.config.settings import Settings
 from finpulse.streams.worker.broker_probe import BrokerProbe
 from finpulse.streams.worker.intake import BulkIntake, IntakeBuffer
 from finpulse.streams.worker.positions import resume_positions
+from finpulse.streams.worker.skipped_offsets import SkippedOffsets
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,32 @@ FAUST_FETCH_MAX_WAIT_MS = 1500
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    # Every way Faust moves a position: the fetch chains of ``consumer.skipped`` end there
+    # (before: a fetch under way is not chained; after: nor one taken before the move).
+    def _moved(self) -> None:
+        skipped_offsets(self.consumer).moved()
+
+    def seek(self, partition: TP, offset: int) -> None:
+        self._moved()
+        super().seek(partition, offset)
+        self._moved()
+
+    async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
+        self._moved()
+        await super().seek_wait(partitions)
+        self._moved()
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        self._moved()
+        committed = await super().seek_to_committed()
+        self._moved()
+        return committed
+
+    async def seek_to_beginning(self, *partitions: Any) -> None:
+        self._moved()
+        await super().seek_to_beginning(*partitions)
+        self._moved()
+
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka passes this to its Fetcher in start(), which has not run yet.
@@ -132,6 +162,24 @@ class _Consumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         # per input partition moved by perform_seek: below it, fetched messages are applied
         self.resume_floors: dict[TP, int] = {}
+        self.skipped = SkippedOffsets()  # what the fetches passed over (see the module text)
+        self._fetch_generation: int | None = None
+
+    async def _wait_next_records(self, timeout: float) -> Any:
+        """Faust's wait for a fetch, its records noted in ``skipped`` before Faust's
+        ``getmany`` sees (and may drop) them; a new generation ends every chain."""
+        skipped, generation = self.skipped, self.app.consumer_generation_id
+        if generation != self._fetch_generation:
+            self._fetch_generation = generation
+            skipped.moved()
+        epoch = skipped.epoch
+        records, active_partitions = await super()._wait_next_records(timeout)
+        if self.app.consumer_generation_id != generation:
+            skipped.moved()
+        if records:
+            intake: BulkIntake | None = getattr(self.app, "bulk_intake", None)
+            skipped.note(records, epoch, intake.buffers if intake is not None else ())
+        return records, active_partitions
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -214,6 +262,12 @@ def _note_read(consumer: Any, tp: TP, offset: int) -> tuple[int, int] | None:
     if last and offset - last > 1 and consumer.app.topics.acks_enabled_for(tp.topic):
         return last + 1, offset
     return None
+
+
+def skipped_offsets(consumer: Any) -> SkippedOffsets:
+    """The offsets the worker consumer's fetches passed over (what the broker gave no
+    record for), noted as each fetch returns."""
+    return consumer.skipped  # type: ignore[no-any-return]
 
 
 def unacked_messages(consumer: Any) -> Any:

@@ -18,6 +18,7 @@ from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.core.topics import TRANSACTIONS
 from finpulse.streams.worker.contiguity import Contiguity, Msg
 from finpulse.streams.worker.pipeline import Pipeline
+from finpulse.streams.worker.skipped_offsets import SkippedOffsets
 from tests import factories as f
 from tests.unit.streams.worker.test_pipeline_guard import Seen
 
@@ -125,6 +126,37 @@ def test_one_answer_passes_over_every_marker_it_covers() -> None:
     assert asyncio.run(consume()) == log  # every record, in order, none left out
     assert len(broker.asked) == 2  # one question per 500 records, not one per batch
     assert check.counts["passed"] == 99 and broker.seeks == []
+
+
+def test_gaps_the_worker_fetches_passed_over_need_no_question_and_dropped_records_do() -> None:
+    # the consumer fetched 0-4, 6-9 (5: a marker), 10-19 (dropped by Faust), 21-22 (20: a
+    # marker); the batches hold 0-4, 6-9 and 21-22
+    fetched = SkippedOffsets()
+    for offsets in ([0, 1, 2, 3, 4], [6, 7, 8, 9], list(range(10, 20)), [21, 22]):
+        fetched.note({T0: [Msg(0, o) for o in offsets]}, fetched.epoch)
+    broker = Broker({0: [o for o in range(30) if o not in (5, 20)]})
+    applied = {0: -1}
+    check = Contiguity(
+        TRANSACTIONS,
+        lambda p: applied[p] + 1,
+        broker.held_offsets,
+        broker.seek,
+        broker.release,
+        lambda: broker.generation,
+        skipped=lambda p, present: fetched.gap_start(TP(TRANSACTIONS, p), present),
+    )
+
+    async def take(offsets: list[int]) -> list[int]:
+        admitted = [m.offset for m in await check.admit(_msgs(0, offsets))]
+        applied[0] = admitted[-1] if admitted else applied[0]
+        return admitted
+
+    async def scenario() -> list[list[int]]:
+        return [await take([0, 1, 2, 3, 4]), await take([6, 7, 8, 9]), await take([21, 22])]
+
+    assert asyncio.run(scenario()) == [[0, 1, 2, 3, 4], [6, 7, 8, 9], []]
+    assert broker.asked == [{T0: 10}]  # only the hole of the dropped records is asked
+    assert broker.seeks == [(T0, 10)] and check.counts["passed"] == 1
 
 
 def test_a_rebalance_ends_the_wait_for_a_re_read() -> None:

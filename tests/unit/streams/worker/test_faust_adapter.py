@@ -18,6 +18,7 @@ import aiokafka
 import aiokafka.client
 import faust
 import pytest
+from aiokafka.consumer import fetcher as aiokafka_fetcher
 from faust.stores import rocksdb as faust_rocksdb
 from faust.tables import recovery as faust_recovery
 from faust.transport import consumer as faust_consumer
@@ -80,6 +81,44 @@ PINNED: dict[str, tuple[Any, str, str]] = {
         faust_consumer.Consumer._drain_messages,
         "44a2500309e83c63",
         "calls getmany(timeout=...) and does the read-offset/gap bookkeeping _note_read mirrors",
+    ),
+    "faust Consumer._wait_next_records": (
+        faust_consumer.Consumer._wait_next_records,
+        "6218e1969a636b3f",
+        "extended by _Consumer._wait_next_records: every record aiokafka returned, before "
+        "getmany drops any, noted in skipped_offsets",
+    ),
+    "faust AIOKafkaConsumerThread.seek": (
+        faust_aiokafka.AIOKafkaConsumerThread.seek,
+        "1498560d05f02582",
+        "a way Faust moves a position: _ConsumerThread ends the fetch chains around it",
+    ),
+    "faust AIOKafkaConsumerThread.seek_wait": (
+        faust_aiokafka.AIOKafkaConsumerThread.seek_wait,
+        "12e8d34e554e9024",
+        "a way Faust moves a position: _ConsumerThread ends the fetch chains around it",
+    ),
+    "faust AIOKafkaConsumerThread.seek_to_committed": (
+        faust_aiokafka.AIOKafkaConsumerThread.seek_to_committed,
+        "775ab0adc4b052ab",
+        "a way Faust moves a position: _ConsumerThread ends the fetch chains around it",
+    ),
+    "faust AIOKafkaConsumerThread.seek_to_beginning": (
+        faust_aiokafka.AIOKafkaConsumerThread.seek_to_beginning,
+        "bd4250b8d1e76d33",
+        "a way Faust moves a position: _ConsumerThread ends the fetch chains around it",
+    ),
+    "aiokafka FetchResult.getall": (
+        aiokafka_fetcher.FetchResult.getall,
+        "3e717e30de5068d5",
+        "records come only from the partition's position on, which moves past each record "
+        "and each offset the broker gave none for: the chain skipped_offsets relies on",
+    ),
+    "aiokafka PartitionRecords._unpack_records": (
+        aiokafka_fetcher.PartitionRecords._unpack_records,
+        "b803e6d46480732c",
+        "control batches (transaction markers) and aborted records are passed over, the "
+        "next fetch offset moved past them",
     ),
     "faust Consumer._add_gap": (
         faust_consumer.Consumer._add_gap,
@@ -330,3 +369,33 @@ def test_the_broker_probe_reads_as_the_worker_consumer_with_the_apps_client_opti
     assert app.broker_probe is app.broker_probe  # one probe, kept
     assert app.broker_probe.options == aiokafka_options(settings)
     assert app.broker_probe.fetch_max_wait_ms == settings.consumer_fetch_max_wait_ms
+
+
+def test_each_fetch_is_noted_before_faust_sees_it_and_every_seek_ends_the_chains(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = build_app(Settings())
+    tp, other = TP("finpulse.transactions", 0), TP("app-some-changelog", 0)
+    fetches = iter([[0, 1, 3], [5, 6], [9]])  # 2 and 4 skipped by the broker; a seek to 9
+
+    class Record:
+        def __init__(self, offset: int) -> None:
+            self.offset = offset
+
+    async def fetched(self: Any, timeout: float) -> tuple[dict[TP, list[Any]], set[TP]]:
+        offsets = next(fetches)
+        return {tp: [Record(o) for o in offsets], other: [Record(0), Record(7)]}, {tp}
+
+    monkeypatch.setattr(faust_consumer.Consumer, "_wait_next_records", fetched)
+    monkeypatch.setattr(faust_aiokafka.AIOKafkaConsumerThread, "seek", lambda *a: None)
+    consumer, skipped = app.consumer, faust_adapter.skipped_offsets(app.consumer)
+
+    async def main() -> list[int | None]:
+        await consumer._wait_next_records(1.0)
+        await consumer._wait_next_records(1.0)
+        consumer._thread.seek(tp, 9)
+        await consumer._wait_next_records(1.0)
+        return [skipped.gap_start(tp, o) for o in (3, 5, 6, 9)]
+
+    assert asyncio.run(main()) == [2, 4, None, None]
+    assert skipped.gap_start(other, 7) is None  # only the intake's topics are noted
