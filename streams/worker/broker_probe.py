@@ -102,7 +102,11 @@ class BrokerProbe:
                 isolation_level=self.isolation_level(),
                 fetch_max_wait_ms=self.fetch_max_wait_ms,
             )
-            await kafka.start()
+            try:
+                await kafka.start()
+            except BaseException:
+                await kafka.stop()  # its connections; the next question starts anew
+                raise
             self._kafka = kafka
         return self._kafka
 

@@ -399,3 +399,30 @@ def test_each_fetch_is_noted_before_faust_sees_it_and_every_seek_ends_the_chains
 
     assert asyncio.run(main()) == [2, 4, None, None]
     assert skipped.gap_start(other, 7) is None  # only the intake's topics are noted
+
+
+@pytest.mark.parametrize("protocol", ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"])
+def test_the_probes_options_carry_the_same_security_as_fausts_own_clients(protocol: str) -> None:
+    settings = Settings(
+        broker_url="kafka://a:9093;b:9094",
+        kafka_security_protocol=protocol,
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="u",
+        kafka_sasl_password=SecretStr("p"),
+    )
+    app = build_app(settings)
+    faust_auth = dict(
+        faust_aiokafka.credentials_to_aiokafka_auth(app.conf.broker_credentials, None)
+    )
+    ours = dict(aiokafka_options(settings))
+    servers = faust_aiokafka.server_list(app.transport.url, app.transport.default_port)
+    assert ours.pop("bootstrap_servers") == servers
+    theirs_context, ours_context = (
+        faust_auth.pop("ssl_context", None),
+        ours.pop("ssl_context", None),
+    )
+    assert ours == faust_auth
+    assert (ours_context is None) == (theirs_context is None)
+    if ours_context is not None:
+        assert ours_context.verify_mode == theirs_context.verify_mode
+        assert ours_context.check_hostname == theirs_context.check_hostname
