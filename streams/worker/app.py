@@ -335,7 +335,6 @@ def _add_ingest_agent(
         in_flight: deque[tuple[asyncio.Future[None], int]] = deque()  # (stored, events)
         unstored = 0
         consumer = app.consumer
-        skipped = skipped_offsets(consumer)
         contiguity = Contiguity(
             topic_name,
             lambda partition: runtime.pipeline.next_offset(kind, partition),
@@ -344,7 +343,7 @@ def _add_ingest_agent(
             app.bulk_intake.release(consumer),  # type: ignore[attr-defined]
             lambda: app.consumer_generation_id,
             runtime.holes,
-            lambda partition, present: skipped.gap_start(TP(topic_name, partition), present),
+            skipped_offsets(consumer),
         )
         await runtime.ready()  # models restored and learned up to now, once, before any batch
         try:

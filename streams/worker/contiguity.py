@@ -26,8 +26,9 @@ One question to the broker answers many holes: it returns the offsets of every r
 one fetch (up to ``KNOWN_OFFSETS_MAX``), and each partition keeps the latest answer.
 While a partition is read again, the records fetched before the seek (they continue what
 was left out) are left out too, without asking; a record that is neither the one awaited
-nor such a continuation (the awaited record is gone: retention removed it meanwhile) means
-the answer is stale: the broker is asked again. A rebalance ends every such wait (Faust
+nor such a continuation, or that the first fetch after the seek brought, means the answer
+is stale (the awaited record is gone: retention removed it meanwhile, say): the broker is
+asked again. A rebalance ends every such wait (Faust
 seeks every partition to its committed offset then) and drops the answers kept.
 
 The intake hands each partition's records in offset order; a record out of that order
@@ -58,6 +59,8 @@ from typing import Any
 
 from faust.types import TP
 
+from finpulse.streams.worker.skipped_offsets import SkippedOffsets
+
 log = logging.getLogger(__name__)
 
 KNOWN_OFFSETS_MAX = 20_000  # record offsets of the broker's latest answer kept per partition
@@ -67,9 +70,6 @@ AppliedNext = Callable[[int], int | None]
 HeldOffsets = Callable[[Mapping[TP, int]], Awaitable[Mapping[TP, Sequence[int]]]]
 Seek = Callable[[TP, int], Awaitable[None]]
 Release = Callable[[Sequence[Any]], None]
-# The first offset of the gap the worker consumer's fetches passed over right before a
-# record (partition, the record's offset), if known (skipped_offsets).
-Skipped = Callable[[int, int], int | None]
 
 
 @dataclass
@@ -121,7 +121,7 @@ class Contiguity:
         release: Release,
         generation: Callable[[], int],
         counts: Counter[str] | None = None,
-        skipped: Skipped = lambda partition, present: None,
+        skipped: SkippedOffsets | None = None,
     ) -> None:
         self.topic = topic
         self.applied_next = applied_next
@@ -130,7 +130,7 @@ class Contiguity:
         self.release = release
         self.generation = generation
         self.counts: Counter[str] = Counter() if counts is None else counts
-        self.skipped = skipped
+        self.skipped = SkippedOffsets() if skipped is None else skipped  # the worker's fetches
         self._generation: int | None = None
         self._awaited: dict[int, _Awaited] = {}  # per partition read again
         self._known: dict[int, _Known] = {}  # per partition, the broker's latest answer
@@ -179,8 +179,10 @@ class Contiguity:
         awaited = self._awaited.get(partition)
         if awaited is not None and awaited.missing == missing:
             if present == awaited.held:
+                self.counts["passed"] += 1
                 return True  # the awaited record, after offsets that hold none
-            if present == awaited.next_left:
+            tp = TP(self.topic, partition)
+            if present == awaited.next_left and self.skipped.restart(tp) != present:
                 return False  # fetched before the seek: left out, as the records before it
             # neither: the re-read did not bring the awaited record; that answer is stale
             self.counts["asked_again"] += 1
@@ -193,7 +195,7 @@ class Contiguity:
             )
             del self._awaited[partition]
             self._known.pop(partition, None)
-        start = self.skipped(partition, present)
+        start = self.skipped.gap_start(TP(self.topic, partition), present)
         if start is not None and start <= missing:
             held = present  # the worker's own fetches passed over the hole
         else:

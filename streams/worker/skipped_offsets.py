@@ -23,8 +23,8 @@ one happened only counts the gaps between its own records.
 (2, 4, None)
 >>> skipped.moved()  # a seek: where the next fetch starts is not known here
 >>> skipped.note({tp: [R(9)]}, skipped.epoch)
->>> skipped.gap_start(tp, 9) is None
-True
+>>> skipped.gap_start(tp, 9) is None, skipped.restart(tp)
+(True, 9)
 """
 
 from __future__ import annotations
@@ -43,10 +43,12 @@ class SkippedOffsets:
     def __init__(self, kept: int = GAPS_KEPT) -> None:
         self.kept = kept
         self._moves = 0
-        # per partition: the epoch of its last fetch and the offset after its last record
-        self._next: dict[TP, tuple[Hashable, int]] = {}
+        # per partition: the offset after its last record fetched since the latest move
+        self._next: dict[TP, int] = {}
         # per partition: the first record after a gap -> the gap's first offset
         self._gaps: dict[TP, dict[int, int]] = {}
+        # per partition: the first record of its first fetch after the latest move
+        self._restarts: dict[TP, int] = {}
 
     @property
     def epoch(self) -> Hashable:
@@ -74,8 +76,10 @@ class SkippedOffsets:
                 continue
             first, last = recs[0].offset, recs[-1].offset
             before = self._next.get(tp)
-            if chained and before is not None and before[0] == current and before[1] < first:
-                self._add(tp, before[1], first)
+            if chained and before is None:
+                self._restarts[tp] = first  # fetched after the move, not before
+            elif chained and before is not None and before < first:
+                self._add(tp, before, first)
             if last - first + 1 != len(recs):  # gaps between its own records
                 previous = first
                 for r in recs:
@@ -83,13 +87,18 @@ class SkippedOffsets:
                         self._add(tp, previous + 1, r.offset)
                     previous = r.offset
             if chained:
-                self._next[tp] = (current, last + 1)
+                self._next[tp] = last + 1
 
     def gap_start(self, tp: TP, present: int) -> int | None:
         """The first offset of the gap the chain passed over right before ``present``
         (``None``: no gap known there)."""
         gaps = self._gaps.get(tp)
         return None if gaps is None else gaps.get(present)
+
+    def restart(self, tp: TP) -> int | None:
+        """The first record fetched of ``tp`` after the latest seek or new assignment (in
+        a fetch begun after it: not one fetched before)."""
+        return self._restarts.get(tp)
 
     def _add(self, tp: TP, start: int, stop: int) -> None:
         gaps = self._gaps.setdefault(tp, {})

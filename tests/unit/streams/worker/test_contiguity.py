@@ -143,7 +143,7 @@ def test_gaps_the_worker_fetches_passed_over_need_no_question_and_dropped_record
         broker.seek,
         broker.release,
         lambda: broker.generation,
-        skipped=lambda p, present: fetched.gap_start(TP(TRANSACTIONS, p), present),
+        skipped=fetched,
     )
 
     async def take(offsets: list[int]) -> list[int]:
@@ -188,6 +188,32 @@ def test_when_the_awaited_record_never_comes_the_broker_is_asked_again() -> None
     assert left == [] and reread == _msgs(0, range(15, 18))
     assert broker.asked == [{T0: 10}, {T0: 10}]
     assert broker.seeks == [(T0, 10)] and check.counts["asked_again"] == 1
+
+
+def test_a_re_read_that_starts_where_the_records_left_out_ended_is_not_taken_as_stale() -> None:
+    # 30-31 left out, 10 awaited; retention removes 10-31; the first fetch after the seek
+    # brings 32, the offset a fetch from before the seek would have brought next
+    fetched = SkippedOffsets()
+    broker = Broker({0: range(10, 40)})
+    check = Contiguity(
+        TRANSACTIONS,
+        lambda p: 10,
+        broker.held_offsets,
+        broker.seek,
+        broker.release,
+        lambda: broker.generation,
+        skipped=fetched,
+    )
+
+    async def scenario() -> list[Sequence[Msg]]:
+        left = await check.admit(_msgs(0, [30, 31]))
+        broker.holds = {0: list(range(32, 40))}
+        fetched.moved()  # the seek back to 10
+        fetched.note({T0: _msgs(0, [32, 33])}, fetched.epoch)
+        return [left, await check.admit(_msgs(0, [32, 33]))]
+
+    assert asyncio.run(scenario()) == [[], _msgs(0, [32, 33])]
+    assert broker.asked == [{T0: 10}, {T0: 10}] and check.counts["asked_again"] == 1
 
 
 def test_a_record_the_probe_saw_but_the_consumer_never_gets_does_not_stall_the_partition() -> None:
