@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from finpulse.config.settings import local_stack_settings
+from finpulse.streams.core.aiokafka_options import aiokafka_options
 from finpulse.streams.core.topics import INPUT_TOPICS, create_topics
 from finpulse.streams.local.stack import LocalStack, free_port
 from finpulse.streams.tools.bench import proc_cpu_s
@@ -104,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     create_topics(settings)
     app = FinpulseApp(
         "floor", fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms, broker=settings.broker_url,
+        kafka_options=aiokafka_options(settings),
         value_serializer="raw", key_serializer="raw", topic_partitions=settings.topic_partitions,
         topic_disable_leader=True, consumer_auto_offset_reset="earliest",
         broker_session_timeout=2, broker_heartbeat_interval=0.5, broker_rebalance_timeout=5,

@@ -37,6 +37,7 @@ from finpulse.config.policy import load_policy
 from finpulse.config.settings import Settings
 from finpulse.models.report_calendar import WorkingDayCalendar
 from finpulse.sinks.checkpoints import ClickHouseCheckpoints
+from finpulse.streams.core.aiokafka_options import aiokafka_options
 from finpulse.streams.core.batch import Outgoing, Stage, StateFactory
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.core.state_codec import StateCodec
@@ -51,9 +52,10 @@ from finpulse.streams.worker.contiguity import Contiguity
 from finpulse.streams.worker.faust_adapter import (
     FinpulseApp,
     aiokafka_producer,
-    first_offsets,
+    held_offsets,
     listed_end_offsets,
     recovery_seconds,
+    skipped_offsets,
 )
 from finpulse.streams.worker.gc_pauses import GcPauses
 from finpulse.streams.worker.intake import acknowledger
@@ -128,6 +130,7 @@ def build_app(settings: Settings) -> faust.App:
     """
     app = FinpulseApp(
         settings.app_id,
+        kafka_options=aiokafka_options(settings),
         fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
         intake_buffer_max=settings.stream_intake_buffer_max,
         broker=settings.broker_url,
@@ -336,10 +339,12 @@ def _add_ingest_agent(
         contiguity = Contiguity(
             topic_name,
             lambda partition: runtime.pipeline.next_offset(kind, partition),
-            lambda starts: first_offsets(consumer, starts),
+            lambda starts: held_offsets(consumer, starts),
             consumer.seek,
             app.bulk_intake.release(consumer),  # type: ignore[attr-defined]
             lambda: app.consumer_generation_id,
+            runtime.holes,
+            skipped_offsets(consumer),
         )
         await runtime.ready()  # models restored and learned up to now, once, before any batch
         try:

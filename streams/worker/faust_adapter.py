@@ -21,10 +21,14 @@ What goes through the seam:
 (:mod:`finpulse.streams.worker.batch_publish`).
 - **Recovery's end offsets** come from a fetch response, not from ListOffsets
   (:func:`fetched_high_watermarks`); a fetch by a consumer without a group also answers
-  where a partition's next record is (:func:`first_offsets`, for
-  :mod:`finpulse.streams.worker.contiguity`).
+  which offsets from a given one on hold a record (:func:`held_offsets`, for
+  :mod:`finpulse.streams.worker.contiguity`), read with the worker consumer's isolation
+  level (:mod:`finpulse.streams.worker.broker_probe`).
 - **Consumer lag**: the end offsets ListOffsets answers (:func:`listed_end_offsets`),
   recorded beside the fetch responses' high watermarks (:mod:`finpulse.streams.worker.lag`).
+- **Skipped offsets**: each fetch's records, before Faust's ``getmany`` sees them, are
+  noted in ``consumer.skipped`` (:mod:`finpulse.streams.worker.skipped_offsets`), and every
+  seek ends the fetch chains there (:class:`_ConsumerThread`).
 - **Resume positions**: after Faust's seek to the committed offsets, input partitions move
   to the state's applied position where the group has none or one past it
   (:mod:`finpulse.streams.worker.positions`); what a fetch taken before that move still
@@ -33,15 +37,15 @@ What goes through the seam:
   changelog partition) of its ``rocksdb://`` store, written directly
   (:mod:`finpulse.streams.worker.table_store`).
 
->>> app = FinpulseApp("doc", broker="kafka://localhost:9092", fetch_max_wait_ms=40)
+>>> options = {"bootstrap_servers": ["localhost:9092"]}
+>>> app = FinpulseApp("doc", broker="kafka://localhost:9092", kafka_options=options,
+...                   fetch_max_wait_ms=40)
 >>> type(app.transport).__name__, app.fetch_max_wait_ms
 ('FinpulseTransport', 40)
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
@@ -52,8 +56,10 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from finpulse.config.settings import Settings
-from finpulse.streams.worker.intake import BulkIntake
+from finpulse.streams.worker.broker_probe import BrokerProbe
+from finpulse.streams.worker.intake import BulkIntake, IntakeBuffer
 from finpulse.streams.worker.positions import resume_positions
+from finpulse.streams.worker.skipped_offsets import SkippedOffsets
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +67,38 @@ log = logging.getLogger(__name__)
 AppliedPositions = Callable[[Iterable[TP]], Mapping[TP, int]]
 
 FAUST_FETCH_MAX_WAIT_MS = 1500
-PROBE_TIMEOUT_S = 30.0  # a group-less fetch's answer (end offsets, first offsets)
 
 
 # -- consumer -----------------------------------------------------------------------------
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    # Every way Faust moves a position: the fetch chains of ``consumer.skipped`` end there
+    # (before: a fetch under way is not chained; after: nor one taken before the move).
+    def _moved(self) -> None:
+        skipped_offsets(self.consumer).moved()
+
+    def seek(self, partition: TP, offset: int) -> None:
+        self._moved()
+        super().seek(partition, offset)
+        self._moved()
+
+    async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
+        self._moved()
+        await super().seek_wait(partitions)
+        self._moved()
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        self._moved()
+        committed = await super().seek_to_committed()
+        self._moved()
+        return committed
+
+    async def seek_to_beginning(self, *partitions: Any) -> None:
+        self._moved()
+        await super().seek_to_beginning(*partitions)
+        self._moved()
+
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka passes this to its Fetcher in start(), which has not run yet.
@@ -91,92 +122,65 @@ async def fetched_high_watermarks(thread: Any, listed: dict[TP, int]) -> dict[TP
     partition's last record batch, not after its last record: recovery then stopped short
     of the newest changes and the restarted worker lost them (found by killing a worker
     mid-stream). The high watermark of a fetch response is right on every broker, so a
-    consumer without a group fetches each partition from one before the listed end.
+    consumer without a group fetches each partition from one before the listed end (in
+    the consumer thread, so with a probe of its own, stopped after it answered).
     """
     todo = {tp: end for tp, end in listed.items() if end}
     if not todo:
         return listed
     ends = dict(listed)
-    async with _probe(thread) as probe:
-        found = await probe.fetch({tp: end - 1 for tp, end in todo.items()}, first_record=False)
-    for tp, (high, _) in found.items():
-        ends[tp] = max(ends[tp], high)
+    async with _new_probe(thread.app, thread) as probe:
+        found = await probe.fetch({tp: end - 1 for tp, end in todo.items()}, records=False)
+    for tp, held in found.items():
+        ends[tp] = max(ends[tp], held.high_watermark)
     return ends
 
 
-async def first_offsets(consumer: Any, starts: Mapping[TP, int]) -> dict[TP, int | None]:
-    """For each partition of ``starts``, the offset of its first record at or after the
-    given offset, as a fetch from there answers it (``None``: no record there yet).
-
-    What the broker holds, asked by a consumer without a group (the worker consumer's
-    position is not touched): the offsets between the start and the answer hold no
-    record a consumer is given (transaction markers, or records removed by retention).
+async def held_offsets(consumer: Any, starts: Mapping[TP, int]) -> dict[TP, list[int]]:
+    """For each partition of ``starts``, the offsets of the records one fetch from the
+    given offset returns (empty: no record there yet), asked by the app's long-lived
+    :class:`~finpulse.streams.worker.broker_probe.BrokerProbe`: the offsets between the
+    start and the first of them, and between any two of them, hold no record a consumer
+    is given (transaction markers, or records removed by retention).
     """
-    if not starts:
-        return {}
-    async with _probe(consumer._thread) as probe:
-        found = await probe.fetch(dict(starts), first_record=True)
-    return {tp: first for tp, (_, first) in found.items()}
+    found = await consumer.app.broker_probe.fetch(starts)
+    return {tp: held.offsets for tp, held in found.items()}
 
 
-class _Probe:
-    """A consumer without a group that fetches given partitions from given offsets once."""
-
-    def __init__(self, kafka: Any) -> None:
-        self.kafka = kafka
-
-    async def fetch(
-        self, starts: dict[TP, int], first_record: bool
-    ) -> dict[TP, tuple[int, int | None]]:
-        """Per partition: the high watermark of the first fetch response that reports one
-        and, when ``first_record``, the offset of the first record at or after the start
-        (``None`` when the partition has none: the consumer's position reached the end)."""
-        import aiokafka
-
-        kafka = self.kafka
-        parts = {aiokafka.TopicPartition(tp.topic, tp.partition): tp for tp in starts}
-        kafka.assign(list(parts))
-        for part, tp in parts.items():
-            kafka.seek(part, starts[tp])
-        found: dict[TP, tuple[int, int | None]] = {}
-        deadline = asyncio.get_running_loop().time() + PROBE_TIMEOUT_S
-        while len(found) < len(parts) and asyncio.get_running_loop().time() < deadline:
-            fetched = await kafka.getmany(timeout_ms=200)
-            for part, tp in parts.items():
-                high = kafka.highwater(part)
-                if tp in found or high is None:
-                    continue
-                records = fetched.get(part)
-                if records:
-                    found[tp] = (high, records[0].offset)
-                elif not first_record or await kafka.position(part) >= high:
-                    found[tp] = (high, None)
-        if len(found) < len(parts):
-            missing = sorted(tp for tp in starts if tp not in found)
-            raise RuntimeError(f"no fetch answered {missing}")
-        return found
-
-
-@contextlib.asynccontextmanager
-async def _probe(thread: Any) -> AsyncIterator[_Probe]:
-    import aiokafka
-
-    conf, transport = thread.app.conf, thread.transport
-    kafka = aiokafka.AIOKafkaConsumer(
-        bootstrap_servers=faust_aiokafka.server_list(transport.url, transport.default_port),
-        enable_auto_commit=False,
-        group_id=None,
-        auto_offset_reset="earliest",
-        **faust_aiokafka.credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context),
+def _new_probe(app: Any, thread: Any) -> BrokerProbe:
+    """A probe with the app's client options that reads as the worker consumer of
+    ``thread`` does (its isolation level, its fetch wait)."""
+    return BrokerProbe(
+        app.kafka_options,
+        lambda: str(thread._ensure_consumer()._isolation_level),
+        fetch_max_wait_ms=app.fetch_max_wait_ms,
     )
-    await kafka.start()
-    try:
-        yield _Probe(kafka)
-    finally:
-        await kafka.stop()
 
 
 class _Consumer(faust_aiokafka.Consumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # per input partition moved by perform_seek: below it, fetched messages are applied
+        self.resume_floors: dict[TP, int] = {}
+        self.skipped = SkippedOffsets()  # what the fetches passed over (see the module text)
+        self._fetch_generation: int | None = None
+
+    async def _wait_next_records(self, timeout: float) -> Any:
+        """Faust's wait for a fetch, its records noted in ``skipped`` before Faust's
+        ``getmany`` sees (and may drop) them; a new generation ends every chain."""
+        skipped, generation = self.skipped, self.app.consumer_generation_id
+        if generation != self._fetch_generation:
+            self._fetch_generation = generation
+            skipped.moved()
+        epoch = skipped.epoch
+        records, active_partitions = await super()._wait_next_records(timeout)
+        if self.app.consumer_generation_id != generation:
+            skipped.moved()
+        if records:
+            intake: BulkIntake | None = getattr(self.app, "bulk_intake", None)
+            skipped.note(records, epoch, intake.buffers if intake is not None else ())
+        return records, active_partitions
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -211,15 +215,25 @@ class _Consumer(faust_aiokafka.Consumer):
         module text)."""
         intake: BulkIntake | None = getattr(self.app, "bulk_intake", None)
         buffers = intake.buffers if intake is not None else {}
+        floors = self.resume_floors
+        # per partition of this fetch: its topic's buffer (None: not a bulk-intake topic)
+        # and the position the state moved it to (-1: none)
+        routes: dict[TP, tuple[IntakeBuffer | None, int]] = {}
         try:
             async for tp, message in super().getmany(timeout):
-                buffer = buffers.get(tp.topic)
+                route = routes.get(tp)
+                if route is None:
+                    route = routes[tp] = (buffers.get(tp.topic), floors.get(tp, -1))
+                buffer, floor = route
                 if buffer is None:
                     yield tp, message
                     continue
-                if message.offset < getattr(self, "resume_floors", {}).get(tp, -1):
+                offset = message.offset
+                if offset < floor:
                     continue  # below the position the state moved it to: applied already
-                await _note_read(self, tp, message.offset)
+                gap = _note_read(self, tp, offset)
+                if gap is not None:
+                    await self._add_gap(tp, *gap)
                 if buffer.put(message):  # full: wait for room (or a rebalance)
                     await self.wait_first(buffer.wait_for_space(), self.suspend_flow.wait())
         finally:
@@ -227,10 +241,10 @@ class _Consumer(faust_aiokafka.Consumer):
                 intake.notify()  # the fetch's messages can be taken
 
 
-async def _note_read(consumer: Any, tp: TP, offset: int) -> None:
-    """What Faust's drain loop records of a message it reads: its offset, and a gap
-    (offsets the broker skipped, e.g. transaction markers) so that offsets can be
-    committed across it once the messages around it are acknowledged.
+def _note_read(consumer: Any, tp: TP, offset: int) -> tuple[int, int] | None:
+    """What Faust's drain loop records of a message it reads: its offset; returned, a gap
+    (offsets the broker skipped, e.g. transaction markers) for ``consumer._add_gap``, so
+    that offsets can be committed across it once the messages around it are acknowledged.
 
     Unlike Faust's loop, a message below the offset read last is not dropped: Faust's
     seek to the committed offsets sets the read offset back, but a fetch taken before that
@@ -243,10 +257,17 @@ async def _note_read(consumer: Any, tp: TP, offset: int) -> None:
     read_offset = consumer._read_offset
     last = read_offset[tp]
     if last is not None and offset < last:
-        return  # read again after a seek back: delivered, the read offset stays
-    if last and offset - last > 1 and consumer.app.topics.acks_enabled_for(tp.topic):
-        await consumer._add_gap(tp, last + 1, offset)
+        return None  # read again after a seek back: delivered, the read offset stays
     read_offset[tp] = offset
+    if last and offset - last > 1 and consumer.app.topics.acks_enabled_for(tp.topic):
+        return last + 1, offset
+    return None
+
+
+def skipped_offsets(consumer: Any) -> SkippedOffsets:
+    """The offsets the worker consumer's fetches passed over (what the broker gave no
+    record for), noted as each fetch returns."""
+    return consumer.skipped  # type: ignore[no-any-return]
 
 
 def unacked_messages(consumer: Any) -> Any:
@@ -284,7 +305,10 @@ class FinpulseApp(faust.App):
     ``bulk_intake`` holds the intake buffers (``intake_buffer_max`` messages per topic) that
     agents subscribe with :meth:`finpulse.streams.worker.intake.BulkIntake.subscribe` while the app
     is built; ``applied_positions`` (set by the worker) gives, for assigned partitions, the
-    offset after the last one the state has applied.
+    offset after the last one the state has applied. ``kafka_options`` are the connection
+    options of the app's own aiokafka clients (``aiokafka_options(settings)``): the
+    probes, among them ``broker_probe``, started on its first question and stopped with
+    the app.
     """
 
     applied_positions: AppliedPositions | None = None
@@ -292,13 +316,29 @@ class FinpulseApp(faust.App):
     def __init__(
         self,
         *args: Any,
+        kafka_options: Mapping[str, object],
         fetch_max_wait_ms: int = FAUST_FETCH_MAX_WAIT_MS,
         intake_buffer_max: int = _INTAKE_BUFFER_MAX,
         **kwargs: Any,
     ) -> None:
+        self.kafka_options = kafka_options
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.bulk_intake = BulkIntake(intake_buffer_max, unacked_messages)
         super().__init__(*args, **kwargs)
+        self._broker_probe: BrokerProbe | None = None
+
+    @property
+    def broker_probe(self) -> BrokerProbe:
+        """The probe the worker's own questions go to (reads as its consumer does)."""
+        if self._broker_probe is None:
+            consumer: Any = self.consumer  # our _Consumer
+            self._broker_probe = _new_probe(self, consumer._thread)
+        return self._broker_probe
+
+    async def on_stop(self) -> None:
+        await super().on_stop()
+        if self._broker_probe is not None:
+            await self._broker_probe.close()
 
     def _new_transport(self) -> Any:
         return FinpulseTransport(self.conf.broker_consumer, self)

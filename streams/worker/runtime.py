@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -58,6 +58,9 @@ class Runtime:
         self.alerts_published = 0
         self.notified = 0
         self.notify_failed = 0
+        # holes after the applied offset (finpulse.streams.worker.contiguity): questions to
+        # the broker, holes passed over, partitions read again, stale answers asked again
+        self.holes: Counter[str] = Counter()
         # The latest batches' timings for stats: where a batch's latency goes (processing,
         # each table's insert, publishing, the changelog).
         self.timings: dict[str, deque[float]] = {}
@@ -193,6 +196,7 @@ class Runtime:
             "silences": sum(len(getattr(s, "silences", ())) for s in self.pipeline.stages),
             "notified": self.notified,
             "notify_failed": self.notify_failed,
+            "holes": dict(self.holes),
             "counts": dict(self.pipeline.counts),
             # per learning stream: the next offset this worker's model learns, its digest,
             # and what the stream no longer held or could not be learned

@@ -18,14 +18,17 @@ import aiokafka
 import aiokafka.client
 import faust
 import pytest
+from aiokafka.consumer import fetcher as aiokafka_fetcher
 from faust.stores import rocksdb as faust_rocksdb
 from faust.tables import recovery as faust_recovery
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from mode.threads import QueueServiceThread
+from pydantic import SecretStr
 
 from finpulse.config.settings import Settings
+from finpulse.streams.core.aiokafka_options import aiokafka_options
 from finpulse.streams.worker import faust_adapter
 from finpulse.streams.worker.app import build_app
 
@@ -78,6 +81,44 @@ PINNED: dict[str, tuple[Any, str, str]] = {
         faust_consumer.Consumer._drain_messages,
         "44a2500309e83c63",
         "calls getmany(timeout=...) and does the read-offset/gap bookkeeping _note_read mirrors",
+    ),
+    "faust Consumer._wait_next_records": (
+        faust_consumer.Consumer._wait_next_records,
+        "6218e1969a636b3f",
+        "extended by _Consumer._wait_next_records: every record aiokafka returned, before "
+        "getmany drops any, noted in skipped_offsets",
+    ),
+    "faust AIOKafkaConsumerThread.seek": (
+        faust_aiokafka.AIOKafkaConsumerThread.seek,
+        "1498560d05f02582",
+        "a way Faust moves a position: _ConsumerThread ends the fetch chains around it",
+    ),
+    "faust AIOKafkaConsumerThread.seek_wait": (
+        faust_aiokafka.AIOKafkaConsumerThread.seek_wait,
+        "12e8d34e554e9024",
+        "a way Faust moves a position: _ConsumerThread ends the fetch chains around it",
+    ),
+    "faust AIOKafkaConsumerThread.seek_to_committed": (
+        faust_aiokafka.AIOKafkaConsumerThread.seek_to_committed,
+        "775ab0adc4b052ab",
+        "a way Faust moves a position: _ConsumerThread ends the fetch chains around it",
+    ),
+    "faust AIOKafkaConsumerThread.seek_to_beginning": (
+        faust_aiokafka.AIOKafkaConsumerThread.seek_to_beginning,
+        "bd4250b8d1e76d33",
+        "a way Faust moves a position: _ConsumerThread ends the fetch chains around it",
+    ),
+    "aiokafka FetchResult.getall": (
+        aiokafka_fetcher.FetchResult.getall,
+        "3e717e30de5068d5",
+        "records come only from the partition's position on, which moves past each record "
+        "and each offset the broker gave none for: the chain skipped_offsets relies on",
+    ),
+    "aiokafka PartitionRecords._unpack_records": (
+        aiokafka_fetcher.PartitionRecords._unpack_records,
+        "b803e6d46480732c",
+        "control batches (transaction markers) and aborted records are passed over, the "
+        "next fetch offset moved past them",
     ),
     "faust Consumer._add_gap": (
         faust_consumer.Consumer._add_gap,
@@ -226,32 +267,26 @@ def test_a_rocksdb_table_exposes_its_partition_databases_and_offset_key(tmp_path
 
 
 def _consumer(acks: bool = True) -> Any:
-    gaps: list[tuple[TP, int, int]] = []
-
-    async def add_gap(tp: TP, start: int, stop: int) -> None:
-        gaps.append((tp, start, stop))
-
     return SimpleNamespace(
         _read_offset={TP("t", 0): None},
-        _add_gap=add_gap,
         app=SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda topic: acks)),
-        gaps=gaps,
     )
 
 
 def test_note_read_records_offsets_and_gaps_and_keeps_the_read_offset_on_a_reread() -> None:
     consumer, tp = _consumer(), TP("t", 0)
-
-    async def reads() -> list[int | None]:
-        seen = []
-        for o in (3, 4, 7, 5, 6, 7, 8):
-            await faust_adapter._note_read(consumer, tp, o)
-            seen.append(consumer._read_offset[tp])
-        return seen
-
+    seen, gaps = [], []
+    for o in (3, 4, 7, 5, 6, 7, 8):
+        if (gap := faust_adapter._note_read(consumer, tp, o)) is not None:
+            gaps.append(gap)
+        seen.append(consumer._read_offset[tp])
     # 5 and 6 (read again after a seek back) leave the read offset at 7 and add no gap
-    assert asyncio.run(reads()) == [3, 4, 7, 7, 7, 7, 8]
-    assert consumer.gaps == [(tp, 5, 7)]  # 5 and 6 were skipped by the broker the first time
+    assert seen == [3, 4, 7, 7, 7, 7, 8]
+    assert gaps == [(5, 7)]  # 5 and 6 were skipped by the broker the first time
+    assert faust_adapter._note_read(_consumer(acks=False), tp, 3) is None
+    unacked = _consumer(acks=False)
+    unacked._read_offset[tp] = 3
+    assert faust_adapter._note_read(unacked, tp, 9) is None  # no acks: no gap to commit across
 
 
 def test_messages_read_again_after_a_seek_back_reach_the_intake(
@@ -309,3 +344,85 @@ def test_faust_drops_the_fetched_records_of_a_partition_not_active_when_iterated
         return len(buffer)
 
     assert asyncio.run(main()) == 0
+
+
+def test_the_broker_probe_reads_as_the_worker_consumer_with_the_apps_client_options() -> None:
+    settings = Settings(
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_username="u",
+        kafka_sasl_password=SecretStr("p"),
+    )
+    app = build_app(settings)
+    thread = app.consumer._thread
+
+    async def isolation_levels() -> tuple[str, str]:
+        worker = thread._create_worker_consumer(app.transport)
+        worker._isolation_level = "read_committed"  # as an exactly-once worker reads
+        thread._consumer = worker
+        try:
+            return worker._isolation_level, app.broker_probe.isolation_level()
+        finally:
+            await worker._client.close()
+
+    worker_level, probe_level = asyncio.run(isolation_levels())
+    assert probe_level == worker_level == "read_committed"
+    assert app.broker_probe is app.broker_probe  # one probe, kept
+    assert app.broker_probe.options == aiokafka_options(settings)
+    assert app.broker_probe.fetch_max_wait_ms == settings.consumer_fetch_max_wait_ms
+
+
+def test_each_fetch_is_noted_before_faust_sees_it_and_every_seek_ends_the_chains(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = build_app(Settings())
+    tp, other = TP("finpulse.transactions", 0), TP("app-some-changelog", 0)
+    fetches = iter([[0, 1, 3], [5, 6], [9]])  # 2 and 4 skipped by the broker; a seek to 9
+
+    class Record:
+        def __init__(self, offset: int) -> None:
+            self.offset = offset
+
+    async def fetched(self: Any, timeout: float) -> tuple[dict[TP, list[Any]], set[TP]]:
+        offsets = next(fetches)
+        return {tp: [Record(o) for o in offsets], other: [Record(0), Record(7)]}, {tp}
+
+    monkeypatch.setattr(faust_consumer.Consumer, "_wait_next_records", fetched)
+    monkeypatch.setattr(faust_aiokafka.AIOKafkaConsumerThread, "seek", lambda *a: None)
+    consumer, skipped = app.consumer, faust_adapter.skipped_offsets(app.consumer)
+
+    async def main() -> list[int | None]:
+        await consumer._wait_next_records(1.0)
+        await consumer._wait_next_records(1.0)
+        consumer._thread.seek(tp, 9)
+        await consumer._wait_next_records(1.0)
+        return [skipped.gap_start(tp, o) for o in (3, 5, 6, 9)]
+
+    assert asyncio.run(main()) == [2, 4, None, None]
+    assert skipped.gap_start(other, 7) is None  # only the intake's topics are noted
+
+
+@pytest.mark.parametrize("protocol", ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"])
+def test_the_probes_options_carry_the_same_security_as_fausts_own_clients(protocol: str) -> None:
+    settings = Settings(
+        broker_url="kafka://a:9093;b:9094",
+        kafka_security_protocol=protocol,
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="u",
+        kafka_sasl_password=SecretStr("p"),
+    )
+    app = build_app(settings)
+    faust_auth = dict(
+        faust_aiokafka.credentials_to_aiokafka_auth(app.conf.broker_credentials, None)
+    )
+    ours = dict(aiokafka_options(settings))
+    servers = faust_aiokafka.server_list(app.transport.url, app.transport.default_port)
+    assert ours.pop("bootstrap_servers") == servers
+    theirs_context, ours_context = (
+        faust_auth.pop("ssl_context", None),
+        ours.pop("ssl_context", None),
+    )
+    assert ours == faust_auth
+    assert (ours_context is None) == (theirs_context is None)
+    if ours_context is not None:
+        assert ours_context.verify_mode == theirs_context.verify_mode
+        assert ours_context.check_hostname == theirs_context.check_hostname
