@@ -12,8 +12,17 @@ moved past them, and counts on its seek to the committed offsets after recovery 
 them again; but it resumes the input partitions before that seek, so a fetch in between
 comes from past the dropped records, and the worker took it.
 
+A partition nothing has been applied of yet is checked the same way, from where the group
+placed it: its committed offset, else its start (offset 0; ``auto_offset_reset`` is
+earliest). Without a committed offset Faust's seek fetches nothing again, so the records
+dropped before it were lost however the later fetches came: a worker killed before its
+first commit of a partition (the group then has no committed offset, the state no applied
+one) left the records its successor's first fetch dropped unread for good (a channel owner
+judged nothing: its sources' first minute counts never came).
+
 So before a batch is processed, each partition's records are checked for a hole from the
-offset after the last applied one on, and a hole is checked with the broker
+offset after the last applied one (or from where the group placed it) on, and a hole is
+checked with the broker
 (:func:`~finpulse.streams.worker.faust_adapter.first_offsets`): if the broker's first record
 at or after the hole's first offset is the record after the hole, the hole holds no record
 (transaction markers, retention) and is passed over; otherwise the partition's records from
@@ -40,6 +49,8 @@ log = logging.getLogger(__name__)
 
 # The offset after the last one applied of this agent's kind, per partition (None: none yet).
 AppliedNext = Callable[[int], int | None]
+# Where the group placed a partition nothing is applied of: its committed offset, else 0.
+Placed = Callable[[int], int]
 FirstOffsets = Callable[[Mapping[TP, int]], Awaitable[Mapping[TP, int | None]]]
 Seek = Callable[[TP, int], Awaitable[None]]
 Release = Callable[[Sequence[Any]], None]
@@ -56,7 +67,7 @@ class Msg:
 def holes(applied_next: Mapping[int, int], messages: Sequence[Any]) -> dict[int, tuple[int, int]]:
     """Per partition, the first hole in its records from ``applied_next`` on: the first
     missing offset and the next offset the batch holds (records below ``applied_next`` are
-    re-deliveries; partitions without an applied offset are not checked).
+    re-deliveries; partitions not in ``applied_next`` are not checked).
 
     >>> holes({0: 10}, [Msg(0, 8), Msg(0, 10), Msg(0, 11)])
     {}
@@ -86,6 +97,7 @@ class Contiguity:
         self,
         topic: str,
         applied_next: AppliedNext,
+        placed: Placed,
         first_offsets: FirstOffsets,
         seek: Seek,
         release: Release,
@@ -93,6 +105,7 @@ class Contiguity:
     ) -> None:
         self.topic = topic
         self.applied_next = applied_next
+        self.placed = placed
         self.first_offsets = first_offsets
         self.seek = seek
         self.release = release
@@ -106,9 +119,7 @@ class Contiguity:
         read again from the hole); a hole the broker holds no record in is passed over."""
         if self.generation() != self._generation:
             self._generation, self._awaited = self.generation(), {}
-        applied = {
-            p: n for p in {m.partition for m in messages} if (n := self.applied_next(p)) is not None
-        }
+        applied = {p: self._next(p) for p in {m.partition for m in messages}}
         cut: dict[int, int] = {}  # partition -> records from this offset on are left out
         while found := holes(applied, [m for m in messages if m.partition not in cut]):
             for p, (missing, present) in found.items():
@@ -125,6 +136,12 @@ class Contiguity:
         self.release(out)
         return [m for m in messages if not (m.partition in cut and m.offset >= cut[m.partition])]
 
+    def _next(self, partition: int) -> int:
+        """The offset the partition's next record taken must have: the one after the last
+        applied, or where the group placed the partition when nothing is applied yet."""
+        applied = self.applied_next(partition)
+        return self.placed(partition) if applied is None else applied
+
     async def _held(self, partition: int, missing: int, present: int) -> int:
         """The broker's first record at or after ``missing`` (asked once per read again)."""
         awaited = self._awaited.get(partition)
@@ -139,12 +156,12 @@ class Contiguity:
         held = present if answer is None else answer
         if held < present:
             log.warning(
-                "%s/%d: records from %d taken while the state stopped at %d, and the broker "
-                "holds %d: reading again from %d",
+                "%s/%d: records from %d taken while %d comes next, and the broker holds %d: "
+                "reading again from %d",
                 self.topic,
                 partition,
                 present,
-                missing - 1,
+                missing,
                 held,
                 missing,
             )

@@ -188,7 +188,7 @@ class _Consumer(faust_aiokafka.Consumer):
         if applied is None:
             return
         next_offsets = applied(self.assignment())
-        committed = {tp: self._committed_offset.get(tp) for tp in next_offsets}
+        committed = {tp: committed_offset(self, tp) for tp in next_offsets}
         moves = resume_positions(committed, next_offsets)
         # a fetch taken before these seeks may still be read after them: what it holds below
         # a moved position is applied state, dropped at the intake (see getmany)
@@ -247,6 +247,14 @@ async def _note_read(consumer: Any, tp: TP, offset: int) -> None:
     if last and offset - last > 1 and consumer.app.topics.acks_enabled_for(tp.topic):
         await consumer._add_gap(tp, last + 1, offset)
     read_offset[tp] = offset
+
+
+def committed_offset(consumer: Any, tp: TP) -> int | None:
+    """The group's committed offset of ``tp`` as Faust last learnt it (its seek to the
+    committed offsets at each assignment, then its own commits); ``None`` when there is
+    none (or it is 0)."""
+    offset = consumer._committed_offset.get(tp)
+    return None if offset is None else int(offset)
 
 
 def unacked_messages(consumer: Any) -> Any:
