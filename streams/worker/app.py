@@ -52,6 +52,7 @@ from finpulse.streams.worker.contiguity import Contiguity
 from finpulse.streams.worker.faust_adapter import (
     FinpulseApp,
     aiokafka_producer,
+    committed_offset,
     held_offsets,
     listed_end_offsets,
     recovery_seconds,
@@ -339,6 +340,7 @@ def _add_ingest_agent(
         contiguity = Contiguity(
             topic_name,
             lambda partition: runtime.pipeline.next_offset(kind, partition),
+            lambda partition: committed_offset(consumer, TP(topic_name, partition)) or 0,
             lambda starts: held_offsets(consumer, starts),
             consumer.seek,
             app.bulk_intake.release(consumer),  # type: ignore[attr-defined]

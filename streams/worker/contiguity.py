@@ -12,10 +12,19 @@ moved past them, and counts on its seek to the committed offsets after recovery 
 them again; but it resumes the input partitions before that seek, so a fetch in between
 comes from past the dropped records, and the worker took it.
 
+A partition nothing has been applied of yet is checked the same way, from where the group
+placed it: its committed offset, else its start (offset 0; ``auto_offset_reset`` is
+earliest). Without a committed offset Faust's seek fetches nothing again, so the records
+dropped before it were lost however the later fetches came: a worker killed before its
+first commit of a partition (the group then has no committed offset, the state no applied
+one) left the records its successor's first fetch dropped unread for good (a channel owner
+judged nothing: its sources' first minute counts never came).
+
 So before a batch is processed, each partition's records are checked, in one pass, for a
-hole from the offset after the last applied one on. A hole the worker consumer's own
-fetches passed over (:mod:`~finpulse.streams.worker.skipped_offsets`: the broker gave no
-record there, e.g. a transactional producer's markers) is passed over. Any other hole is
+hole from the offset after the last applied one (or from where the group placed it) on. A
+hole the worker consumer's own fetches passed over
+(:mod:`~finpulse.streams.worker.skipped_offsets`: the broker gave no record there, e.g. a
+transactional producer's markers) is passed over. Any other hole is
 checked against what the broker holds
 (:func:`~finpulse.streams.worker.faust_adapter.held_offsets`): when it holds no record
 there (markers, retention) the hole is passed over; otherwise the partition's records
@@ -38,7 +47,7 @@ reads as a hole before it and is read again from there (nothing is lost).
 >>> async def broker(starts):  # holds every offset but 8 (a transaction marker, say)
 ...     return {tp: [o for o in range(start, 20) if o != 8] for tp, start in starts.items()}
 >>> async def seek(tp, offset): print("read again from", offset)
->>> check = Contiguity("t", {0: 5, 1: 8}.get, broker, seek, print, lambda: 1)
+>>> check = Contiguity("t", {0: 5, 1: 8}.get, lambda p: 0, broker, seek, print, lambda: 1)
 >>> batch = [Msg(0, 5), Msg(1, 9), Msg(0, 6)]  # 8 holds no record: passed over
 >>> asyncio.run(check.admit(batch)) == batch, dict(check.counts)
 (True, {'probes': 1, 'passed': 1})
@@ -67,6 +76,8 @@ KNOWN_OFFSETS_MAX = 20_000  # record offsets of the broker's latest answer kept 
 
 # The offset after the last one applied of this agent's kind, per partition (None: none yet).
 AppliedNext = Callable[[int], int | None]
+# Where the group placed a partition nothing is applied of: its committed offset, else 0.
+Placed = Callable[[int], int]
 HeldOffsets = Callable[[Mapping[TP, int]], Awaitable[Mapping[TP, Sequence[int]]]]
 Seek = Callable[[TP, int], Awaitable[None]]
 Release = Callable[[Sequence[Any]], None]
@@ -116,6 +127,7 @@ class Contiguity:
         self,
         topic: str,
         applied_next: AppliedNext,
+        placed: Placed,
         held_offsets: HeldOffsets,
         seek: Seek,
         release: Release,
@@ -125,6 +137,7 @@ class Contiguity:
     ) -> None:
         self.topic = topic
         self.applied_next = applied_next
+        self.placed = placed
         self.held_offsets = held_offsets
         self.seek = seek
         self.release = release
@@ -141,7 +154,7 @@ class Contiguity:
         Without a hole, ``messages`` itself."""
         if self.generation() != self._generation:
             self._generation, self._awaited, self._known = self.generation(), {}, {}
-        expected: dict[int, int | None] = {}  # per partition, its next offset
+        expected: dict[int, int] = {}  # per partition, its next offset
         cut: dict[int, int] = {}  # partition -> its records from this offset on are left out
         kept: list[Any] | None = None  # built once a record is left out
         left: list[Any] = []
@@ -150,8 +163,8 @@ class Contiguity:
             if p in expected:
                 n = expected[p]
             else:
-                n = expected[p] = self.applied_next(p)
-            if n is not None and offset >= n:  # not a re-delivery: must follow the state
+                n = expected[p] = self._next(p)
+            if offset >= n:  # not a re-delivery: must follow the state
                 if p in cut or (offset > n and not await self._passable(p, n, offset)):
                     cut.setdefault(p, n)
                     if kept is None:
@@ -165,13 +178,18 @@ class Contiguity:
                 kept.append(m)
         if self._awaited:
             for p, awaited in list(self._awaited.items()):
-                n = expected.get(p)
-                if p not in cut and n is not None and n > awaited.missing:
+                if p not in cut and expected.get(p, awaited.missing) > awaited.missing:
                     del self._awaited[p]  # the awaited record came: nothing awaited any longer
         if kept is None:
             return messages
         self.release(left)
         return kept
+
+    def _next(self, partition: int) -> int:
+        """The offset the partition's next record taken must have: the one after the last
+        applied, or where the group placed the partition when nothing is applied yet."""
+        applied = self.applied_next(partition)
+        return self.placed(partition) if applied is None else applied
 
     async def _passable(self, partition: int, missing: int, present: int) -> bool:
         """Whether offsets ``missing`` to ``present - 1`` hold no record at the broker; if
@@ -212,12 +230,12 @@ class Contiguity:
             )
             return True
         log.warning(
-            "%s/%d: records from %d taken while the state stopped at %d, and the broker "
+            "%s/%d: records from %d taken while %d comes next, and the broker "
             "holds %d: reading again from %d",
             self.topic,
             partition,
             present,
-            missing - 1,
+            missing,
             held,
             missing,
         )

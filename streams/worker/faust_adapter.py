@@ -192,7 +192,7 @@ class _Consumer(faust_aiokafka.Consumer):
         if applied is None:
             return
         next_offsets = applied(self.assignment())
-        committed = {tp: self._committed_offset.get(tp) for tp in next_offsets}
+        committed = {tp: committed_offset(self, tp) for tp in next_offsets}
         moves = resume_positions(committed, next_offsets)
         # a fetch taken before these seeks may still be read after them: what it holds below
         # a moved position is applied state, dropped at the intake (see getmany)
@@ -268,6 +268,14 @@ def skipped_offsets(consumer: Any) -> SkippedOffsets:
     """The offsets the worker consumer's fetches passed over (what the broker gave no
     record for), noted as each fetch returns."""
     return consumer.skipped  # type: ignore[no-any-return]
+
+
+def committed_offset(consumer: Any, tp: TP) -> int | None:
+    """The group's committed offset of ``tp`` as Faust last learnt it (its seek to the
+    committed offsets at each assignment, then its own commits); ``None`` when there is
+    none (or it is 0)."""
+    offset = consumer._committed_offset.get(tp)
+    return None if offset is None else int(offset)
 
 
 def unacked_messages(consumer: Any) -> Any:

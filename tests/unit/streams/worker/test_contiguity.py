@@ -50,14 +50,20 @@ class Broker:
         self.released.extend(batch)
 
 
-def _check(applied: Callable[[int], int | None] | dict[int, int], broker: Broker) -> Contiguity:
-    """``applied``: the last offset applied per partition, or the offset after it."""
+def _check(
+    applied: Callable[[int], int | None] | dict[int, int],
+    broker: Broker,
+    committed: dict[int, int] | None = None,
+) -> Contiguity:
+    """``applied``: the last offset applied per partition, or the offset after it;
+    ``committed``: the group's committed offsets (a partition without one starts at 0)."""
     if isinstance(applied, dict):
         last = applied
         applied = lambda p: last[p] + 1 if p in last else None  # noqa: E731
     return Contiguity(
         TRANSACTIONS,
         applied,
+        lambda p: (committed or {}).get(p, 0),
         broker.held_offsets,
         broker.seek,
         broker.release,
@@ -71,10 +77,49 @@ def _msgs(partition: int, offsets: Iterable[int]) -> list[Msg]:
 
 def test_batches_that_follow_the_applied_offset_pass_as_they_are_without_asking() -> None:
     broker = Broker({})
-    check = _check({0: 9, 1: 4}, broker)
+    check = _check({0: 9, 1: 4}, broker, committed={2: 30})
     batch = _msgs(0, range(5, 15)) + _msgs(1, range(5, 8)) + _msgs(2, range(30, 31))
-    assert asyncio.run(check.admit(batch)) is batch  # re-deliveries, next, unknown partition
+    # re-deliveries, the next records, and a partition taken where the group placed it
+    assert asyncio.run(check.admit(batch)) is batch
     assert broker.asked == [] and broker.seeks == [] and broker.released == []
+
+
+def test_a_partition_nothing_is_applied_of_is_read_from_its_start_without_a_committed_offset():
+    # A worker killed before its first commit of partition 1 left no committed offset and
+    # no applied one; its successor's first fetch (offsets 0-11) was dropped while recovery
+    # paused the partition, and Faust's seek (to no committed offset) did not fetch it again:
+    # the first batch starts at 12. It is left out and the partition read again from 0.
+    broker = Broker({1: range(0, 16)})
+    check = _check({}, broker)
+
+    async def scenario() -> list[Sequence[Msg]]:
+        first = await check.admit(_msgs(1, range(12, 16)))
+        again = await check.admit(_msgs(1, range(0, 16)))
+        return [first, again]
+
+    first, again = asyncio.run(scenario())
+    assert list(first) == [] and list(again) == _msgs(1, range(0, 16))
+    assert broker.asked == [{TP(TRANSACTIONS, 1): 0}]
+    assert broker.seeks == [(TP(TRANSACTIONS, 1), 0)]
+    assert broker.released == _msgs(1, range(12, 16))
+
+
+def test_a_partition_nothing_is_applied_of_is_checked_from_its_committed_offset() -> None:
+    broker = Broker({0: range(40, 50)})
+    check = _check({}, broker, committed={0: 40})
+    assert list(asyncio.run(check.admit(_msgs(0, range(40, 43))))) == _msgs(0, range(40, 43))
+    assert broker.asked == []
+    later = _check({}, broker, committed={0: 40})
+    assert list(asyncio.run(later.admit(_msgs(0, range(45, 47))))) == []
+    assert broker.seeks == [(TP(TRANSACTIONS, 0), 40)]
+
+
+def test_a_log_that_starts_past_zero_is_taken_from_its_first_record() -> None:
+    broker = Broker({0: range(500, 510)})  # retention removed 0-499
+    check = _check({}, broker)
+    batch = _msgs(0, range(500, 503))
+    assert list(asyncio.run(check.admit(batch))) == batch
+    assert broker.asked == [{TP(TRANSACTIONS, 0): 0}] and broker.seeks == []
 
 
 def test_a_partition_starting_past_a_hole_is_left_out_and_read_again_from_the_state() -> None:
@@ -139,6 +184,7 @@ def test_gaps_the_worker_fetches_passed_over_need_no_question_and_dropped_record
     check = Contiguity(
         TRANSACTIONS,
         lambda p: applied[p] + 1,
+        lambda p: 0,
         broker.held_offsets,
         broker.seek,
         broker.release,
@@ -198,6 +244,7 @@ def test_a_re_read_that_starts_where_the_records_left_out_ended_is_not_taken_as_
     check = Contiguity(
         TRANSACTIONS,
         lambda p: 10,
+        lambda p: 0,
         broker.held_offsets,
         broker.seek,
         broker.release,

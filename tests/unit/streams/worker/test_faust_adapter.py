@@ -74,8 +74,8 @@ PINNED: dict[str, tuple[Any, str, str]] = {
         "4b168d84882a70d6",
         "wrapped by _Consumer.getmany: yields (tp, message) per fetched record, and drops "
         "the records of a partition not active when iterated (aiokafka's position already "
-        "past them; Faust's seek to the committed offsets fetches them again): why "
-        "contiguity.py checks each batch for a hole",
+        "past them; Faust's seek to the committed offsets fetches them again, and without "
+        "one nothing does): why contiguity.py checks each batch for a hole",
     ),
     "faust Consumer._drain_messages": (
         faust_consumer.Consumer._drain_messages,
@@ -186,6 +186,13 @@ PINNED: dict[str, tuple[Any, str, str]] = {
         "044275efc968e286",
         "Faust's consumer.highwater(tp): the consumer_lag high_watermark (fetch responses)",
     ),
+    "aiokafka AIOKafkaConsumer.seek_to_committed": (
+        aiokafka.AIOKafkaConsumer.seek_to_committed,
+        "f6cd85c8b70a4ccf",
+        "Faust's seek to the committed offsets seeks no partition without one (or at 0): "
+        "records dropped before it are not fetched again, so contiguity.py checks such a "
+        "partition from where the group placed it (committed_offset())",
+    ),
     "aiokafka AIOKafkaConsumer.start": (
         aiokafka.AIOKafkaConsumer.start,
         "2f1ba70443327538",
@@ -235,6 +242,9 @@ def test_consumer_instances_have_the_attributes_the_adapter_reads(tmp_path: Path
     assert len(unacked) == 0 and callable(unacked.add)  # a (weak) set taken messages join
     assert consumer._read_offset[TP("t", 0)] is None  # a defaultdict of None
     assert consumer._committed_offset.get(TP("t", 0)) is None  # perform_seek's positions
+    consumer._committed_offset[TP("t", 1)] = 40  # what perform_seek and commits write
+    assert faust_adapter.committed_offset(consumer, TP("t", 0)) is None
+    assert faust_adapter.committed_offset(consumer, TP("t", 1)) == 40
     thread = consumer._thread  # listed_end_offsets(): the consumer thread of our transport
     assert type(thread).__name__ == "_ConsumerThread" and callable(thread.call_thread)
     table = app.Table("pinned", default=None, partitions=1)
