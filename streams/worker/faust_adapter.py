@@ -346,10 +346,18 @@ def rocksdb_databases(table: Any) -> Mapping[int, Any]:
     return table.data._dbs  # type: ignore[no-any-return]
 
 
-def rocksdb_partition(table: Any, partition: int) -> Any:
-    """The RocksDB database of one changelog partition of a ``rocksdb://`` store (opened if
-    it is not yet)."""
-    return table.data._db_for_partition(partition)
+def memory_key_partitions(table: Any) -> dict[Any, int]:
+    """The changelog partition of each key of a table's ``memory://`` store: recovery
+    records it for what it restores, and at its end drops the keys of partitions no longer
+    assigned (Faust's own writes do not record it: finpulse's do)."""
+    return table.data._key_partition  # type: ignore[no-any-return]
+
+
+def standby_partitions(table: Any) -> set[int]:
+    """The partitions of ``table``'s changelog this worker holds as a standby replica (their
+    databases are written by recovery alone)."""
+    topic = table.changelog_topic.get_topic_name()
+    return {tp.partition for tp in table.app.assignor.assigned_standbys() if tp.topic == topic}
 
 
 def rocksdb_offset_key(table: Any) -> bytes:
@@ -358,11 +366,13 @@ def rocksdb_offset_key(table: Any) -> bytes:
     return table.data.offset_key  # type: ignore[no-any-return]
 
 
-def rocksdb_keys(table: Any) -> Iterator[bytes]:
-    """The keys of a ``rocksdb://`` store's open partitions (its offset keys left out)."""
+def rocksdb_keys(table: Any) -> Iterator[tuple[int, bytes]]:
+    """(partition, key) of the keys of a ``rocksdb://`` store's open partitions (its offset
+    keys left out)."""
     store = table.data
-    for db in list(rocksdb_databases(table).values()):
-        yield from store._visible_keys(db)
+    for partition, db in list(rocksdb_databases(table).items()):
+        for key in store._visible_keys(db):
+            yield partition, key
 
 
 def recovery_seconds(app: Any) -> float | None:

@@ -220,7 +220,7 @@ def test_the_deferred_changelog_is_taken_with_its_group_one_record_per_key():
     def fake_table(name: str) -> Any:
         return SimpleNamespace(
             name=name,
-            data=SimpleNamespace(data={}),
+            data=SimpleNamespace(data={}, _key_partition={}),
             changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG),
         )
 
