@@ -192,6 +192,10 @@ class Runtime:
             "notified": self.notified,
             "notify_failed": self.notify_failed,
             "counts": dict(self.pipeline.counts),
+            # per table: writes of a key on a second partition (a key must stay on one)
+            "state_moved_keys": {
+                st.name: n for st in self.pipeline.states if (n := getattr(st, "moved_keys", 0))
+            },
             # per learning stream: the next offset this worker's model learns, its digest
             "learned": {
                 t: {"to": s.learning_offset(), "digest": s.learned_digest()}

@@ -65,6 +65,12 @@ class FaustTableState:
             self._store = table_store(self.table, DEFAULT_CACHE_KEYS)
         return self._store
 
+    @property
+    def moved_keys(self) -> int:
+        """Writes of a key on another partition than the one it was on (a stage's bug,
+        see :class:`~finpulse.streams.worker.table_store.MovedKeys`)."""
+        return self.store.moved_keys.count
+
     def get(self, key: str, default: Any = None, *, partition: int) -> Any:
         at = (partition, key)
         value = self._pending.get(at, _ABSENT)

@@ -19,7 +19,7 @@ stores then disagree (RocksDB keeps one copy per partition, the memory store the
   decoded record replaces its bytes, so memory grows with the keys.
 - :class:`RocksTableStore`: RocksDB, one database per changelog partition (Faust's
   ``rocksdb://`` store, ``rocksdict``); decoded records, and keys known absent from their
-  partition's database, are kept in a bounded LRU cache.
+  partition's database, are kept in a bounded LRU cache per partition.
   A commit's records and its changelog offset are written in one RocksDB write batch, so a
   restarted worker on the same host finds its state at a known changelog offset and Faust's
   recovery reads only the changelog after it. Only the databases Faust holds open for the
@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 
 # One record of a commit: (key, encoded value or None to delete, decoded value or None).
 Record = tuple[str, bytes | None, Any]
+
+_UNCACHED = object()
 
 # keys named in a warning when written on a second partition (the rest are only counted)
 MOVED_KEYS_LOGGED = 20
@@ -259,12 +261,12 @@ class MemoryTableStore:
 
 
 class RocksTableStore:
-    """A ``rocksdb://`` store's partition databases with an LRU cache of ``cache_keys``
-    decoded records or known absences, each with its partition. Keys are JSON, as on the
-    changelog (Faust's key codec).
+    """A ``rocksdb://`` store's partition databases, each with an LRU cache of decoded
+    records or known absences (``cache_keys`` in all, shared evenly by the partitions
+    held). Keys are JSON, as on the changelog (Faust's key codec).
 
-    The cache follows every change of the databases while the worker processes: they
-    change only by :meth:`write`, which updates it, and by Faust's recovery after a
+    The caches follow every change of the databases while the worker processes: they
+    change only by :meth:`write`, which updates them, and by Faust's recovery after a
     rebalance, after which the worker calls :meth:`forget`.
     """
 
@@ -272,17 +274,16 @@ class RocksTableStore:
         self.table = table
         self.cache_keys = cache_keys
         self.moved_keys = MovedKeys(table.name)
-        self._cache: OrderedDict[str, tuple[int, Any]] = OrderedDict()
-        self._databases: Mapping[int, Any] | None = None
+        self._caches: dict[int, OrderedDict[str, Any]] = {}
+        self._databases: Mapping[int, Any] = rocksdb_databases(table)
 
     def get(self, key: str, partition: int) -> Any:
-        cache = self._cache
-        cached = cache.get(key)
-        if cached is not None and cached[0] == partition:
-            cache.move_to_end(key)
-            return cached[1]  # None: known absent
-        if self._databases is None:  # the store's dict, made by Faust on first use
-            self._databases = rocksdb_databases(self.table)
+        cache = self._caches.get(partition)
+        if cache is not None:
+            value = cache.get(key, _UNCACHED)
+            if value is not _UNCACHED:
+                cache.move_to_end(key)
+                return value  # None: known absent
         db = self._databases.get(partition)
         found = None if db is None else db.get(orjson.dumps(key))
         if found is None:
@@ -292,57 +293,71 @@ class RocksTableStore:
     def remember(self, key: str, partition: int, decoded: Any) -> None:
         """Keep ``decoded`` (``None``: ``key`` is not in ``partition``'s database) for the
         next read."""
-        cache = self._cache
-        cache[key] = (partition, decoded)
+        cache = self._caches.get(partition)
+        if cache is None:
+            cache = self._caches[partition] = OrderedDict()
+        cache[key] = decoded
         cache.move_to_end(key)
-        while len(cache) > self.cache_keys:
+        limit = max(1, self.cache_keys // max(1, len(self._databases)))
+        while len(cache) > limit:
             cache.popitem(last=False)
 
     def write(self, partition: int, records: Iterable[Record], offset: int | None) -> None:
         from rocksdict import WriteBatch
 
-        cache, moved = self._cache, self.moved_keys
         db = writable_databases(self.table).get(partition)
+        cache = self._caches.get(partition)
         if db is None:  # revoked (or a standby): the changelog has the records
-            for key, _, _ in records:
-                cache.pop(key, None)
+            if cache is not None:
+                for key, _, _ in records:
+                    cache.pop(key, None)
             log.info(
-                "table %s: partition %d not held, its commit left to recovery",
+                "table %s: partition %d not held, commit left to recovery",
                 self.table.name,
                 partition,
             )
             return
+        others = [(p, c) for p, c in self._caches.items() if p != partition]
         every_key = log.isEnabledFor(logging.DEBUG)  # uncached keys too (a lookup each)
         batch = WriteBatch(raw_mode=True)
         for key, encoded, decoded in records:
             raw = orjson.dumps(key)
-            cached = cache.get(key)
-            if cached is not None:
-                moved.check(key, cached[0], partition)
-            elif every_key:
-                moved.check(key, self._held_elsewhere(raw, partition), partition)
+            self._check_moved(key, raw, partition, others, every_key)
             if encoded is None:
                 batch.delete(raw)
                 self.remember(key, partition, None)
             else:
                 batch.put(raw, encoded)
-                if decoded is None:
-                    cache.pop(key, None)  # read back (and decoded) from the database
-                else:
+                if decoded is not None:
                     self.remember(key, partition, decoded)
+                elif cache is not None:
+                    cache.pop(key, None)  # read back (and decoded) from the database
         if offset is not None:
             batch.put(rocksdb_offset_key(self.table), str(offset).encode())
         db.write(batch)
 
-    def _held_elsewhere(self, raw: bytes, partition: int) -> int | None:
-        """The first other open partition whose database holds the key ``raw``."""
-        for p, db in list(rocksdb_databases(self.table).items()):
-            if p != partition and db.get(raw) is not None:
-                return p
-        return None
+    def _check_moved(
+        self,
+        key: str,
+        raw: bytes,
+        partition: int,
+        others: list[tuple[int, OrderedDict[str, Any]]],
+        every_key: bool,
+    ) -> None:
+        """Count ``key`` as moved if another partition holds it: as its caches know, or, at
+        debug level, as their databases answer."""
+        for p, cache in others:
+            if cache.get(key) is not None:
+                self.moved_keys.check(key, p, partition)
+                return
+        if every_key:
+            for p, db in list(self._databases.items()):
+                if p != partition and db.get(raw) is not None:
+                    self.moved_keys.check(key, p, partition)
+                    return
 
     def partition_keys(self) -> list[tuple[int, str]]:
         return [(p, orjson.loads(k)) for p, k in rocksdb_keys(self.table)]
 
     def forget(self) -> None:
-        self._cache.clear()
+        self._caches.clear()

@@ -136,7 +136,7 @@ def test_a_key_written_on_a_second_partition_is_counted_and_named_once(
     for partition, offset in [(0, 1), (0, 2), (1, 3), (0, 4)]:
         state.put("k", {"n": offset}, _record(partition))
         _commit(state, {partition: offset})
-    assert state.store.moved_keys.count == 2  # 0 -> 1 -> 0
+    assert state.moved_keys == 2  # 0 -> 1 -> 0
     named = [r for r in caplog.records if "'k' written on partition" in r.getMessage()]
     assert len(named) == 1 and named[0].levelno == logging.WARNING
 
@@ -167,7 +167,8 @@ def test_rocksdb_keeps_the_offset_and_the_values_for_a_restart_on_the_same_host(
         state.put(f"c{i}", {"n": i}, _record(i % 2))
     _commit(state, {0: 10, 1: 7})
     assert state.table.data.persisted_offset(TP(topic, 0)) == 10
-    assert len(state.store._cache) == 2  # type: ignore[attr-defined]  # bounded
+    caches = state.store._caches.values()  # type: ignore[attr-defined]
+    assert [len(c) for c in caches] == [1, 1]  # bounded: 2 keys shared by 2 partitions
     assert state.get("c0", partition=0) == {"n": 0}  # read back from disk
     state.table.data._dbs.clear()  # what Faust's stop does: the databases are closed
     again = _state(tmp_path, "rocksdb")
