@@ -9,11 +9,13 @@ once the broker has acknowledged them on the changelog, together with the change
 they reach.
 
 **A key lives on one partition**: the changelog partition of the events that write it (a
-customer's key on its customer's partition). A read sees only what was written on, or
-restored from, its own partition; as Faust's RocksDB store does for a read within an event.
-A write of a key on another partition than the one it was on is counted
-(``moved_keys``) and logged as a warning for the first keys: it is a stage's bug, and the
-stores then disagree (RocksDB keeps one copy per partition, the memory store the last one).
+customer's key on its customer's partition). A read names the partition of its event and
+sees what was written on, or restored from, that partition: RocksDB looks in that
+partition's database alone, as Faust's RocksDB store does for a read within an event; the
+memory store holds one copy of each key, its partition's. A write of a key on another
+partition than the one it was on is counted (``moved_keys``) and logged as a warning for
+the first keys: it is a stage's bug, and the stores then disagree (RocksDB keeps and reads
+one copy per partition, the memory store the last one written).
 
 - :class:`MemoryTableStore`: the memory store's dict, with the partition of each key; a
   decoded record replaces its bytes, so memory grows with the keys.
@@ -29,8 +31,8 @@ stores then disagree (RocksDB keeps one copy per partition, the memory store the
 
 >>> data = {"c1": b"\\x91\\x01"}
 >>> store = MemoryTableStore(data, {"c1": 0})
->>> store.get("c1", 0), store.get("c1", 1), store.get("c2", 0)
-(b'\\x91\\x01', None, None)
+>>> store.get("c1", 0), store.get("c2", 0)
+(b'\\x91\\x01', None)
 >>> store.write(0, [("c1", b"\\x91\\x02", [2]), ("c0", None, None)], offset=7)
 >>> store.get("c1", 0), store.partition_keys()
 ([2], [(0, 'c1')])
@@ -233,9 +235,7 @@ class MemoryTableStore:
         self.moved_keys = MovedKeys(name)
 
     def get(self, key: str, partition: int) -> Any:
-        if self.partitions.get(key, partition) != partition:
-            return None  # another partition's key
-        return self.data.get(key)
+        return self.data.get(key)  # one copy of each key: its partition's (module text)
 
     def remember(self, key: str, partition: int, decoded: Any) -> None:
         self.data[key] = decoded
