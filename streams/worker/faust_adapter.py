@@ -29,9 +29,10 @@ What goes through the seam:
   to the state's applied position where the group has none or one past it
   (:mod:`finpulse.streams.worker.positions`); what a fetch taken before that move still
   holds below it is dropped at the intake (applied already).
-- **Table stores.** The memory store's dict of a table, or the RocksDB databases (one per
-  changelog partition) of its ``rocksdb://`` store, written directly
-  (:mod:`finpulse.streams.worker.table_store`).
+- **Table stores.** The memory store's dict of a table and the partition of each key, or
+  the RocksDB databases (one per changelog partition Faust holds open) of its
+  ``rocksdb://`` store, written directly (:mod:`finpulse.streams.worker.table_store`); the
+  partitions held as standby replicas.
 
 >>> app = FinpulseApp("doc", broker="kafka://localhost:9092", fetch_max_wait_ms=40)
 >>> type(app.transport).__name__, app.fetch_max_wait_ms
