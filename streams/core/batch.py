@@ -78,7 +78,10 @@ class KeyedState(Protocol):
 
     name: str
 
-    def get(self, key: str, default: Any = None) -> Any: ...
+    def get(self, key: str, default: Any = None, *, partition: int) -> Any:
+        """The value of ``key`` as seen from input ``partition``, that of the event the read
+        is for (a key lives on the partition its writes come from)."""
+        ...
 
     def put(self, key: str, value: Any, record: RawRecord | None) -> None: ...
 

@@ -26,8 +26,8 @@ class MemoryState:
         self.codec = StateCodec(name, value_type)
         self.data: dict[str, Any] = {}
 
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
+    def get(self, key: str, default: Any = None, *, partition: int = 0) -> Any:
+        return self.data.get(key, default)  # one dict: the partition is not needed offline
 
     def put(self, key: str, value: Any, record: RawRecord | None) -> None:
         self.data[key] = value

@@ -131,7 +131,7 @@ class AlertStage:
         """Fold the candidates of one key; returns the latest version of each alert touched."""
         rule = self.policy.rule(cands[0].rule_id)
         window = timedelta(minutes=rule.suppression_minutes)
-        st: AlertState | None = self.state.get(key)
+        st: AlertState | None = self.state.get(key, partition=record.partition)
         latest: dict[str, Alert] = {}
         changed = False
         for cand in cands:

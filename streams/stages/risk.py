@@ -269,7 +269,7 @@ class RiskStage:
             for event, raw in batch:
                 txn = cast(Transaction, event)
                 cid = txn.customer_id
-                rec = self._record(records, cid)
+                rec = self._record(records, cid, raw.partition)
                 features = extract_into(txn, rec.features, cfg)
                 if self.large_value is not None:
                     features.update(self._large_value(txn, rec, features["cross_border"]))
@@ -284,7 +284,7 @@ class RiskStage:
                 if fb.kind not in LABELS:
                     continue
                 cid = fb.customer_id
-                rec = self._record(records, cid)
+                rec = self._record(records, cid, raw.partition)
                 if self._label(fb, raw, rec, labelled):
                     last_record[cid] = raw
             if labelled:
@@ -308,14 +308,14 @@ class RiskStage:
             rec.large_value = ledger
         return features
 
-    def _record(self, records: dict[str, RiskCustomer], cid: str) -> RiskCustomer:
+    def _record(self, records: dict[str, RiskCustomer], cid: str, partition: int) -> RiskCustomer:
         """The batch's record of ``cid``, read once per batch. Re-delivered events never get
         here: the pipeline's one guard skips them (finpulse.streams.worker.pipeline)."""
         rec = records.get(cid)
         if rec is None:
             # updated in place: a failed batch is re-run after the worker restarts from the
             # changelog, which never saw the partial update
-            rec = records[cid] = self.state.get(cid) or RiskCustomer()
+            rec = records[cid] = self.state.get(cid, partition=partition) or RiskCustomer()
         return rec
 
     def _score_batch(

@@ -33,9 +33,10 @@ What goes through the seam:
   to the state's applied position where the group has none or one past it
   (:mod:`finpulse.streams.worker.positions`); what a fetch taken before that move still
   holds below it is dropped at the intake (applied already).
-- **Table stores.** The memory store's dict of a table, or the RocksDB databases (one per
-  changelog partition) of its ``rocksdb://`` store, written directly
-  (:mod:`finpulse.streams.worker.table_store`).
+- **Table stores.** The memory store's dict of a table and the partition of each key, or
+  the RocksDB databases (one per changelog partition Faust holds open) of its
+  ``rocksdb://`` store, written directly (:mod:`finpulse.streams.worker.table_store`); the
+  partitions held as standby replicas.
 
 >>> options = {"bootstrap_servers": ["localhost:9092"]}
 >>> app = FinpulseApp("doc", broker="kafka://localhost:9092", kafka_options=options,
@@ -394,10 +395,18 @@ def rocksdb_databases(table: Any) -> Mapping[int, Any]:
     return table.data._dbs  # type: ignore[no-any-return]
 
 
-def rocksdb_partition(table: Any, partition: int) -> Any:
-    """The RocksDB database of one changelog partition of a ``rocksdb://`` store (opened if
-    it is not yet)."""
-    return table.data._db_for_partition(partition)
+def memory_key_partitions(table: Any) -> dict[Any, int]:
+    """The changelog partition of each key of a table's ``memory://`` store: recovery
+    records it for what it restores, and at its end drops the keys of partitions no longer
+    assigned (Faust's own writes do not record it: finpulse's do)."""
+    return table.data._key_partition  # type: ignore[no-any-return]
+
+
+def standby_partitions(table: Any) -> set[int]:
+    """The partitions of ``table``'s changelog this worker holds as a standby replica (their
+    databases are written by recovery alone)."""
+    topic = table.changelog_topic.get_topic_name()
+    return {tp.partition for tp in table.app.assignor.assigned_standbys() if tp.topic == topic}
 
 
 def rocksdb_offset_key(table: Any) -> bytes:
@@ -406,11 +415,13 @@ def rocksdb_offset_key(table: Any) -> bytes:
     return table.data.offset_key  # type: ignore[no-any-return]
 
 
-def rocksdb_keys(table: Any) -> Iterator[bytes]:
-    """The keys of a ``rocksdb://`` store's open partitions (its offset keys left out)."""
+def rocksdb_keys(table: Any) -> Iterator[tuple[int, bytes]]:
+    """(partition, key) of the keys of a ``rocksdb://`` store's open partitions (its offset
+    keys left out)."""
     store = table.data
-    for db in list(rocksdb_databases(table).values()):
-        yield from store._visible_keys(db)
+    for partition, db in list(rocksdb_databases(table).items()):
+        for key in store._visible_keys(db):
+            yield partition, key
 
 
 def recovery_seconds(app: Any) -> float | None:

@@ -149,7 +149,7 @@ class Pipeline:
         >>> p.next_offset("feedback", 1), p.next_offset("feedback", 0)
         (42, None)
         """
-        applied = (self.offsets.get(str(partition)) or {}).get(kind)
+        applied = (self.offsets.get(str(partition), partition=partition) or {}).get(kind)
         return None if applied is None else int(applied) + 1
 
     def _not_applied(self, kind: str, records: Sequence[RawRecord]) -> Sequence[RawRecord]:
@@ -159,14 +159,14 @@ class Pipeline:
         for record in records:
             p = record.partition
             if p not in last:
-                last[p] = (self.offsets.get(str(p)) or {}).get(kind, -1)
+                last[p] = (self.offsets.get(str(p), partition=p) or {}).get(kind, -1)
             if record.offset <= last[p]:
                 continue
             last[p] = record.offset
             newest[p] = record
             fresh.append(record)
         for p, record in newest.items():
-            applied = dict(self.offsets.get(str(p)) or {})
+            applied = dict(self.offsets.get(str(p), partition=p) or {})
             applied[kind] = record.offset
             self.offsets.put(str(p), applied, record)
         if len(fresh) < len(records):

@@ -198,6 +198,10 @@ class Runtime:
             "notify_failed": self.notify_failed,
             "holes": dict(self.holes),
             "counts": dict(self.pipeline.counts),
+            # per table: writes of a key on a second partition (a key must stay on one)
+            "state_moved_keys": {
+                st.name: n for st in self.pipeline.states if (n := getattr(st, "moved_keys", 0))
+            },
             # per learning stream: the next offset this worker's model learns, its digest,
             # and what the stream no longer held or could not be learned
             "learned": {

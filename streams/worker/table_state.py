@@ -11,6 +11,10 @@ offset they reach. Until then reads see them from the pending changes. The local
 thus never holds a value the changelog lacks, and a restarted worker resumes from its
 store plus the changelog after that offset.
 
+A read names the input partition of the event it is for, as a write does: a key lives on
+one partition (:mod:`finpulse.streams.worker.table_store`), and a read sees only what was
+written on its own partition, pending, handed out or stored.
+
 That skips Faust's per-write path (``on_key_set`` → ``send_soon`` → its producer buffer),
 which was costly at saturation (docs/benchmarks.md). Records on ``<app>-<table>-changelog``:
 the key as JSON (Faust's key codec), the value in the state codec
@@ -46,11 +50,12 @@ class FaustTableState:
         self.name = table.name
         self.codec = codec or StateCodec(table.name)
         self._store = store
-        # changes since the last changelog, by (partition, key), and the newest by key
+        # changes since the last changelog by (partition, key), as written and as read
+        # (a value redone from the commit log decoded on its first read)
         self._changes: dict[tuple[int, str], Any] = {}
-        self._pending: dict[str, Any] = {}
+        self._pending: dict[tuple[int, str], Any] = {}
         # handed to the committer, not yet acknowledged (thus not yet in the store)
-        self._unstored: dict[str, Any] = {}
+        self._unstored: dict[tuple[int, str], Any] = {}
         self._unstored_records: dict[int, list[Record]] = {}
 
     @property
@@ -60,43 +65,50 @@ class FaustTableState:
             self._store = table_store(self.table, DEFAULT_CACHE_KEYS)
         return self._store
 
-    def get(self, key: str, default: Any = None) -> Any:
-        value = self._pending.get(key, _ABSENT)
+    @property
+    def moved_keys(self) -> int:
+        """Writes of a key on another partition than the one it was on (a stage's bug,
+        see :class:`~finpulse.streams.worker.table_store.MovedKeys`)."""
+        return self.store.moved_keys.count
+
+    def get(self, key: str, default: Any = None, *, partition: int) -> Any:
+        at = (partition, key)
+        value = self._pending.get(at, _ABSENT)
         if value is _ABSENT:
-            value = self._unstored.get(key, _ABSENT)
+            value = self._unstored.get(at, _ABSENT)
             if value is _ABSENT:
-                return self._stored_value(key, default)
+                return self._stored_value(key, partition, default)
             if type(value) is bytes:  # redone from the commit log
-                value = self._unstored[key] = self.codec.decode(value)
+                value = self._unstored[at] = self.codec.decode(value)
         elif type(value) is bytes:  # redone from the commit log
-            value = self._pending[key] = self.codec.decode(value)
+            value = self._pending[at] = self.codec.decode(value)
         return default if value is None else value
 
-    def _stored_value(self, key: str, default: Any) -> Any:
-        value = self.store.get(key)
+    def _stored_value(self, key: str, partition: int, default: Any) -> Any:
+        value = self.store.get(key, partition)
         if type(value) is bytes:  # as restored from the changelog: decoded once
             value = self.codec.decode(value)
             if value is not None:
-                self.store.remember(key, value)
+                self.store.remember(key, partition, value)
         return default if value is None else value
 
     def put(self, key: str, value: Any, record: RawRecord | None) -> None:
-        self._pending[key] = value
-        self._changes[(_partition(record), key)] = value
+        at = (_partition(record), key)
+        self._pending[at] = self._changes[at] = value
 
     def delete(self, key: str, record: RawRecord | None) -> None:
-        self._pending[key] = None
-        self._changes[(_partition(record), key)] = None
+        at = (_partition(record), key)
+        self._pending[at] = self._changes[at] = None
 
     def redo(self, key: str, value: bytes | None, partition: int) -> None:
         """Set ``key`` to the encoded ``value`` the commit log has, and publish it with the next
         commit (see :class:`finpulse.streams.worker.commit_log.RedoTarget`)."""
-        self._pending[key] = value
-        self._changes[(partition, key)] = value
+        at = (partition, key)
+        self._pending[at] = self._changes[at] = value
 
     def items(self) -> Iterator[tuple[str, Any]]:
-        keys = dict.fromkeys([*self.store.keys(), *self._unstored, *self._pending])
-        return ((k, v) for k in keys if (v := self.get(k)) is not None)
+        keys = dict.fromkeys([*self.store.partition_keys(), *self._unstored, *self._pending])
+        return ((k, v) for p, k in keys if (v := self.get(k, partition=p)) is not None)
 
     def changelog(self) -> list[Outgoing]:
         if not self._changes:
@@ -124,8 +136,13 @@ class FaustTableState:
         self._unstored_records, self._unstored = {}, {}
 
     def forget(self) -> None:
-        """Drop cached records (after a rebalance: partitions may have moved)."""
+        """Drop cached records (after a rebalance's recovery: partitions may have moved).
+
+        Records handed out before it and not yet acknowledged are not written to the local
+        store afterwards: the recovery may have read newer ones (another worker's) that they
+        would overwrite. They are on the changelog, read by the partition's next recovery."""
         self.store.forget()
+        self._unstored_records, self._unstored = {}, {}
 
 
 def _partition(record: RawRecord | None) -> int:

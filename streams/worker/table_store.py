@@ -2,33 +2,45 @@
 stores.
 
 :class:`~finpulse.streams.worker.table_state.FaustTableState` reads a key with
-:meth:`TableStore.get` (encoded bytes as Faust's recovery restored them, or a record decoded
-before), keeps a decoded record with :meth:`TableStore.remember`, and writes a commit's
-records with :meth:`TableStore.write` once the broker has acknowledged them on the
-changelog, together with the changelog offset they reach.
+:meth:`TableStore.get` for the input partition of the event the read is for (encoded bytes
+as Faust's recovery restored them, or a record decoded before), keeps a decoded record
+with :meth:`TableStore.remember`, and writes a commit's records with :meth:`TableStore.write`
+once the broker has acknowledged them on the changelog, together with the changelog offset
+they reach.
 
-- :class:`MemoryTableStore`: the memory store's dict; a decoded record replaces its bytes,
-  so memory grows with the keys.
+**A key lives on one partition**: the changelog partition of the events that write it (a
+customer's key on its customer's partition). A read names the partition of its event and
+sees what was written on, or restored from, that partition: RocksDB looks in that
+partition's database alone, as Faust's RocksDB store does for a read within an event; the
+memory store holds one copy of each key, its partition's. A write of a key on another
+partition than the one it was on is counted (``moved_keys``) and logged as a warning for
+the first keys: it is a stage's bug, and the stores then disagree (RocksDB keeps and reads
+one copy per partition, the memory store the last one written).
+
+- :class:`MemoryTableStore`: the memory store's dict, with the partition of each key; a
+  decoded record replaces its bytes, so memory grows with the keys.
 - :class:`RocksTableStore`: RocksDB, one database per changelog partition (Faust's
-  ``rocksdb://`` store, ``rocksdict``); decoded records, and keys found in no partition's
-  database, are kept in a bounded LRU cache: a key is looked up in every partition's
-  database only on its first read (a new customer's key is read several times, by
-  several stages, before its first commit).
+  ``rocksdb://`` store, ``rocksdict``); decoded records, and keys known absent from their
+  partition's database, are kept in a bounded LRU cache per partition.
   A commit's records and its changelog offset are written in one RocksDB write batch, so a
   restarted worker on the same host finds its state at a known changelog offset and Faust's
-  recovery reads only the changelog after it.
+  recovery reads only the changelog after it. Only the databases Faust holds open for the
+  partitions assigned to this worker (not standby replicas) are written: a commit that
+  finishes after its partition was revoked leaves the database alone (its records are on
+  the changelog, which the partition's next recovery reads).
 
 >>> data = {"c1": b"\\x91\\x01"}
->>> store = MemoryTableStore(data)
->>> store.get("c1"), store.get("c2")
+>>> store = MemoryTableStore(data, {"c1": 0})
+>>> store.get("c1", 0), store.get("c2", 0)
 (b'\\x91\\x01', None)
 >>> store.write(0, [("c1", b"\\x91\\x02", [2]), ("c0", None, None)], offset=7)
->>> store.get("c1"), sorted(store.keys())
-([2], ['c1'])
+>>> store.get("c1", 0), store.partition_keys()
+([2], [(0, 'c1')])
 """
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
@@ -39,28 +51,37 @@ from finpulse.config.settings import Settings
 from finpulse.streams.core.batch import Outgoing
 from finpulse.streams.worker.faust_adapter import (
     is_rocksdb,
+    memory_key_partitions,
     memory_store,
     rocksdb_databases,
     rocksdb_keys,
     rocksdb_offset_key,
-    rocksdb_partition,
+    standby_partitions,
 )
+
+log = logging.getLogger(__name__)
 
 # One record of a commit: (key, encoded value or None to delete, decoded value or None).
 Record = tuple[str, bytes | None, Any]
 
 _UNCACHED = object()
 
+# keys named in a warning when written on a second partition (the rest are only counted)
+MOVED_KEYS_LOGGED = 20
+
 
 class TableStore(Protocol):
     """A table's local store (see the module text)."""
 
-    def get(self, key: str) -> Any:
-        """The stored value of ``key``: bytes, a decoded record, or ``None``."""
+    moved_keys: MovedKeys
+
+    def get(self, key: str, partition: int) -> Any:
+        """The stored value of ``key`` on ``partition``: bytes, a decoded record, or ``None``."""
         ...
 
-    def remember(self, key: str, decoded: Any) -> None:
-        """Keep ``decoded``, the record of ``key``'s stored bytes, for the next read."""
+    def remember(self, key: str, partition: int, decoded: Any) -> None:
+        """Keep ``decoded``, the record of ``key``'s stored bytes on ``partition``, for the
+        next read."""
         ...
 
     def write(self, partition: int, records: Iterable[Record], offset: int | None) -> None:
@@ -68,11 +89,47 @@ class TableStore(Protocol):
         broker up to ``offset`` (``None``: unknown)."""
         ...
 
-    def keys(self) -> list[str]: ...
+    def partition_keys(self) -> list[tuple[int, str]]:
+        """(partition, key) of every stored key."""
+        ...
 
     def forget(self) -> None:
         """Drop decoded records kept for reads (partitions may have moved)."""
         ...
+
+
+class MovedKeys:
+    """Counts writes of a key on another partition than the one it was on (see the module
+    text); the first :data:`MOVED_KEYS_LOGGED` keys are named in a warning.
+
+    >>> moved = MovedKeys("alert_state")
+    >>> moved.check("r|model|risk", was=0, now=1), moved.check("c-1", was=2, now=2)
+    (True, False)
+    >>> moved.count
+    1
+    """
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.count = 0
+        self._logged: set[str] = set()
+
+    def check(self, key: str, was: int | None, now: int) -> bool:
+        """Whether ``key``, last on partition ``was`` (``None``: unknown), moved to ``now``."""
+        if was is None or was == now:
+            return False
+        self.count += 1
+        if key not in self._logged and len(self._logged) < MOVED_KEYS_LOGGED:
+            self._logged.add(key)
+            log.warning(
+                "table %s: key %r written on partition %d, before on %d: a key must stay on "
+                "one partition (reads see only their own partition's value)",
+                self.table,
+                key,
+                now,
+                was,
+            )
+        return True
 
 
 def rocksdb_options(settings: Settings) -> dict[str, Any]:
@@ -109,7 +166,7 @@ class _RocksEntries(Mapping[bytes, bytes]):
         raise KeyError(key)
 
     def __iter__(self) -> Iterator[bytes]:
-        return rocksdb_keys(self.table)
+        return (key for _, key in rocksdb_keys(self.table))
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -120,16 +177,20 @@ def store_entries(
 ) -> None:
     """Write ``messages``, acknowledged on the changelog of ``table`` (raw byte keys and
     values: the commit log) up to ``offsets``, to its RocksDB store with those offsets, one
-    write batch per partition: a restart then reads only the entries after them. Nothing
-    to do for a ``memory://`` store (every start replays its whole changelog)."""
+    write batch per partition held (:func:`writable_databases`): a restart then reads only
+    the entries after them. Nothing to do for a ``memory://`` store (every start replays
+    its whole changelog)."""
     if not is_rocksdb(table):
         return
     from rocksdict import WriteBatch
 
     topic = table.changelog_topic.get_topic_name()
+    databases = writable_databases(table)
     batches: dict[int, Any] = {}
     for m in messages:
         assert m.partition is not None and m.key is not None  # log entries have both
+        if m.partition not in databases:
+            continue
         batch = batches.get(m.partition)
         if batch is None:
             batch = batches[m.partition] = WriteBatch(raw_mode=True)
@@ -141,105 +202,162 @@ def store_entries(
         offset = offsets.get((topic, partition))
         if offset is not None:
             batch.put(rocksdb_offset_key(table), str(offset).encode())
-        rocksdb_partition(table, partition).write(batch)
+        databases[partition].write(batch)
+
+
+def writable_databases(table: Any) -> dict[int, Any]:
+    """The RocksDB databases a commit may write, by partition: those Faust holds open for
+    the partitions assigned to this worker, standby replicas left out (recovery writes
+    them). Never opens one: Faust opens a database when its partition is assigned and
+    closes it on revocation, so a commit finishing after that leaves it alone (the
+    partition's next recovery reads the changelog from the offset stored before)."""
+    standby = standby_partitions(table)
+    return {p: db for p, db in rocksdb_databases(table).items() if p not in standby}
 
 
 def table_store(table: Any, cache_keys: int) -> TableStore:
     """The store of a Faust ``table``; ``cache_keys`` bounds RocksDB's decoded-record cache."""
     if is_rocksdb(table):
         return RocksTableStore(table, cache_keys)
-    return MemoryTableStore(memory_store(table))
+    return MemoryTableStore(memory_store(table), memory_key_partitions(table), table.name)
 
 
 class MemoryTableStore:
-    """The ``memory://`` store's dict (recovery fills and prunes this same dict)."""
+    """The ``memory://`` store's dict and the partition of each key (recovery fills and
+    prunes these same dicts: at its end it drops the keys of partitions no longer
+    assigned, written ones included since their partition is recorded here)."""
 
-    def __init__(self, data: dict[Any, Any]) -> None:
+    def __init__(
+        self, data: dict[Any, Any], partitions: dict[Any, int], name: str = "table"
+    ) -> None:
         self.data = data
+        self.partitions = partitions
+        self.moved_keys = MovedKeys(name)
 
-    def get(self, key: str) -> Any:
-        return self.data.get(key)
+    def get(self, key: str, partition: int) -> Any:
+        return self.data.get(key)  # one copy of each key: its partition's (module text)
 
-    def remember(self, key: str, decoded: Any) -> None:
+    def remember(self, key: str, partition: int, decoded: Any) -> None:
         self.data[key] = decoded
+        self.partitions[key] = partition
 
     def write(self, partition: int, records: Iterable[Record], offset: int | None) -> None:
-        data = self.data
+        data, partitions, moved = self.data, self.partitions, self.moved_keys
         for key, encoded, decoded in records:
+            moved.check(key, partitions.get(key), partition)
             if encoded is None:
                 data.pop(key, None)
+                partitions.pop(key, None)
             else:
                 data[key] = encoded if decoded is None else decoded
+                partitions[key] = partition
 
-    def keys(self) -> list[str]:
-        return list(self.data)
+    def partition_keys(self) -> list[tuple[int, str]]:
+        partitions = self.partitions
+        return [(partitions[k], k) for k in self.data if k in partitions]
 
     def forget(self) -> None:
         pass  # the dict is the store
 
 
 class RocksTableStore:
-    """A ``rocksdb://`` store's partition databases with an LRU cache of ``cache_keys``
-    decoded records or known absences. Keys are JSON, as on the changelog (Faust's key
-    codec).
+    """A ``rocksdb://`` store's partition databases, each with an LRU cache of decoded
+    records or known absences (``cache_keys`` in all, shared evenly by the partitions
+    held). Keys are JSON, as on the changelog (Faust's key codec).
 
-    The cache follows every change of the databases while the worker processes: they
-    change only by :meth:`write`, which updates it, and by Faust's recovery after a
+    The caches follow every change of the databases while the worker processes: they
+    change only by :meth:`write`, which updates them, and by Faust's recovery after a
     rebalance, after which the worker calls :meth:`forget`.
     """
 
     def __init__(self, table: Any, cache_keys: int) -> None:
         self.table = table
         self.cache_keys = cache_keys
-        self._cache: OrderedDict[str, Any] = OrderedDict()
-        self._databases: Mapping[int, Any] | None = None
+        self.moved_keys = MovedKeys(table.name)
+        self._caches: dict[int, OrderedDict[str, Any]] = {}
+        self._databases: Mapping[int, Any] = rocksdb_databases(table)
 
-    def get(self, key: str) -> Any:
-        cache = self._cache
-        value = cache.get(key, _UNCACHED)
-        if value is not _UNCACHED:
-            cache.move_to_end(key)
-            return value  # None: known absent
-        if self._databases is None:  # the store's dict, made by Faust on first use
-            self._databases = rocksdb_databases(self.table)
-        raw = orjson.dumps(key)
-        for db in self._databases.values():
-            found = db.get(raw)
-            if found is not None:
-                return found
-        self.remember(key, None)
-        return None
+    def get(self, key: str, partition: int) -> Any:
+        cache = self._caches.get(partition)
+        if cache is not None:
+            value = cache.get(key, _UNCACHED)
+            if value is not _UNCACHED:
+                cache.move_to_end(key)
+                return value  # None: known absent
+        db = self._databases.get(partition)
+        found = None if db is None else db.get(orjson.dumps(key))
+        if found is None:
+            self.remember(key, partition, None)
+        return found
 
-    def remember(self, key: str, decoded: Any) -> None:
-        """Keep ``decoded`` (``None``: ``key`` is in no database) for the next read."""
-        cache = self._cache
+    def remember(self, key: str, partition: int, decoded: Any) -> None:
+        """Keep ``decoded`` (``None``: ``key`` is not in ``partition``'s database) for the
+        next read."""
+        cache = self._caches.get(partition)
+        if cache is None:
+            cache = self._caches[partition] = OrderedDict()
         cache[key] = decoded
         cache.move_to_end(key)
-        while len(cache) > self.cache_keys:
+        limit = max(1, self.cache_keys // max(1, len(self._databases)))
+        while len(cache) > limit:
             cache.popitem(last=False)
 
     def write(self, partition: int, records: Iterable[Record], offset: int | None) -> None:
         from rocksdict import WriteBatch
 
+        db = writable_databases(self.table).get(partition)
+        cache = self._caches.get(partition)
+        if db is None:  # revoked (or a standby): the changelog has the records
+            if cache is not None:
+                for key, _, _ in records:
+                    cache.pop(key, None)
+            log.info(
+                "table %s: partition %d not held, commit left to recovery",
+                self.table.name,
+                partition,
+            )
+            return
+        others = [(p, c) for p, c in self._caches.items() if p != partition]
+        every_key = log.isEnabledFor(logging.DEBUG)  # uncached keys too (a lookup each)
         batch = WriteBatch(raw_mode=True)
-        cache = self._cache
         for key, encoded, decoded in records:
             raw = orjson.dumps(key)
+            self._check_moved(key, raw, partition, others, every_key)
             if encoded is None:
                 batch.delete(raw)
-                self.remember(key, None)
+                self.remember(key, partition, None)
             else:
                 batch.put(raw, encoded)
-                if decoded is None:
+                if decoded is not None:
+                    self.remember(key, partition, decoded)
+                elif cache is not None:
                     cache.pop(key, None)  # read back (and decoded) from the database
-                else:
-                    self.remember(key, decoded)
         if offset is not None:
             batch.put(rocksdb_offset_key(self.table), str(offset).encode())
-        rocksdb_partition(self.table, partition).write(batch)
+        db.write(batch)
 
-    def keys(self) -> list[str]:
-        return [orjson.loads(k) for k in rocksdb_keys(self.table)]
+    def _check_moved(
+        self,
+        key: str,
+        raw: bytes,
+        partition: int,
+        others: list[tuple[int, OrderedDict[str, Any]]],
+        every_key: bool,
+    ) -> None:
+        """Count ``key`` as moved if another partition holds it: as its caches know, or, at
+        debug level, as their databases answer."""
+        for p, cache in others:
+            if cache.get(key) is not None:
+                self.moved_keys.check(key, p, partition)
+                return
+        if every_key:
+            for p, db in list(self._databases.items()):
+                if p != partition and db.get(raw) is not None:
+                    self.moved_keys.check(key, p, partition)
+                    return
+
+    def partition_keys(self) -> list[tuple[int, str]]:
+        return [(p, orjson.loads(k)) for p, k in rocksdb_keys(self.table)]
 
     def forget(self) -> None:
-        self._cache.clear()
+        self._caches.clear()

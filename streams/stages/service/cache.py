@@ -3,11 +3,12 @@
 Every table write is a changelog message, so a stage should update each key once per
 batch: read values through the cache, mutate them, :meth:`BatchCache.touch` them with the
 record that caused the change (its partition routes the changelog write), and
-:meth:`BatchCache.flush` once at the end of the batch.
+:meth:`BatchCache.flush` once at the end of the batch. A read names that partition too
+(a key lives on one partition).
 
 >>> from finpulse.streams.core.state import MemoryState
 >>> c = BatchCache(MemoryState("s"))
->>> c.get("k", dict)["n"] = 1
+>>> c.get("k", dict, partition=0)["n"] = 1
 >>> c.touch("k", None)
 >>> c.flush()
 1
@@ -33,18 +34,18 @@ class BatchCache:
         self.dirty: dict[str, RawRecord | None] = {}
         self.deleted: dict[str, RawRecord | None] = {}
 
-    def get(self, key: str, default: Callable[[], Any]) -> Any:
-        """The value of ``key`` (stored, or a fresh ``default()`` if absent)."""
+    def get(self, key: str, default: Callable[[], Any], *, partition: int) -> Any:
+        """The value of ``key`` (stored on ``partition``, or a fresh ``default()`` if absent)."""
         if key not in self.values:
-            value = self.state.get(key)
+            value = self.state.get(key, partition=partition)
             self.values[key] = default() if value is None else value
         return self.values[key]
 
-    def peek(self, key: str) -> Any:
-        """The value of ``key`` or None, without creating it."""
+    def peek(self, key: str, *, partition: int) -> Any:
+        """The value of ``key`` (on ``partition``) or None, without creating it."""
         if key in self.values:
             return self.values[key]
-        return self.state.get(key)
+        return self.state.get(key, partition=partition)
 
     def touch(self, key: str, record: RawRecord | None) -> None:
         """Mark ``key`` changed by ``record`` (written at :meth:`flush`)."""

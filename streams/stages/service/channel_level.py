@@ -66,7 +66,11 @@ class ChannelLevelStage:
         for event, record in batch:
             assert isinstance(event, ChannelMinutes)
             channel = event.channel.value
-            rec = touched[channel][0] if channel in touched else self._record(channel)
+            rec = (
+                touched[channel][0]
+                if channel in touched
+                else self._record(channel, record.partition)
+            )
             cells = {to_ms(c.minute): [c.contacts, c.answered] for c in event.minutes}
             late = pool(
                 rec,
@@ -101,8 +105,8 @@ class ChannelLevelStage:
                     out.candidates.extend(self._csat_drop(channel, minute, mean, event.event_id))
             self.channels.put(channel, rec, record)
 
-    def _record(self, channel: str) -> ChannelRecord:
-        rec = self.channels.get(channel)
+    def _record(self, channel: str, partition: int) -> ChannelRecord:
+        rec = self.channels.get(channel, partition=partition)
         return ChannelRecord() if rec is None else rec
 
     def _csat_drop(

@@ -128,7 +128,7 @@ class ComplaintBook:
         self.due_soon_days = due_soon_days
 
     def _meta(self, partition: int) -> PartitionRecord:
-        return self.cache.get(f"p{partition}", PartitionRecord)  # type: ignore[no-any-return]
+        return self.cache.get(f"p{partition}", PartitionRecord, partition=partition)  # type: ignore[no-any-return]
 
     def _bucket_key(self, partition: int, day: int) -> str:
         return f"p{partition}|c{day}"
@@ -145,7 +145,7 @@ class ComplaintBook:
         """Open ``complaint_id`` at event time ``ms``; its open day is ``ms // DAY_MS``."""
         day = ms // DAY_MS
         key = self._bucket_key(partition, day)
-        bucket = self.cache.get(key, ComplaintBucket).complaints
+        bucket = self.cache.get(key, ComplaintBucket, partition=partition).complaints
         if complaint_id in bucket:
             return []
         entry = BookedComplaint(ms, event_id, OPEN, 0, **info)
@@ -175,13 +175,13 @@ class ComplaintBook:
         partition's book lost it: after a crash, state keys are restored independently.
         """
         key = self._bucket_key(partition, open_day)
-        stored = self.cache.peek(key)
+        stored = self.cache.peek(key, partition=partition)
         if stored is None or complaint_id not in stored.complaints:
             if known is None:
                 return []
             entry = BookedComplaint(open_day * DAY_MS, event_id, OPEN, 0, **known)
             return [self._change(complaint_id, entry, CLOSED, ms, True, event_id, partition)]
-        bucket = self.cache.get(key, ComplaintBucket).complaints
+        bucket = self.cache.get(key, ComplaintBucket, partition=partition).complaints
         entry = bucket.pop(complaint_id)
         if bucket:
             self.cache.touch(key, record)
@@ -195,7 +195,7 @@ class ComplaintBook:
     def find(self, partition: int, ref: str) -> tuple[str, int] | None:
         """(complaint_id, open_day) of the open complaint whose id or opening event is ``ref``."""
         for day in list(self._meta(partition).complaint_days):
-            bucket = self.cache.peek(self._bucket_key(partition, day))
+            bucket = self.cache.peek(self._bucket_key(partition, day), partition=partition)
             for complaint_id, entry in bucket.complaints.items() if bucket else ():
                 if complaint_id == ref or entry.event_id == ref:
                     return complaint_id, day
@@ -213,7 +213,7 @@ class ComplaintBook:
         out: list[ComplaintChange] = []
         for day in list(meta.complaint_days):
             key = self._bucket_key(partition, day)
-            bucket = self.cache.get(key, ComplaintBucket).complaints
+            bucket = self.cache.get(key, ComplaintBucket, partition=partition).complaints
             touched = False
             for cid, entry in bucket.items():
                 age_ms = watermark_ms - entry.opened_ms

@@ -40,6 +40,7 @@ class ServiceContextStage:
         if not out.candidates:
             return
         records = {ev.event_id: rec for ev, rec in batch}  # type: ignore[attr-defined]
+        fallback = batch[0][1]  # a candidate's source event is in its batch: not expected
         cache = BatchCache(self.risks)
         if kind == "transaction":
             for cand in out.candidates:
@@ -48,7 +49,7 @@ class ServiceContextStage:
                 record = records.get(cand.source_event_id or "")
                 if record is None:
                     continue
-                entry = cache.get(cand.customer_id, RecentRiskAlerts)
+                entry = cache.get(cand.customer_id, RecentRiskAlerts, partition=record.partition)
                 ms = to_ms(cand.ts)
                 alerts = [a for a in entry.alerts if ms - a.ms <= cu.CONTACT_WINDOW_MS]
                 alerts.append(RiskAlert(ms, cand.rule_id, cand.severity.value, cand.score))
@@ -58,7 +59,8 @@ class ServiceContextStage:
         for cand in out.candidates:
             if cand.customer_id:
                 ms = to_ms(cand.ts)
-                extra = self._context(cand, cache.peek(cand.customer_id), ms)
+                p = records.get(cand.source_event_id or "", fallback).partition
+                extra = self._context(cand, cache.peek(cand.customer_id, partition=p), ms, p)
                 if extra:
                     cand = cand.model_copy(update={"context": {**extra, **cand.context}})
             enriched.append(cand)
@@ -66,10 +68,10 @@ class ServiceContextStage:
         cache.flush()
 
     def _context(
-        self, cand: AlertCandidate, risks: RecentRiskAlerts | None, ms: int
+        self, cand: AlertCandidate, risks: RecentRiskAlerts | None, ms: int, partition: int
     ) -> dict[str, float | str | bool | None]:
         ctx: dict[str, float | str | bool | None] = {}
-        cust = self.customers.get(cand.customer_id or "")
+        cust = self.customers.get(cand.customer_id or "", partition=partition)
         if cand.domain != "service" and cust:
             ctx.update(
                 {

@@ -152,14 +152,15 @@ class CustomerStatus:
         >>> from finpulse.streams.core.state import MemoryState
         >>> from finpulse.streams.stages.service.records import EarlyClose
         >>> custs = BatchCache(MemoryState("c"))
-        >>> custs.get("c-2", ServiceCustomer).early_closes["i-1"] = EarlyClose(0, "f-1")
+        >>> cust = custs.get("c-2", ServiceCustomer, partition=0)
+        >>> cust.early_closes["i-1"] = EarlyClose(0, "f-1")
         >>> rec = RawRecord("finpulse.feedback", 0, 0, b"", None, None)
         >>> CustomerStatus(None, MemoryState("r")).publish(custs, {"c-2": (rec, 0)}, BatchOutput())
         >>> custs.flush(), custs.state.get("c-2").early_closes
         (1, {'i-1': EarlyClose(closed_ms=0, event_id='f-1')})
         """
         for cid, (record, ms) in touched.items():
-            cust = customers.get(cid, ServiceCustomer)
+            cust = customers.get(cid, ServiceCustomer, partition=record.partition)
             if cust.customer_type is None:  # not seen yet: only an early complaint close
                 if cust != _FRESH:
                     customers.touch(cid, record)
@@ -174,7 +175,7 @@ class CustomerStatus:
 
         Example: the module doc.
         """
-        view = CustomerView.of(cust, self.risks.get(cid), ms)
+        view = CustomerView.of(cust, self.risks.get(cid, partition=record.partition), ms)
         # Write a row only when something the customer view shows changed (or a new day
         # began), not for every transaction.
         signature = view.signature(cust)

@@ -185,7 +185,7 @@ class ServiceLevel:
         >>> from finpulse.streams.core.batch import BatchOutput
         >>> from finpulse.streams.core.state import MemoryState
         >>> parts = BatchCache(MemoryState("p"))
-        >>> p0 = parts.get("p0", PartitionRecord)
+        >>> p0 = parts.get("p0", PartitionRecord, partition=0)
         >>> p0.minute_aggregates["0|chat|individual|retail"], p0.version = [1] * 11, 5
         >>> out = BatchOutput()
         >>> level = ServiceLevel(Settings(), Counter())
@@ -195,7 +195,7 @@ class ServiceLevel:
         """
         rows = []
         for partition, key in sorted(touched):
-            meta = parts.get(f"p{partition}", PartitionRecord)
+            meta = parts.get(f"p{partition}", PartitionRecord, partition=partition)
             agg = meta.minute_aggregates.get(key)
             if agg is None:
                 continue

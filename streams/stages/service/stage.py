@@ -216,7 +216,7 @@ class ServiceStage:
     def _event(self, kind: str, event: Any, record: RawRecord, b: _Batch) -> None:
         meta, ms = self._admit(event, record, b)
         cid = event.customer_id
-        cust = b.custs.get(cid, ServiceCustomer)
+        cust = b.custs.get(cid, ServiceCustomer, partition=record.partition)
         if isinstance(event, Interaction):
             self._interaction(event, record, ms, meta, cust, b)
             b.touched_custs[cid] = (record, ms)
@@ -234,7 +234,7 @@ class ServiceStage:
     def _admit(self, event: Any, record: RawRecord, b: _Batch) -> tuple[PartitionRecord, int]:
         """The partition record and event time of an event (re-delivered events never get
         here: the pipeline's one guard skips them)."""
-        meta = b.parts.get(f"p{record.partition}", PartitionRecord)
+        meta = b.parts.get(f"p{record.partition}", PartitionRecord, partition=record.partition)
         ms = to_ms(event.ts)
         b.last_ms = max(b.last_ms, ms)
         wm = meta.watermark_ms
@@ -260,7 +260,7 @@ class ServiceStage:
         )
         if complaint:
             b.changes.extend(self.complaints.on_interaction(b.book, cust, ev, record, ms))
-        risks = cu.recent_risk(self.risks.get(ev.customer_id), ms)
+        risks = cu.recent_risk(self.risks.get(ev.customer_id, partition=record.partition), ms)
         record_friction(ev, ms, risks, record.partition, b.out, self.counts)
         threshold = self.level.threshold(ev.channel.value)
         scored = self.satisfaction.score(ev, cust, ms, prior, risks, threshold, b.out)
@@ -296,7 +296,7 @@ class ServiceStage:
         # rows first: closing minutes prunes old aggregates, even ones this batch touched
         self.level.write_minutes(b.parts, b.touched_aggs, b.out)
         for partition, record in b.touched_parts.items():
-            meta = b.parts.get(f"p{partition}", PartitionRecord)
+            meta = b.parts.get(f"p{partition}", PartitionRecord, partition=partition)
             self.level.close_minutes(partition, meta, b.out)
             b.changes.extend(b.book.age(partition, meta.watermark_ms or 0, record))
         self.complaints.publish(b.changes, b.out)

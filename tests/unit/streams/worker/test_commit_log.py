@@ -89,7 +89,7 @@ def test_what_redo_applied_is_published_again_so_a_second_crash_cannot_lose_it()
     table = FaustTableState(
         SimpleNamespace(
             name="risk",
-            data=SimpleNamespace(data={}),
+            data=SimpleNamespace(data={}, _key_partition={}),
             changelog_topic=SimpleNamespace(get_topic_name=lambda: RISK),
         )
     )
@@ -98,7 +98,7 @@ def test_what_redo_applied_is_published_again_so_a_second_crash_cannot_lose_it()
     recovered = _recover(published)[RISK]
     table.store.data.update(recovered)  # type: ignore[attr-defined]  # a memory store
     redo(_entries(published), {0}, {RISK: table})
-    assert table.get("c2") == {"n": 7}
+    assert table.get("c2", partition=0) == {"n": 7}
     republished = table.changelog()  # the next commit publishes them to the table
     published += [*log_entries(republished, "log", epoch=3), *republished]
     third = [_record(RISK, "c1", {"n": 3})]  # a later commit replaces the log entries

@@ -220,7 +220,7 @@ def test_the_deferred_changelog_is_taken_with_its_group_one_record_per_key():
     def fake_table(name: str) -> Any:
         return SimpleNamespace(
             name=name,
-            data=SimpleNamespace(data={}),
+            data=SimpleNamespace(data={}, _key_partition={}),
             changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG),
         )
 
@@ -261,6 +261,10 @@ def test_the_deferred_changelog_is_taken_with_its_group_one_record_per_key():
             (b'"c-1"', encode({"n": 3})),  # the second: each key once, as after its last batch
             (b'"c-2"', encode({"n": 1})),
         ]
+        assert runtime.stats()["state_moved_keys"] == {}
+        state.put("c-2", {"n": 2}, RawRecord("finpulse.transactions", 1, 0, b"{}"))
+        await commit.submit("transaction", batch(3, 1, {}), lambda: None)
+        assert runtime.stats()["state_moved_keys"] == {"customers": 1}  # c-2: 0, then 1
         await runtime.close()
 
     asyncio.run(scenario())

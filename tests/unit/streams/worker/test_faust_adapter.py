@@ -19,6 +19,8 @@ import aiokafka.client
 import faust
 import pytest
 from aiokafka.consumer import fetcher as aiokafka_fetcher
+from faust.assignor.partition_assignor import PartitionAssignor
+from faust.stores import memory as faust_memory
 from faust.stores import rocksdb as faust_rocksdb
 from faust.tables import recovery as faust_recovery
 from faust.transport import consumer as faust_consumer
@@ -37,7 +39,33 @@ PINNED: dict[str, tuple[Any, str, str]] = {
     "faust rocksdb Store._db_for_partition": (
         faust_rocksdb.Store._db_for_partition,
         "cb7e67d5f9efc4bc",
-        "rocksdb_partition(): opens a partition's database, kept in _dbs",
+        "Faust's assignment opens a partition's database into _dbs: the only databases "
+        "a commit writes (table_store.writable_databases())",
+    ),
+    "faust rocksdb Store.assign_partitions": (
+        faust_rocksdb.Store.assign_partitions,
+        "34dc27ace6dd9160",
+        "opens the databases of assigned active partitions, standbys left to recovery",
+    ),
+    "faust rocksdb Store._get": (
+        faust_rocksdb.Store._get,
+        "7ae8dfd6d7754a59",
+        "within an event reads only that event's partition database, as RocksTableStore.get",
+    ),
+    "faust memory Store._create_batch_iterator": (
+        faust_memory.Store._create_batch_iterator,
+        "b082c8bcc0403823",
+        "recovery records each key's partition in _key_partition (memory_key_partitions())",
+    ),
+    "faust memory Store.on_recovery_completed": (
+        faust_memory.Store.on_recovery_completed,
+        "a00bef343e139602",
+        "drops the keys of partitions no longer active, by _key_partition",
+    ),
+    "faust PartitionAssignor.assigned_standbys": (
+        PartitionAssignor.assigned_standbys,
+        "c3cff09409143afd",
+        "standby_partitions(): databases a commit leaves to recovery",
     ),
     "faust rocksdb Store._visible_keys": (
         faust_rocksdb.Store._visible_keys,
@@ -249,6 +277,7 @@ def test_consumer_instances_have_the_attributes_the_adapter_reads(tmp_path: Path
     assert type(thread).__name__ == "_ConsumerThread" and callable(thread.call_thread)
     table = app.Table("pinned", default=None, partitions=1)
     assert faust_adapter.memory_store(table) == {}
+    assert faust_adapter.memory_key_partitions(table) == {}
     assert not faust_adapter.is_rocksdb(table)
 
 
@@ -265,11 +294,14 @@ def test_a_rocksdb_table_exposes_its_partition_databases_and_offset_key(tmp_path
     table = app.Table("pinned", default=None, partitions=2)
     databases = faust_adapter.rocksdb_databases(table)
     assert faust_adapter.is_rocksdb(table) and databases == {}
-    db = faust_adapter.rocksdb_partition(table, 1)
+    assigned = {TP(table.changelog_topic.get_topic_name(), 1)}
+    asyncio.run(table.data.on_rebalance(assigned, set(), assigned))
+    db = databases[1]  # opened by Faust as the partition is assigned
     db.put(b'"k"', b"v")
     db.put(faust_adapter.rocksdb_offset_key(table), b"41")
     assert databases == {1: db}  # the store's own dict: kept, it follows the assignment
-    assert list(faust_adapter.rocksdb_keys(table)) == [b'"k"']
+    assert list(faust_adapter.rocksdb_keys(table)) == [(1, b'"k"')]
+    assert faust_adapter.standby_partitions(table) == set()
     assert table.data.persisted_offset(TP("app-pinned-changelog", 1)) == 41
     assert (tmp_path / "state").is_dir()
     table.data.revoke_partitions(table, {TP(table.changelog_topic.get_topic_name(), 1)})

@@ -64,7 +64,7 @@ def test_a_stage_change_evaluates_the_customer_rules():
 def test_publish_writes_back_known_customers_and_early_closes_only():
     custs = BatchCache(MemoryState("c"))
     custs.values["c-known"] = _known()
-    custs.get("c-empty", ServiceCustomer)
+    custs.get("c-empty", ServiceCustomer, partition=0)
     touched = {c: (record(), 0) for c in ("c-known", "c-empty")}
     out = BatchOutput()
     _status().publish(custs, touched, out)

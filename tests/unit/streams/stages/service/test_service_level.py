@@ -98,7 +98,7 @@ def test_pruning_of_old_aggregates_follows_the_closed_minute():
 def test_minute_rows_are_written_whole_in_key_order():
     level, out = _level(), BatchOutput()
     parts = BatchCache(MemoryState("p"))
-    meta = parts.get("p0", PartitionRecord)
+    meta = parts.get("p0", PartitionRecord, partition=0)
     for ms, offset in ((61_000, 3), (1_000, 4)):
         _add(level, meta, ms, 5.0, offset)
     keys = set((0, k) for k in meta.minute_aggregates)
