@@ -4,9 +4,10 @@
 model — a bounded, prequential view: every score was produced before its label was known —
 and computes ROC AUC, PR AUC (average precision) and precision / recall of the combined
 score at each severity threshold, with one exact numpy implementation of each metric
-(also used by ``finpulse evaluate``). :class:`DriftMonitor` runs River drift detectors: ADWIN
-on the supervised model's absolute error, Page-Hinkley on the log amount and on the
-per-customer hourly velocity; a detection becomes a ``model_health`` alert candidate.
+(also used by ``finpulse evaluate``). :class:`DriftMonitor` runs River's Page-Hinkley on the
+log amount and on the per-customer hourly velocity of the transactions a worker scores; a
+detection becomes a ``model_health`` alert candidate. (The supervised error's detector is
+fed on the learning stream instead: :mod:`finpulse.models.stream_drift`.)
 
 >>> ev = OnlineEvaluator(window=100)
 >>> for i in range(40):
@@ -141,45 +142,28 @@ class OnlineEvaluator:
 
 
 class DriftMonitor:
-    """River drift detectors on model error and key inputs → model-health alert candidates.
+    """River drift detectors on key inputs → model-health alert candidates.
 
     >>> import random
     >>> rng = random.Random(5)
     >>> d = DriftMonitor(model="risk")
     >>> from datetime import UTC, datetime
     >>> now = datetime(2026, 1, 5, tzinfo=UTC)
-    >>> found = [d.observe_error(abs(rng.random() * 0.2), now) for _ in range(500)]
-    >>> found += [d.observe_error(0.8 + rng.random() * 0.2, now) for _ in range(200)]
-    >>> [c.rule_id for c in found if c][:1]
-    ['drift.supervised_error']
+    >>> found = [d.observe_inputs(rng.gauss(8, 1), 0.0, now) for _ in range(600)]
+    >>> found += [d.observe_inputs(rng.gauss(12, 1), 0.0, now) for _ in range(200)]
+    >>> [c.rule_id for cs in found for c in cs][:1]
+    ['drift.amount_cny']
     """
 
-    def __init__(
-        self, model: str = "risk", ph_threshold: float = 200.0, adwin_delta: float = 0.002
-    ) -> None:
+    def __init__(self, model: str = "risk", ph_threshold: float = 200.0) -> None:
         from river import drift
 
         self.model = model
-        self.error = drift.ADWIN(delta=adwin_delta)
         self.inputs = {
             "amount_cny": drift.PageHinkley(min_instances=500, threshold=ph_threshold),
             "txn_count_1h": drift.PageHinkley(min_instances=500, threshold=ph_threshold),
         }
         self.detections: dict[str, int] = {}
-
-    def observe_error(
-        self, error: float, ts: datetime, model_version: str | None = None
-    ) -> AlertCandidate | None:
-        """Feed the absolute error of one labelled prediction."""
-        self.error.update(error)
-        if self.error.drift_detected:
-            return self._candidate(
-                "supervised_error",
-                ts,
-                {"detector": "ADWIN", "error_mean": round(self.error.estimation, 4)},
-                model_version,
-            )
-        return None
 
     def observe_inputs(
         self, amount: float, velocity: float, ts: datetime, model_version: str | None = None

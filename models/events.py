@@ -248,6 +248,33 @@ class ChannelMinutes(BaseModel):
     surveys: Annotated[list[MinuteSurveys], Field(max_length=1440)] = []  # absent: none
 
 
+class ModelDetection(BaseModel):
+    """A drift that a shared model's detector found on the model's learning stream, on the
+    internal topic ``finpulse.model_health`` (keyed by model): every worker sends it, the
+    owner of the model's partition raises it once
+    (``streams/stages/model_health.py``). Its position (``stream_offset``, ``index``) is
+    the same in every worker (``models/stream_drift.py``).
+
+    >>> m = ModelDetection.model_validate_json(
+    ...     '{"event_id": "risk|supervised_error|8|14", "ts": "2026-01-05T10:03:20+00:00",'
+    ...     ' "model": "risk", "detector": "supervised_error", "stream_offset": 8,'
+    ...     ' "index": 14, "evidence": {"detector": "ADWIN", "error_mean": 0.41}}')
+    >>> (m.stream_offset, m.index), m.evidence["error_mean"]
+    ((8, 14), 0.41)
+    """
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
+
+    event_id: Id  # {model}|{detector}|{stream offset}|{index}: the same in every worker
+    ts: Timestamp  # event time of the example that triggered it
+    model: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
+    detector: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
+    stream_offset: Annotated[int, Field(ge=0)]
+    index: Annotated[int, Field(ge=0)]
+    evidence: Annotated[dict[str, float | int | str], Field(max_length=16)] = {}
+    model_version: OptionalId = None
+
+
 class DeadLetter(BaseModel):
     """An input that could not be processed, with everything needed to replay it.
 
@@ -291,5 +318,6 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "interaction": Interaction,
     "feedback": Feedback,
     "channel_minute": ChannelMinutes,  # internal: finpulse.channel_minutes
+    "model_detection": ModelDetection,  # internal: finpulse.model_health
     "deadletter": DeadLetter,
 }

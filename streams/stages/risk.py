@@ -6,8 +6,8 @@ and ``"risk"`` for later stages, a ``risk_scores`` row, and the scored inputs ke
 *pending* in the customer's state record until a label arrives or the TTL ends. For
 each ``fraud_confirmed`` / ``fraud_cleared`` feedback (keyed by customer, so on the
 same partition as the transaction): the pending inputs are looked up by
-``ref_event_id``, online metrics and drift detectors are updated (the label against the
-supervised part as it is), the ``risk_scores`` row is re-written with its label, and the
+``ref_event_id``, online metrics are updated (the label against the supervised part as
+it is), the ``risk_scores`` row is re-written with its label, and the
 labelled example goes to the model's learning stream (``finpulse.learning.risk``,
 :mod:`finpulse.models.learning`) as a message of the batch's output.
 
@@ -17,6 +17,12 @@ learn the same examples in the same order and hold the same supervised part, whi
 partitions they own. A duplicate example (a batch re-run after a crash) is skipped by its
 source position. The anomaly part learns from the transactions a worker scores: its input
 statistics are the same on every partition.
+
+**Drift of the supervised error** is detected there too: before a record is learned, its
+examples' errors ``|label - P(fraud)|`` feed an ADWIN (:mod:`finpulse.models.stream_drift`),
+the same in every worker; each detection goes to ``finpulse.model_health``, whose owner
+raises it once (:mod:`finpulse.streams.stages.model_health`). The input-drift detectors
+(amount, velocity) still run per worker on the transactions it scores.
 
 State: ONE keyed record per customer (``risk_customers``: a :class:`RiskCustomer`, its
 feature state, its pending scored transactions and its large-value day ledger), written once
@@ -68,12 +74,14 @@ from finpulse.models.risk import (
     RiskModel,
     features_matrix,
 )
+from finpulse.models.stream_drift import ErrorDrift
 from finpulse.sinks.checkpoints import CheckpointStore, checkpoint_row
 from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE, RISK_SCORES_TABLE
 from finpulse.streams.core.batch import KeyedState, Outgoing
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.core.topics import RISK_EXAMPLES
 from finpulse.streams.stages import risk_pending as pending_entry
+from finpulse.streams.stages.model_health import detection_message
 from finpulse.streams.stages.risk_legacy import pending_entries as legacy_pending_entries
 from finpulse.streams.stages.risk_pending import PendingScore
 
@@ -113,15 +121,17 @@ class RiskModels:
     """Everything the stage learns (River estimators inside), pickled as one checkpoint.
 
     A checkpoint is ``{"format": CHECKPOINT_FORMAT, "models": RiskModels}``; ``position``
-    is how far the models learned the learning stream. A format-2 checkpoint (before the
-    learning stream) is migrated: its labels were learned before the stream existed, so the
-    stream is learned from its start. One of another format (a release whose models have
-    since changed, e.g. the hand-written learners before River, pickled bare) is ignored
-    with a log line: the models start fresh.
+    is how far the models learned the learning stream, ``error_drift`` the supervised
+    error's detector fed on that stream up to the same position. A format-3 checkpoint
+    (before that detector) is migrated with a fresh detector from its position. A format-2
+    checkpoint (before the learning stream) is migrated too: its labels were learned before
+    the stream existed, so the stream is learned from its start. One of another format (a
+    release whose models have since changed, e.g. the hand-written learners before River,
+    pickled bare) is ignored with a log line: the models start fresh.
     """
 
-    CHECKPOINT_FORMAT: ClassVar[int] = 3
-    MIGRATED_FORMATS: ClassVar[frozenset[int]] = frozenset({2})
+    CHECKPOINT_FORMAT: ClassVar[int] = 4
+    MIGRATED_FORMATS: ClassVar[frozenset[int]] = frozenset({2, 3})
 
     def __init__(self, settings: Settings) -> None:
         anomaly = None
@@ -129,7 +139,8 @@ class RiskModels:
             anomaly = RiverHalfSpaceTrees(seed=7)
         self.model = RiskModel(anomaly=anomaly)
         self.evaluator = OnlineEvaluator()
-        self.drift = DriftMonitor(MODEL_NAME)
+        self.drift = DriftMonitor(MODEL_NAME)  # inputs, per worker
+        self.error_drift = ErrorDrift(MODEL_NAME)  # on the learning stream
         self.labels = 0  # labels learned (from the learning stream)
         self.scored = 0
         self.position = LearnedPosition()
@@ -146,10 +157,15 @@ class RiskModels:
         fmt = blob.get("format") if isinstance(blob, dict) else None
         models = blob.get("models") if isinstance(blob, dict) else None
         if fmt in cls.MIGRATED_FORMATS and isinstance(models, cls):
-            log.info("migrating a risk checkpoint of format %s: the learning stream is "
-                     "learned from its start", fmt)  # fmt: skip
-            models.position = LearnedPosition()
-            models.model.n_joined = list(models.model.supervised.n_seen)
+            models.error_drift = ErrorDrift(MODEL_NAME)
+            if fmt == 2:
+                log.info("migrating a risk checkpoint of format 2: the learning stream is "
+                         "learned from its start")  # fmt: skip
+                models.position = LearnedPosition()
+                models.model.n_joined = list(models.model.supervised.n_seen)
+            else:
+                log.info("migrating a risk checkpoint of format %s: the supervised error's "
+                         "drift detector starts at %r", fmt, models.position)  # fmt: skip
             return models
         if fmt != cls.CHECKPOINT_FORMAT or not isinstance(models, cls):
             log.warning(
@@ -197,6 +213,7 @@ class RiskStage:
             "examples_learned": 0,
             "examples_duplicate": 0,
             "examples_invalid": 0,
+            "drift_detections": 0,  # of the supervised error, on the learning stream
         }
 
     # ------------------------------------------------------------------------------ restore
@@ -224,14 +241,23 @@ class RiskStage:
 
     def learn(self, offset: int, value: bytes | None, out: BatchOutput) -> None:
         """Learn the examples of the learning-stream record at ``offset`` not learned yet
-        (one ``learn_many``); an invalid record is logged, counted and passed over."""
+        (one ``learn_many``), after feeding their errors to the drift detector (its
+        detections go out as messages); an invalid record is logged, counted and passed
+        over."""
         m = self.m
         fresh, duplicates, invalid = m.position.read(RISK_EXAMPLES, offset, value)
         self.counts["examples_duplicate"] += duplicates
         self.counts["examples_invalid"] += invalid
         if fresh:
             XS = np.array([unpack_vector(cast(bytes, e.inputs), 0, "e")[0] for e in fresh])
-            m.model.learn_labels(XS, [e.label for e in fresh])
+            y = [e.label for e in fresh]
+            errors = np.abs(np.asarray(y) - m.model.predict_labelled(XS)).tolist()
+            version = m.model.model_version
+            partitions = self.settings.topic_partitions
+            for d in m.error_drift.observe(offset, errors, [e.ts_ms for e in fresh]):
+                self.counts["drift_detections"] += 1
+                out.messages.append(detection_message(d, version, partitions))
+            m.model.learn_labels(XS, y)
             m.labels += len(fresh)
             self.counts["examples_learned"] += len(fresh)
         m.position.advance(offset, fresh)
@@ -401,9 +427,6 @@ class RiskStage:
             m.evaluator.update(MODEL_NAME, entry.score, label)
             m.evaluator.update(f"{MODEL_NAME}.anomaly", 100.0 * entry.anomaly, label)
             m.evaluator.update(f"{MODEL_NAME}.supervised", 100.0 * p, label)
-            drift = m.drift.observe_error(abs(label - p), fb.ts, m.model.model_version)
-            if drift is not None:
-                out.candidates.append(drift)
             ts = datetime.fromtimestamp(entry.ts_ms / 1000, UTC)
             meta = entry.meta()
             rows.append(

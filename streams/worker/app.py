@@ -41,6 +41,7 @@ from finpulse.streams.core.batch import Outgoing, Stage, StateFactory
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.core.state_codec import StateCodec
 from finpulse.streams.core.topics import CONSUMED_TOPICS, INPUT_TOPICS
+from finpulse.streams.stages import model_health
 from finpulse.streams.stages.alerting import STATE_NAME, AlertStage, AlertState
 from finpulse.streams.stages.risk import risk_stages
 from finpulse.streams.stages.rules import RuleEngine, RuleStage
@@ -101,7 +102,7 @@ def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
 
     >>> from finpulse.streams.core.state import MemoryState
     >>> [s.name for s in default_stages(Settings(restore_model_checkpoints=False), MemoryState)]
-    ['risk', 'service', 'channel_level', 'rules', 'service_context', 'alerting']
+    ['risk', 'service', 'channel_level', 'model_health', 'rules', 'service_context', 'alerting']
     """
     policy = load_policy(settings.policy_path)
     engine = RuleEngine(policy, WorkingDayCalendar.from_file(settings.holidays_file))
@@ -112,6 +113,9 @@ def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
         *risk_stages(settings, state, engine, store),
         service,
         channel_level,
+        model_health.ModelHealthStage(
+            policy, state(model_health.STATE_NAME, model_health.ModelHealthRecord)
+        ),
         RuleStage(engine),
         service_context,
         AlertStage(policy, state(STATE_NAME, AlertState)),
@@ -119,12 +123,12 @@ def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
 
 
 def build_app(settings: Settings) -> faust.App:
-    """A Faust app consuming the three input topics and the internal one (at-least-once,
+    """A Faust app consuming the three input topics and the internal ones (at-least-once,
     batched).
 
     >>> app = build_app(Settings())
     >>> sorted(a.split(".")[-1] for a in app.agents)
-    ['channel_minute', 'feedback', 'interaction', 'transaction']
+    ['channel_minute', 'feedback', 'interaction', 'model_detection', 'transaction']
     """
     app = FinpulseApp(
         settings.app_id,
