@@ -1,13 +1,10 @@
-"""Online evaluation of the risk models as delayed labels arrive, and drift detection.
+"""Online evaluation of the risk models as delayed labels arrive.
 
 :class:`OnlineEvaluator` keeps the last ``window`` (score at scoring time, label) pairs per
 model — a bounded, prequential view: every score was produced before its label was known —
 and computes ROC AUC, PR AUC (average precision) and precision / recall of the combined
 score at each severity threshold, with one exact numpy implementation of each metric
-(also used by ``finpulse evaluate``). :class:`DriftMonitor` runs River's Page-Hinkley on the
-log amount and on the per-customer hourly velocity of the transactions a worker scores; a
-detection becomes a ``model_health`` alert candidate. (The supervised error's detector is
-fed on the learning stream instead: :mod:`finpulse.models.stream_drift`.)
+(also used by ``finpulse evaluate``).
 
 >>> ev = OnlineEvaluator(window=100)
 >>> for i in range(40):
@@ -25,8 +22,6 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-
-from finpulse.models.alerts import AlertCandidate, Severity
 
 DEFAULT_THRESHOLDS: Mapping[str, float] = {"yellow": 60.0, "orange": 75.0, "red": 90.0}
 
@@ -142,53 +137,7 @@ class OnlineEvaluator:
 
 
 class DriftMonitor:
-    """River drift detectors on key inputs → model-health alert candidates.
-
-    >>> import random
-    >>> rng = random.Random(5)
-    >>> d = DriftMonitor(model="risk")
-    >>> from datetime import UTC, datetime
-    >>> now = datetime(2026, 1, 5, tzinfo=UTC)
-    >>> found = [d.observe_inputs(rng.gauss(8, 1), 0.0, now) for _ in range(600)]
-    >>> found += [d.observe_inputs(rng.gauss(12, 1), 0.0, now) for _ in range(200)]
-    >>> [c.rule_id for cs in found for c in cs][:1]
-    ['drift.amount_cny']
-    """
-
-    def __init__(self, model: str = "risk", ph_threshold: float = 200.0) -> None:
-        from river import drift
-
-        self.model = model
-        self.inputs = {
-            "amount_cny": drift.PageHinkley(min_instances=500, threshold=ph_threshold),
-            "txn_count_1h": drift.PageHinkley(min_instances=500, threshold=ph_threshold),
-        }
-        self.detections: dict[str, int] = {}
-
-    def observe_inputs(
-        self, amount: float, velocity: float, ts: datetime, model_version: str | None = None
-    ) -> list[AlertCandidate]:
-        """Feed one scored transaction's log amount and log hourly velocity."""
-        out = []
-        for name, value in (("amount_cny", amount), ("txn_count_1h", velocity)):
-            detector = self.inputs[name]
-            detector.update(value)
-            if detector.drift_detected:
-                evidence = {"detector": "PageHinkley", "input": name}
-                out.append(self._candidate(name, ts, evidence, model_version))
-        return out
-
-    def _candidate(
-        self, name: str, ts: datetime, evidence: dict[str, Any], model_version: str | None
-    ) -> AlertCandidate:
-        self.detections[name] = self.detections.get(name, 0) + 1
-        return AlertCandidate(
-            rule_id=f"drift.{name}",
-            domain="model_health",
-            severity=Severity.YELLOW,
-            subject_type="model",
-            subject_id=self.model,
-            ts=ts,
-            evidence={**evidence, "detections": self.detections[name]},
-            model_version=model_version,
-        )
+    """The per-worker drift detectors of risk checkpoints of format 3 and before: kept only
+    so that those checkpoints still unpickle (their migration drops it). The detectors now
+    run once for all workers: the supervised error's on the learning stream
+    (:mod:`finpulse.models.stream_drift`), the inputs' at the model's owner."""

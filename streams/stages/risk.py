@@ -21,8 +21,9 @@ statistics are the same on every partition.
 **Drift of the supervised error** is detected there too: before a record is learned, its
 examples' errors ``|label - P(fraud)|`` feed an ADWIN (:mod:`finpulse.models.stream_drift`),
 the same in every worker; each detection goes to ``finpulse.model_health``, whose owner
-raises it once (:mod:`finpulse.streams.stages.model_health`). The input-drift detectors
-(amount, velocity) still run per worker on the transactions it scores.
+raises it once (:mod:`finpulse.streams.stages.model_health`). The inputs' drift (amount,
+velocity) is judged by that owner too, on the minute sums each partition sends
+(:mod:`finpulse.streams.stages.input_drift`, state ``risk_partitions``).
 
 State: ONE keyed record per customer (``risk_customers``: a :class:`RiskCustomer`, its
 feature state, its pending scored transactions and its large-value day ledger), written once
@@ -54,7 +55,7 @@ import numpy as np
 
 from finpulse.config.settings import Settings
 from finpulse.models.alerts import AlertCandidate
-from finpulse.models.evaluation import DriftMonitor, OnlineEvaluator
+from finpulse.models.evaluation import OnlineEvaluator
 from finpulse.models.events import Feedback, FeedbackKind, Transaction
 from finpulse.models.features import FeatureConfig, FeatureState, extract_into
 from finpulse.models.ids import no_card_runs
@@ -79,7 +80,9 @@ from finpulse.sinks.checkpoints import CheckpointStore, checkpoint_row
 from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE, RISK_SCORES_TABLE
 from finpulse.streams.core.batch import KeyedState, Outgoing
 from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.state import MemoryState
 from finpulse.streams.core.topics import RISK_EXAMPLES
+from finpulse.streams.stages import input_drift
 from finpulse.streams.stages import risk_pending as pending_entry
 from finpulse.streams.stages.model_health import detection_message
 from finpulse.streams.stages.risk_legacy import pending_entries as legacy_pending_entries
@@ -123,7 +126,8 @@ class RiskModels:
     A checkpoint is ``{"format": CHECKPOINT_FORMAT, "models": RiskModels}``; ``position``
     is how far the models learned the learning stream, ``error_drift`` the supervised
     error's detector fed on that stream up to the same position. A format-3 checkpoint
-    (before that detector) is migrated with a fresh detector from its position. A format-2
+    (before that detector, with the per-worker detectors of the time) is migrated with a
+    fresh detector from its position, its per-worker detectors dropped. A format-2
     checkpoint (before the learning stream) is migrated too: its labels were learned before
     the stream existed, so the stream is learned from its start. One of another format (a
     release whose models have since changed, e.g. the hand-written learners before River,
@@ -139,7 +143,6 @@ class RiskModels:
             anomaly = RiverHalfSpaceTrees(seed=7)
         self.model = RiskModel(anomaly=anomaly)
         self.evaluator = OnlineEvaluator()
-        self.drift = DriftMonitor(MODEL_NAME)  # inputs, per worker
         self.error_drift = ErrorDrift(MODEL_NAME)  # on the learning stream
         self.labels = 0  # labels learned (from the learning stream)
         self.scored = 0
@@ -158,6 +161,7 @@ class RiskModels:
         models = blob.get("models") if isinstance(blob, dict) else None
         if fmt in cls.MIGRATED_FORMATS and isinstance(models, cls):
             models.error_drift = ErrorDrift(MODEL_NAME)
+            vars(models).pop("drift", None)  # the per-worker detectors (now pooled)
             if fmt == 2:
                 log.info("migrating a risk checkpoint of format 2: the learning stream is "
                          "learned from its start")  # fmt: skip
@@ -183,7 +187,7 @@ class RiskStage:
 
     name: ClassVar[str] = "risk"
     kinds: ClassVar[frozenset[str]] = frozenset({"transaction", "feedback"})
-    state_names: ClassVar[tuple[str, ...]] = (STATE_NAME,)
+    state_names: ClassVar[tuple[str, ...]] = (STATE_NAME, input_drift.STATE_NAME)
     learning_topic: ClassVar[str] = RISK_EXAMPLES
 
     def __init__(
@@ -194,9 +198,12 @@ class RiskStage:
         checkpoints: CheckpointStore | None = None,
         candidates: CandidateFn | None = None,
         large_value: LargeValueConfig | None = None,
+        inputs: KeyedState | None = None,
     ) -> None:
         self.settings = settings
         self.state = state
+        # per partition: the minute sums of the inputs, for the model owner's drift detectors
+        self.inputs = inputs if inputs is not None else MemoryState(input_drift.STATE_NAME)
         self.config = config or FeatureConfig()
         self.large_value = large_value
         self.checkpoints = checkpoints
@@ -270,6 +277,7 @@ class RiskStage:
         last_record: dict[str, RawRecord] = {}
         if kind == "transaction":
             scored = []
+            sources: list[RawRecord] = []
             cfg = self.config
             for event, raw in batch:
                 txn = cast(Transaction, event)
@@ -279,9 +287,10 @@ class RiskStage:
                 if self.large_value is not None:
                     features.update(self._large_value(txn, rec, features["cross_border"]))
                 scored.append((txn, features, rec))
+                sources.append(raw)
                 last_record[cid] = raw
             if scored:
-                self._score_batch(scored, out)
+                self._score_batch(scored, sources, out)
         else:
             labelled: list[Any] = []
             for event, raw in batch:
@@ -324,9 +333,13 @@ class RiskStage:
         return rec
 
     def _score_batch(
-        self, scored: list[tuple[Transaction, dict[str, Any], RiskCustomer]], out: BatchOutput
+        self,
+        scored: list[tuple[Transaction, dict[str, Any], RiskCustomer]],
+        sources: list[RawRecord],
+        out: BatchOutput,
     ) -> None:
-        """Score a batch with the model as of its start, then let the anomaly part learn it."""
+        """Score a batch with the model as of its start, then let the anomaly part learn it;
+        count the drift inputs into their partitions' minutes."""
         m = self.m
         X = features_matrix([f for _, f, _ in scored])
         XA = m.model.anomaly_frame(X)  # one frame for the anomaly part's scoring and learning
@@ -337,21 +350,23 @@ class RiskStage:
         m.model.learn_many(X, XA)
         m.scored += len(scored)
         self.counts["scored"] += len(scored)
-        drift = m.drift
+        parts: dict[int, input_drift.InputMinutes] = {}
         ttl_ms = int(self.settings.risk_pending_ttl_s * 1000)
         keep = self.settings.risk_pending_max
         score_rows = []
         annotations = out.annotations
         expired = 0
-        for (txn, f, rec), a, amount, vel, inputs in zip(
-            scored, assessments, amounts, velocity, packed, strict=True
+        for (txn, f, rec), raw, a, amount, vel, inputs in zip(
+            scored, sources, assessments, amounts, velocity, packed, strict=True
         ):
             ts_s = txn.ts.timestamp()
             ts_ms = int(ts_s * 1000)
             ts = datetime.fromtimestamp(ts_ms / 1000, UTC)  # ms, as stored: the label row matches
             eid = txn.event_id
-            for c in drift.observe_inputs(amount, vel, ts, a.model_version):
-                out.candidates.append(c)
+            part = parts.get(raw.partition)
+            if part is None:
+                part = parts[raw.partition] = self._input_minutes(raw.partition)
+            input_drift.record_input(part, ts_ms, amount, vel)
             reasons = list(a.reason_codes)
             ann = annotations.get(eid)
             if ann is None:
@@ -402,6 +417,30 @@ class RiskStage:
             expired += pending_entry.prune(pending, ts_ms - ttl_ms, keep)
         out.add_rows(RISK_SCORES_TABLE, score_rows)
         self.counts["pending_expired"] += expired
+        self._close_inputs(parts, sources, out)
+
+    def _input_minutes(self, partition: int) -> input_drift.InputMinutes:
+        part = self.inputs.get(f"p{partition}")
+        return input_drift.InputMinutes() if part is None else part
+
+    def _close_inputs(
+        self,
+        parts: dict[int, input_drift.InputMinutes],
+        sources: list[RawRecord],
+        out: BatchOutput,
+    ) -> None:
+        """Send each partition's newly closed input minutes to the model's owner; keep the
+        open ones (with the partition's last record of the batch)."""
+        last = {raw.partition: raw for raw in sources}
+        s = self.settings
+        grace_ms = int(s.drift_grace_s * 1000)
+        for partition, part in parts.items():
+            message = input_drift.close_inputs(
+                part, MODEL_NAME, partition, grace_ms=grace_ms, partitions=s.topic_partitions
+            )
+            if message is not None:
+                out.messages.append(message)
+            self.inputs.put(f"p{partition}", part, last[partition])
 
     def _label(self, fb: Feedback, raw: RawRecord, rec: RiskCustomer, labelled: list[Any]) -> bool:
         """Join one fraud label to its pending transaction; True if it matched one."""
@@ -537,6 +576,12 @@ def risk_stages(
     large_value = engine.large_value if engine else None
     customers = state(STATE_NAME, RiskCustomer)
     stage = RiskStage(
-        settings, customers, config, checkpoints=store, candidates=fn, large_value=large_value
+        settings,
+        customers,
+        config,
+        checkpoints=store,
+        candidates=fn,
+        large_value=large_value,
+        inputs=state(input_drift.STATE_NAME, input_drift.InputMinutes),
     )
     return (stage,)

@@ -114,7 +114,7 @@ def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
         service,
         channel_level,
         model_health.ModelHealthStage(
-            policy, state(model_health.STATE_NAME, model_health.ModelHealthRecord)
+            settings, policy, state(model_health.STATE_NAME, model_health.ModelHealthRecord)
         ),
         RuleStage(engine),
         service_context,
@@ -127,8 +127,9 @@ def build_app(settings: Settings) -> faust.App:
     batched).
 
     >>> app = build_app(Settings())
-    >>> sorted(a.split(".")[-1] for a in app.agents)
-    ['channel_minute', 'feedback', 'interaction', 'model_detection', 'transaction']
+    >>> sorted(a.split(".")[-1] for a in app.agents)  # doctest: +NORMALIZE_WHITESPACE
+    ['channel_minute', 'feedback', 'interaction', 'model_detection', 'model_input_minute',
+     'transaction']
     """
     app = FinpulseApp(
         settings.app_id,

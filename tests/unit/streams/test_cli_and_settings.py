@@ -21,6 +21,7 @@ def test_schema_command_prints_every_json_schema(capsys):
         "feedback",
         "channel_minute",
         "model_detection",
+        "model_input_minute",
         "deadletter",
         "alert",
     }

@@ -13,6 +13,7 @@ import numpy as np
 
 from finpulse.config.policy import load_policy
 from finpulse.config.settings import Settings
+from finpulse.models.evaluation import DriftMonitor
 from finpulse.models.learning import Example, ExampleBatch, encode_batch
 from finpulse.models.packing import pack_rows
 from finpulse.models.risk import SUPERVISED_NAMES
@@ -119,21 +120,17 @@ def test_a_format_3_checkpoint_is_migrated_with_a_fresh_detector_at_its_position
     old = risk_stage()
     learn(old, stream[:5])
     models = pickle.loads(pickle.dumps(old.m))
-    del models.error_drift  # as a format-3 pickle has it
+    del models.error_drift  # as a format-3 pickle has it, with the per-worker detectors
+    models.drift = DriftMonitor()
     store = MemoryCheckpoints()
     store.save_row(checkpoint_row("risk", "risk-v1+200", 200, {"format": 3, "models": models}))
     with caplog.at_level("INFO"):
         restored = risk_stage(store)
     assert "migrating a risk checkpoint of format 3" in caplog.text
     assert restored.learning_offset() == 5 and restored.m.error_drift.fed == 0
-    assert isinstance(restored.m.error_drift, ErrorDrift)
+    assert isinstance(restored.m.error_drift, ErrorDrift) and not hasattr(restored.m, "drift")
     learn(restored, stream)  # it goes on learning and detecting
     assert restored.m.error_drift.fed == PER_RECORD * (GOOD + FLIPPED - 5)
-
-
-def test_labels_joined_by_a_worker_no_longer_feed_a_detector_of_its_own():
-    stage = risk_stage()
-    assert not hasattr(stage.m.drift, "error")  # only the inputs' detectors remain per worker
 
 
 # ------------------------------------------------------------------------ raised by the owner
@@ -149,7 +146,7 @@ class Owner:
         def stages(s: Settings, state: Any) -> tuple[Any, ...]:
             return (
                 model_health.ModelHealthStage(
-                    policy, state(model_health.STATE_NAME, model_health.ModelHealthRecord)
+                    s, policy, state(model_health.STATE_NAME, model_health.ModelHealthRecord)
                 ),
                 alerting.AlertStage(policy, state(alerting.STATE_NAME, alerting.AlertState)),
             )
