@@ -63,12 +63,14 @@ class ErrorDrift:
     Pickled with the model in its checkpoint, so a restored worker resumes it where the
     model's learned position is."""
 
-    def __init__(self, model: str, delta: float = 0.002) -> None:
+    def __init__(self, model: str, detector: str = SUPERVISED_ERROR, delta: float = 0.002) -> None:
         from river import drift
 
         self.model = model
+        self.detector = detector  # rule drift.<detector>
         self.adwin = drift.ADWIN(delta=delta)
         self.fed = 0  # errors fed
+        self.last_ts_ms = 0  # the newest example time fed
         self.detections = 0  # rises of the error
         self.improvements = 0  # falls of the error (not raised)
 
@@ -80,6 +82,7 @@ class ErrorDrift:
         found = []
         adwin = self.adwin
         for index, (error, ms) in enumerate(zip(errors, ts_ms, strict=True)):
+            self.last_ts_ms = max(self.last_ts_ms, ms)
             before = adwin.estimation  # the mean over the window, before the cut
             adwin.update(float(error))
             self.fed += 1
@@ -96,5 +99,6 @@ class ErrorDrift:
                     "errors_fed": self.fed,
                     "detections": self.detections,
                 }
-                found.append(Detection(self.model, SUPERVISED_ERROR, offset, index, ms, evidence))
+                at = ms or self.last_ts_ms  # an example of an older release has no time
+                found.append(Detection(self.model, self.detector, offset, index, at, evidence))
         return found
