@@ -8,6 +8,10 @@ supervised error at the same stream positions and sends each detection to
 alert whose occurrences are the distinct detections. A worker killed and started again
 replays the stream from its start (no checkpoint yet) and sends its detections again: the
 alert does not change.
+
+A jump in the amounts scored over two workers raises the one ``drift.amount_cny`` alert the
+same transactions raise offline in one pipeline: the model's owner pools every
+partition's minutes.
 """
 
 from __future__ import annotations
@@ -19,7 +23,13 @@ from typing import Any
 
 import pytest
 
+from finpulse.config.settings import Settings
+from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.partitioning import key_partition
 from finpulse.streams.core.topics import ALERTS, FEEDBACK, MODEL_HEALTH, RISK_EXAMPLES, TRANSACTIONS
+from finpulse.streams.worker.app import default_stages
+from finpulse.streams.worker.loopback import Loopback
+from finpulse.streams.worker.pipeline import Pipeline
 from tests import factories as f
 from tests.waiting import wait_for
 
@@ -140,3 +150,81 @@ def test_a_drift_of_the_labelled_stream_over_three_workers_raises_one_alert_per_
     assert owner_settled == [detections], owner_settled
     again = [json.loads(m.value) for m in env.consume(ALERTS, 10**6, timeout_s=3)]
     assert [a for a in again if a["rule_id"] == RULE] == drift
+
+
+# ------------------------------------------------------------------------------ input drift
+
+PER_MINUTE, MINUTES, JUMP_AT = 30, 40, 20
+POOL_WAIT = {"drift_pool_wait_s": 86400.0}  # the owner waits for both partitions' minutes
+
+
+def _amounts_jump() -> list[dict[str, Any]]:
+    """Transactions of customers seen once (their velocity stays the same) on both
+    partitions, amounts ten times higher from minute ``JUMP_AT``; then one transaction per
+    partition well later, which closes every minute on both."""
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
+    txns = []
+    for m in range(MINUTES):
+        for k in range(PER_MINUTE):
+            txns.append(
+                f.transaction(
+                    event_id=f"ij-{m}-{k}",
+                    customer_id=f"ij-{m}-{k}",
+                    ts=(start + timedelta(minutes=m, seconds=2 * k)).isoformat(),
+                    amount=(80.0 if m < JUMP_AT else 800.0) * (1 + 0.01 * (k % 7)),
+                )
+            )
+    closers = {}
+    for k in range(100):
+        cid = f"ij-close-{k}"
+        closers.setdefault(key_partition(cid.encode(), 2), cid)
+    for cid in closers.values():
+        txns.append(
+            f.transaction(customer_id=cid, ts=(start + timedelta(minutes=MINUTES + 5)).isoformat())
+        )
+    return txns
+
+
+def _offline_alerts(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The input-drift alerts of the same transactions replayed offline, partitioned as the
+    broker partitions them, every internal message fed back at once."""
+    settings = Settings(
+        restore_model_checkpoints=False, satisfaction_checkpoint_every=0, topic_partitions=2,
+        **POOL_WAIT,
+    )  # fmt: skip
+    loop = Loopback(Pipeline(settings, default_stages))
+    offsets = Counter[int]()
+    records = []
+    for e in events:
+        p = key_partition(e["customer_id"].encode(), 2)
+        records.append(RawRecord(TRANSACTIONS, p, offsets[p], f.encode(e)))
+        offsets[p] += 1
+    outs = [
+        o
+        for k in range(0, len(records), 100)
+        for o in loop.process("transaction", records[k : k + 100])
+    ]
+    return [
+        json.loads(m.value or b"")
+        for o in outs
+        for m in o.messages
+        if m.topic == ALERTS and json.loads(m.value or b"")["rule_id"].startswith("drift.")
+    ]
+
+
+def test_an_amount_jump_over_two_workers_raises_the_alert_one_worker_would(env):
+    events = _amounts_jump()
+    expected = _offline_alerts(events)
+    assert [(a["rule_id"], a["status"]) for a in expected] == [("drift.amount_cny", "new")]
+    workers = [env.worker(name=f"w{k}", **POOL_WAIT) for k in range(2)]
+    wait_for(lambda: all(w.stats() for w in workers), 90, "two workers running")
+    _send(env, TRANSACTIONS, events)
+    env.wait_rows("risk_scores", len(events), timeout_s=180)
+
+    def raised() -> list[dict[str, Any]]:
+        published = [json.loads(m.value) for m in env.consume(ALERTS, 10**6, timeout_s=3)]
+        return [a for a in published if a["rule_id"].startswith("drift.")]
+
+    got = wait_for(raised, 120, "the input-drift alert")
+    keys = ("rule_id", "status", "subject_id", "alert_id", "first_seen", "evidence")
+    assert [{k: a[k] for k in keys} for a in got] == [{k: a[k] for k in keys} for a in expected]
