@@ -192,6 +192,10 @@ class Runtime:
             "notified": self.notified,
             "notify_failed": self.notify_failed,
             "counts": dict(self.pipeline.counts),
+            # each stage's own counters (e.g. model_health: detections raised, copies dropped)
+            "stages": {
+                s.name: dict(c) for s in self.pipeline.stages if (c := getattr(s, "counts", None))
+            },
             # per learning stream: the next offset this worker's model learns, its digest
             "learned": {
                 t: {"to": s.learning_offset(), "digest": s.learned_digest()}

@@ -100,6 +100,15 @@ def _stream_end(env: Any) -> int:
     return len(env.consume(RISK_EXAMPLES, 10**6, timeout_s=3))
 
 
+def _owner_counts(workers: list[Any]) -> tuple[int, int]:
+    """Detections raised and copies dropped by the model-health stage, over the workers."""
+    counts = [w.stats().get("stages", {}).get("model_health", {}) for w in workers]
+    return (
+        sum(c.get("model_health.raised", 0) for c in counts),
+        sum(c.get("model_health.repeated", 0) for c in counts),
+    )
+
+
 def _learned(workers: list[Any], end: int) -> bool:
     return all(
         w.stats().get("learned", {}).get(RISK_EXAMPLES, {}).get("to") == end for w in workers
@@ -130,6 +139,11 @@ def test_a_drift_of_the_labelled_stream_over_three_workers_raises_one_alert_per_
         wait_for(lambda: [n for _, n in _alert_rows(env)] == [detections], 120, "the alert")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; rows {_alert_rows(env)}, {detections} detections") from None
+    wait_for(
+        lambda: _owner_counts(workers) == (detections, 2 * detections),
+        30,
+        "the owner's counts: each detection raised once, the other copies dropped",
+    )
     published = [json.loads(m.value) for m in env.consume(ALERTS, 10**6, timeout_s=3)]
     drift = [a for a in published if a["rule_id"] == RULE]
     # new once; escalated every third repeat (escalate_every: 3), yellow to orange to red
