@@ -138,7 +138,10 @@ def test_a_drift_of_the_labelled_stream_over_three_workers_raises_one_alert_per_
     try:
         wait_for(lambda: [n for _, n in _alert_rows(env)] == [detections], 120, "the alert")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; rows {_alert_rows(env)}, {detections} detections") from None
+        raise AssertionError(
+            f"{exc}; rows {_alert_rows(env)}, {detections} detections, owner counts "
+            f"{_owner_counts(workers)}, {copies}"
+        ) from None
     wait_for(
         lambda: _owner_counts(workers) == (detections, 2 * detections),
         30,
