@@ -50,6 +50,9 @@ STATE_NAME = "risk_partitions"
 DETECTORS = ("amount_cny", "txn_count_1h")  # rule drift.<name>; a cell's sums, in order
 MIN_INSTANCES = 500  # transactions before a detector may fire
 THRESHOLD = 200.0  # Page-Hinkley threshold on the cumulative deviation
+# Sums are sent rounded: a float's long run of fraction digits can read as a Luhn-valid card
+# number to the input guard's PCI DSS masking (finpulse.models.masking), breaking the JSON
+SUM_DECIMALS = 4
 
 
 class InputMinutes(msgspec.Struct, array_like=True):
@@ -100,7 +103,12 @@ def close_inputs(
             "source_partition": source,
             "closed_minute": _ts(closable),
             "minutes": [
-                {"minute": _ts(m), "transactions": int(n), "amount_sum": a, "velocity_sum": v}
+                {
+                    "minute": _ts(m),
+                    "transactions": int(n),
+                    "amount_sum": round(a, SUM_DECIMALS),
+                    "velocity_sum": round(v, SUM_DECIMALS),
+                }
                 for m, (n, a, v) in sorted(done.items())
             ],
         },

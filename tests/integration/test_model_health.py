@@ -188,7 +188,7 @@ def _amounts_jump() -> list[dict[str, Any]]:
                     event_id=f"ij-{m}-{k}",
                     customer_id=f"ij-{m}-{k}",
                     ts=(start + timedelta(minutes=m, seconds=2 * k)).isoformat(),
-                    amount=(80.0 if m < JUMP_AT else 800.0) * (1 + 0.01 * (k % 7)),
+                    amount=round((80.0 if m < JUMP_AT else 800.0) * (1 + 0.01 * (k % 7)), 2),
                 )
             )
     closers = {}

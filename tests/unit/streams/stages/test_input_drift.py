@@ -136,7 +136,7 @@ def transactions(minutes: int, per_minute: int) -> list[RawRecord]:
                 event_id=f"t-{m}-{k}",
                 customer_id=cid,
                 ts=(T0 + timedelta(minutes=m, seconds=k * 60 // per_minute)).isoformat(),
-                amount=(80.0 if m < 20 else 800.0) * (1 + 0.01 * (k % 5)),
+                amount=round((80.0 if m < 20 else 800.0) * (1 + 0.01 * (k % 5)), 2),
                 channel="app",
                 txn_type="card_payment",
             )
@@ -168,3 +168,17 @@ def test_an_amount_jump_spread_over_two_partitions_raises_one_alert():
         ("drift.amount_cny", "risk", "new")
     ]
     assert raised[0]["evidence"]["minute"] >= (T0 + timedelta(minutes=20)).isoformat()
+
+
+def test_the_sums_are_sent_short_enough_to_pass_the_card_number_masking():
+    part = InputMinutes()
+    for k in range(7):
+        record_input(part, T0_MS + k * 1000, 1 / 3 + k * 1.1, 2 / 7)  # long fractions
+    record_input(part, T0_MS + 2 * MINUTE_MS, 0.0, 0.0)
+    sent = close_inputs(part, "risk", 0, grace_ms=20_000, partitions=2)
+    assert sent is not None
+    cell = json.loads(sent.value or b"")["minutes"][0]
+    assert all(len(str(cell[k]).split(".")[1]) <= 4 for k in ("amount_sum", "velocity_sum"))
+    pipeline = Pipeline(Settings(topic_partitions=2), lambda s, st: ())
+    out = pipeline.process("model_input_minute", [RawRecord(MODEL_INPUTS, 0, 0, sent.value)])
+    assert out.deadletters == [] and out.valid_count == 1
