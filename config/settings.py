@@ -218,6 +218,19 @@ class Settings(BaseSettings):
     risk_checkpoint_every_events: int = Field(
         50000, ge=0, description="...or after this many scored transactions (0 = never)"
     )
+    drift_grace_s: float = Field(
+        20.0,
+        ge=0,
+        description="a partition closes a minute of scored transactions for the input-drift "
+        "detectors when its event time passes the minute's end plus this grace",
+    )
+    drift_pool_wait_s: float = Field(
+        60.0,
+        ge=0,
+        description="the model's owner feeds a pooled minute to the input-drift detectors once "
+        "every partition has closed it, or once the leading partition is this much event "
+        "time past it (a lagging partition's later transactions of it are then not counted)",
+    )
     restore_model_checkpoints: bool = Field(
         True,
         description="restore each online model (risk, satisfaction) from its latest "

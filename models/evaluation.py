@@ -1,12 +1,10 @@
-"""Online evaluation of the risk models as delayed labels arrive, and drift detection.
+"""Online evaluation of the risk models as delayed labels arrive.
 
 :class:`OnlineEvaluator` keeps the last ``window`` (score at scoring time, label) pairs per
 model — a bounded, prequential view: every score was produced before its label was known —
 and computes ROC AUC, PR AUC (average precision) and precision / recall of the combined
 score at each severity threshold, with one exact numpy implementation of each metric
-(also used by ``finpulse evaluate``). :class:`DriftMonitor` runs River drift detectors: ADWIN
-on the supervised model's absolute error, Page-Hinkley on the log amount and on the
-per-customer hourly velocity; a detection becomes a ``model_health`` alert candidate.
+(also used by ``finpulse evaluate``).
 
 >>> ev = OnlineEvaluator(window=100)
 >>> for i in range(40):
@@ -24,8 +22,6 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-
-from finpulse.models.alerts import AlertCandidate, Severity
 
 DEFAULT_THRESHOLDS: Mapping[str, float] = {"yellow": 60.0, "orange": 75.0, "red": 90.0}
 
@@ -141,70 +137,7 @@ class OnlineEvaluator:
 
 
 class DriftMonitor:
-    """River drift detectors on model error and key inputs → model-health alert candidates.
-
-    >>> import random
-    >>> rng = random.Random(5)
-    >>> d = DriftMonitor(model="risk")
-    >>> from datetime import UTC, datetime
-    >>> now = datetime(2026, 1, 5, tzinfo=UTC)
-    >>> found = [d.observe_error(abs(rng.random() * 0.2), now) for _ in range(500)]
-    >>> found += [d.observe_error(0.8 + rng.random() * 0.2, now) for _ in range(200)]
-    >>> [c.rule_id for c in found if c][:1]
-    ['drift.supervised_error']
-    """
-
-    def __init__(
-        self, model: str = "risk", ph_threshold: float = 200.0, adwin_delta: float = 0.002
-    ) -> None:
-        from river import drift
-
-        self.model = model
-        self.error = drift.ADWIN(delta=adwin_delta)
-        self.inputs = {
-            "amount_cny": drift.PageHinkley(min_instances=500, threshold=ph_threshold),
-            "txn_count_1h": drift.PageHinkley(min_instances=500, threshold=ph_threshold),
-        }
-        self.detections: dict[str, int] = {}
-
-    def observe_error(
-        self, error: float, ts: datetime, model_version: str | None = None
-    ) -> AlertCandidate | None:
-        """Feed the absolute error of one labelled prediction."""
-        self.error.update(error)
-        if self.error.drift_detected:
-            return self._candidate(
-                "supervised_error",
-                ts,
-                {"detector": "ADWIN", "error_mean": round(self.error.estimation, 4)},
-                model_version,
-            )
-        return None
-
-    def observe_inputs(
-        self, amount: float, velocity: float, ts: datetime, model_version: str | None = None
-    ) -> list[AlertCandidate]:
-        """Feed one scored transaction's log amount and log hourly velocity."""
-        out = []
-        for name, value in (("amount_cny", amount), ("txn_count_1h", velocity)):
-            detector = self.inputs[name]
-            detector.update(value)
-            if detector.drift_detected:
-                evidence = {"detector": "PageHinkley", "input": name}
-                out.append(self._candidate(name, ts, evidence, model_version))
-        return out
-
-    def _candidate(
-        self, name: str, ts: datetime, evidence: dict[str, Any], model_version: str | None
-    ) -> AlertCandidate:
-        self.detections[name] = self.detections.get(name, 0) + 1
-        return AlertCandidate(
-            rule_id=f"drift.{name}",
-            domain="model_health",
-            severity=Severity.YELLOW,
-            subject_type="model",
-            subject_id=self.model,
-            ts=ts,
-            evidence={**evidence, "detections": self.detections[name]},
-            model_version=model_version,
-        )
+    """The per-worker drift detectors of risk checkpoints of format 3 and before: kept only
+    so that those checkpoints still unpickle (their migration drops it). The detectors now
+    run once for all workers: the supervised error's on the learning stream
+    (:mod:`finpulse.models.stream_drift`), the inputs' at the model's owner."""

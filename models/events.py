@@ -248,6 +248,70 @@ class ChannelMinutes(BaseModel):
     surveys: Annotated[list[MinuteSurveys], Field(max_length=1440)] = []  # absent: none
 
 
+class ModelDetection(BaseModel):
+    """A drift that a shared model's detector found on the model's learning stream, on the
+    internal topic ``finpulse.model_health`` (keyed by model): every worker sends it, the
+    owner of the model's partition raises it once
+    (``streams/stages/model_health.py``). Its position (``stream_offset``, ``index``) is
+    the same in every worker (``models/stream_drift.py``).
+
+    >>> m = ModelDetection.model_validate_json(
+    ...     '{"event_id": "risk|supervised_error|8|14", "ts": "2026-01-05T10:03:20+00:00",'
+    ...     ' "model": "risk", "detector": "supervised_error", "stream_offset": 8,'
+    ...     ' "index": 14, "evidence": {"detector": "ADWIN", "error_mean": 0.41}}')
+    >>> (m.stream_offset, m.index), m.evidence["error_mean"]
+    ((8, 14), 0.41)
+    """
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
+
+    event_id: Id  # {model}|{detector}|{stream offset}|{index}: the same in every worker
+    ts: Timestamp  # event time of the example that triggered it
+    model: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
+    detector: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
+    stream_offset: Annotated[int, Field(ge=0)]
+    index: Annotated[int, Field(ge=0)]
+    evidence: Annotated[dict[str, float | int | str], Field(max_length=16)] = {}
+    model_version: OptionalId = None
+
+
+class InputMinute(BaseModel):
+    """The sums of a model's inputs over the transactions one source partition scored in one
+    minute (what a pooled minute mean is made of)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
+
+    minute: Timestamp  # start of the minute
+    transactions: Annotated[int, Field(ge=1)]
+    amount_sum: float  # of the log amounts (CNY)
+    velocity_sum: float  # of the log hourly transaction counts
+
+
+class ModelInputMinutes(BaseModel):
+    """What one source partition closed of a model's inputs, on the internal topic
+    ``finpulse.model_inputs`` (keyed by model): the sums of its newly closed minutes and the
+    newest minute it has closed. The model's owner pools them and runs the input-drift
+    detectors once on all partitions (``streams/stages/input_drift.py``).
+
+    >>> m = ModelInputMinutes.model_validate_json(
+    ...     '{"event_id": "risk|p1|2026-01-05T10:02:00+00:00", "ts": "2026-01-05T10:03:20+00:00",'
+    ...     ' "model": "risk", "source_partition": 1, "closed_minute": "2026-01-05T10:02:00+00:00",'
+    ...     ' "minutes": [{"minute": "2026-01-05T10:02:00+00:00", "transactions": 3,'
+    ...     ' "amount_sum": 21.5, "velocity_sum": 1.2}]}')
+    >>> m.minutes[0].transactions
+    3
+    """
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
+
+    event_id: Id  # {model}|p{source partition}|{closed minute}: the same on a re-run
+    ts: Timestamp  # event time at which the source closed ``closed_minute``
+    model: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
+    source_partition: Annotated[int, Field(ge=0, le=100_000)]
+    closed_minute: Timestamp
+    minutes: Annotated[list[InputMinute], Field(max_length=1440)] = []
+
+
 class DeadLetter(BaseModel):
     """An input that could not be processed, with everything needed to replay it.
 
@@ -291,5 +355,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "interaction": Interaction,
     "feedback": Feedback,
     "channel_minute": ChannelMinutes,  # internal: finpulse.channel_minutes
+    "model_detection": ModelDetection,  # internal: finpulse.model_health
+    "model_input_minute": ModelInputMinutes,  # internal: finpulse.model_inputs
     "deadletter": DeadLetter,
 }

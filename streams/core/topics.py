@@ -39,7 +39,17 @@ LEARNING_TOPICS: tuple[str, ...] = (RISK_EXAMPLES, SATISFACTION_EXAMPLES)
 # Written and read by the workers themselves: per-channel minute counts re-keyed by channel,
 # so that one owner judges each channel's pooled service level (streams/stages/service).
 CHANNEL_MINUTES = "finpulse.channel_minutes"
-INTERNAL_TOPICS: dict[str, str] = {CHANNEL_MINUTES: "channel_minute"}  # topic -> event kind
+# A shared model's drift detections, keyed by model, so one owner raises each once
+# (streams/stages/model_health.py).
+MODEL_HEALTH = "finpulse.model_health"
+# Each partition's minute sums of a model's inputs, keyed by model, so one owner runs the
+# input-drift detectors on all of them (streams/stages/input_drift.py).
+MODEL_INPUTS = "finpulse.model_inputs"
+INTERNAL_TOPICS: dict[str, str] = {  # topic -> event kind
+    CHANNEL_MINUTES: "channel_minute",
+    MODEL_HEALTH: "model_detection",
+    MODEL_INPUTS: "model_input_minute",
+}
 CONSUMED_TOPICS: dict[str, str] = {**INPUT_TOPICS, **INTERNAL_TOPICS}
 ALL_TOPICS: tuple[str, ...] = (*INPUT_TOPICS, *OUTPUT_TOPICS, *INTERNAL_TOPICS, *LEARNING_TOPICS)
 

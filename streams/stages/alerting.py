@@ -86,7 +86,14 @@ class AlertStage:
 
     name: ClassVar[str] = "alerting"
     kinds: ClassVar[frozenset[str]] = frozenset(
-        {"transaction", "interaction", "feedback", "channel_minute"}
+        {
+            "transaction",
+            "interaction",
+            "feedback",
+            "channel_minute",
+            "model_detection",
+            "model_input_minute",
+        }
     )
     state_names: ClassVar[tuple[str, ...]] = (STATE_NAME,)
 

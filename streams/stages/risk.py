@@ -6,8 +6,8 @@ and ``"risk"`` for later stages, a ``risk_scores`` row, and the scored inputs ke
 *pending* in the customer's state record until a label arrives or the TTL ends. For
 each ``fraud_confirmed`` / ``fraud_cleared`` feedback (keyed by customer, so on the
 same partition as the transaction): the pending inputs are looked up by
-``ref_event_id``, online metrics and drift detectors are updated (the label against the
-supervised part as it is), the ``risk_scores`` row is re-written with its label, and the
+``ref_event_id``, online metrics are updated (the label against the supervised part as
+it is), the ``risk_scores`` row is re-written with its label, and the
 labelled example goes to the model's learning stream (``finpulse.learning.risk``,
 :mod:`finpulse.models.learning`) as a message of the batch's output.
 
@@ -17,6 +17,13 @@ learn the same examples in the same order and hold the same supervised part, whi
 partitions they own. A duplicate example (a batch re-run after a crash) is skipped by its
 source position. The anomaly part learns from the transactions a worker scores: its input
 statistics are the same on every partition.
+
+**Drift of the supervised error** is detected there too: before a record is learned, its
+examples' errors ``|label - P(fraud)|`` feed an ADWIN (:mod:`finpulse.models.stream_drift`),
+the same in every worker; each detection goes to ``finpulse.model_health``, whose owner
+raises it once (:mod:`finpulse.streams.stages.model_health`). The inputs' drift (amount,
+velocity) is judged by that owner too, on the minute sums each partition sends
+(:mod:`finpulse.streams.stages.input_drift`, state ``risk_partitions``).
 
 State: ONE keyed record per customer (``risk_customers``: a :class:`RiskCustomer`, its
 feature state, its pending scored transactions and its large-value day ledger), written once
@@ -48,7 +55,7 @@ import numpy as np
 
 from finpulse.config.settings import Settings
 from finpulse.models.alerts import AlertCandidate
-from finpulse.models.evaluation import DriftMonitor, OnlineEvaluator
+from finpulse.models.evaluation import OnlineEvaluator
 from finpulse.models.events import Feedback, FeedbackKind, Transaction
 from finpulse.models.features import FeatureConfig, FeatureState, extract_into
 from finpulse.models.ids import no_card_runs
@@ -70,12 +77,16 @@ from finpulse.models.risk import (
     RiskModel,
     features_matrix,
 )
+from finpulse.models.stream_drift import ErrorDrift
 from finpulse.sinks.checkpoints import CheckpointStore, checkpoint_row
 from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE, RISK_SCORES_TABLE
 from finpulse.streams.core.batch import KeyedState, Outgoing
 from finpulse.streams.core.decode import RawRecord
+from finpulse.streams.core.state import MemoryState
 from finpulse.streams.core.topics import RISK_EXAMPLES
+from finpulse.streams.stages import input_drift
 from finpulse.streams.stages import risk_pending as pending_entry
+from finpulse.streams.stages.model_health import detection_message
 from finpulse.streams.stages.risk_legacy import pending_entries as legacy_pending_entries
 from finpulse.streams.stages.risk_pending import PendingScore
 
@@ -123,18 +134,20 @@ class RiskModels:
     """Everything the stage learns (River estimators inside), pickled as one checkpoint.
 
     A checkpoint is ``{"format": CHECKPOINT_FORMAT, "models": RiskModels}``; ``position``
-    is how far the models learned the learning stream. A format-2 checkpoint (before the
-    learning stream) is migrated: its labels were learned before the stream existed, so the
-    stream is learned from its start. A format-3 checkpoint (a position with the highest
-    source offset learned per partition) loads as it is: that offset becomes the
-    position's floor (:class:`~finpulse.models.learning.LearnedPosition`). One of another
-    format (a release whose models have since changed, e.g. the hand-written learners
-    before River, pickled bare) is ignored with a log line: the models start fresh.
+    is how far the models learned the learning stream, ``error_drift`` the supervised
+    error's detector fed on that stream up to the same position. A format-3 checkpoint
+    (before that detector, with the per-worker detectors of the time) is migrated with a
+    fresh detector from its position, its per-worker detectors dropped; its position's
+    highest source offset learned per partition becomes the position's floor
+    (:class:`~finpulse.models.learning.LearnedPosition`). A format-2 checkpoint (before the
+    learning stream) is migrated too: its labels were learned before the stream existed, so
+    the stream is learned from its start. One of another format (a release whose models
+    have since changed, e.g. the hand-written learners before River, pickled bare) is
+    ignored with a log line: the models start fresh.
     """
 
     CHECKPOINT_FORMAT: ClassVar[int] = 4
-    MIGRATED_FORMATS: ClassVar[frozenset[int]] = frozenset({2})
-    LOADED_FORMATS: ClassVar[frozenset[int]] = frozenset({3, 4})
+    MIGRATED_FORMATS: ClassVar[frozenset[int]] = frozenset({2, 3})
 
     def __init__(self, settings: Settings) -> None:
         anomaly = None
@@ -142,7 +155,7 @@ class RiskModels:
             anomaly = RiverHalfSpaceTrees(seed=7)
         self.model = RiskModel(anomaly=anomaly)
         self.evaluator = OnlineEvaluator()
-        self.drift = DriftMonitor(MODEL_NAME)
+        self.error_drift = ErrorDrift(MODEL_NAME)  # on the learning stream
         self.labels = 0  # labels learned (from the learning stream)
         self.scored = 0
         self.position = LearnedPosition()
@@ -159,12 +172,18 @@ class RiskModels:
         fmt = blob.get("format") if isinstance(blob, dict) else None
         models = blob.get("models") if isinstance(blob, dict) else None
         if fmt in cls.MIGRATED_FORMATS and isinstance(models, cls):
-            log.info("migrating a risk checkpoint of format %s: the learning stream is "
-                     "learned from its start", fmt)  # fmt: skip
-            models.position = LearnedPosition()
-            models.model.n_joined = list(models.model.supervised.n_seen)
+            models.error_drift = ErrorDrift(MODEL_NAME)
+            vars(models).pop("drift", None)  # the per-worker detectors (now pooled)
+            if fmt == 2:
+                log.info("migrating a risk checkpoint of format 2: the learning stream is "
+                         "learned from its start")  # fmt: skip
+                models.position = LearnedPosition()
+                models.model.n_joined = list(models.model.supervised.n_seen)
+            else:
+                log.info("migrating a risk checkpoint of format %s: the supervised error's "
+                         "drift detector starts at %r", fmt, models.position)  # fmt: skip
             return models
-        if fmt not in cls.LOADED_FORMATS or not isinstance(models, cls):
+        if fmt != cls.CHECKPOINT_FORMAT or not isinstance(models, cls):
             log.warning(
                 "ignoring a risk checkpoint of format %s (this release reads format %d): "
                 "the risk models start fresh",
@@ -180,7 +199,7 @@ class RiskStage:
 
     name: ClassVar[str] = "risk"
     kinds: ClassVar[frozenset[str]] = frozenset({"transaction", "feedback"})
-    state_names: ClassVar[tuple[str, ...]] = (STATE_NAME,)
+    state_names: ClassVar[tuple[str, ...]] = (STATE_NAME, input_drift.STATE_NAME)
     learning_topic: ClassVar[str] = RISK_EXAMPLES
 
     def __init__(
@@ -191,9 +210,12 @@ class RiskStage:
         checkpoints: CheckpointStore | None = None,
         candidates: CandidateFn | None = None,
         large_value: LargeValueConfig | None = None,
+        inputs: KeyedState | None = None,
     ) -> None:
         self.settings = settings
         self.state = state
+        # per partition: the minute sums of the inputs, for the model owner's drift detectors
+        self.inputs = inputs if inputs is not None else MemoryState(input_drift.STATE_NAME)
         self.config = config or FeatureConfig()
         self.large_value = large_value
         self.checkpoints = checkpoints
@@ -211,6 +233,7 @@ class RiskStage:
             "examples_duplicate": 0,
             "examples_invalid": 0,
             "examples_other_schema": 0,
+            "drift_detections": 0,  # of the supervised error, on the learning stream
         }
 
     # ------------------------------------------------------------------------------ restore
@@ -242,7 +265,9 @@ class RiskStage:
 
     def learn(self, offset: int, value: bytes | None, out: BatchOutput) -> None:
         """Learn the examples of the learning-stream record at ``offset`` not learned yet
-        (one ``learn_many``); an invalid record is logged, counted and passed over."""
+        (one ``learn_many``), after feeding their errors to the drift detector (its
+        detections go out as messages); an invalid record is logged, counted and passed
+        over."""
         m = self.m
         fresh, duplicates, invalid, foreign = m.position.read(
             RISK_EXAMPLES, offset, value, LEARNED_SCHEMAS
@@ -252,7 +277,14 @@ class RiskStage:
         self.counts["examples_other_schema"] += foreign
         if fresh:
             XS = np.array([unpack_vector(cast(bytes, e.inputs), 0, PACKING)[0] for e in fresh])
-            m.model.learn_labels(XS, [e.label for e in fresh])
+            y = [e.label for e in fresh]
+            errors = np.abs(np.asarray(y) - m.model.predict_labelled(XS)).tolist()
+            version = m.model.model_version
+            partitions = self.settings.topic_partitions
+            for d in m.error_drift.observe(offset, errors, [e.ts_ms for e in fresh]):
+                self.counts["drift_detections"] += 1
+                out.messages.append(detection_message(d, version, partitions))
+            m.model.learn_labels(XS, y)
             m.labels += len(fresh)
             self.counts["examples_learned"] += len(fresh)
         m.position.advance(offset, fresh)
@@ -265,6 +297,7 @@ class RiskStage:
         last_record: dict[str, RawRecord] = {}
         if kind == "transaction":
             scored = []
+            sources: list[RawRecord] = []
             cfg = self.config
             for event, raw in batch:
                 txn = cast(Transaction, event)
@@ -274,9 +307,10 @@ class RiskStage:
                 if self.large_value is not None:
                     features.update(self._large_value(txn, rec, features["cross_border"]))
                 scored.append((txn, features, rec))
+                sources.append(raw)
                 last_record[cid] = raw
             if scored:
-                self._score_batch(scored, out)
+                self._score_batch(scored, sources, out)
         else:
             labelled: list[Any] = []
             for event, raw in batch:
@@ -319,9 +353,13 @@ class RiskStage:
         return rec
 
     def _score_batch(
-        self, scored: list[tuple[Transaction, dict[str, Any], RiskCustomer]], out: BatchOutput
+        self,
+        scored: list[tuple[Transaction, dict[str, Any], RiskCustomer]],
+        sources: list[RawRecord],
+        out: BatchOutput,
     ) -> None:
-        """Score a batch with the model as of its start, then let the anomaly part learn it."""
+        """Score a batch with the model as of its start, then let the anomaly part learn it;
+        count the drift inputs into their partitions' minutes."""
         m = self.m
         X = features_matrix([f for _, f, _ in scored])
         XA = m.model.anomaly_frame(X)  # one frame for the anomaly part's scoring and learning
@@ -332,21 +370,23 @@ class RiskStage:
         m.model.learn_many(X, XA)
         m.scored += len(scored)
         self.counts["scored"] += len(scored)
-        drift = m.drift
+        parts: dict[int, input_drift.InputMinutes] = {}
         ttl_ms = int(self.settings.risk_pending_ttl_s * 1000)
         keep = self.settings.risk_pending_max
         score_rows = []
         annotations = out.annotations
         expired = 0
-        for (txn, f, rec), a, amount, vel, inputs in zip(
-            scored, assessments, amounts, velocity, packed, strict=True
+        for (txn, f, rec), raw, a, amount, vel, inputs in zip(
+            scored, sources, assessments, amounts, velocity, packed, strict=True
         ):
             ts_s = txn.ts.timestamp()
             ts_ms = int(ts_s * 1000)
             ts = datetime.fromtimestamp(ts_ms / 1000, UTC)  # ms, as stored: the label row matches
             eid = txn.event_id
-            for c in drift.observe_inputs(amount, vel, ts, a.model_version):
-                out.candidates.append(c)
+            part = parts.get(raw.partition)
+            if part is None:
+                part = parts[raw.partition] = self._input_minutes(raw.partition)
+            input_drift.record_input(part, ts_ms, amount, vel)
             reasons = list(a.reason_codes)
             ann = annotations.get(eid)
             if ann is None:
@@ -397,6 +437,30 @@ class RiskStage:
             expired += pending_entry.prune(pending, ts_ms - ttl_ms, keep)
         out.add_rows(RISK_SCORES_TABLE, score_rows)
         self.counts["pending_expired"] += expired
+        self._close_inputs(parts, sources, out)
+
+    def _input_minutes(self, partition: int) -> input_drift.InputMinutes:
+        part = self.inputs.get(f"p{partition}", partition=partition)
+        return input_drift.InputMinutes() if part is None else part
+
+    def _close_inputs(
+        self,
+        parts: dict[int, input_drift.InputMinutes],
+        sources: list[RawRecord],
+        out: BatchOutput,
+    ) -> None:
+        """Send each partition's newly closed input minutes to the model's owner; keep the
+        open ones (with the partition's last record of the batch)."""
+        last = {raw.partition: raw for raw in sources}
+        s = self.settings
+        grace_ms = int(s.drift_grace_s * 1000)
+        for partition, part in parts.items():
+            message = input_drift.close_inputs(
+                part, MODEL_NAME, partition, grace_ms=grace_ms, partitions=s.topic_partitions
+            )
+            if message is not None:
+                out.messages.append(message)
+            self.inputs.put(f"p{partition}", part, last[partition])
 
     def _label(self, fb: Feedback, raw: RawRecord, rec: RiskCustomer, labelled: list[Any]) -> bool:
         """Join one fraud label to its pending transaction; True if it matched one."""
@@ -422,9 +486,6 @@ class RiskStage:
             m.evaluator.update(MODEL_NAME, entry.score, label)
             m.evaluator.update(f"{MODEL_NAME}.anomaly", 100.0 * entry.anomaly, label)
             m.evaluator.update(f"{MODEL_NAME}.supervised", 100.0 * p, label)
-            drift = m.drift.observe_error(abs(label - p), fb.ts, m.model.model_version)
-            if drift is not None:
-                out.candidates.append(drift)
             ts = datetime.fromtimestamp(entry.ts_ms / 1000, UTC)
             meta = entry.meta()
             rows.append(
@@ -535,6 +596,12 @@ def risk_stages(
     large_value = engine.large_value if engine else None
     customers = state(STATE_NAME, RiskCustomer)
     stage = RiskStage(
-        settings, customers, config, checkpoints=store, candidates=fn, large_value=large_value
+        settings,
+        customers,
+        config,
+        checkpoints=store,
+        candidates=fn,
+        large_value=large_value,
+        inputs=state(input_drift.STATE_NAME, input_drift.InputMinutes),
     )
     return (stage,)

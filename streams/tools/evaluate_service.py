@@ -95,7 +95,7 @@ def without_risk_scoring(settings: Settings, state: StateFactory) -> Sequence[St
     >>> from finpulse.streams.core.state import MemoryState
     >>> s = Settings(restore_model_checkpoints=False, satisfaction_checkpoint_every=0)
     >>> [stage.name for stage in without_risk_scoring(s, MemoryState)]
-    ['service', 'channel_level', 'rules', 'service_context', 'alerting']
+    ['service', 'channel_level', 'model_health', 'rules', 'service_context', 'alerting']
     """
     return [stage for stage in default_stages(settings, state) if stage.name != "risk"]
 

@@ -42,6 +42,7 @@ from finpulse.streams.core.batch import Outgoing, Stage, StateFactory
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.core.state_codec import StateCodec
 from finpulse.streams.core.topics import CONSUMED_TOPICS, INPUT_TOPICS
+from finpulse.streams.stages import model_health
 from finpulse.streams.stages.alerting import STATE_NAME, AlertStage, AlertState
 from finpulse.streams.stages.risk import risk_stages
 from finpulse.streams.stages.rules import RuleEngine, RuleStage
@@ -104,7 +105,7 @@ def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
 
     >>> from finpulse.streams.core.state import MemoryState
     >>> [s.name for s in default_stages(Settings(restore_model_checkpoints=False), MemoryState)]
-    ['risk', 'service', 'channel_level', 'rules', 'service_context', 'alerting']
+    ['risk', 'service', 'channel_level', 'model_health', 'rules', 'service_context', 'alerting']
     """
     policy = load_policy(settings.policy_path)
     engine = RuleEngine(policy, WorkingDayCalendar.from_file(settings.holidays_file))
@@ -115,6 +116,9 @@ def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
         *risk_stages(settings, state, engine, store),
         service,
         channel_level,
+        model_health.ModelHealthStage(
+            settings, policy, state(model_health.STATE_NAME, model_health.ModelHealthRecord)
+        ),
         RuleStage(engine),
         service_context,
         AlertStage(policy, state(STATE_NAME, AlertState)),
@@ -122,12 +126,13 @@ def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
 
 
 def build_app(settings: Settings) -> faust.App:
-    """A Faust app consuming the three input topics and the internal one (at-least-once,
+    """A Faust app consuming the three input topics and the internal ones (at-least-once,
     batched).
 
     >>> app = build_app(Settings())
-    >>> sorted(a.split(".")[-1] for a in app.agents)
-    ['channel_minute', 'feedback', 'interaction', 'transaction']
+    >>> sorted(a.split(".")[-1] for a in app.agents)  # doctest: +NORMALIZE_WHITESPACE
+    ['channel_minute', 'feedback', 'interaction', 'model_detection', 'model_input_minute',
+     'transaction']
     """
     app = FinpulseApp(
         settings.app_id,

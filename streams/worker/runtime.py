@@ -202,6 +202,10 @@ class Runtime:
             "state_moved_keys": {
                 st.name: n for st in self.pipeline.states if (n := getattr(st, "moved_keys", 0))
             },
+            # each stage's own counters (e.g. model_health: detections raised, copies dropped)
+            "stages": {
+                s.name: dict(c) for s in self.pipeline.stages if (c := getattr(s, "counts", None))
+            },
             # per learning stream: the next offset this worker's model learns, its digest,
             # and what the stream no longer held or could not be learned
             "learned": {

@@ -10,9 +10,10 @@ alerts as ``(rule, subject type, subject, first_seen) -> occurrences`` from ``al
 
 Which alerts are compared: every rule whose decision is a function of one partition's event
 sequence. Left out, and why (each is named in ``NOT_COMPARED``):
-- the model-driven alerts (``model.*``, ``drift.*``, ``service.csat_drop``): a restarted
-  worker's online models resume from their last checkpoint, not from the state of the
-  commit it resumes from;
+- the model-driven alerts (``model.*``, ``service.csat_drop``): a restarted worker's online
+  models resume from their last checkpoint, not from the state of the commit it resumes
+  from; ``drift.*``: a crash changes how batches cut the learning stream's records, and
+  which partitions had closed a minute when the model owner's wait ran out;
 - rules that read state fed by two input topics (``service.customer_at_risk``,
   ``service.risk_friction``, the complaint deadlines): the two topics' consumption order
   is not fixed even without a crash, so two calm runs can already differ.

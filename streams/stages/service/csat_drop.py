@@ -26,8 +26,10 @@ resumes it.
 
 from __future__ import annotations
 
+import msgspec
 from river import drift
 
+from finpulse.models.page_hinkley import feed_repeated, restore, state_of
 from finpulse.streams.stages.service.records import ChannelRecord, CsatDetector, SlaState
 from finpulse.streams.stages.service.windows import MINUTE_MS, minute_of
 
@@ -86,11 +88,7 @@ def detect(rec: ChannelRecord, through: int) -> list[tuple[int, float]]:
         if not answers:
             continue
         mean = total / answers
-        drop = False
-        for _ in range(answers):
-            detector.update(mean)
-            drop = drop or detector.drift_detected
-        if drop:
+        if feed_repeated(detector, mean, answers):
             fired.append((minute, round(mean, 4)))
     rec.csat = from_river(detector, max(through, rec.csat.fed_through_ms or through))
     return fired
@@ -106,26 +104,9 @@ def to_river(state: CsatDetector) -> drift.PageHinkley:
     ((2, 3.0), True)
     """
     d = drift.PageHinkley(min_instances=MIN_ANSWERS, threshold=THRESHOLD, delta=DELTA, mode="down")
-    if state.n:
-        d._x_mean.n = state.n
-        d._x_mean._mean = state.mean
-        d._sum_increase = state.sum_increase
-        d._sum_decrease = state.sum_decrease
-        d._min_increase = state.min_increase
-        d._max_decrease = state.max_decrease  # type: ignore[assignment]  # river starts it at -1
-        d._drift_detected = state.detected
-    return d
+    return restore(d, state)
 
 
 def from_river(d: drift.PageHinkley, fed_through_ms: int) -> CsatDetector:
     """The state of river's detector ``d`` (example: :func:`to_river`)."""
-    return CsatDetector(
-        fed_through_ms=fed_through_ms,
-        n=int(d._x_mean.n),
-        mean=float(d._x_mean._mean),
-        sum_increase=float(d._sum_increase),
-        sum_decrease=float(d._sum_decrease),
-        min_increase=float(d._min_increase),
-        max_decrease=float(d._max_decrease),
-        detected=bool(d.drift_detected),
-    )
+    return CsatDetector(fed_through_ms, *msgspec.structs.astuple(state_of(d)))

@@ -3,15 +3,10 @@
 Interactions are keyed by customer, so each input partition sees a share of every channel.
 Each partition closes its minutes on its own event time and sends, per channel, the counts of
 the minutes it closed and the newest minute it closed (``finpulse.channel_minutes``, keyed by
-channel). The channel's owner keeps one :class:`ChannelRecord` per channel:
-
-* **idempotent per (source partition, minute)**: a cell is *set*, never added to, so a
-  re-delivered or re-sent message changes nothing;
-* **complete when every source has closed it**: a minute is judged once every source
-  partition has closed it, or, so an idle partition cannot hold the channel back, once the
-  leading source is ``wait_ms`` of event time past it (the bounded delay);
-* cells that come after their minute was judged still count in the later windows that
-  hold their minute.
+channel). The channel's owner keeps one :class:`ChannelRecord` per channel, pooled as
+:mod:`~finpulse.streams.stages.minute_pool` says (set per source partition and minute;
+complete when every source has closed it, or after a bounded wait). Cells that come after
+their minute was judged still count in the later windows that hold their minute.
 
 The judgement is :func:`~.windows.advance_sla` over the pooled cells, exactly as a single
 partition holding every contact would judge them.
@@ -31,55 +26,31 @@ partition holding every contact would judge them.
 
 from __future__ import annotations
 
+from finpulse.streams.stages.minute_pool import judged_through, set_cells, sum_sources
 from finpulse.streams.stages.service.records import ChannelRecord
-from finpulse.streams.stages.service.windows import MINUTE_MS, SlaCheck, advance_sla, minute_of
+from finpulse.streams.stages.service.windows import MINUTE_MS, SlaCheck, advance_sla
+
+__all__ = ["judge", "judged_through", "pool", "pooled_cells"]
 
 
 def pool(rec: ChannelRecord, *, source: int, closed: int, cells: dict[int, list[int]]) -> int:
     """Set the cells one source partition closed; returns how many came after their minute
     was judged (pooled for later windows while one needs them, else dropped; a cell sent
     again counts here too)."""
-    judged = rec.sla.closed_minute_ms
-    floor = rec.cells_from_ms
-    late = 0
-    for minute, cell in cells.items():
-        if judged is not None and minute <= judged:
-            late += 1
-        if floor is None or minute >= floor:
-            rec.cells.setdefault(minute, {})[source] = list(cell)
-    previous = rec.sources.get(source)
-    rec.sources[source] = closed if previous is None else max(previous, closed)
-    return late
-
-
-def judged_through(sources: dict[int, int], *, partitions: int, wait_ms: int) -> int | None:
-    """The newest minute complete enough to judge (see the module text), ``None`` before any
-    source has closed one.
-
-    >>> judged_through({0: 600_000, 1: 120_000}, partitions=2, wait_ms=60_000)  # 1 is idle
-    540000
-    >>> judged_through({0: 600_000, 1: 540_000}, partitions=2, wait_ms=300_000)
-    540000
-    """
-    if not sources:
-        return None
-    lead = max(sources.values())
-    waited = minute_of(lead - wait_ms)
-    if len(sources) < partitions or any(p not in sources for p in range(partitions)):
-        return waited
-    return max(min(sources[p] for p in range(partitions)), waited)
+    return set_cells(
+        rec.cells,
+        rec.sources,
+        source=source,
+        closed=closed,
+        cells=cells,
+        judged=rec.sla.closed_minute_ms,
+        floor=rec.cells_from_ms,
+    )
 
 
 def pooled_cells(rec: ChannelRecord) -> dict[int, list[int]]:
     """``{minute: [contacts, answered]}`` summed over the source partitions."""
-    pooled: dict[int, list[int]] = {}
-    for minute, by_source in rec.cells.items():
-        n = a = 0
-        for cn, ca in by_source.values():
-            n += cn
-            a += ca
-        pooled[minute] = [n, a]
-    return pooled
+    return sum_sources(rec.cells)
 
 
 def judge(

@@ -225,7 +225,9 @@ class ChannelRecord(msgspec.Struct, array_like=True):
 
 class CsatDetector(msgspec.Struct, array_like=True):
     """The state of a channel's CSAT-drop detector (river's ``PageHinkley``, mode down;
-    :mod:`~finpulse.streams.stages.service.csat_drop`). Fresh: nothing fed yet."""
+    :mod:`~finpulse.streams.stages.service.csat_drop`). Fresh: nothing fed yet. The fields
+    of :class:`~finpulse.models.page_hinkley.PageHinkleyState` after ``fed_through_ms``,
+    flat: the layout records already stored have."""
 
     fed_through_ms: int | None = None  # the newest minute fed to it
     n: int = 0  # answers fed since its last reset

@@ -40,11 +40,13 @@ from finpulse.models.satisfaction import (
     SatisfactionMonitor,
     interaction_features,
 )
+from finpulse.models.stream_drift import ErrorDrift
 from finpulse.sinks.checkpoints import CheckpointStore, checkpoint_row
 from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE, MODEL_METRICS_TABLE
 from finpulse.streams.core.batch import BatchOutput, Outgoing
 from finpulse.streams.core.decode import RawRecord
 from finpulse.streams.core.topics import SATISFACTION_EXAMPLES
+from finpulse.streams.stages.model_health import detection_message
 from finpulse.streams.stages.rules import RuleEngine
 from finpulse.streams.stages.service import customers as cu
 from finpulse.streams.stages.service.pending import AwaitingSurvey
@@ -80,6 +82,9 @@ def customer_context(
     }
 
 
+ERROR_DETECTOR = "satisfaction_error"  # rule drift.satisfaction_error
+
+
 class Satisfaction:
     """The satisfaction model and monitor of a worker, with their checkpoint."""
 
@@ -97,6 +102,8 @@ class Satisfaction:
         self.model = SatisfactionModel()
         self.monitor = SatisfactionMonitor(warmup=settings.satisfaction_warmup)
         self.position = LearnedPosition()
+        # the error's drift, fed on the learning stream: the same in every worker
+        self.error_drift = ErrorDrift(MODEL_NAME, detector=ERROR_DETECTOR)
         self._joined: list[Example] = []  # the batch's examples, published at its end
         self._restored = checkpoints is None  # never overwrite a checkpoint not yet read
         self._ttl_ms = int(settings.satisfaction_pending_ttl_s * 1000)
@@ -174,7 +181,9 @@ class Satisfaction:
         y = float(fb.value)
         self.monitor.update(entry.predicted_csat, entry.p_dissatisfied, y)
         self._joined.append(
-            Example(record.partition, record.offset, fb.ref_event_id, y, entry.inputs())
+            Example(
+                record.partition, record.offset, fb.ref_event_id, y, entry.inputs(), entry.scored_ms
+            )
         )
         cust.csat_sum += y
         cust.csat_count += 1
@@ -221,8 +230,15 @@ class Satisfaction:
         fresh, duplicates, invalid, _ = self.position.read(SATISFACTION_EXAMPLES, offset, value)
         self.counts["service.csat_duplicate"] += duplicates
         self.counts["service.examples_invalid"] += invalid
+        errors = []
         for e in fresh:
-            self.model.learn_one(cast(dict[str, float], e.inputs), e.label)
+            x = cast(dict[str, float], e.inputs)
+            errors.append(abs(e.label - self.model.predict_one(x)) / 4.0)  # 0-1, before it learns
+            self.model.learn_one(x, e.label)
+        partitions = self.settings.topic_partitions
+        for d in self.error_drift.observe(offset, errors, [e.ts_ms for e in fresh]):
+            self.counts["service.satisfaction_drift"] += 1
+            out.messages.append(detection_message(d, self.version, partitions))
         self.position.advance(offset, fresh)
         self._maybe_checkpoint(len(fresh), out)
 
@@ -248,13 +264,21 @@ class Satisfaction:
             self.model, self.monitor = saved["model"], saved["monitor"]
             # a checkpoint from before the learning stream: the stream is all new to it
             self.position = saved.get("position") or LearnedPosition()
+            # one from before the error's detector: a fresh one from its position
+            self.error_drift = saved.get("error_drift") or self.error_drift
             log.info("restored %s (%d surveys) at %r", self.version, self.model.n_learned,
                      self.position)  # fmt: skip
         self._restored = True
 
     def state(self) -> dict[str, Any]:
-        """What a checkpoint holds: the model, its monitor and its learned position."""
-        return {"model": self.model, "monitor": self.monitor, "position": self.position}
+        """What a checkpoint holds: the model, its monitor, its learned position and the
+        error's drift detector fed up to that position."""
+        return {
+            "model": self.model,
+            "monitor": self.monitor,
+            "position": self.position,
+            "error_drift": self.error_drift,
+        }
 
     def _maybe_checkpoint(self, learned: int, out: BatchOutput) -> None:
         # a row of the batch's output: stored by the committer with the batch it follows

@@ -32,9 +32,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from finpulse.streams.stages.minute_pool import MINUTE_MS, minute_of
 from finpulse.streams.stages.service.records import SlaState
 
-MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -77,15 +77,6 @@ def from_ms(ms: int) -> datetime:
     # Exact for whole milliseconds: the float's error (< 0.5 µs up to year 2100) is rounded
     # away to the microsecond; cheaper than EPOCH + timedelta (docs/benchmarks.md).
     return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def minute_of(ms: int) -> int:
-    """Start (epoch ms) of the minute containing ``ms``.
-
-    >>> minute_of(59_999), minute_of(60_000)
-    (0, 60000)
-    """
-    return ms - ms % MINUTE_MS
 
 
 def empty_agg() -> list[float]:

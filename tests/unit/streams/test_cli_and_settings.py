@@ -20,6 +20,8 @@ def test_schema_command_prints_every_json_schema(capsys):
         "interaction",
         "feedback",
         "channel_minute",
+        "model_detection",
+        "model_input_minute",
         "deadletter",
         "alert",
     }
