@@ -20,7 +20,9 @@ in compact buckets:
 * card testing: exact timestamps of the last tiny card payments (10 minutes, ≤ 32);
 * credit counterparties: the last 16 credits (24 h) with their counterparty;
 * new payers: the last 16 transfers in (24 h) from counterparties new to the customer;
-* first-seen sets: the last 8 devices / countries / counterparties / accounts.
+* first-seen sets: the last 8 devices / countries / counterparties / accounts, and the last
+  16 transfer counterparties (the customer's payers and payees: card merchants and billers
+  do not push them out, so a usual payer stays known between its payments).
 
 Every window count and sum **includes the current transaction** ("as of after this
 event"), as do the same-day totals, so a rule ``cash_same_day_cny >= 50000`` fires on
@@ -108,7 +110,8 @@ FEATURES: Mapping[str, str] = MappingProxyType(
         "debit_sum_24h_cny": "money out during the last 24 h (CNY)",
         "in_out_ratio_24h": "min(in, out) / max(in, out) over the last 24 h",
         "credit_counterparties_24h": "distinct paying counterparties among the last 16 credits",
-        "new_payers_24h": "transfers in of the last 24 h from counterparties new to the customer",
+        "new_payers_24h": "transfers in of the last 24 h from counterparties new to the "
+        "customer (none of its last 16 transfer counterparties)",
         "new_payer_credit_24h_cny": "their total amount (CNY)",
         "payout_of_new_credits": "debits of the last 24 h / new_payer_credit_24h_cny (0 if none)",
         "new_payers_1h": "transfers in of the last hour, each >= mule_min_payment_cny (2,000), "
@@ -124,6 +127,7 @@ _SLOT_24H_S = 3600
 _SLOTS_24H = 24
 _TINY_KEEP = 32
 _CREDITS_KEEP = 16
+_PARTIES_KEEP = 16
 _HISTORY_CAP = 1_000_000
 _CREDIT = Direction.CREDIT
 
@@ -213,6 +217,8 @@ class FeatureState(msgspec.Struct, array_like=True):
     # ^ txn type code -> [n, mean, var] of log amount
     new_payer_credits: list[tuple[float, int]] = msgspec.field(default_factory=list)
     # ^ (ts, cents) of the last 24 h's transfers in from counterparties new to the customer
+    transfer_parties: list[str] = msgspec.field(default_factory=list)
+    # ^ the last 16 counterparties of transfers in or out (known payers and payees)
 
     @classmethod
     def from_legacy(cls, old: Mapping[str, Any]) -> FeatureState:
@@ -276,6 +282,23 @@ def _seen(recent: list[str], value: str | None, has_history: bool, size: int) ->
     recent.insert(0, value)
     del recent[size:]
     return has_history
+
+
+def _new_transfer_party(st: FeatureState, counterparty_id: str, has_history: bool) -> bool:
+    """Whether a transfer's counterparty is new among the customer's transfer counterparties
+    (its first transaction counts as new: nothing is known of the customer). A record written
+    before the set existed starts it from the customer's last counterparties.
+
+    >>> st = FeatureState(count=3, counterparties=["kjllghlh"])
+    >>> _new_transfer_party(st, "acct:iopoiacmmjegmlib", True)
+    False
+    >>> _new_transfer_party(st, "acct:other", True), _new_transfer_party(st, "acct:other", True)
+    (True, False)
+    """
+    parties = st.transfer_parties
+    if not parties and has_history:
+        parties = st.transfer_parties = list(st.counterparties)
+    return _seen(parties, short_token(counterparty_id), True, _PARTIES_KEEP) or not has_history
 
 
 def _ratio(a: float, b: float) -> float:
@@ -485,7 +508,11 @@ def extract_into(txn: Transaction, st: FeatureState, config: FeatureConfig) -> d
     else:
         cps_1h = cps_24h = 0
 
-    # --- first-seen flags ---------------------------------------------------------------------
+    # --- first-seen flags (the transfer counterparties before the last 8 take this one) -------
+    if is_transfer and txn.counterparty_id:
+        new_party = _new_transfer_party(st, txn.counterparty_id, has_history)
+    else:
+        new_party = False
     size = config.recent_set_size
     country = txn.ip_country or txn.counterparty_country
     new_device = _seen(st.devices, _short_or_none(txn.device_id), has_history, size)
@@ -497,7 +524,7 @@ def extract_into(txn: Transaction, st: FeatureState, config: FeatureConfig) -> d
     payers = st.new_payer_credits
     if payers and payers[0][0] <= ts - 86400.0:
         payers = st.new_payer_credits = [p for p in payers if p[0] > ts - 86400.0]
-    if credit and is_transfer and (new_cp or not has_history) and txn.counterparty_id:
+    if credit and new_party:
         payers.append((ts, cents))  # a first pay-in by transfer from this counterparty
         if len(payers) > _CREDITS_KEEP:
             del payers[:-_CREDITS_KEEP]
@@ -608,4 +635,5 @@ def copy_state(state: FeatureState) -> FeatureState:
         accounts=list(state.accounts),
         amount_stats={k: list(v) for k, v in state.amount_stats.items()},
         new_payer_credits=list(state.new_payer_credits),
+        transfer_parties=list(state.transfer_parties),
     )

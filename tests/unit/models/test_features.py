@@ -196,6 +196,30 @@ def test_new_payers_of_the_last_hour_count_only_first_pay_ins_inside_the_hour():
     assert small["new_payers_24h"] == 2
 
 
+def test_a_payer_stays_known_while_card_merchants_and_billers_fill_the_last_counterparties():
+    def transfer(at: float, party: str, direction: str = "credit") -> Transaction:
+        return txn(at, amount=6000, direction=direction, txn_type="transfer",
+                   counterparty_id=party)  # fmt: skip
+
+    shops = [txn(60 * i, amount=90, txn_type="card_payment", counterparty_id=f"m{i}")
+             for i in range(1, 13)]  # fmt: skip
+    first = [transfer(-7200, "friend", "debit"), transfer(-7000, "employer")]
+    again = [transfer(900, "friend"), transfer(960, "employer"), transfer(1020, "stranger")]
+    fs = run(*first, *shops, *again)
+    assert [f["new_counterparty"] for f in fs[-3:]] == [True, True, True]  # the last 8 forgot
+    assert [f["new_payers_1h"] for f in fs[-3:]] == [0, 0, 1]
+    assert fs[-1]["new_payers_24h"] == 2  # "employer", a first pay-in, and "stranger"
+
+
+def test_a_state_written_before_the_transfer_counterparties_starts_them_from_the_last_8():
+    (_, state) = extract(txn(0, amount=90, txn_type="card_payment", counterparty_id="p1"),
+                         None, CFG)  # fmt: skip
+    state.transfer_parties = []  # as decoded from a record without the field
+    f, _ = extract(txn(60, amount=6000, direction="credit", txn_type="transfer",
+                       counterparty_id="p1"), state, CFG)  # fmt: skip
+    assert f["new_payers_1h"] == 0
+
+
 def test_fx_conversion_uses_the_fixed_table_and_unknown_currencies_have_no_cny_amount():
     usd, xyz = run(txn(0, amount=100, currency="USD"), txn(60, amount=60000, currency="XYZ"))
     assert usd["amount_cny"] == 710.0

@@ -104,6 +104,14 @@ def test_two_new_payers_within_an_hour_warn_of_a_mule_before_the_pass_through():
     assert not any("mule.new_payers_burst" in f for f in fired[:-1])
 
 
+def test_usual_payers_paying_after_a_day_of_card_payments_are_no_mule_burst():
+    usual = [{**t, "direction": "credit", "amount": 6000} for t in TRANSFERS[:2]]
+    shopping = [{"amount": 60 + i, "counterparty_id": f"shop-{i}"} for i in range(12)]
+    known = [*HISTORY, *TRANSFERS, *shopping]  # friend-0 and friend-1 were paid before
+    assert not any("mule.new_payers_burst" in f for f in replay([*known, *usual]))
+    assert "mule.new_payers_burst" in replay([*known, *credits(["m1", "m2"])])[-1]
+
+
 def test_one_payer_twice_small_sums_or_credits_that_are_not_transfers_are_no_mule_burst():
     def burst(events: list[dict[str, Any]]) -> bool:
         return any("mule.new_payers_burst" in f for f in replay([*HISTORY, *events]))
