@@ -106,6 +106,9 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = getattr(
             self.app, "fetch_max_wait_ms", FAUST_FETCH_MAX_WAIT_MS
         )
+        # Faust reads committed records only in exactly-once mode; an upstream producer's
+        # aborted transaction must never be scored, so the worker always reads committed.
+        consumer._isolation_level = "read_committed"
         return consumer
 
     async def _highwaters(self, partitions: Any) -> Any:
