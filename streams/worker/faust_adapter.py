@@ -27,8 +27,9 @@ What goes through the seam:
   recorded beside the fetch responses' high watermarks (:mod:`finpulse.streams.worker.lag`).
 - **Resume positions**: after Faust's seek to the committed offsets, input partitions move
   to the state's applied position where the group has none or one past it
-  (:mod:`finpulse.streams.worker.positions`); what a fetch taken before that move still
-  holds below it is dropped at the intake (applied already).
+  (:mod:`finpulse.streams.worker.positions`); the intake takes nothing while they move,
+  and drops what a fetch taken before the move holds below it, buffered or still on its
+  way (applied already: :meth:`~finpulse.streams.worker.intake.BulkIntake.resume_at`).
 - **Table stores.** The memory store's dict of a table, or the RocksDB databases (one per
   changelog partition) of its ``rocksdb://`` store, written directly
   (:mod:`finpulse.streams.worker.table_store`).
@@ -182,19 +183,24 @@ class _Consumer(faust_aiokafka.Consumer):
 
     async def perform_seek(self) -> None:
         """Faust's seek to the committed offsets, then the input partitions moved to the
-        state's applied positions where the group has no committed offset or one past it."""
-        await super().perform_seek()
+        state's applied positions where the group has no committed offset or one past it.
+
+        Fetching goes on meanwhile (the partitions are resumed first): the intake takes
+        nothing until the moves are made, then drops what it holds below them.
+        """
         applied: AppliedPositions | None = getattr(self.app, "applied_positions", None)
-        if applied is None:
+        intake: BulkIntake | None = getattr(self.app, "bulk_intake", None)
+        if applied is None or intake is None:
+            await super().perform_seek()
             return
-        next_offsets = applied(self.assignment())
-        committed = {tp: self._committed_offset.get(tp) for tp in next_offsets}
-        moves = resume_positions(committed, next_offsets)
-        # a fetch taken before these seeks may still be read after them: what it holds below
-        # a moved position is applied state, dropped at the intake (see getmany)
-        self.resume_floors = dict(moves)
-        for tp, offset in moves.items():
-            await self.seek(tp, offset)  # also Faust's read offset: nothing below is taken
+        with intake.moving():
+            await super().perform_seek()
+            next_offsets = applied(self.assignment())
+            committed = {tp: self._committed_offset.get(tp) for tp in next_offsets}
+            moves = resume_positions(committed, next_offsets)
+            intake.resume_at(moves)  # before the seeks: a fetch may still bring what is below
+            for tp, offset in moves.items():
+                await self.seek(tp, offset)  # also Faust's read offset
         if next_offsets:
             log.info(
                 "input positions (partition: applied next, group committed%s): %s",
@@ -217,7 +223,7 @@ class _Consumer(faust_aiokafka.Consumer):
                 if buffer is None:
                     yield tp, message
                     continue
-                if message.offset < getattr(self, "resume_floors", {}).get(tp, -1):
+                if buffer.below_floor(tp, message.offset):
                     continue  # below the position the state moved it to: applied already
                 await _note_read(self, tp, message.offset)
                 if buffer.put(message):  # full: wait for room (or a rebalance)

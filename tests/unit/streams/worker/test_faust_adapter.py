@@ -23,9 +23,11 @@ from faust.tables import recovery as faust_recovery
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from faust.types.tuples import ConsumerMessage
 from mode.threads import QueueServiceThread
 
 from finpulse.config.settings import Settings
+from finpulse.streams.core.topics import TRANSACTIONS
 from finpulse.streams.worker import faust_adapter
 from finpulse.streams.worker.app import build_app
 
@@ -309,3 +311,57 @@ def test_faust_drops_the_fetched_records_of_a_partition_not_active_when_iterated
         return len(buffer)
 
     assert asyncio.run(main()) == 0
+
+
+def test_a_fetch_taken_before_the_resume_move_is_neither_taken_nor_kept_below_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The group committed nothing and the state applied offsets 0-2: Faust's seek leaves
+    the partition at 0, and fetching goes on (the partition is resumed before the seek), so
+    a fetch from 0 reaches the intake before the move to 3. No take hands it out while the
+    move is under way, and none of it below 3 is left afterwards, even from a fetch taken
+    before the move and read after it."""
+    app = build_app(Settings())
+    tp = TP(TRANSACTIONS, 0)
+    buffer = app.bulk_intake.buffers[tp.topic]  # type: ignore[attr-defined]
+    fetches = [range(6), range(2, 8)]  # from 0 before the move; one still on its way after
+    early: list[list[int]] = []
+    seeks: list[tuple[TP, int]] = []
+
+    def message(offset: int) -> ConsumerMessage:
+        return ConsumerMessage(
+            tp.topic, 0, offset, 0.0, 0, None, b"k", b"v", None, tp=tp, generation_id=0
+        )
+
+    async def fetch(self: Any, timeout: float) -> Any:
+        for offset in fetches.pop(0):
+            yield tp, message(offset)
+
+    async def faust_seek(self: Any) -> None:  # to the committed offsets: none; it fetches
+        async for _ in self.getmany(1.0):
+            pass
+        try:  # a take now would hand out applied events
+            batch = await asyncio.wait_for(buffer.take(10, 0.0, self), 0.2)
+            early.append([m.offset for m in batch])
+        except TimeoutError:
+            pass
+
+    async def seek(self: Any, partition: TP, offset: int) -> None:
+        seeks.append((partition, offset))
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "getmany", fetch)
+    monkeypatch.setattr(faust_aiokafka.Consumer, "perform_seek", faust_seek)
+    monkeypatch.setattr(faust_aiokafka.Consumer, "seek", seek)
+    monkeypatch.setattr(app.consumer, "assignment", lambda: {tp})
+    app.applied_positions = lambda tps: {tp: 3}  # type: ignore[attr-defined]
+
+    async def main() -> list[int]:
+        await app.topics._update_indices()
+        app.flow_control.resume()  # recovery has resumed the flow by then
+        await app.consumer.perform_seek()
+        async for _ in app.consumer.getmany(1.0):  # the fetch taken before the move
+            pass
+        return [m.offset for m in await buffer.take(10, 0.0, app.consumer)]
+
+    assert asyncio.run(main()) == [3, 4, 5, 6, 7]
+    assert early == [] and seeks == [(tp, 3)]
