@@ -53,13 +53,17 @@ class Env:
     clickhouse: LocalStack
     workers: list[WorkerProcess] = field(default_factory=list)
 
-    def worker(self, name: str = "worker", **overrides: Any) -> WorkerProcess:
+    def worker(
+        self, name: str = "worker", module: str = "finpulse.streams.cli", **overrides: Any
+    ) -> WorkerProcess:
+        """A started worker process, ``overrides`` on the settings (``module``: what runs
+        it with ``python -m``)."""
         # one state directory per worker name (a restarted worker finds its own again)
         state_dir = self.settings.data_dir / f"state-{name}"
         settings = self.settings.model_copy(
             update={"web_port": free_port(), "state_dir": state_dir, **overrides}
         )
-        w = WorkerProcess(settings, name=name)
+        w = WorkerProcess(settings, name=name, module=module)
         self.workers.append(w)
         return w.start()
 
