@@ -7,6 +7,7 @@ Run as the worker's module: ``python -m tests.integration.fetch_before_move work
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -50,6 +51,10 @@ async def _seek_then_fetch(consumer: Any) -> None:
         )
 
     await wait_until(fetched_below, WAIT_S, f"a fetch below {moving} in the intake")
+    held = sum(1 for m in buffer.messages if m.tp in moving and m.offset < moving[m.tp])
+    logging.getLogger(__name__).warning(
+        "fetch before move: the intake holds %d messages below %s", held, moving
+    )
 
 
 if __name__ == "__main__":
