@@ -2,6 +2,12 @@
 from the group's position has reached the intake: the order a restart without committed
 offsets takes by chance, forced (``tests/integration/test_resume_positions.py``).
 
+By chance, because the fetch from the group's position (offset 0) can also come before the
+partitions are resumed: Faust then drops it, aiokafka's position is past it, and its seek to
+the committed offsets leaves a partition at offset 0 where it is. So the first time, the
+partitions about to move are sought to offset 0 after Faust's seek, and the move waits for
+a fetch from there.
+
 Run as the worker's module: ``python -m tests.integration.fetch_before_move worker``.
 """
 
@@ -35,14 +41,17 @@ def _below_the_state(consumer: Any) -> dict[Any, int]:
 
 
 async def _seek_then_fetch(consumer: Any) -> None:
-    """Faust's seek to the committed offsets; the first time, then wait until the intake
-    holds, of every partition about to move, a message fetched below its new position."""
+    """Faust's seek to the committed offsets; the first time, then a seek of every partition
+    about to move to offset 0, and a wait until the intake holds a message fetched of each
+    below its new position."""
     await _faust_seek(consumer)
     if _forced:
         return
     _forced.append(True)
     moving = _below_the_state(consumer)
     assert moving, "no partition to move: the test's premise does not hold"
+    for tp in moving:
+        await consumer.seek(tp, 0)  # where the group's committed offset (0) places it
     buffer = consumer.app.bulk_intake.buffers[TRANSACTIONS]
 
     def fetched_below() -> bool:
