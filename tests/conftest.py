@@ -6,8 +6,10 @@ Integration tests fail (never skip) when a service cannot start: the fixtures ra
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -53,13 +55,17 @@ class Env:
     clickhouse: LocalStack
     workers: list[WorkerProcess] = field(default_factory=list)
 
-    def worker(self, name: str = "worker", **overrides: Any) -> WorkerProcess:
+    def worker(
+        self, name: str = "worker", module: str = "finpulse.streams.cli", **overrides: Any
+    ) -> WorkerProcess:
+        """A started worker process, ``overrides`` on the settings (``module``: what runs
+        it with ``python -m``)."""
         # one state directory per worker name (a restarted worker finds its own again)
         state_dir = self.settings.data_dir / f"state-{name}"
         settings = self.settings.model_copy(
             update={"web_port": free_port(), "state_dir": state_dir, **overrides}
         )
-        w = WorkerProcess(settings, name=name)
+        w = WorkerProcess(settings, name=name, module=module)
         self.workers.append(w)
         return w.start()
 
@@ -125,6 +131,54 @@ class Env:
             lambda: self.row_count(table) >= expected, timeout_s, f"{expected} rows in {table}"
         )
         return self.row_count(table)
+
+
+@dataclass
+class OwnStack:
+    """A broker, topics and a migrated database of a run's own, and the workers started on
+    them (:func:`own_stack`)."""
+
+    settings: Settings
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def worker(self, name: str, **overrides: Any) -> WorkerProcess:
+        """A started worker on its own web port, ``overrides`` on the settings."""
+        settings = self.settings.model_copy(update={"web_port": free_port(), **overrides})
+        self.workers.append(WorkerProcess(settings, name=name).start())
+        return self.workers[-1]
+
+
+@contextlib.contextmanager
+def own_stack(
+    clickhouse: LocalStack, root: Path, broker_kind: str, db_prefix: str, **overrides: Any
+) -> Iterator[OwnStack]:
+    """A fresh ``broker_kind`` broker on a free port (its files under ``root / "broker"``), the
+    topics created, and a new migrated database on ``clickhouse`` named after ``db_prefix`` and
+    ``root``; the settings (data under ``root``, ``overrides`` applied) reach them. On exit the
+    workers started and the broker stop."""
+    broker = LocalStack(
+        Settings(data_dir=root / "broker", local_broker_port=free_port(), local_broker=broker_kind)
+    )
+    broker.start_broker()
+    db = f"{db_prefix}_{root.name.replace('-', '_')}_{os.getpid()}_{int(time.time() * 1000)}"
+    stack = OwnStack(
+        local_stack_settings(
+            local_broker=broker_kind,
+            data_dir=root,
+            broker_url=broker.broker_url,
+            clickhouse_url=clickhouse.clickhouse_url,
+            clickhouse_database=db,
+            **overrides,
+        )
+    )
+    try:
+        create_topics(stack.settings)
+        migrate(stack.settings)
+        yield stack
+    finally:
+        for w in stack.workers:
+            w.stop(timeout_s=10)
+        broker.stop()
 
 
 BROKERS = ("kafka", "tansu")

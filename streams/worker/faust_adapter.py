@@ -31,8 +31,9 @@ What goes through the seam:
   seek ends the fetch chains there (:class:`_ConsumerThread`).
 - **Resume positions**: after Faust's seek to the committed offsets, input partitions move
   to the state's applied position where the group has none or one past it
-  (:mod:`finpulse.streams.worker.positions`); what a fetch taken before that move still
-  holds below it is dropped at the intake (applied already).
+  (:mod:`finpulse.streams.worker.positions`); the intake takes nothing while they move,
+  and drops what a fetch taken before the move holds below it, buffered or still on its
+  way (applied already: :meth:`~finpulse.streams.worker.intake.BulkIntake.resume_at`).
 - **Table stores.** The memory store's dict of a table and the partition of each key, or
   the RocksDB databases (one per changelog partition Faust holds open) of its
   ``rocksdb://`` store, written directly (:mod:`finpulse.streams.worker.table_store`); the
@@ -164,8 +165,6 @@ def _new_probe(app: Any, thread: Any) -> BrokerProbe:
 class _Consumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # per input partition moved by perform_seek: below it, fetched messages are applied
-        self.resume_floors: dict[TP, int] = {}
         self.skipped = SkippedOffsets()  # what the fetches passed over (see the module text)
         self._fetch_generation: int | None = None
 
@@ -190,19 +189,24 @@ class _Consumer(faust_aiokafka.Consumer):
 
     async def perform_seek(self) -> None:
         """Faust's seek to the committed offsets, then the input partitions moved to the
-        state's applied positions where the group has no committed offset or one past it."""
-        await super().perform_seek()
+        state's applied positions where the group has no committed offset or one past it.
+
+        Fetching goes on meanwhile (the partitions are resumed first): the intake takes
+        nothing until the moves are made, then drops what it holds below them.
+        """
         applied: AppliedPositions | None = getattr(self.app, "applied_positions", None)
-        if applied is None:
+        intake: BulkIntake | None = getattr(self.app, "bulk_intake", None)
+        if applied is None or intake is None:
+            await super().perform_seek()
             return
-        next_offsets = applied(self.assignment())
-        committed = {tp: committed_offset(self, tp) for tp in next_offsets}
-        moves = resume_positions(committed, next_offsets)
-        # a fetch taken before these seeks may still be read after them: what it holds below
-        # a moved position is applied state, dropped at the intake (see getmany)
-        self.resume_floors = dict(moves)
-        for tp, offset in moves.items():
-            await self.seek(tp, offset)  # also Faust's read offset: nothing below is taken
+        with intake.moving():
+            await super().perform_seek()
+            next_offsets = applied(self.assignment())
+            committed = {tp: committed_offset(self, tp) for tp in next_offsets}
+            moves = resume_positions(committed, next_offsets)
+            intake.resume_at(moves)  # before the seeks: a fetch may still bring what is below
+            for tp, offset in moves.items():
+                await self.seek(tp, offset)  # also Faust's read offset
         if next_offsets:
             log.info(
                 "input positions (partition: applied next, group committed%s): %s",
@@ -219,21 +223,20 @@ class _Consumer(faust_aiokafka.Consumer):
         module text)."""
         intake: BulkIntake | None = getattr(self.app, "bulk_intake", None)
         buffers = intake.buffers if intake is not None else {}
-        floors = self.resume_floors
         # per partition of this fetch: its topic's buffer (None: not a bulk-intake topic)
-        # and the position the state moved it to (-1: none)
-        routes: dict[TP, tuple[IntakeBuffer | None, int]] = {}
+        routes: dict[TP, IntakeBuffer | None] = {}
         try:
             async for tp, message in super().getmany(timeout):
-                route = routes.get(tp)
-                if route is None:
-                    route = routes[tp] = (buffers.get(tp.topic), floors.get(tp, -1))
-                buffer, floor = route
+                if tp in routes:
+                    buffer = routes[tp]
+                else:
+                    buffer = routes[tp] = buffers.get(tp.topic)
                 if buffer is None:
                     yield tp, message
                     continue
                 offset = message.offset
-                if offset < floor:
+                # asked per message: the floors move while a fetch is read (perform_seek)
+                if buffer.below_floor(tp, offset):
                     continue  # below the position the state moved it to: applied already
                 gap = _note_read(self, tp, offset)
                 if gap is not None:

@@ -29,6 +29,13 @@ partition's next) supersedes what the buffer holds of that partition from its of
 every partition is taken in offset order without a hole, which the pipeline's re-delivery
 guard (the last offset applied per partition) relies on.
 
+After an assignment, input partitions can move forward to the state's applied position
+(:mod:`finpulse.streams.worker.positions`). A fetch taken from the old position before the
+move can already be in a buffer, or still on its way: :meth:`BulkIntake.resume_at` drops
+what is held below the new position and sets it as the partition's floor, below which
+nothing fetched later is put; :meth:`BulkIntake.moving` holds every take while the
+positions are decided, so nothing below them is handed out in between.
+
 >>> from faust.types import TP
 >>> class M:
 ...     def __init__(self, offset): self.tp, self.offset, self.generation_id = TP("t", 0), offset, 1
@@ -37,13 +44,17 @@ guard (the last offset applied per partition) relies on.
 [False, False, False, False, False, False]
 >>> [m.offset for m in buf.messages]
 [0, 1, 2, 3]
+>>> buf.drop_below(TP("t", 0), 2)  # the partition moved to offset 2
+>>> [m.offset for m in buf.messages], buf.below_floor(TP("t", 0), 1)
+([2, 3], True)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 
@@ -63,7 +74,10 @@ class IntakeBuffer:
         # per partition, in ``_generation``: the first and the newest message put (lag)
         self.first_fetched: dict[Any, Any] = {}
         self.newest_fetched: dict[Any, Any] = {}
+        self.floors: dict[Any, int] = {}  # per partition: the position it was moved to
         self._ready = asyncio.Event()  # set while messages wait to be taken
+        self._settled = asyncio.Event()  # cleared while input positions move: nothing taken
+        self._settled.set()
         self._space = asyncio.Event()  # set while there is room below ``maxsize``
         self._space.set()
 
@@ -99,6 +113,25 @@ class IntakeBuffer:
             return True
         return False
 
+    def below_floor(self, tp: Any, offset: int) -> bool:
+        """Whether ``offset`` of ``tp`` lies below the position the partition was moved to
+        (applied already: not put)."""
+        return offset < self.floors.get(tp, -1)
+
+    def drop_below(self, tp: Any, offset: int) -> None:
+        """``tp`` moved to ``offset``: drop what the buffer holds of it below, and make
+        ``offset`` its floor (:meth:`below_floor`) for what a fetch taken before still brings."""
+        self.floors[tp] = offset
+        self.messages = [m for m in self.messages if m.tp != tp or m.offset >= offset]
+        kept = [m for m in self.messages if m.tp == tp]
+        if kept:
+            self.first_fetched[tp] = kept[0]
+        else:  # the first fetch after the move sets them again
+            self.first_fetched.pop(tp, None)
+            self.newest_fetched.pop(tp, None)
+        if len(self.messages) < self.maxsize:
+            self._space.set()
+
     def notify(self) -> None:
         """Wake the taker if messages wait (the drain loop calls this after each fetch)."""
         if self.messages:
@@ -117,6 +150,7 @@ class IntakeBuffer:
         flow = consumer.app.flow_control
         while True:
             await flow.acquire()  # wait out a rebalance
+            await self._settled.wait()  # wait out a move of input partitions
             while not self.messages:
                 self._ready.clear()
                 await self._ready.wait()
@@ -130,8 +164,8 @@ class IntakeBuffer:
                     await asyncio.wait_for(self._ready.wait(), left)
                 except TimeoutError:
                     break
-            if not flow.is_active():
-                continue  # a rebalance holds the intake: take nothing, drop nothing
+            if not (flow.is_active() and self._settled.is_set()):
+                continue  # a rebalance or a move holds the intake: take nothing, drop nothing
             batch = _track(self._pop(max_), consumer, self.unacked(consumer))
             if batch:
                 return batch
@@ -195,6 +229,38 @@ class BulkIntake:
     def notify(self) -> None:
         for buf in self.buffers.values():
             buf.notify()
+
+    @contextlib.contextmanager
+    def moving(self) -> Iterator[None]:
+        """Hold every take while input partitions move to their resume positions."""
+        for buf in self.buffers.values():
+            buf._settled.clear()
+        try:
+            yield
+        finally:
+            for buf in self.buffers.values():
+                buf._settled.set()
+
+    def resume_at(self, positions: Mapping[Any, int]) -> None:
+        """Input partitions moved to ``positions`` (after an assignment; the previous moves'
+        floors are lifted): nothing below them is held or put (:meth:`IntakeBuffer.drop_below`).
+
+        >>> from faust.types import TP
+        >>> class M:
+        ...     def __init__(self, o): self.tp, self.offset, self.generation_id = TP("t", 0), o, 1
+        >>> intake = BulkIntake(maxsize=8)
+        >>> buf = intake.buffers["t"] = IntakeBuffer(8)
+        >>> [buf.put(M(o)) for o in (0, 1)]  # fetched from the start before the move
+        [False, False]
+        >>> intake.resume_at({TP("t", 0): 5})
+        >>> len(buf), buf.below_floor(TP("t", 0), 4), buf.below_floor(TP("t", 0), 5)
+        (0, True, False)
+        """
+        for buf in self.buffers.values():
+            buf.floors.clear()
+        for tp, offset in positions.items():
+            if tp.topic in self.buffers:
+                self.buffers[tp.topic].drop_below(tp, offset)
 
     def release(self, consumer: Any) -> Callable[[Sequence[Any]], None]:
         """How taken messages are handed back unprocessed (:func:`untrack`)."""

@@ -54,7 +54,8 @@ def _plain(value: Any) -> Any:
 
 class WorkerProcess:
     """One worker child process with its own log and stats file (``command`` runs another
-    ``finpulse`` command the same way, e.g. ``("console",)``)."""
+    ``finpulse`` command the same way, e.g. ``("console",)``; ``module`` is what runs it with
+    ``python -m``: the CLI, or a test's wrapper of it)."""
 
     def __init__(
         self,
@@ -62,6 +63,7 @@ class WorkerProcess:
         name: str = "worker",
         loglevel: str = "info",
         command: tuple[str, ...] | None = None,
+        module: str = "finpulse.streams.cli",
     ) -> None:
         root = settings.data_dir.resolve()
         self.log_path = root / "logs" / f"{name}.log"
@@ -69,6 +71,7 @@ class WorkerProcess:
         self.settings = settings.model_copy(update={"stats_path": stats})
         self.loglevel = loglevel
         self.command = command or ("worker", "--loglevel", loglevel)
+        self.module = module
         self.proc: subprocess.Popen[bytes] | None = None
         self.stopped_on_purpose = False
 
@@ -84,7 +87,7 @@ class WorkerProcess:
         env.update(settings_env(self.settings))
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "finpulse.streams.cli", *self.command],
+                [sys.executable, "-m", self.module, *self.command],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 
 WORKER = "lag-test"
 N, M = 500, 3000  # events before the pause, events produced while paused
-PAUSE_S = 3.0  # below the session timeout (6 s): no rebalance
+PAUSE_MAX_S = 5.0  # below the session timeout (6 s): no rebalance
 
 
 @pytest.fixture
@@ -88,6 +88,31 @@ def lag_rows(settings: Settings, since: float = 0.0) -> list[dict[str, Any]]:
         client.close()
 
 
+def backlog_waits(settings: Settings, end: int) -> bool:
+    """While the worker is stopped: the broker holds the backlog up to ``end`` (ListOffsets,
+    right on Kafka), and the worker's newest ``consumer_lag`` row is older than its interval,
+    so on resume its next row is due at once, before it works through the backlog."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.broker_bootstrap, group_id=None)
+    try:
+        tp = TopicPartition(TRANSACTIONS, 0)
+        if consumer.end_offsets([tp])[tp] < end:
+            return False
+    finally:
+        consumer.close()
+    client = make_client(settings)
+    try:
+        idle_ms = client.query(
+            "SELECT dateDiff('millisecond', max(at), now64(3)) FROM consumer_lag "
+            "WHERE worker = %(w)s",
+            parameters={"w": WORKER},
+        ).result_rows[0][0]
+    finally:
+        client.close()
+    return bool(idle_ms > settings.lag_interval_s * 1000)
+
+
 def caught_up_at(settings: Settings, offset: int, since: float = 0.0) -> dict[str, Any] | None:
     rows = lag_rows(settings, since)
     last = rows[-1] if rows else None
@@ -108,9 +133,12 @@ def test_consumer_lag_of_a_paused_worker_rises_and_drains_on_kafka_only(
         assert worker.proc is not None
         os.kill(worker.proc.pid, signal.SIGSTOP)
         try:
-            paused_at = time.time()
             produce(settings, M)
-            time.sleep(max(0.0, PAUSE_S - (time.time() - paused_at)))  # a pause of PAUSE_S
+            wait_for(
+                lambda: backlog_waits(settings, N + M),
+                PAUSE_MAX_S,
+                f"the backlog to offset {N + M} on the broker, the stopped worker's lag row due",
+            )
         finally:
             os.kill(worker.proc.pid, signal.SIGCONT)
         resumed_at = time.time()

@@ -4,9 +4,11 @@ rows and the same alerts.
 
 Each run has its own fresh broker, topics, ClickHouse database and data folder; the input
 (simulator, fixed seed and start time: large-value, structuring and card-testing patterns
-among ordinary traffic) is produced at a steady rate in the same order every time, so each
-partition sees the same sequence. Rows are compared as id sets and exact (``FINAL``) counts,
-alerts as ``(rule, subject type, subject, first_seen) -> occurrences`` from ``alerts FINAL``.
+among ordinary traffic) is produced in the same order every time, so each partition sees the
+same sequence, and never more than ``AHEAD`` events past what the workers have stored, so
+every kill strikes mid-stream with a backlog waiting, whatever the machine's speed. Rows are
+compared as id sets and exact (``FINAL``) counts, alerts as ``(rule, subject type, subject,
+first_seen) -> occurrences`` from ``alerts FINAL``.
 
 Which alerts are compared: every rule whose decision is a function of one partition's event
 sequence. Left out, and why (each is named in ``NOT_COMPARED``):
@@ -22,10 +24,8 @@ sequence. Left out, and why (each is named in ``NOT_COMPARED``):
 from __future__ import annotations
 
 import json
-import os
 import random
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,22 +34,22 @@ from typing import Any
 
 import pytest
 
-from finpulse.config.settings import Settings, local_stack_settings
+from finpulse.config.settings import Settings
 from finpulse.sinks.clickhouse import make_client
-from finpulse.sinks.migrate import migrate
 from finpulse.sinks.tables import EVENT_TABLES
-from finpulse.streams.core.topics import create_topics
-from finpulse.streams.local.stack import LocalStack, free_port
+from finpulse.streams.local.stack import LocalStack
 from finpulse.streams.simulator import Simulator
 from finpulse.streams.tools.reconcile import wait_reconciled
 from finpulse.streams.worker.process import WorkerProcess
-from tests.conftest import BROKERS
+from tests.conftest import BROKERS, own_stack
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.crash_property]
 
 N_EVENTS = 6000
-RATE = 600.0  # events/s offered: ~10 s of stream, long enough for several commits per kill
+AHEAD = 600  # events produced past the rows stored, at most
+STEP = 100  # events produced between two looks at the rows stored
+STALL_S = 120.0  # how long the stored rows may stay AHEAD behind (a kill, a restart)
 SEED = 11
 SPAN_S = 12 * 3600.0
 N_CUSTOMERS = 400
@@ -87,17 +87,29 @@ def _events() -> list[Any]:
 
 
 def _produce(settings: Settings, events: list[Any], errors: list[Any]) -> None:
+    """Produce ``events`` in order, in steps of ``STEP``, each once the rows stored are at
+    most ``AHEAD`` behind; a failure (a send, or rows stalled past ``STALL_S``) is appended
+    to ``errors``."""
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=settings.broker_bootstrap, acks="all", linger_ms=20)
-    t0 = time.monotonic()
-    for i, ev in enumerate(events):
-        wait = t0 + i / RATE - time.monotonic()
-        if wait > 0.002:
-            time.sleep(wait)
-        producer.send(ev.topic, key=ev.key, value=ev.value).add_errback(errors.append)
-    producer.flush()
-    producer.close()
+    client = make_client(settings)
+    db = settings.clickhouse_database
+    try:
+        for start in range(0, len(events), STEP):
+            wait_for(
+                lambda s=start: _rows(client, db) >= s - AHEAD,
+                STALL_S,
+                f"rows stored within {AHEAD} of the {start} events produced",
+            )
+            for ev in events[start : start + STEP]:
+                producer.send(ev.topic, key=ev.key, value=ev.value).add_errback(errors.append)
+            producer.flush()
+    except AssertionError as stalled:
+        errors.append(stalled)
+    finally:
+        producer.close()
+        client.close()
 
 
 def _rows(client: Any, db: str) -> int:
@@ -120,29 +132,12 @@ def run(
 ) -> Outcome:
     """One run of ``events`` on a fresh broker of ``broker_kind``; the worker is SIGKILLed
     once the stored rows reach each fraction in ``kills`` of the input, and restarted."""
-    broker = LocalStack(
-        Settings(data_dir=root / "broker", local_broker_port=free_port(), local_broker=broker_kind)
-    )
-    broker.start_broker()
-    db = f"crash_{root.name.replace('-', '_')}_{os.getpid()}_{int(time.time() * 1000)}"
-    settings = local_stack_settings(
-        local_broker=broker_kind,
-        data_dir=root,
-        broker_url=broker.broker_url,
-        clickhouse_url=clickhouse.clickhouse_url,
-        clickhouse_database=db,
-        topic_partitions=2,
-    )
-    workers: list[WorkerProcess] = []
+    with own_stack(clickhouse, root, broker_kind, "crash", topic_partitions=2) as stack:
+        settings, db = stack.settings, stack.settings.clickhouse_database
 
-    def start_worker() -> WorkerProcess:
-        s = settings.model_copy(update={"web_port": free_port()})
-        workers.append(WorkerProcess(s, name=f"{root.name}-w{len(workers)}").start())
-        return workers[-1]
+        def start_worker() -> WorkerProcess:
+            return stack.worker(f"{root.name}-w{len(stack.workers)}")
 
-    try:
-        create_topics(settings)
-        migrate(settings)
         worker = start_worker()
         errors: list[Any] = []
         producer = threading.Thread(target=_produce, args=(settings, events, errors))
@@ -178,10 +173,6 @@ def run(
             }
         finally:
             client.close()
-    finally:
-        for w in workers:
-            w.stop(timeout_s=10)
-        broker.stop()
     return Outcome(counts, ids, alerts, struck)
 
 

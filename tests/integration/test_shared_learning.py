@@ -18,9 +18,7 @@ traffic, and the supervised part learns the same examples in records cut by othe
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,18 +28,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from finpulse.config.settings import Settings, local_stack_settings
+from finpulse.config.settings import Settings
 from finpulse.models.risk import SUPERVISED_NAMES
 from finpulse.sinks.checkpoints import loads_blob
 from finpulse.sinks.clickhouse import make_client
-from finpulse.sinks.migrate import migrate
 from finpulse.sinks.tables import MODEL_CHECKPOINTS_TABLE
-from finpulse.streams.core.topics import LEARNING_TOPICS, TRANSACTIONS, create_topics
-from finpulse.streams.local.stack import LocalStack, free_port
+from finpulse.streams.core.topics import LEARNING_TOPICS, TRANSACTIONS
+from finpulse.streams.local.stack import LocalStack
 from finpulse.streams.simulator import Simulator
 from finpulse.streams.tools.reconcile import wait_reconciled
 from finpulse.streams.worker.process import WorkerProcess
-from tests.conftest import BROKERS
+from tests.conftest import BROKERS, own_stack
 from tests.integration.test_crash_equivalence import AlertKey, compared
 from tests.waiting import wait_for
 
@@ -126,39 +123,26 @@ def run(
     """Phase 1 through ``n_workers`` workers (with ``churn``: half-way, one leaves and a new
     one joins, restoring the newest checkpoints), then the probe once all have learned."""
     phase1, probe = _split()
-    broker = LocalStack(
-        Settings(data_dir=root / "broker", local_broker_port=free_port(), local_broker=broker_kind)
-    )
-    broker.start_broker()
-    db = f"learn_{root.name.replace('-', '_')}_{os.getpid()}_{int(time.time() * 1000)}"
-    settings = local_stack_settings(
-        local_broker=broker_kind,
-        data_dir=root,
-        broker_url=broker.broker_url,
-        clickhouse_url=clickhouse.clickhouse_url,
-        clickhouse_database=db,
+    with own_stack(
+        clickhouse,
+        root,
+        broker_kind,
+        "learn",
         topic_partitions=PARTITIONS,
         risk_checkpoint_every_labels=CHECKPOINT_EVERY_LABELS,
         satisfaction_checkpoint_every=CHECKPOINT_EVERY_SURVEYS,
         stats_interval_s=0.5,
-    )
-    workers: list[WorkerProcess] = []
+    ) as stack:
+        settings, db, workers = stack.settings, stack.settings.clickhouse_database, stack.workers
 
-    def start_worker() -> WorkerProcess:
-        name = f"{root.name}-w{len(workers)}"
-        # each worker its own state directory: RocksDB locks it
-        s = settings.model_copy(
-            update={"web_port": free_port(), "state_dir": root / f"state-{name}"}
-        )
-        workers.append(WorkerProcess(s, name=name).start())
-        return workers[-1]
+        def start_worker() -> WorkerProcess:
+            name = f"{root.name}-w{len(workers)}"
+            # each worker its own state directory: RocksDB locks it
+            return stack.worker(name, state_dir=root / f"state-{name}")
 
-    def alive() -> list[WorkerProcess]:
-        return [w for w in workers if not w.stopped_on_purpose]
+        def alive() -> list[WorkerProcess]:
+            return [w for w in workers if not w.stopped_on_purpose]
 
-    try:
-        create_topics(settings)
-        migrate(settings)
         for _ in range(n_workers):
             start_worker()
         client = make_client(settings)
@@ -187,10 +171,6 @@ def run(
             return _outcome(client, db, probe, [w.stats()["learned"] for w in alive()])
         finally:
             client.close()
-    finally:
-        for w in workers:
-            w.stop(timeout_s=10)
-        broker.stop()
 
 
 def _count(client: Any, db: str, what: str) -> int:

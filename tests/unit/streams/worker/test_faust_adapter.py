@@ -26,11 +26,13 @@ from faust.tables import recovery as faust_recovery
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from faust.types.tuples import ConsumerMessage
 from mode.threads import QueueServiceThread
 from pydantic import SecretStr
 
 from finpulse.config.settings import Settings
 from finpulse.streams.core.aiokafka_options import aiokafka_options
+from finpulse.streams.core.topics import TRANSACTIONS
 from finpulse.streams.worker import faust_adapter
 from finpulse.streams.worker.app import build_app
 
@@ -399,7 +401,7 @@ def test_the_broker_probe_reads_as_the_worker_consumer_with_the_apps_client_opti
 
     async def isolation_levels() -> tuple[str, str]:
         worker = thread._create_worker_consumer(app.transport)
-        worker._isolation_level = "read_committed"  # as an exactly-once worker reads
+        # read committed always (Faust: only exactly-once): no aborted transaction is scored
         thread._consumer = worker
         try:
             return worker._isolation_level, app.broker_probe.isolation_level()
@@ -468,3 +470,57 @@ def test_the_probes_options_carry_the_same_security_as_fausts_own_clients(protoc
     if ours_context is not None:
         assert ours_context.verify_mode == theirs_context.verify_mode
         assert ours_context.check_hostname == theirs_context.check_hostname
+
+
+def test_a_fetch_taken_before_the_resume_move_is_neither_taken_nor_kept_below_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The group committed nothing and the state applied offsets 0-2: Faust's seek leaves
+    the partition at 0, and fetching goes on (the partition is resumed before the seek), so
+    a fetch from 0 reaches the intake before the move to 3. No take hands it out while the
+    move is under way, and none of it below 3 is left afterwards, even from a fetch taken
+    before the move and read after it."""
+    app = build_app(Settings())
+    tp = TP(TRANSACTIONS, 0)
+    buffer = app.bulk_intake.buffers[tp.topic]  # type: ignore[attr-defined]
+    fetches = [range(6), range(2, 8)]  # from 0 before the move; one still on its way after
+    early: list[list[int]] = []
+    seeks: list[tuple[TP, int]] = []
+
+    def message(offset: int) -> ConsumerMessage:
+        return ConsumerMessage(
+            tp.topic, 0, offset, 0.0, 0, None, b"k", b"v", None, tp=tp, generation_id=0
+        )
+
+    async def fetch(self: Any, timeout: float) -> Any:
+        for offset in fetches.pop(0):
+            yield tp, message(offset)
+
+    async def faust_seek(self: Any) -> None:  # to the committed offsets: none; it fetches
+        async for _ in self.getmany(1.0):
+            pass
+        try:  # a take now would hand out applied events
+            batch = await asyncio.wait_for(buffer.take(10, 0.0, self), 0.2)
+            early.append([m.offset for m in batch])
+        except TimeoutError:
+            pass
+
+    async def seek(self: Any, partition: TP, offset: int) -> None:
+        seeks.append((partition, offset))
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "getmany", fetch)
+    monkeypatch.setattr(faust_aiokafka.Consumer, "perform_seek", faust_seek)
+    monkeypatch.setattr(faust_aiokafka.Consumer, "seek", seek)
+    monkeypatch.setattr(app.consumer, "assignment", lambda: {tp})
+    app.applied_positions = lambda tps: {tp: 3}  # type: ignore[attr-defined]
+
+    async def main() -> list[int]:
+        await app.topics._update_indices()
+        app.flow_control.resume()  # recovery has resumed the flow by then
+        await app.consumer.perform_seek()
+        async for _ in app.consumer.getmany(1.0):  # the fetch taken before the move
+            pass
+        return [m.offset for m in await buffer.take(10, 0.0, app.consumer)]
+
+    assert asyncio.run(main()) == [3, 4, 5, 6, 7]
+    assert early == [] and seeks == [(tp, 3)]
