@@ -64,6 +64,7 @@ from finpulse.streams.worker.notifier import add_notifier_agent
 from finpulse.streams.worker.pipeline import Pipeline
 from finpulse.streams.worker.runtime import Runtime
 from finpulse.streams.worker.silence_feed import SilenceFeed
+from finpulse.streams.worker.startup import StartupClock
 from finpulse.streams.worker.table_state import FaustTableState
 from finpulse.streams.worker.table_store import (
     rocksdb_options,
@@ -118,18 +119,20 @@ def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
     )
 
 
-def build_app(settings: Settings) -> faust.App:
+def build_app(settings: Settings, startup: StartupClock | None = None) -> faust.App:
     """A Faust app consuming the three input topics and the internal one (at-least-once,
-    batched).
+    batched); ``startup`` notes its start-up milestones (:mod:`.startup`, in the stats).
 
     >>> app = build_app(Settings())
     >>> sorted(a.split(".")[-1] for a in app.agents)
     ['channel_minute', 'feedback', 'interaction', 'transaction']
     """
+    startup = startup or StartupClock()
     app = FinpulseApp(
         settings.app_id,
         fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
         intake_buffer_max=settings.stream_intake_buffer_max,
+        startup=startup,
         broker=settings.broker_url,
         broker_credentials=broker_credentials(settings),
         value_serializer="raw",
@@ -194,7 +197,10 @@ def build_app(settings: Settings) -> faust.App:
             t.forget()  # partitions may have moved: cached records may be stale
         assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic in INPUT_TOPICS}
         applied = commit_log.redo(table_entries(commits), assigned, targets)
-        runtime.recovery_s = round(recovery_seconds(app) or 0.0, 2)
+        recovery_s = recovery_seconds(app) or 0.0
+        runtime.recovery_s = round(recovery_s, 2)
+        startup.mark_at("recovery_started", time.time() - recovery_s)
+        startup.mark("recovered")
         log.info(
             "recovered partitions %s in %.2f s; %d records redone",
             sorted(assigned),
@@ -219,6 +225,7 @@ def build_app(settings: Settings) -> faust.App:
         pipeline,
         commit_log_topic=commits.changelog_topic.get_topic_name(),
         log_stored=lambda entries, offsets: store_entries(commits, entries, offsets),
+        startup=startup,
     )
     runtime.gc_pauses = GcPauses().install()
     lag = LagMonitor(

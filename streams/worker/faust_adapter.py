@@ -32,10 +32,12 @@ What goes through the seam:
 - **Table stores.** The memory store's dict of a table, or the RocksDB databases (one per
   changelog partition) of its ``rocksdb://`` store, written directly
   (:mod:`finpulse.streams.worker.table_store`).
+- **Start-up milestones** of the table manager (:class:`FinpulseTableManager`): the tables
+  started, the partitions assigned.
 
 >>> app = FinpulseApp("doc", broker="kafka://localhost:9092", fetch_max_wait_ms=40)
->>> type(app.transport).__name__, app.fetch_max_wait_ms
-('FinpulseTransport', 40)
+>>> type(app.transport).__name__, app.fetch_max_wait_ms, type(app.tables).__name__
+('FinpulseTransport', 40, 'FinpulseTableManager')
 """
 
 from __future__ import annotations
@@ -48,12 +50,14 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import faust
+from faust.tables import TableManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from finpulse.config.settings import Settings
 from finpulse.streams.worker.intake import BulkIntake
 from finpulse.streams.worker.positions import resume_positions
+from finpulse.streams.worker.startup import StartupClock
 
 log = logging.getLogger(__name__)
 
@@ -274,6 +278,26 @@ class FinpulseTransport(faust_aiokafka.Transport):
     Consumer = _Consumer
 
 
+class FinpulseTableManager(TableManager):
+    """Faust's table manager, marking ``tables_registered`` and ``partitions_assigned`` on
+    the app's start-up clock (:mod:`finpulse.streams.worker.startup`)."""
+
+    async def _update_channels(self) -> None:
+        await super()._update_channels()  # every table started (at start and on rebalances)
+        self._mark("tables_registered")
+
+    async def on_rebalance(
+        self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0
+    ) -> None:
+        self._mark("partitions_assigned")
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+
+    def _mark(self, phase: str) -> None:
+        startup: StartupClock | None = getattr(self.app, "startup", None)
+        if startup is not None:
+            startup.mark(phase)
+
+
 # The worker's default (FINPULSE_STREAM_INTAKE_BUFFER_MAX), for apps built without settings.
 _INTAKE_BUFFER_MAX: int = Settings.model_fields["stream_intake_buffer_max"].default
 
@@ -284,7 +308,8 @@ class FinpulseApp(faust.App):
     ``bulk_intake`` holds the intake buffers (``intake_buffer_max`` messages per topic) that
     agents subscribe with :meth:`finpulse.streams.worker.intake.BulkIntake.subscribe` while the app
     is built; ``applied_positions`` (set by the worker) gives, for assigned partitions, the
-    offset after the last one the state has applied.
+    offset after the last one the state has applied; ``startup`` notes the start-up
+    milestones (:class:`FinpulseTableManager`).
     """
 
     applied_positions: AppliedPositions | None = None
@@ -294,10 +319,13 @@ class FinpulseApp(faust.App):
         *args: Any,
         fetch_max_wait_ms: int = FAUST_FETCH_MAX_WAIT_MS,
         intake_buffer_max: int = _INTAKE_BUFFER_MAX,
+        startup: StartupClock | None = None,
         **kwargs: Any,
     ) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.bulk_intake = BulkIntake(intake_buffer_max, unacked_messages)
+        self.startup = startup or StartupClock()
+        kwargs.setdefault("TableManager", FinpulseTableManager)
         super().__init__(*args, **kwargs)
 
     def _new_transport(self) -> Any:

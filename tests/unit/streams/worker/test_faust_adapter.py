@@ -19,6 +19,7 @@ import aiokafka.client
 import faust
 import pytest
 from faust.stores import rocksdb as faust_rocksdb
+from faust.tables import manager as faust_tables
 from faust.tables import recovery as faust_recovery
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -55,6 +56,12 @@ PINNED: dict[str, tuple[Any, str, str]] = {
         faust_rocksdb.Store.revoke_partitions,
         "3f85447a24fc34ff",
         "a revoked partition's database leaves _dbs (rocksdb_databases(), kept by the store)",
+    ),
+    "faust TableManager._update_channels": (
+        faust_tables.TableManager._update_channels,
+        "88e3941facc934d6",
+        "starts every table and sets _tables_registered, which the conductor waits for "
+        "before it subscribes (FinpulseTableManager marks tables_registered after it)",
     ),
     "faust Recovery._add": (
         faust_recovery.Recovery._add,
@@ -309,3 +316,4 @@ def test_faust_drops_the_fetched_records_of_a_partition_not_active_when_iterated
         return len(buffer)
 
     assert asyncio.run(main()) == 0
+
