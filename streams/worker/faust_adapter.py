@@ -32,8 +32,11 @@ What goes through the seam:
 - **Table stores.** The memory store's dict of a table, or the RocksDB databases (one per
   changelog partition) of its ``rocksdb://`` store, written directly
   (:mod:`finpulse.streams.worker.table_store`).
-- **Start-up milestones** of the table manager (:class:`FinpulseTableManager`): the tables
-  started, the partitions assigned.
+- **Table start without Faust's wait.** Faust's table manager sleeps 1 s before it starts
+  the tables, so that tables declared late still make the first subscription; every finpulse
+  table is declared while the app is built, so :class:`FinpulseTableManager` starts them at
+  once (a table declared later would still fail loudly: "Too late to add tables"). It also
+  marks start-up milestones: the tables started, the partitions assigned.
 
 >>> app = FinpulseApp("doc", broker="kafka://localhost:9092", fetch_max_wait_ms=40)
 >>> type(app.transport).__name__, app.fetch_max_wait_ms, type(app.tables).__name__
@@ -279,8 +282,14 @@ class FinpulseTransport(faust_aiokafka.Transport):
 
 
 class FinpulseTableManager(TableManager):
-    """Faust's table manager, marking ``tables_registered`` and ``partitions_assigned`` on
-    the app's start-up clock (:mod:`finpulse.streams.worker.startup`)."""
+    """Faust's table manager, starting the tables without its 1 s wait (module text) and
+    marking ``tables_registered`` and ``partitions_assigned`` on the app's start-up clock
+    (:mod:`finpulse.streams.worker.startup`)."""
+
+    async def on_start(self) -> None:
+        if not self.should_stop:  # Faust's steps, without its ``sleep(1.0)`` before them
+            await self._update_channels()
+            await self.recovery.start()
 
     async def _update_channels(self) -> None:
         await super()._update_channels()  # every table started (at start and on rebalances)
@@ -308,8 +317,8 @@ class FinpulseApp(faust.App):
     ``bulk_intake`` holds the intake buffers (``intake_buffer_max`` messages per topic) that
     agents subscribe with :meth:`finpulse.streams.worker.intake.BulkIntake.subscribe` while the app
     is built; ``applied_positions`` (set by the worker) gives, for assigned partitions, the
-    offset after the last one the state has applied; ``startup`` notes the start-up
-    milestones (:class:`FinpulseTableManager`).
+    offset after the last one the state has applied; its tables start without Faust's wait
+    and ``startup`` notes the start-up milestones (:class:`FinpulseTableManager`).
     """
 
     applied_positions: AppliedPositions | None = None

@@ -57,6 +57,11 @@ PINNED: dict[str, tuple[Any, str, str]] = {
         "3f85447a24fc34ff",
         "a revoked partition's database leaves _dbs (rocksdb_databases(), kept by the store)",
     ),
+    "faust TableManager.on_start": (
+        faust_tables.TableManager.on_start,
+        "365dd25fbc0e0684",
+        "FinpulseTableManager.on_start: the same steps without the 1 s sleep before them",
+    ),
     "faust TableManager._update_channels": (
         faust_tables.TableManager._update_channels,
         "88e3941facc934d6",
@@ -317,3 +322,30 @@ def test_faust_drops_the_fetched_records_of_a_partition_not_active_when_iterated
 
     assert asyncio.run(main()) == 0
 
+
+def test_table_manager_runs_fausts_start_steps_without_its_wait_on_stubbed_steps(
+    tmp_path: Path,
+) -> None:
+    """Faust's table manager sleeps 1 s before starting the tables; ours runs the same two
+    steps at once. The steps are stubbed (starting the tables declares their changelog
+    topics on a broker); the worker integration tests run them for real."""
+    app = build_app(Settings(state_store="memory", data_dir=tmp_path))
+    manager = app.tables
+    assert isinstance(manager, faust_adapter.FinpulseTableManager)
+    steps: list[str] = []
+
+    async def update_channels() -> None:
+        steps.append("tables")
+
+    async def recovery_start() -> None:
+        steps.append("recovery")
+
+    async def start() -> float:
+        manager._update_channels = update_channels  # type: ignore[method-assign]
+        manager.recovery.start = recovery_start  # type: ignore[method-assign]
+        t0 = asyncio.get_running_loop().time()
+        await manager.on_start()
+        return asyncio.get_running_loop().time() - t0
+
+    assert asyncio.run(start()) < 0.5
+    assert steps == ["tables", "recovery"]
