@@ -35,8 +35,10 @@ What goes through the seam:
 - **Table start without Faust's wait.** Faust's table manager sleeps 1 s before it starts
   the tables, so that tables declared late still make the first subscription; every finpulse
   table is declared while the app is built, so :class:`FinpulseTableManager` starts them at
-  once (a table declared later would still fail loudly: "Too late to add tables"). It also
-  marks start-up milestones: the tables started, the partitions assigned.
+  once (a table declared later would still fail loudly: "Too late to add tables"). On an
+  assignment it opens the partitions' RocksDB databases in threads at once
+  (:func:`open_rocksdb_partitions`) before Faust's stores open them one by one on the event
+  loop, and it marks start-up milestones: the tables started, the partitions assigned.
 
 >>> app = FinpulseApp("doc", broker="kafka://localhost:9092", fetch_max_wait_ms=40)
 >>> type(app.transport).__name__, app.fetch_max_wait_ms, type(app.tables).__name__
@@ -49,7 +51,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 import faust
@@ -299,6 +301,8 @@ class FinpulseTableManager(TableManager):
         self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0
     ) -> None:
         self._mark("partitions_assigned")
+        standbys = self.app.assignor.assigned_standbys()
+        await open_rocksdb_partitions(self.values(), newly_assigned, standbys)
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
 
     def _mark(self, phase: str) -> None:
@@ -387,6 +391,36 @@ def rocksdb_partition(table: Any, partition: int) -> Any:
     """The RocksDB database of one changelog partition of a ``rocksdb://`` store (opened if
     it is not yet)."""
     return table.data._db_for_partition(partition)
+
+
+async def open_rocksdb_partitions(
+    tables: Iterable[Any], assigned: Collection[TP], standbys: Iterable[TP]
+) -> int:
+    """Open, in threads at once, the RocksDB databases that Faust's stores open one after
+    the other on the event loop when ``assigned`` comes (the active changelog partitions of
+    each ``rocksdb://`` table; ``standbys`` are read by Faust's recovery without a database
+    of their own); returns how many opened. Each open waits on the disk (its manifest and
+    options files are written and synced); a database that fails to open here is left to
+    Faust's store, which opens it again and retries a locked one.
+    """
+    skip = set(standbys)
+    jobs = [
+        (table, tp.partition)
+        for table in tables
+        if is_rocksdb(table)
+        for tp in assigned
+        if tp.topic in table.changelog_topic.topics and tp not in skip
+    ]
+    results = await asyncio.gather(
+        *(asyncio.to_thread(rocksdb_partition, table, p) for table, p in jobs),
+        return_exceptions=True,
+    )
+    for (table, partition), result in zip(jobs, results, strict=True):
+        if isinstance(result, Exception):
+            log.info("%s/%d not opened ahead (%s): left to Faust", table.name, partition, result)
+        elif isinstance(result, BaseException):
+            raise result
+    return sum(not isinstance(r, BaseException) for r in results)
 
 
 def rocksdb_offset_key(table: Any) -> bytes:

@@ -18,6 +18,7 @@ import aiokafka
 import aiokafka.client
 import faust
 import pytest
+from faust.assignor.partition_assignor import PartitionAssignor
 from faust.stores import rocksdb as faust_rocksdb
 from faust.tables import manager as faust_tables
 from faust.tables import recovery as faust_recovery
@@ -46,6 +47,17 @@ PINNED: dict[str, tuple[Any, str, str]] = {
         faust_rocksdb.Store.apply_changelog_batch,
         "ea3344d369fc4ab5",
         "recovery writes raw changelog keys and values per partition, as RocksTableStore.write",
+    ),
+    "faust rocksdb Store.assign_partitions": (
+        faust_rocksdb.Store.assign_partitions,
+        "34dc27ace6dd9160",
+        "open_rocksdb_partitions(): opens the same databases ahead (the active changelog "
+        "partitions newly assigned, standbys left out) through _db_for_partition",
+    ),
+    "faust PartitionAssignor.assigned_standbys": (
+        PartitionAssignor.assigned_standbys,
+        "c3cff09409143afd",
+        "open_rocksdb_partitions(): the standby partitions Faust opens no database for",
     ),
     "faust rocksdb Store.persisted_offset": (
         faust_rocksdb.Store.persisted_offset,
@@ -235,6 +247,40 @@ def test_a_rocksdb_table_exposes_its_partition_databases_and_offset_key(tmp_path
     assert (tmp_path / "state").is_dir()
     table.data.revoke_partitions(table, {TP(table.changelog_topic.get_topic_name(), 1)})
     assert databases == {} and faust_adapter.rocksdb_databases(table) is databases
+
+
+def test_assigned_rocksdb_partitions_open_ahead_in_threads_standbys_left_out(
+    tmp_path: Path,
+) -> None:
+    app = build_app(Settings(data_dir=tmp_path))
+    tables = [app.Table(name, default=None, partitions=3) for name in ("a", "b")]
+    topics = [t.changelog_topic.get_topic_name() for t in tables]
+    assigned = {TP(topic, p) for topic in topics for p in range(3)} | {TP("input", 0)}
+    standbys = {TP(topics[1], 2)}
+
+    opened = asyncio.run(faust_adapter.open_rocksdb_partitions(tables, assigned, standbys))
+    assert opened == 5
+    assert sorted(faust_adapter.rocksdb_databases(tables[0])) == [0, 1, 2]
+    assert sorted(faust_adapter.rocksdb_databases(tables[1])) == [0, 1]
+    db = faust_adapter.rocksdb_databases(tables[0])[1]
+    assert faust_adapter.rocksdb_partition(tables[0], 1) is db  # Faust's store finds it open
+
+
+def test_a_database_that_cannot_open_ahead_is_left_to_fausts_store(
+    tmp_path: Path, caplog: Any
+) -> None:
+    app = build_app(Settings(data_dir=tmp_path))
+    table = app.Table("locked", default=None, partitions=2)
+    topic = table.changelog_topic.get_topic_name()
+    holder = table.data.rocksdb_options.open(table.data.partition_path(0))  # holds its lock
+    caplog.set_level("INFO", logger=faust_adapter.__name__)
+    try:
+        assigned = {TP(topic, 0), TP(topic, 1)}
+        opened = asyncio.run(faust_adapter.open_rocksdb_partitions([table], assigned, set()))
+    finally:
+        holder.close()
+    assert opened == 1 and sorted(faust_adapter.rocksdb_databases(table)) == [1]
+    assert "locked/0 not opened ahead" in caplog.text
 
 
 def _consumer(acks: bool = True) -> Any:
