@@ -77,10 +77,14 @@ def _services(settings: Settings, args: argparse.Namespace) -> int:
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from finpulse.streams.worker.launch import freeze_startup_heap, make_worker, tune_gc
+    from finpulse.streams.worker.startup import StartupClock
 
+    startup = StartupClock()  # the milestones of the start, in the worker's stats
+    startup.mark("settings_read")
     tune_gc(settings)
-    worker = make_worker(settings, args.loglevel)
+    worker = make_worker(settings, args.loglevel, startup)
     freeze_startup_heap()
+    startup.mark("heap_frozen")
     worker.execute_from_commandline()
     return 0
 

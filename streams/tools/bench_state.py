@@ -13,7 +13,8 @@ Each run starts a fresh broker, a fresh ClickHouse database and one worker with
 3. **restart on the same host**: the worker stops (SIGTERM); a new one starts on the same
    state directory and one probe event is produced at once; ``restart_s`` runs from the
    process start to the worker's first processed event (its stats file, written every
-   0.1 s here), resident memory then;
+   0.1 s here), resident memory then, and the worker's own start-up milestones
+   (``restart_phases_s``, :mod:`finpulse.streams.worker.startup`);
 4. **fresh state directory**: the same with an empty state directory, so the state comes
    from the changelog alone: ``rebuild_s`` and keys rebuilt per second.
 
@@ -83,10 +84,12 @@ class StateRun:
     restart_s: float = 0.0  # same state directory: process start -> first event
     restart_recovery_s: float = 0.0  # of which reading the changelogs and redo (the worker's)
     restart_rss_mb: float = 0.0
+    restart_phases_s: dict[str, float] = field(default_factory=dict)  # the worker's milestones
     rebuild_s: float = 0.0  # empty state directory: process start -> first event
     rebuild_recovery_s: float = 0.0
     rebuild_keys_per_s: float = 0.0  # changelog keys / rebuild_recovery_s
     rebuild_rss_mb: float = 0.0
+    rebuild_phases_s: dict[str, float] = field(default_factory=dict)
     reconciled: bool = False
     issues: list[str] = field(default_factory=list)
 
@@ -246,13 +249,17 @@ class StateBench:
             worker.stop()
             # same host: the state directory of the stopped worker
             worker = self._worker(settings, folder / "state-a", f"{name}-restart")
-            run.restart_s, run.restart_recovery_s = self._first_event(settings, worker, 0)
+            run.restart_s, run.restart_recovery_s, run.restart_phases_s = self._first_event(
+                settings, worker, 0
+            )
             run.restart_rss_mb = _memory(worker)[0]
             worker.stop()
             produced += 1
             # new host: an empty state directory
             worker = self._worker(settings, folder / "state-b", f"{name}-rebuild")
-            run.rebuild_s, run.rebuild_recovery_s = self._first_event(settings, worker, 1)
+            run.rebuild_s, run.rebuild_recovery_s, run.rebuild_phases_s = self._first_event(
+                settings, worker, 1
+            )
             run.rebuild_keys_per_s = round(run.changelog_keys / max(run.rebuild_recovery_s, 0.01))
             run.rebuild_rss_mb = _memory(worker)[0]
             produced += 1
@@ -275,10 +282,11 @@ class StateBench:
 
     def _first_event(
         self, settings: Settings, worker: WorkerProcess, probe: int
-    ) -> tuple[float, float]:
+    ) -> tuple[float, float, dict[str, float]]:
         """Seconds from the worker's start to its first processed event (a probe: a new
         transaction of customer 0, whose state the worker reads, sent right after start),
-        and the seconds of that spent in table recovery, by the worker's own count."""
+        the seconds of that spent in table recovery, by the worker's own count, and the
+        worker's start-up milestones."""
         started = time.monotonic()  # the process was started just before
         customer = "s-0000000"
         value = {**_probe_event(customer), "event_id": f"probe-{probe}"}
@@ -286,7 +294,8 @@ class StateBench:
         stats = worker.wait_for(
             lambda s: s.get("processed", 0) >= 1, RESTART_TIMEOUT_S, "a first event"
         )
-        return round(time.monotonic() - started, 2), float(stats.get("recovery_s", 0.0))
+        recovery_s = float(stats.get("recovery_s", 0.0))
+        return round(time.monotonic() - started, 2), recovery_s, stats.get("startup_phases_s", {})
 
 
 def _probe_event(customer: str) -> dict[str, Any]:

@@ -68,6 +68,7 @@ from finpulse.streams.worker.notifier import add_notifier_agent
 from finpulse.streams.worker.pipeline import Pipeline
 from finpulse.streams.worker.runtime import Runtime
 from finpulse.streams.worker.silence_feed import SilenceFeed
+from finpulse.streams.worker.startup import StartupClock
 from finpulse.streams.worker.table_state import FaustTableState
 from finpulse.streams.worker.table_store import (
     rocksdb_options,
@@ -125,20 +126,22 @@ def default_stages(settings: Settings, state: StateFactory) -> Sequence[Stage]:
     )
 
 
-def build_app(settings: Settings) -> faust.App:
+def build_app(settings: Settings, startup: StartupClock | None = None) -> faust.App:
     """A Faust app consuming the three input topics and the internal ones (at-least-once,
-    batched).
+    batched); ``startup`` notes its start-up milestones (:mod:`.startup`, in the stats).
 
     >>> app = build_app(Settings())
     >>> sorted(a.split(".")[-1] for a in app.agents)  # doctest: +NORMALIZE_WHITESPACE
     ['channel_minute', 'feedback', 'interaction', 'model_detection', 'model_input_minute',
      'transaction']
     """
+    startup = startup or StartupClock()
     app = FinpulseApp(
         settings.app_id,
         kafka_options=aiokafka_options(settings),
         fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
         intake_buffer_max=settings.stream_intake_buffer_max,
+        startup=startup,
         broker=settings.broker_url,
         broker_credentials=broker_credentials(settings),
         value_serializer="raw",
@@ -203,7 +206,10 @@ def build_app(settings: Settings) -> faust.App:
             t.forget()  # partitions may have moved: cached records may be stale
         assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic in INPUT_TOPICS}
         applied = commit_log.redo(table_entries(commits), assigned, targets)
-        runtime.recovery_s = round(recovery_seconds(app) or 0.0, 2)
+        recovery_s = recovery_seconds(app) or 0.0
+        runtime.recovery_s = round(recovery_s, 2)
+        startup.mark_at("recovery_started", time.time() - recovery_s)
+        startup.mark("recovered")
         log.info(
             "recovered partitions %s in %.2f s; %d records redone",
             sorted(assigned),
@@ -228,6 +234,7 @@ def build_app(settings: Settings) -> faust.App:
         pipeline,
         commit_log_topic=commits.changelog_topic.get_topic_name(),
         log_stored=lambda entries, offsets: store_entries(commits, entries, offsets),
+        startup=startup,
     )
     runtime.gc_pauses = GcPauses().install()
     lag = LagMonitor(

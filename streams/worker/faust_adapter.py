@@ -38,22 +38,31 @@ What goes through the seam:
   the RocksDB databases (one per changelog partition Faust holds open) of its
   ``rocksdb://`` store, written directly (:mod:`finpulse.streams.worker.table_store`); the
   partitions held as standby replicas.
+- **Table start without Faust's wait.** Faust's table manager sleeps 1 s before it starts
+  the tables, so that tables declared late still make the first subscription; every finpulse
+  table is declared while the app is built, so :class:`FinpulseTableManager` starts them at
+  once (a table declared later would still fail loudly: "Too late to add tables"). On an
+  assignment it opens the partitions' RocksDB databases in threads at once
+  (:func:`open_rocksdb_partitions`) before Faust's stores open them one by one on the event
+  loop, and it marks start-up milestones: the tables started, the partitions assigned.
 
 >>> options = {"bootstrap_servers": ["localhost:9092"]}
 >>> app = FinpulseApp("doc", broker="kafka://localhost:9092", kafka_options=options,
 ...                   fetch_max_wait_ms=40)
->>> type(app.transport).__name__, app.fetch_max_wait_ms
-('FinpulseTransport', 40)
+>>> type(app.transport).__name__, app.fetch_max_wait_ms, type(app.tables).__name__
+('FinpulseTransport', 40, 'FinpulseTableManager')
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 import faust
+from faust.tables import TableManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
@@ -62,6 +71,7 @@ from finpulse.streams.worker.broker_probe import BrokerProbe
 from finpulse.streams.worker.intake import BulkIntake, IntakeBuffer
 from finpulse.streams.worker.positions import resume_positions
 from finpulse.streams.worker.skipped_offsets import SkippedOffsets
+from finpulse.streams.worker.startup import StartupClock
 
 log = logging.getLogger(__name__)
 
@@ -310,6 +320,34 @@ class FinpulseTransport(faust_aiokafka.Transport):
     Consumer = _Consumer
 
 
+class FinpulseTableManager(TableManager):
+    """Faust's table manager, starting the tables without its 1 s wait (module text) and
+    marking ``tables_registered`` and ``partitions_assigned`` on the app's start-up clock
+    (:mod:`finpulse.streams.worker.startup`)."""
+
+    async def on_start(self) -> None:
+        if not self.should_stop:  # Faust's steps, without its ``sleep(1.0)`` before them
+            await self._update_channels()
+            await self.recovery.start()
+
+    async def _update_channels(self) -> None:
+        await super()._update_channels()  # every table started (at start and on rebalances)
+        self._mark("tables_registered")
+
+    async def on_rebalance(
+        self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0
+    ) -> None:
+        self._mark("partitions_assigned")
+        standbys = self.app.assignor.assigned_standbys()
+        await open_rocksdb_partitions(self.values(), newly_assigned, standbys)
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+
+    def _mark(self, phase: str) -> None:
+        startup: StartupClock | None = getattr(self.app, "startup", None)
+        if startup is not None:
+            startup.mark(phase)
+
+
 # The worker's default (FINPULSE_STREAM_INTAKE_BUFFER_MAX), for apps built without settings.
 _INTAKE_BUFFER_MAX: int = Settings.model_fields["stream_intake_buffer_max"].default
 
@@ -323,7 +361,8 @@ class FinpulseApp(faust.App):
     offset after the last one the state has applied. ``kafka_options`` are the connection
     options of the app's own aiokafka clients (``aiokafka_options(settings)``): the
     probes, among them ``broker_probe``, started on its first question and stopped with
-    the app.
+    the app. Its tables start without Faust's wait, and ``startup`` notes the start-up
+    milestones (:class:`FinpulseTableManager`).
     """
 
     applied_positions: AppliedPositions | None = None
@@ -334,11 +373,14 @@ class FinpulseApp(faust.App):
         kafka_options: Mapping[str, object],
         fetch_max_wait_ms: int = FAUST_FETCH_MAX_WAIT_MS,
         intake_buffer_max: int = _INTAKE_BUFFER_MAX,
+        startup: StartupClock | None = None,
         **kwargs: Any,
     ) -> None:
         self.kafka_options = kafka_options
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.bulk_intake = BulkIntake(intake_buffer_max, unacked_messages)
+        self.startup = startup or StartupClock()
+        kwargs.setdefault("TableManager", FinpulseTableManager)
         super().__init__(*args, **kwargs)
         self._broker_probe: BrokerProbe | None = None
 
@@ -413,6 +455,43 @@ def standby_partitions(table: Any) -> set[int]:
     databases are written by recovery alone)."""
     topic = table.changelog_topic.get_topic_name()
     return {tp.partition for tp in table.app.assignor.assigned_standbys() if tp.topic == topic}
+
+
+async def open_rocksdb_partitions(
+    tables: Iterable[Any], assigned: Collection[TP], standbys: Iterable[TP]
+) -> int:
+    """Open, in threads at once, the RocksDB databases that Faust's stores open one after
+    the other on the event loop when ``assigned`` comes (the active changelog partitions of
+    each ``rocksdb://`` table; ``standbys`` are read by Faust's recovery without a database
+    of their own); returns how many opened. Each open waits on the disk (its manifest and
+    options files are written and synced); a database that fails to open here is left to
+    Faust's store, which opens it again and retries a locked one.
+    """
+    skip = set(standbys)
+    jobs = [
+        (table, tp.partition)
+        for table in tables
+        if is_rocksdb(table)
+        for tp in assigned
+        if tp.topic in table.changelog_topic.topics and tp not in skip
+    ]
+    results = await asyncio.gather(
+        *(asyncio.to_thread(open_rocksdb_partition, table, p) for table, p in jobs),
+        return_exceptions=True,
+    )
+    for (table, partition), result in zip(jobs, results, strict=True):
+        if isinstance(result, Exception):
+            log.info("%s/%d not opened ahead (%s): left to Faust", table.name, partition, result)
+        elif isinstance(result, BaseException):
+            raise result
+    return sum(not isinstance(r, BaseException) for r in results)
+
+
+def open_rocksdb_partition(table: Any, partition: int) -> Any:
+    """The RocksDB database of one changelog partition of a ``rocksdb://`` store, opened if
+    it is not yet: for :func:`open_rocksdb_partitions` at an assignment only (the commits
+    write only databases Faust holds open, :mod:`finpulse.streams.worker.table_store`)."""
+    return table.data._db_for_partition(partition)
 
 
 def rocksdb_offset_key(table: Any) -> bytes:

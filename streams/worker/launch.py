@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from finpulse.config.settings import Settings
+from finpulse.streams.worker.startup import StartupClock
 
 
 def quiet_worker(app: Any, loglevel: str) -> Any:
@@ -26,11 +27,16 @@ def quiet_worker(app: Any, loglevel: str) -> Any:
     return worker
 
 
-def make_worker(settings: Settings, loglevel: str) -> Any:
-    """The worker of :func:`finpulse.streams.worker.app.build_app` (see :func:`quiet_worker`)."""
+def make_worker(settings: Settings, loglevel: str, startup: StartupClock | None = None) -> Any:
+    """The worker of :func:`finpulse.streams.worker.app.build_app` (see :func:`quiet_worker`);
+    ``startup`` notes when its modules are imported and its app is built."""
+    startup = startup or StartupClock()
     from finpulse.streams.worker.app import build_app
 
-    return quiet_worker(build_app(settings), loglevel)
+    startup.mark("imported")
+    app = build_app(settings, startup)
+    startup.mark("app_built")
+    return quiet_worker(app, loglevel)
 
 
 def tune_gc(settings: Settings) -> None:

@@ -11,7 +11,9 @@ position lives in the models and in their checkpoints.
 
 ``caught_up`` is set once the models have learned the stream up to the end a fetch
 reported (its high watermark, right on every broker): a starting worker waits for it
-before its first batch, so it scores with the model the others hold.
+before its first batch, so it scores with the model the others hold. Until then the feed
+looks at the high watermark after every ``CATCH_UP_POLL_MS``: a wait for records of up
+to ``POLL_MS`` would hold the first batch that long when the stream is already learned.
 
 What the stream no longer holds is said, never passed over in silence (:meth:`follow`):
 
@@ -43,6 +45,9 @@ from finpulse.streams.core.batch import BatchOutput, LearningStage
 log = logging.getLogger(__name__)
 
 Submit = Callable[[BatchOutput], object]
+
+POLL_MS = 500  # longest wait for records once caught up
+CATCH_UP_POLL_MS = 20  # until caught up
 
 
 class LearningFeed:
@@ -90,7 +95,8 @@ class LearningFeed:
                 consumer.seek(tp, start)
                 log.info("learning %s from offset %d", topic, start)
                 while True:
-                    batches = await consumer.getmany(tp, timeout_ms=500)
+                    poll_ms = POLL_MS if self.caught_up.is_set() else CATCH_UP_POLL_MS
+                    batches = await consumer.getmany(tp, timeout_ms=poll_ms)
                     records = batches.get(tp, [])
                     again = self.follow(
                         records, await consumer.position(tp), consumer.highwater(tp)

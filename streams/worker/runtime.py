@@ -28,6 +28,7 @@ from finpulse.streams.core.topics import ALERTS
 from finpulse.streams.worker.committer import Committer, LogStored, Publisher
 from finpulse.streams.worker.gc_pauses import GcPauses
 from finpulse.streams.worker.pipeline import Pipeline
+from finpulse.streams.worker.startup import StartupClock
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,10 @@ class Runtime:
         sinks: dict[str, Sink] | None = None,
         commit_log_topic: str | None = None,
         log_stored: LogStored | None = None,
+        startup: StartupClock | None = None,
     ) -> None:
         self.settings = settings
+        self.startup = startup or StartupClock()
         self.pipeline = pipeline
         self.publish = publish
         self.sinks: dict[str, Sink] = {} if sinks is None else sinks
@@ -124,6 +127,7 @@ class Runtime:
 
     async def _restore_and_catch_up(self) -> None:
         await self.restore_models()
+        self.startup.mark("models_restored")
         for catch_up in self.catch_ups:
             try:
                 await asyncio.wait_for(catch_up(), CATCH_UP_WAIT_S)
@@ -133,6 +137,7 @@ class Runtime:
                     "with the model as it is",
                     CATCH_UP_WAIT_S,
                 )
+        self.startup.mark("learning_caught_up")
 
     async def _restore_with_retries(self) -> None:
         delay_s = 0.5
@@ -148,6 +153,7 @@ class Runtime:
 
     def process(self, kind: str, records: Sequence[RawRecord]) -> BatchOutput:
         """Run the pipeline on one batch (CPU only: the committer does the I/O)."""
+        self.startup.mark("first_batch")
         started = time.perf_counter()
         out = self.pipeline.process(kind, records)
         self.record("process_ms", (time.perf_counter() - started) * 1000)
@@ -159,6 +165,8 @@ class Runtime:
         events only, not the worker's own channel minutes."""
         if kind in EVENT_TABLES:
             self.processed += out.valid_count
+            if out.valid_count or out.deadletters:
+                self.startup.mark("first_commit")
         self.deadlettered += len(out.deadletters)
         self.alerts_published += sum(m.topic == ALERTS for m in out.messages)
         if out.deadletters:
@@ -191,6 +199,8 @@ class Runtime:
             "sink_retries": retries,
             "restore_retries": self.restore_retries,
             "recovery_s": self.recovery_s,
+            # seconds from the process start to each start-up milestone (.startup)
+            "startup_phases_s": dict(self.startup.phases),
             "alerts_published": self.alerts_published,
             "alerts_silenced": sum(getattr(s, "silenced", 0) for s in self.pipeline.stages),
             "silences": sum(len(getattr(s, "silences", ())) for s in self.pipeline.stages),

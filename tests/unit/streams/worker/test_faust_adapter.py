@@ -22,6 +22,7 @@ from aiokafka.consumer import fetcher as aiokafka_fetcher
 from faust.assignor.partition_assignor import PartitionAssignor
 from faust.stores import memory as faust_memory
 from faust.stores import rocksdb as faust_rocksdb
+from faust.tables import manager as faust_tables
 from faust.tables import recovery as faust_recovery
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -44,11 +45,6 @@ PINNED: dict[str, tuple[Any, str, str]] = {
         "Faust's assignment opens a partition's database into _dbs: the only databases "
         "a commit writes (table_store.writable_databases())",
     ),
-    "faust rocksdb Store.assign_partitions": (
-        faust_rocksdb.Store.assign_partitions,
-        "34dc27ace6dd9160",
-        "opens the databases of assigned active partitions, standbys left to recovery",
-    ),
     "faust rocksdb Store._get": (
         faust_rocksdb.Store._get,
         "7ae8dfd6d7754a59",
@@ -64,11 +60,6 @@ PINNED: dict[str, tuple[Any, str, str]] = {
         "a00bef343e139602",
         "drops the keys of partitions no longer active, by _key_partition",
     ),
-    "faust PartitionAssignor.assigned_standbys": (
-        PartitionAssignor.assigned_standbys,
-        "c3cff09409143afd",
-        "standby_partitions(): databases a commit leaves to recovery",
-    ),
     "faust rocksdb Store._visible_keys": (
         faust_rocksdb.Store._visible_keys,
         "28b3c24a6884cbcd",
@@ -79,6 +70,18 @@ PINNED: dict[str, tuple[Any, str, str]] = {
         "ea3344d369fc4ab5",
         "recovery writes raw changelog keys and values per partition, as RocksTableStore.write",
     ),
+    "faust rocksdb Store.assign_partitions": (
+        faust_rocksdb.Store.assign_partitions,
+        "34dc27ace6dd9160",
+        "opens the databases of assigned active partitions, standbys left to recovery; "
+        "open_rocksdb_partitions() opens the same ahead through _db_for_partition",
+    ),
+    "faust PartitionAssignor.assigned_standbys": (
+        PartitionAssignor.assigned_standbys,
+        "c3cff09409143afd",
+        "standby_partitions(): databases a commit leaves to recovery; "
+        "open_rocksdb_partitions(): the standby partitions Faust opens no database for",
+    ),
     "faust rocksdb Store.persisted_offset": (
         faust_rocksdb.Store.persisted_offset,
         "6f2e502fb86043a1",
@@ -88,6 +91,17 @@ PINNED: dict[str, tuple[Any, str, str]] = {
         faust_rocksdb.Store.revoke_partitions,
         "3f85447a24fc34ff",
         "a revoked partition's database leaves _dbs (rocksdb_databases(), kept by the store)",
+    ),
+    "faust TableManager.on_start": (
+        faust_tables.TableManager.on_start,
+        "365dd25fbc0e0684",
+        "FinpulseTableManager.on_start: the same steps without the 1 s sleep before them",
+    ),
+    "faust TableManager._update_channels": (
+        faust_tables.TableManager._update_channels,
+        "88e3941facc934d6",
+        "starts every table and sets _tables_registered, which the conductor waits for "
+        "before it subscribes (FinpulseTableManager marks tables_registered after it)",
     ),
     "faust Recovery._add": (
         faust_recovery.Recovery._add,
@@ -310,6 +324,40 @@ def test_a_rocksdb_table_exposes_its_partition_databases_and_offset_key(tmp_path
     assert databases == {} and faust_adapter.rocksdb_databases(table) is databases
 
 
+def test_assigned_rocksdb_partitions_open_ahead_in_threads_standbys_left_out(
+    tmp_path: Path,
+) -> None:
+    app = build_app(Settings(data_dir=tmp_path))
+    tables = [app.Table(name, default=None, partitions=3) for name in ("a", "b")]
+    topics = [t.changelog_topic.get_topic_name() for t in tables]
+    assigned = {TP(topic, p) for topic in topics for p in range(3)} | {TP("input", 0)}
+    standbys = {TP(topics[1], 2)}
+
+    opened = asyncio.run(faust_adapter.open_rocksdb_partitions(tables, assigned, standbys))
+    assert opened == 5
+    assert sorted(faust_adapter.rocksdb_databases(tables[0])) == [0, 1, 2]
+    assert sorted(faust_adapter.rocksdb_databases(tables[1])) == [0, 1]
+    db = faust_adapter.rocksdb_databases(tables[0])[1]
+    assert faust_adapter.open_rocksdb_partition(tables[0], 1) is db  # Faust's store finds it open
+
+
+def test_a_database_that_cannot_open_ahead_is_left_to_fausts_store(
+    tmp_path: Path, caplog: Any
+) -> None:
+    app = build_app(Settings(data_dir=tmp_path))
+    table = app.Table("locked", default=None, partitions=2)
+    topic = table.changelog_topic.get_topic_name()
+    holder = table.data.rocksdb_options.open(table.data.partition_path(0))  # holds its lock
+    caplog.set_level("INFO", logger=faust_adapter.__name__)
+    try:
+        assigned = {TP(topic, 0), TP(topic, 1)}
+        opened = asyncio.run(faust_adapter.open_rocksdb_partitions([table], assigned, set()))
+    finally:
+        holder.close()
+    assert opened == 1 and sorted(faust_adapter.rocksdb_databases(table)) == [1]
+    assert "locked/0 not opened ahead" in caplog.text
+
+
 def _consumer(acks: bool = True) -> Any:
     return SimpleNamespace(
         _read_offset={TP("t", 0): None},
@@ -524,3 +572,31 @@ def test_a_fetch_taken_before_the_resume_move_is_neither_taken_nor_kept_below_it
 
     assert asyncio.run(main()) == [3, 4, 5, 6, 7]
     assert early == [] and seeks == [(tp, 3)]
+
+
+def test_table_manager_runs_fausts_start_steps_without_its_wait_on_stubbed_steps(
+    tmp_path: Path,
+) -> None:
+    """Faust's table manager sleeps 1 s before starting the tables; ours runs the same two
+    steps at once. The steps are stubbed (starting the tables declares their changelog
+    topics on a broker); the worker integration tests run them for real."""
+    app = build_app(Settings(state_store="memory", data_dir=tmp_path))
+    manager = app.tables
+    assert isinstance(manager, faust_adapter.FinpulseTableManager)
+    steps: list[str] = []
+
+    async def update_channels() -> None:
+        steps.append("tables")
+
+    async def recovery_start() -> None:
+        steps.append("recovery")
+
+    async def start() -> float:
+        manager._update_channels = update_channels  # type: ignore[method-assign]
+        manager.recovery.start = recovery_start  # type: ignore[method-assign]
+        t0 = asyncio.get_running_loop().time()
+        await manager.on_start()
+        return asyncio.get_running_loop().time() - t0
+
+    assert asyncio.run(start()) < 0.5
+    assert steps == ["tables", "recovery"]
