@@ -81,17 +81,23 @@ def record_input(part: InputMinutes, ts_ms: int, amount: float, velocity: float)
         part.watermark_ms = ts_ms
 
 
+MINUTES_PER_MESSAGE = 1440  # a day of minutes: the most one message holds (ModelInputMinutes)
+
+
 def close_inputs(
     part: InputMinutes, model: str, source: int, *, grace_ms: int, partitions: int
 ) -> Outgoing | None:
     """The message of the minutes the partition's watermark closed (their end plus the grace
-    passed), taken out of ``part``; ``None`` when none closed. Sent with or without
+    passed; at most ``MINUTES_PER_MESSAGE`` from the first open one, the rest left for the
+    next call), taken out of ``part``; ``None`` when none closed. Sent with or without
     transactions: the owner learns how far the partition has closed."""
     if part.watermark_ms is None:
         return None
     closable = minute_of(part.watermark_ms - grace_ms - MINUTE_MS)
     if part.closed_minute_ms is not None and closable <= part.closed_minute_ms:
         return None  # the common case within a minute
+    if part.open:  # at most a message's worth; the rest closes with the next batch
+        closable = min(closable, min(part.open) + (MINUTES_PER_MESSAGE - 1) * MINUTE_MS)
     done = {m: c for m, c in part.open.items() if m <= closable}
     part.open = {m: c for m, c in part.open.items() if m > closable}
     part.closed_minute_ms = closable

@@ -182,3 +182,18 @@ def test_the_sums_are_sent_short_enough_to_pass_the_card_number_masking():
     pipeline = Pipeline(Settings(topic_partitions=2), lambda s, st: ())
     out = pipeline.process("model_input_minute", [RawRecord(MODEL_INPUTS, 0, 0, sent.value)])
     assert out.deadletters == [] and out.valid_count == 1
+
+
+def test_more_than_a_day_of_open_minutes_closes_a_day_per_message_and_loses_none() -> None:
+    # a partition whose event time jumps by days in one batch (a replay, a backlog)
+    part = InputMinutes()
+    start = 1_767_600_000_000
+    for k in range(1700):
+        record_input(part, start + k * 60_000, 1.0, 1.0)
+    record_input(part, start + 4 * 86_400_000, 1.0, 1.0)
+    sent = []
+    while (out := close_inputs(part, "risk", 0, grace_ms=20_000, partitions=2)) is not None:
+        sent.append(json.loads(out.value))
+    assert [len(m["minutes"]) for m in sent] == [1440, 260, 0]  # the last: closed through
+    assert sum(c["transactions"] for m in sent for c in m["minutes"]) == 1700
+    assert len({m["event_id"] for m in sent}) == 3
