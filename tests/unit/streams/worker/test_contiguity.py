@@ -54,9 +54,11 @@ def _check(
     applied: Callable[[int], int | None] | dict[int, int],
     broker: Broker,
     committed: dict[int, int] | None = None,
+    skipped: SkippedOffsets | None = None,
 ) -> Contiguity:
     """``applied``: the last offset applied per partition, or the offset after it;
-    ``committed``: the group's committed offsets (a partition without one starts at 0)."""
+    ``committed``: the group's committed offsets (a partition without one starts at 0);
+    ``skipped``: what the worker consumer's fetches passed over."""
     if isinstance(applied, dict):
         last = applied
         applied = lambda p: last[p] + 1 if p in last else None  # noqa: E731
@@ -68,6 +70,7 @@ def _check(
         broker.seek,
         broker.release,
         lambda: broker.generation,
+        skipped=skipped,
     )
 
 
@@ -181,16 +184,7 @@ def test_gaps_the_worker_fetches_passed_over_need_no_question_and_dropped_record
         fetched.note({T0: [Msg(0, o) for o in offsets]}, fetched.epoch)
     broker = Broker({0: [o for o in range(30) if o not in (5, 20)]})
     applied = {0: -1}
-    check = Contiguity(
-        TRANSACTIONS,
-        lambda p: applied[p] + 1,
-        lambda p: 0,
-        broker.held_offsets,
-        broker.seek,
-        broker.release,
-        lambda: broker.generation,
-        skipped=fetched,
-    )
+    check = _check(lambda p: applied[p] + 1, broker, skipped=fetched)
 
     async def take(offsets: list[int]) -> list[int]:
         admitted = [m.offset for m in await check.admit(_msgs(0, offsets))]
@@ -241,16 +235,7 @@ def test_a_re_read_that_starts_where_the_records_left_out_ended_is_not_taken_as_
     # brings 32, the offset a fetch from before the seek would have brought next
     fetched = SkippedOffsets()
     broker = Broker({0: range(10, 40)})
-    check = Contiguity(
-        TRANSACTIONS,
-        lambda p: 10,
-        lambda p: 0,
-        broker.held_offsets,
-        broker.seek,
-        broker.release,
-        lambda: broker.generation,
-        skipped=fetched,
-    )
+    check = _check(lambda p: 10, broker, skipped=fetched)
 
     async def scenario() -> list[Sequence[Msg]]:
         left = await check.admit(_msgs(0, [30, 31]))
